@@ -1,0 +1,21 @@
+# Turns the numbered migrations in sql/ into a C source file, so the contimg
+# binary carries its schema and `contimg db migrate` needs no install tree.
+# Invoked as: cmake -DSQL_DIR=... -DOUT=... -P embed.cmake
+file(GLOB migrations RELATIVE "${SQL_DIR}" "${SQL_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
+list(SORT migrations)
+set(body "/* Generated from sql/ by sql/embed.cmake; do not edit. */\n#include \"migrate.h\"\n\n")
+set(table "")
+foreach(name IN LISTS migrations)
+  string(REGEX MATCH "^([0-9][0-9][0-9][0-9])_(.*)\\.sql$" _ "${name}")
+  set(version "${CMAKE_MATCH_1}")
+  string(REGEX REPLACE "^0+" "" version_int "${version}")
+  file(READ "${SQL_DIR}/${name}" hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char sql_${version}[] = {${bytes}0x00};\n")
+  string(APPEND table "    {${version_int}, \"${name}\", sql_${version}},\n")
+endforeach()
+string(APPEND body "\nconst ct_migration ct_migrations[] = {\n${table}};\n")
+list(LENGTH migrations count)
+string(APPEND body "const size_t ct_migration_count = ${count};\n")
+file(WRITE "${OUT}.tmp" "${body}")
+file(RENAME "${OUT}.tmp" "${OUT}")

@@ -1,0 +1,67 @@
+/*
+ * cli_util.h -- what every `contimg` subcommand shares: exit codes, error
+ * reporting, option parsing, connecting, and rendering tasks as text or JSON.
+ */
+#ifndef CONTIMG_CLI_UTIL_H
+#define CONTIMG_CLI_UTIL_H
+
+#include "config.h"
+#include "error.h"
+#include "queue.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Exit codes, documented in docs/cli.md. */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILURE_INTERNAL = 1, /* an unexpected database or system error */
+    EXIT_USAGE = 2,            /* bad command line or invalid input */
+    EXIT_DB_UNAVAILABLE = 3,   /* the database cannot be reached */
+    EXIT_NOT_FOUND = 4,        /* no such task */
+    EXIT_REFUSED = 5,          /* the queue refused: wrong state, lease expired or lost */
+};
+
+/* One subcommand: name, one-line summary, and its function. */
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv, const ct_config *cfg);
+} cli_command;
+
+int cli_exit_code(ct_code code);
+
+/* Prints "contimg: MESSAGE" (one line) to stderr; returns the exit code. */
+int cli_report(const ct_err *err);
+/* Prints "contimg: MESSAGE" for a usage error; returns EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Dispatches argv[0] among cmds (a NULL-named terminator ends the list);
+ * prints `usage` and the list for --help or no subcommand. */
+int cli_dispatch(const char *prog, const char *usage, const cli_command *cmds, int argc,
+                 char **argv, const ct_config *cfg);
+
+/* Number parsing for options: the whole string, in range, or false. */
+bool cli_parse_long(const char *s, long lo, long hi, long *out);
+bool cli_parse_double(const char *s, double lo, double hi, double *out);
+
+/* True when argv has -h or --help among its options. */
+bool cli_wants_help(int argc, char **argv);
+
+/* Connects to the configured database. */
+ct_code cli_connect(const ct_config *cfg, cq_client **out, ct_err *err);
+
+/* A worker id for tasks claimed by hand: host:pid. */
+void cli_worker_id(char *out, size_t size);
+
+/* "2026-11-22T16:40:01.123Z", or "-" for NAN. */
+void cli_format_time(double unix_sec, char *out, size_t size);
+
+/* A task as a JSON object (new reference). */
+json_t *cli_task_json(const cq_task *t);
+
+/* Prints v as indented JSON followed by a newline, and drops the reference. */
+void cli_print_json(json_t *v);
+
+#endif

@@ -1,0 +1,15 @@
+/*
+ * commands.h -- the top-level `contimg` subcommands, one file each.
+ */
+#ifndef CONTIMG_COMMANDS_H
+#define CONTIMG_COMMANDS_H
+
+#include "config.h"
+
+int cmd_db(int argc, char **argv, const ct_config *cfg);
+int cmd_task(int argc, char **argv, const ct_config *cfg);
+int cmd_queue(int argc, char **argv, const ct_config *cfg);
+int cmd_reap(int argc, char **argv, const ct_config *cfg);
+int cmd_demo(int argc, char **argv, const ct_config *cfg);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * main.c -- the `contimg` command: git-style subcommands over the queue,
+ * the database and (in later stages) the pipeline.
+ */
+#include "cli_util.h"
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#ifndef CONTIMG_VERSION
+#define CONTIMG_VERSION "0.1.0"
+#endif
+
+static int cmd_version(int argc, char **argv, const ct_config *cfg)
+{
+    printf("contimg %s\n", CONTIMG_VERSION);
+    return EXIT_OK;
+}
+
+static const cli_command commands[] = {
+    {"db", "start, stop, inspect and migrate the database", cmd_db},
+    {"task", "spawn, list, show, cancel, retry, claim and complete tasks", cmd_task},
+    {"queue", "queue statistics and registration", cmd_queue},
+    {"reap", "return tasks of dead or timed-out workers to their queue", cmd_reap},
+    {"demo", "run a small task chain through the queue and show the stats", cmd_demo},
+    {"version", "print the version", cmd_version},
+    {NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0)
+        return cmd_version(argc, argv, NULL);
+    ct_config cfg;
+    ct_err err;
+    if (ct_config_load(&cfg, &err) != CT_OK)
+        return cli_report(&err);
+    return cli_dispatch("contimg", "usage: contimg COMMAND [ARGS...]", commands, argc, argv,
+                        &cfg);
+}

@@ -1,0 +1,80 @@
+/* config.c -- see config.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ct_code get_string(const char *name, const char *def, char *out, size_t size, ct_err *err)
+{
+    const char *v = getenv(name);
+    if (v == NULL || v[0] == '\0')
+        v = def;
+    if (strlen(v) >= size)
+        return ct_fail(err, CT_EINVAL, "%s is too long (at most %zu characters)", name, size - 1);
+    memcpy(out, v, strlen(v) + 1);
+    return CT_OK;
+}
+
+static ct_code get_double(const char *name, double def, double lo, double hi, double *out,
+                          ct_err *err)
+{
+    const char *v = getenv(name);
+    if (v == NULL || v[0] == '\0') {
+        *out = def;
+        return CT_OK;
+    }
+    char *end = NULL;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno != 0 || end == v || *end != '\0' || !isfinite(d) || d < lo || d > hi)
+        return ct_fail(err, CT_EINVAL, "%s must be a number in [%g, %g], got \"%s\"", name, lo,
+                       hi, v);
+    *out = d;
+    return CT_OK;
+}
+
+static ct_code get_int(const char *name, int def, int lo, int hi, int *out, ct_err *err)
+{
+    double d = 0;
+    ct_code rc = get_double(name, def, lo, hi, &d, err);
+    if (rc != CT_OK)
+        return rc;
+    if (d != (double)(int)d)
+        return ct_fail(err, CT_EINVAL, "%s must be a whole number", name);
+    *out = (int)d;
+    return CT_OK;
+}
+
+ct_code ct_config_load(ct_config *cfg, ct_err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    ct_code rc;
+    const char *url = getenv("CONTIMG_DATABASE_URL");
+    const char *url_name = "CONTIMG_DATABASE_URL";
+    if (url == NULL || url[0] == '\0') {
+        url_name = "ABSURD_DATABASE_URL";
+    }
+    if ((rc = get_string("CONTIMG_STATE_DIR", "./var", cfg->state_dir, sizeof cfg->state_dir, err)) ||
+        (rc = get_string(url_name, "", cfg->database_url, sizeof cfg->database_url, err)) ||
+        (rc = get_string("ABSURD_QUEUE_NAME", "dsa110-pipeline", cfg->queue, sizeof cfg->queue, err)) ||
+        (rc = get_double("ABSURD_WORKER_POLL_INTERVAL", 1.0, 0.001, 3600, &cfg->poll_interval_sec, err)) ||
+        (rc = get_int("ABSURD_TASK_TIMEOUT", 3600, 1, 604800, &cfg->task_timeout_sec, err)) ||
+        (rc = get_int("ABSURD_MAX_RETRIES", 3, 0, 100, &cfg->max_retries, err)) ||
+        (rc = get_double("ABSURD_HEARTBEAT_INTERVAL", 30, 0.01, 86400, &cfg->heartbeat_interval_sec, err)) ||
+        (rc = get_double("ABSURD_LEASE_SEC", 3 * cfg->heartbeat_interval_sec, 0.01, 86400, &cfg->lease_sec, err)) ||
+        (rc = get_double("ABSURD_RETRY_BACKOFF_BASE", 10, 0, 86400, &cfg->backoff_base_sec, err)) ||
+        (rc = get_double("ABSURD_RETRY_BACKOFF_MAX", 900, 0, 604800, &cfg->backoff_max_sec, err)) ||
+        (rc = get_double("CONTIMG_DB_RETRY_SEC", 30, 0, 86400, &cfg->db_retry_sec, err)) ||
+        (rc = get_string("CONTIMG_PG_BINDIR", "", cfg->pg_bindir, sizeof cfg->pg_bindir, err)) ||
+        (rc = get_string("CONTIMG_PG_OS_USER", "postgres", cfg->pg_os_user, sizeof cfg->pg_os_user, err)))
+        return rc;
+    if (cfg->lease_sec <= cfg->heartbeat_interval_sec)
+        return ct_fail(err, CT_EINVAL,
+                       "ABSURD_LEASE_SEC (%g) must exceed ABSURD_HEARTBEAT_INTERVAL (%g), or every "
+                       "lease expires between heartbeats",
+                       cfg->lease_sec, cfg->heartbeat_interval_sec);
+    return CT_OK;
+}

@@ -1,0 +1,86 @@
+/* fsutil.c -- see fsutil.h. */
+#define _GNU_SOURCE
+#include "fsutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+ct_code ct_mkdir_p(const char *dir, mode_t mode, ct_err *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return ct_fail(err, CT_EINVAL, "path too long: %s", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, mode) != 0 && errno != EEXIST)
+                return ct_fail(err, CT_EIO, "mkdir %s: %s", buf, strerror(errno));
+            *p = saved;
+            if (saved == '\0')
+                break;
+        }
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ct_fail(err, CT_EIO, "%s is not a directory", dir);
+    return CT_OK;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+ct_code ct_remove_tree(const char *path, ct_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? CT_OK : ct_fail(err, CT_EIO, "stat %s: %s", path, strerror(errno));
+    if (nftw(path, remove_one, 32, FTW_DEPTH | FTW_PHYS) != 0)
+        return ct_fail(err, CT_EIO, "remove %s: %s", path, strerror(errno));
+    return CT_OK;
+}
+
+ct_code ct_absolute_path(const char *path, char *out, size_t size, ct_err *err)
+{
+    char joined[8192];
+    if (path[0] == '/') {
+        snprintf(joined, sizeof joined, "%s", path);
+    } else {
+        char cwd[4096];
+        if (getcwd(cwd, sizeof cwd) == NULL)
+            return ct_fail(err, CT_EIO, "getcwd: %s", strerror(errno));
+        snprintf(joined, sizeof joined, "%s/%s", cwd, path);
+    }
+    /* Lexical normalization into out. */
+    size_t n = 0;
+    char *save = NULL;
+    out[0] = '\0';
+    for (char *seg = strtok_r(joined, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
+        if (strcmp(seg, ".") == 0)
+            continue;
+        if (strcmp(seg, "..") == 0) {
+            while (n > 0 && out[n - 1] != '/')
+                n--;
+            if (n > 0)
+                n--;
+            out[n] = '\0';
+            continue;
+        }
+        size_t len = strlen(seg);
+        if (n + 1 + len + 1 > size)
+            return ct_fail(err, CT_EINVAL, "path too long: %s", path);
+        out[n++] = '/';
+        memcpy(out + n, seg, len + 1);
+        n += len;
+    }
+    if (n == 0)
+        snprintf(out, size, "/");
+    return CT_OK;
+}

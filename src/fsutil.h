@@ -1,0 +1,22 @@
+/*
+ * fsutil.h -- small filesystem helpers shared by the front doors.
+ */
+#ifndef CONTIMG_FSUTIL_H
+#define CONTIMG_FSUTIL_H
+
+#include "error.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* mkdir -p: creates dir and missing parents with `mode`; existing is fine. */
+ct_code ct_mkdir_p(const char *dir, mode_t mode, ct_err *err);
+
+/* rm -rf of one path; a missing path is fine. */
+ct_code ct_remove_tree(const char *path, ct_err *err);
+
+/* Makes `path` absolute (relative to the working directory) and removes
+ * "." and ".." components lexically; the path need not exist. */
+ct_code ct_absolute_path(const char *path, char *out, size_t size, ct_err *err);
+
+#endif

@@ -1,0 +1,1021 @@
+/* queue.c -- see queue.h. */
+#define _GNU_SOURCE
+#include "queue.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* --- Statements -------------------------------------------------------------
+ * Every operation is one prepared statement. retry_safe marks those that may
+ * be repeated after the connection broke mid-call without changing anything
+ * twice. */
+
+#define TASK_COLS                                                                              \
+    "task_id, queue_name, origin_queue, task_name, params, priority, status, worker_id, "      \
+    "claim_token, attempt, max_retries, timeout_sec, backoff_base_sec, backoff_max_sec, "      \
+    "idempotency_key, depends_on, workflow_id, result, error, error_category, cancelled_by, "   \
+    "extract(epoch FROM created_at)::float8, extract(epoch FROM available_at)::float8, "       \
+    "extract(epoch FROM claimed_at)::float8, extract(epoch FROM heartbeat_at)::float8, "       \
+    "extract(epoch FROM lease_expires_at)::float8, extract(epoch FROM completed_at)::float8, " \
+    "extract(epoch FROM dead_lettered_at)::float8, wait_time_sec, execution_time_sec"
+
+enum {
+    S_SPAWN,
+    S_CLAIM,
+    S_HEARTBEAT,
+    S_COMPLETE,
+    S_COMPLETE_MANY,
+    S_FAIL,
+    S_RELEASE,
+    S_CANCEL,
+    S_RETRY,
+    S_GET,
+    S_LIST,
+    S_REAP,
+    S_STATS,
+    S_CREATE_QUEUE,
+    S_REQUIRE_QUEUE,
+    S_COUNT
+};
+
+typedef struct stmt_def {
+    const char *name;
+    const char *sql;
+    int nparams;
+    bool retry_safe;
+} stmt_def;
+
+static const stmt_def stmts[S_COUNT] = {
+    [S_SPAWN] = {"cq_spawn",
+                 "SELECT task_id, created FROM absurd.spawn_task($1, $2, $3::jsonb, $4::int, "
+                 "$5::int, $6::int, $7, $8::uuid[], $9::uuid, $10::float8, $11::float8, "
+                 "$12::float8)",
+                 12, false},
+    [S_CLAIM] = {"cq_claim",
+                 "SELECT " TASK_COLS " FROM absurd.claim_tasks($1, $2, $3::int, $4::float8, "
+                 "$5::text[])",
+                 5, false},
+    [S_HEARTBEAT] = {"cq_heartbeat",
+                     "SELECT task_id FROM absurd.heartbeat_tasks($1::uuid[], $2::uuid[], "
+                     "$3::float8)",
+                     3, true},
+    [S_COMPLETE] = {"cq_complete",
+                    "SELECT task_id FROM absurd.complete_task($1::uuid, $2::uuid, $3::jsonb)", 3,
+                    false},
+    [S_COMPLETE_MANY] = {"cq_complete_many",
+                         "SELECT task_id, outcome FROM absurd.complete_tasks($1::uuid[], "
+                         "$2::uuid[], $3::jsonb[])",
+                         3, false},
+    [S_FAIL] = {"cq_fail",
+                "SELECT " TASK_COLS " FROM absurd.fail_task($1::uuid, $2::uuid, $3, $4)", 4,
+                false},
+    [S_RELEASE] = {"cq_release", "SELECT task_id FROM absurd.release_task($1::uuid, $2::uuid)",
+                   2, false},
+    [S_CANCEL] = {"cq_cancel", "SELECT task_id FROM absurd.cancel_task($1::uuid, $2)", 2, false},
+    [S_RETRY] = {"cq_retry", "SELECT task_id FROM absurd.retry_task($1::uuid)", 1, false},
+    [S_GET] = {"cq_get", "SELECT " TASK_COLS " FROM absurd.tasks WHERE task_id = $1::uuid", 1,
+               true},
+    [S_LIST] = {"cq_list",
+                "SELECT " TASK_COLS " FROM absurd.tasks"
+                " WHERE ($1::text IS NULL OR queue_name = $1)"
+                " AND ($2::text IS NULL OR task_name = $2)"
+                " AND ($3::text IS NULL OR status = $3)"
+                " AND ($4::uuid IS NULL OR workflow_id = $4::uuid)"
+                " ORDER BY created_at DESC, task_id LIMIT $5::bigint OFFSET $6::bigint",
+                6, true},
+    [S_REAP] = {"cq_reap", "SELECT task_id, action FROM absurd.reap_tasks($1)", 1, false},
+    [S_STATS] = {"cq_stats",
+                 "SELECT queue_name, pending, claimed, retrying, completed, failed, cancelled, "
+                 "total, oldest_pending_sec, avg_wait_sec, avg_execution_sec "
+                 "FROM absurd.queue_stats($1)",
+                 1, true},
+    [S_CREATE_QUEUE] = {"cq_create_queue", "SELECT absurd.create_queue($1)", 1, true},
+    [S_REQUIRE_QUEUE] = {"cq_require_queue", "SELECT absurd._require_queue($1)", 1, true},
+};
+
+struct cq_client {
+    PGconn *conn;
+    unsigned prepared; /* bit per statement prepared on this connection */
+    bool listening;
+    double reconnect_budget_sec;
+};
+
+/* --- Small helpers ---------------------------------------------------------- */
+
+static const char *const status_names[] = {
+    [CQ_PENDING] = "pending",     [CQ_CLAIMED] = "claimed", [CQ_RETRYING] = "retrying",
+    [CQ_COMPLETED] = "completed", [CQ_FAILED] = "failed",   [CQ_CANCELLED] = "cancelled",
+};
+
+const char *cq_status_name(cq_status s)
+{
+    return (size_t)s < sizeof status_names / sizeof *status_names ? status_names[s] : "?";
+}
+
+ct_code cq_status_parse(const char *name, cq_status *out)
+{
+    for (size_t i = 0; i < sizeof status_names / sizeof *status_names; i++) {
+        if (strcmp(name, status_names[i]) == 0) {
+            *out = (cq_status)i;
+            return CT_OK;
+        }
+    }
+    return CT_EINVAL;
+}
+
+bool cq_uuid_valid(const char *s)
+{
+    if (s == NULL || strlen(s) != CQ_UUID_LEN)
+        return false;
+    for (int i = 0; i < CQ_UUID_LEN; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+bool cq_name_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > CQ_NAME_MAX || !isalnum((unsigned char)s[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+            return false;
+    return true;
+}
+
+static void sleep_sec(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static double now_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Maps a failed result to a code: the queue's own CTnnn states first. */
+static ct_code result_error(const PGresult *r, const char *what, ct_err *err)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (msg == NULL)
+        msg = PQresultErrorMessage(r);
+    ct_code code = CT_EDB;
+    if (state != NULL) {
+        static const struct {
+            const char *state;
+            ct_code code;
+        } map[] = {
+            {"CT001", CT_ENOTFOUND},  {"CT002", CT_ELEASE_EXPIRED}, {"CT003", CT_ENOT_HOLDER},
+            {"CT004", CT_ESTATE},     {"CT005", CT_EUNKNOWN_QUEUE}, {"CT006", CT_EINVAL},
+            {"22P02", CT_EINVAL},     {"23514", CT_EINVAL},         {"22001", CT_EINVAL},
+            {"22023", CT_EINVAL},     {"22003", CT_EINVAL},         {"22P04", CT_EINVAL},
+            {"23505", CT_ESTATE},     {"42P01", CT_ESTATE},         {"42883", CT_ESTATE},
+            {"3F000", CT_ESTATE},
+        };
+        for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+            if (strcmp(state, map[i].state) == 0)
+                code = map[i].code;
+        if (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
+            code = CT_ECONNECT;
+    }
+    if (code == CT_ESTATE && state != NULL &&
+        (strcmp(state, "42P01") == 0 || strcmp(state, "42883") == 0 ||
+         strcmp(state, "3F000") == 0))
+        return ct_fail(err, code, "%s: the queue schema is missing (run `contimg db migrate`): %s",
+                       what, msg);
+    return ct_fail(err, code, "%s: %s", what, msg);
+}
+
+static ct_code reconnect(cq_client *c, double *waited, ct_err *err)
+{
+    double delay = 0.1;
+    for (;;) {
+        PQreset(c->conn);
+        if (PQstatus(c->conn) == CONNECTION_OK) {
+            c->prepared = 0;
+            if (c->listening) {
+                PGresult *r = PQexec(c->conn, "LISTEN absurd_tasks");
+                bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+                PQclear(r);
+                if (!ok)
+                    continue;
+            }
+            return CT_OK;
+        }
+        if (*waited >= c->reconnect_budget_sec)
+            return ct_fail(err, CT_ECONNECT, "database unavailable (gave up after %.1f s): %s",
+                           *waited, PQerrorMessage(c->conn));
+        sleep_sec(delay);
+        *waited += delay;
+        delay = fmin(delay * 2, 5.0);
+    }
+}
+
+/* Runs statement s. On success *out holds the result (caller clears). */
+static ct_code exec_stmt(cq_client *c, int s, const char *const *vals, PGresult **out,
+                         ct_err *err)
+{
+    const stmt_def *d = &stmts[s];
+    double waited = 0;
+    *out = NULL;
+    for (;;) {
+        ct_code rc;
+        if (PQstatus(c->conn) != CONNECTION_OK && (rc = reconnect(c, &waited, err)) != CT_OK)
+            return rc;
+        if (!(c->prepared & (1u << s))) {
+            PGresult *p = PQprepare(c->conn, d->name, d->sql, d->nparams, NULL);
+            ExecStatusType st = PQresultStatus(p);
+            if (st != PGRES_COMMAND_OK) {
+                if (PQstatus(c->conn) != CONNECTION_OK) {
+                    PQclear(p);
+                    continue; /* nothing ran yet: safe to retry */
+                }
+                rc = result_error(p, d->name, err);
+                PQclear(p);
+                return rc;
+            }
+            PQclear(p);
+            c->prepared |= 1u << s;
+        }
+        PGresult *r = PQexecPrepared(c->conn, d->name, d->nparams, vals, NULL, NULL, 0);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            *out = r;
+            return CT_OK;
+        }
+        if (PQstatus(c->conn) != CONNECTION_OK) {
+            PQclear(r);
+            if (d->retry_safe)
+                continue;
+            return ct_fail(err, CT_ECONNECT,
+                           "connection to the database lost during %s; its outcome is unknown",
+                           d->name);
+        }
+        rc = result_error(r, d->name, err);
+        PQclear(r);
+        return rc;
+    }
+}
+
+/* --- Decoding rows ------------------------------------------------------------ */
+
+static char *dup_or_null(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+static double num_or_nan(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NAN : strtod(PQgetvalue(r, row, col), NULL);
+}
+
+static void copy_uuid(const PGresult *r, int row, int col, cq_uuid out)
+{
+    out[0] = '\0';
+    if (!PQgetisnull(r, row, col))
+        snprintf(out, sizeof(cq_uuid), "%s", PQgetvalue(r, row, col));
+}
+
+static json_t *json_or_null(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    return json_loads(PQgetvalue(r, row, col), JSON_DECODE_ANY, NULL);
+}
+
+/* "{a,b,c}" -> array of uuids. */
+static ct_code parse_uuid_array(const char *text, cq_uuid **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    size_t len = strlen(text);
+    if (len <= 2)
+        return CT_OK;
+    size_t cap = (len + 1) / (CQ_UUID_LEN + 1) + 1;
+    cq_uuid *a = calloc(cap, sizeof *a);
+    if (a == NULL)
+        return CT_ENOMEM;
+    const char *p = text + 1;
+    while (*n < cap && (size_t)(p - text) + CQ_UUID_LEN < len) {
+        memcpy(a[*n], p, CQ_UUID_LEN);
+        a[*n][CQ_UUID_LEN] = '\0';
+        (*n)++;
+        p += CQ_UUID_LEN + 1;
+    }
+    *out = a;
+    return CT_OK;
+}
+
+static ct_code decode_task(const PGresult *r, int row, cq_task *t, ct_err *err)
+{
+    memset(t, 0, sizeof *t);
+    int k = 0;
+    copy_uuid(r, row, k++, t->id);
+    t->queue = dup_or_null(r, row, k++);
+    t->origin_queue = dup_or_null(r, row, k++);
+    t->name = dup_or_null(r, row, k++);
+    t->params = json_or_null(r, row, k++);
+    t->priority = atoi(PQgetvalue(r, row, k++));
+    if (cq_status_parse(PQgetvalue(r, row, k++), &t->status) != CT_OK)
+        t->status = CQ_PENDING;
+    t->worker_id = dup_or_null(r, row, k++);
+    copy_uuid(r, row, k++, t->claim_token);
+    t->attempt = atoi(PQgetvalue(r, row, k++));
+    t->max_retries = atoi(PQgetvalue(r, row, k++));
+    t->timeout_sec = atoi(PQgetvalue(r, row, k++));
+    t->backoff_base_sec = num_or_nan(r, row, k++);
+    t->backoff_max_sec = num_or_nan(r, row, k++);
+    t->idempotency_key = dup_or_null(r, row, k++);
+    if (parse_uuid_array(PQgetvalue(r, row, k++), &t->depends_on, &t->n_depends_on) != CT_OK)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    copy_uuid(r, row, k++, t->workflow_id);
+    t->result = json_or_null(r, row, k++);
+    t->error = dup_or_null(r, row, k++);
+    t->error_category = dup_or_null(r, row, k++);
+    copy_uuid(r, row, k++, t->cancelled_by);
+    double *times[] = {&t->created_at,       &t->available_at, &t->claimed_at,
+                       &t->heartbeat_at,     &t->lease_expires_at, &t->completed_at,
+                       &t->dead_lettered_at, &t->wait_time_sec, &t->execution_time_sec};
+    for (size_t i = 0; i < sizeof times / sizeof *times; i++)
+        *times[i] = num_or_nan(r, row, k++);
+    if (t->queue == NULL || t->name == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    return CT_OK;
+}
+
+void cq_task_free(cq_task *t)
+{
+    if (t == NULL)
+        return;
+    free(t->queue);
+    free(t->origin_queue);
+    free(t->name);
+    json_decref(t->params);
+    free(t->worker_id);
+    free(t->idempotency_key);
+    free(t->depends_on);
+    json_decref(t->result);
+    free(t->error);
+    free(t->error_category);
+    memset(t, 0, sizeof *t);
+}
+
+void cq_tasks_free(cq_task *tasks, size_t n)
+{
+    for (size_t i = 0; tasks != NULL && i < n; i++)
+        cq_task_free(&tasks[i]);
+    free(tasks);
+}
+
+static ct_code decode_tasks(const PGresult *r, cq_task **out, size_t *n, ct_err *err)
+{
+    int rows = PQntuples(r);
+    *out = NULL;
+    *n = 0;
+    if (rows == 0)
+        return CT_OK;
+    cq_task *a = calloc((size_t)rows, sizeof *a);
+    if (a == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    for (int i = 0; i < rows; i++) {
+        ct_code rc = decode_task(r, i, &a[i], err);
+        if (rc != CT_OK) {
+            cq_tasks_free(a, (size_t)i + 1);
+            return rc;
+        }
+    }
+    *out = a;
+    *n = (size_t)rows;
+    return CT_OK;
+}
+
+/* --- Encoding parameters ------------------------------------------------------ */
+
+/* A growable text buffer for array literals. */
+typedef struct strbuf {
+    char *s;
+    size_t len, cap;
+} strbuf;
+
+static bool sb_add(strbuf *b, const char *text, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (s == NULL)
+            return false;
+        b->s = s;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, text, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+    return true;
+}
+
+/* {"a","b"} with elements quoted and escaped as array-literal syntax needs. */
+static char *array_literal(const char *const *items, size_t n)
+{
+    strbuf b = {0};
+    bool ok = sb_add(&b, "{", 1);
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = sb_add(&b, i ? ",\"" : "\"", i ? 2 : 1);
+        for (const char *p = items[i]; ok && *p; p++) {
+            if (*p == '"' || *p == '\\')
+                ok = sb_add(&b, "\\", 1);
+            ok = ok && sb_add(&b, p, 1);
+        }
+        ok = ok && sb_add(&b, "\"", 1);
+    }
+    ok = ok && sb_add(&b, "}", 1);
+    if (!ok) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+static char *uuid_array_literal(const cq_uuid *ids, size_t n)
+{
+    const char **p = malloc((n ? n : 1) * sizeof *p);
+    if (p == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        p[i] = ids[i];
+    char *s = array_literal(p, n);
+    free(p);
+    return s;
+}
+
+/* --- Lifecycle ---------------------------------------------------------------- */
+
+ct_code cq_connect(const char *conninfo, cq_client **out, ct_err *err)
+{
+    *out = NULL;
+    cq_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    c->reconnect_budget_sec = 30;
+    c->conn = PQconnectdb(conninfo);
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        ct_code rc = ct_fail(err, CT_ECONNECT, "database unavailable: %s",
+                             PQerrorMessage(c->conn));
+        cq_disconnect(c);
+        return rc;
+    }
+    PQclear(PQexec(c->conn, "SET client_min_messages = warning"));
+    *out = c;
+    return CT_OK;
+}
+
+void cq_disconnect(cq_client *c)
+{
+    if (c == NULL)
+        return;
+    PQfinish(c->conn);
+    free(c);
+}
+
+void cq_set_reconnect_budget(cq_client *c, double seconds)
+{
+    c->reconnect_budget_sec = seconds < 0 ? 0 : seconds;
+}
+
+/* --- Spawning ----------------------------------------------------------------- */
+
+cq_spawn_opts cq_spawn_defaults(void)
+{
+    return (cq_spawn_opts){
+        .queue = "dsa110-pipeline",
+        .priority = 0,
+        .max_retries = 3,
+        .timeout_sec = 3600,
+        .backoff_base_sec = 10,
+        .backoff_max_sec = 900,
+    };
+}
+
+/* Text parameters of one spawn; strings owned by the struct. */
+typedef struct spawn_params {
+    char priority[16], max_retries[16], timeout[16], delay[32], base[32], max[32];
+    char *params;
+    char *deps;
+    const char *vals[12];
+} spawn_params;
+
+static void spawn_params_free(spawn_params *p)
+{
+    free(p->params);
+    free(p->deps);
+}
+
+static ct_code spawn_params_make(const cq_spawn_opts *o, spawn_params *p, ct_err *err)
+{
+    memset(p, 0, sizeof *p);
+    if (o->name == NULL || !cq_name_valid(o->name))
+        return ct_fail(err, CT_EINVAL, "task name must match [A-Za-z0-9][A-Za-z0-9._-]{0,126}");
+    if (o->params != NULL && !json_is_object(o->params))
+        return ct_fail(err, CT_EINVAL, "task params must be a JSON object");
+    for (size_t i = 0; i < o->n_depends_on; i++)
+        if (!cq_uuid_valid(o->depends_on[i]))
+            return ct_fail(err, CT_EINVAL, "dependency \"%s\" is not a task id (UUID)",
+                           o->depends_on[i]);
+    if (o->workflow_id != NULL && !cq_uuid_valid(o->workflow_id))
+        return ct_fail(err, CT_EINVAL, "workflow id is not a UUID");
+    p->params = o->params ? json_dumps(o->params, JSON_COMPACT) : strdup("{}");
+    p->deps = array_literal(o->depends_on, o->n_depends_on);
+    if (p->params == NULL || p->deps == NULL) {
+        spawn_params_free(p);
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    }
+    snprintf(p->priority, sizeof p->priority, "%d", o->priority);
+    snprintf(p->max_retries, sizeof p->max_retries, "%d", o->max_retries);
+    snprintf(p->timeout, sizeof p->timeout, "%d", o->timeout_sec);
+    snprintf(p->delay, sizeof p->delay, "%.17g", o->delay_sec);
+    snprintf(p->base, sizeof p->base, "%.17g", o->backoff_base_sec);
+    snprintf(p->max, sizeof p->max, "%.17g", o->backoff_max_sec);
+    const char *v[12] = {o->queue ? o->queue : "dsa110-pipeline",
+                         o->name,
+                         p->params,
+                         p->priority,
+                         p->max_retries,
+                         p->timeout,
+                         o->idempotency_key,
+                         p->deps,
+                         o->workflow_id,
+                         p->delay,
+                         p->base,
+                         p->max};
+    memcpy(p->vals, v, sizeof v);
+    return CT_OK;
+}
+
+ct_code cq_spawn(cq_client *c, const cq_spawn_opts *o, cq_uuid id_out, bool *created,
+                 ct_err *err)
+{
+    spawn_params p;
+    ct_code rc = spawn_params_make(o, &p, err);
+    if (rc != CT_OK)
+        return rc;
+    PGresult *r = NULL;
+    rc = exec_stmt(c, S_SPAWN, p.vals, &r, err);
+    spawn_params_free(&p);
+    if (rc != CT_OK)
+        return rc;
+    copy_uuid(r, 0, 0, id_out);
+    if (created)
+        *created = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    PQclear(r);
+    return CT_OK;
+}
+
+/* Reads results up to and including the next sync point. The first error
+ * seen is reported; ids (may be NULL) receive spawn results in order. */
+static ct_code drain_pipeline(cq_client *c, cq_uuid *ids, size_t *next, ct_code rc, ct_err *err)
+{
+    for (;;) {
+        PGresult *r = PQgetResult(c->conn);
+        if (r == NULL) {
+            if (PQstatus(c->conn) != CONNECTION_OK)
+                return rc != CT_OK ? rc : ct_fail(err, CT_ECONNECT, "connection lost");
+            continue; /* end of one query's results */
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            return rc;
+        }
+        if (st == PGRES_TUPLES_OK) {
+            if (PQnfields(r) == 2 && PQntuples(r) == 1) {
+                if (ids != NULL)
+                    copy_uuid(r, 0, 0, ids[*next]);
+                (*next)++;
+            }
+        } else if (st != PGRES_COMMAND_OK && rc == CT_OK) {
+            rc = st == PGRES_PIPELINE_ABORTED
+                     ? ct_fail(err, CT_EDB, "pipeline aborted")
+                     : result_error(r, "spawn", err);
+        }
+        PQclear(r);
+    }
+}
+
+ct_code cq_spawn_many(cq_client *c, const cq_spawn_opts *o, size_t n, cq_uuid *ids_out,
+                      ct_err *err)
+{
+    /* Prepare the statement (and connect) outside the pipeline. */
+    ct_code rc;
+    if (!(c->prepared & (1u << S_SPAWN))) {
+        PGresult *r = NULL;
+        if (PQstatus(c->conn) != CONNECTION_OK) {
+            double waited = 0;
+            if ((rc = reconnect(c, &waited, err)) != CT_OK)
+                return rc;
+        }
+        r = PQprepare(c->conn, stmts[S_SPAWN].name, stmts[S_SPAWN].sql, stmts[S_SPAWN].nparams,
+                      NULL);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        rc = ok ? CT_OK : result_error(r, "prepare spawn", err);
+        PQclear(r);
+        if (!ok)
+            return rc;
+        c->prepared |= 1u << S_SPAWN;
+    }
+    if (!PQenterPipelineMode(c->conn))
+        return ct_fail(err, CT_EDB, "could not enter pipeline mode");
+    /* One explicit transaction over chunks of at most 256 queries, so the
+     * result stream never backs up against the request stream. */
+    enum { CHUNK = 256 };
+    size_t done = 0;
+    rc = CT_OK;
+    if (!PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+        rc = ct_fail(err, CT_ECONNECT, "send: %s", PQerrorMessage(c->conn));
+    for (size_t i = 0; rc == CT_OK && i < n; i += CHUNK) {
+        size_t end = i + CHUNK < n ? i + CHUNK : n;
+        for (size_t k = i; rc == CT_OK && k < end; k++) {
+            spawn_params p;
+            if ((rc = spawn_params_make(&o[k], &p, err)) != CT_OK)
+                break;
+            if (!PQsendQueryPrepared(c->conn, stmts[S_SPAWN].name, 12, p.vals, NULL, NULL, 0))
+                rc = ct_fail(err, CT_ECONNECT, "send: %s", PQerrorMessage(c->conn));
+            spawn_params_free(&p);
+        }
+        if (!PQpipelineSync(c->conn) && rc == CT_OK)
+            rc = ct_fail(err, CT_ECONNECT, "sync: %s", PQerrorMessage(c->conn));
+        rc = drain_pipeline(c, ids_out, &done, rc, err);
+    }
+    const char *finish = rc == CT_OK ? "COMMIT" : "ROLLBACK";
+    if (PQsendQueryParams(c->conn, finish, 0, NULL, NULL, NULL, NULL, 0) &&
+        PQpipelineSync(c->conn)) {
+        ct_err scratch;
+        ct_code frc = drain_pipeline(c, NULL, &done, CT_OK, rc == CT_OK ? err : &scratch);
+        if (rc == CT_OK)
+            rc = frc;
+    } else if (rc == CT_OK) {
+        rc = ct_fail(err, CT_ECONNECT, "send: %s", PQerrorMessage(c->conn));
+    }
+    PQexitPipelineMode(c->conn);
+    return rc;
+}
+
+/* --- Working on tasks --------------------------------------------------------- */
+
+ct_code cq_claim(cq_client *c, const char *queue, const char *worker_id, int limit,
+                 double lease_sec, const char *const *task_names, cq_task **tasks, size_t *n,
+                 ct_err *err)
+{
+    *tasks = NULL;
+    *n = 0;
+    char lim[16], lease[32];
+    snprintf(lim, sizeof lim, "%d", limit);
+    snprintf(lease, sizeof lease, "%.17g", lease_sec);
+    char *names = NULL;
+    if (task_names != NULL) {
+        size_t k = 0;
+        while (task_names[k])
+            k++;
+        if ((names = array_literal(task_names, k)) == NULL)
+            return ct_fail(err, CT_ENOMEM, "out of memory");
+    }
+    const char *v[5] = {queue, worker_id, lim, lease, names};
+    PGresult *r = NULL;
+    ct_code rc = exec_stmt(c, S_CLAIM, v, &r, err);
+    free(names);
+    if (rc != CT_OK)
+        return rc;
+    rc = decode_tasks(r, tasks, n, err);
+    PQclear(r);
+    return rc;
+}
+
+ct_code cq_heartbeat(cq_client *c, const cq_uuid *ids, const cq_uuid *tokens, size_t n,
+                     double lease_sec, bool *alive, ct_err *err)
+{
+    char *a = uuid_array_literal(ids, n), *b = uuid_array_literal(tokens, n);
+    char lease[32];
+    snprintf(lease, sizeof lease, "%.17g", lease_sec);
+    ct_code rc;
+    PGresult *r = NULL;
+    if (a == NULL || b == NULL) {
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    } else {
+        const char *v[3] = {a, b, lease};
+        rc = exec_stmt(c, S_HEARTBEAT, v, &r, err);
+    }
+    free(a);
+    free(b);
+    if (rc != CT_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        alive[i] = false;
+        for (int row = 0; row < PQntuples(r); row++)
+            if (strcmp(PQgetvalue(r, row, 0), ids[i]) == 0)
+                alive[i] = true;
+    }
+    PQclear(r);
+    return CT_OK;
+}
+
+/* Runs a statement whose rows are not needed. */
+static ct_code exec_simple(cq_client *c, int s, const char *const *v, ct_err *err)
+{
+    PGresult *r = NULL;
+    ct_code rc = exec_stmt(c, s, v, &r, err);
+    PQclear(r);
+    return rc;
+}
+
+static ct_code require_uuid(const char *what, const char *s, ct_err *err)
+{
+    if (!cq_uuid_valid(s))
+        return ct_fail(err, CT_EINVAL, "%s \"%s\" is not a UUID", what, s ? s : "");
+    return CT_OK;
+}
+
+ct_code cq_complete(cq_client *c, const char *id, const char *token, const json_t *result,
+                    ct_err *err)
+{
+    ct_code rc;
+    if ((rc = require_uuid("task id", id, err)) || (rc = require_uuid("claim token", token, err)))
+        return rc;
+    char *res = result ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    const char *v[3] = {id, token, res};
+    rc = exec_simple(c, S_COMPLETE, v, err);
+    free(res);
+    return rc;
+}
+
+ct_code cq_complete_many(cq_client *c, const cq_uuid *ids, const cq_uuid *tokens,
+                         json_t *const *results, size_t n, cq_outcome *outcomes, ct_err *err)
+{
+    char *a = uuid_array_literal(ids, n), *b = uuid_array_literal(tokens, n), *res = NULL;
+    ct_code rc = CT_OK;
+    if (results != NULL) {
+        char **texts = calloc(n ? n : 1, sizeof *texts);
+        if (texts != NULL) {
+            bool ok = true;
+            for (size_t i = 0; i < n && ok; i++)
+                ok = (texts[i] = json_dumps(results[i] ? results[i] : json_null(),
+                                            JSON_COMPACT | JSON_ENCODE_ANY)) != NULL;
+            if (ok)
+                res = array_literal((const char *const *)texts, n);
+            for (size_t i = 0; i < n; i++)
+                free(texts[i]);
+            free(texts);
+        }
+        if (res == NULL)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    }
+    PGresult *r = NULL;
+    if (rc == CT_OK && (a == NULL || b == NULL))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    if (rc == CT_OK) {
+        const char *v[3] = {a, b, res};
+        rc = exec_stmt(c, S_COMPLETE_MANY, v, &r, err);
+    }
+    free(a);
+    free(b);
+    free(res);
+    if (rc != CT_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        outcomes[i] = CQ_OUT_NOT_FOUND;
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *id = PQgetvalue(r, row, 0), *o = PQgetvalue(r, row, 1);
+        cq_outcome out = strcmp(o, "completed") == 0       ? CQ_OUT_COMPLETED
+                         : strcmp(o, "lease_expired") == 0 ? CQ_OUT_LEASE_EXPIRED
+                         : strcmp(o, "not_holder") == 0    ? CQ_OUT_NOT_HOLDER
+                                                           : CQ_OUT_NOT_FOUND;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(ids[i], id) == 0)
+                outcomes[i] = out;
+    }
+    PQclear(r);
+    return CT_OK;
+}
+
+ct_code cq_fail(cq_client *c, const char *id, const char *token, const char *message,
+                ct_category category, cq_task *after, ct_err *err)
+{
+    ct_code rc;
+    if ((rc = require_uuid("task id", id, err)) || (rc = require_uuid("claim token", token, err)))
+        return rc;
+    const char *v[4] = {id, token, message ? message : "", ct_category_name(category)};
+    PGresult *r = NULL;
+    if ((rc = exec_stmt(c, S_FAIL, v, &r, err)) != CT_OK)
+        return rc;
+    if (after != NULL)
+        rc = decode_task(r, 0, after, err);
+    PQclear(r);
+    return rc;
+}
+
+ct_code cq_release(cq_client *c, const char *id, const char *token, ct_err *err)
+{
+    ct_code rc;
+    if ((rc = require_uuid("task id", id, err)) || (rc = require_uuid("claim token", token, err)))
+        return rc;
+    const char *v[2] = {id, token};
+    return exec_simple(c, S_RELEASE, v, err);
+}
+
+/* --- Operating ----------------------------------------------------------------- */
+
+ct_code cq_cancel(cq_client *c, const char *id, const char *reason, ct_err *err)
+{
+    ct_code rc = require_uuid("task id", id, err);
+    if (rc != CT_OK)
+        return rc;
+    const char *v[2] = {id, reason ? reason : "cancelled by operator"};
+    return exec_simple(c, S_CANCEL, v, err);
+}
+
+ct_code cq_retry(cq_client *c, const char *id, ct_err *err)
+{
+    ct_code rc = require_uuid("task id", id, err);
+    if (rc != CT_OK)
+        return rc;
+    const char *v[1] = {id};
+    return exec_simple(c, S_RETRY, v, err);
+}
+
+ct_code cq_get(cq_client *c, const char *id, cq_task *out, ct_err *err)
+{
+    ct_code rc = require_uuid("task id", id, err);
+    if (rc != CT_OK)
+        return rc;
+    const char *v[1] = {id};
+    PGresult *r = NULL;
+    if ((rc = exec_stmt(c, S_GET, v, &r, err)) != CT_OK)
+        return rc;
+    if (PQntuples(r) != 1)
+        rc = ct_fail(err, CT_ENOTFOUND, "task %s not found", id);
+    else
+        rc = decode_task(r, 0, out, err);
+    PQclear(r);
+    return rc;
+}
+
+ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct_err *err)
+{
+    *tasks = NULL;
+    *n = 0;
+    ct_code rc;
+    if (f->queue != NULL) {
+        const char *q[1] = {f->queue};
+        if ((rc = exec_simple(c, S_REQUIRE_QUEUE, q, err)) != CT_OK)
+            return rc;
+    }
+    if (f->workflow_id != NULL && (rc = require_uuid("workflow id", f->workflow_id, err)))
+        return rc;
+    char lim[32], off[32];
+    snprintf(lim, sizeof lim, "%ld", f->limit > 0 ? f->limit : 100);
+    snprintf(off, sizeof off, "%ld", f->offset > 0 ? f->offset : 0);
+    const char *v[6] = {f->queue, f->name, f->has_status ? cq_status_name(f->status) : NULL,
+                        f->workflow_id, lim, off};
+    PGresult *r = NULL;
+    if ((rc = exec_stmt(c, S_LIST, v, &r, err)) != CT_OK)
+        return rc;
+    rc = decode_tasks(r, tasks, n, err);
+    PQclear(r);
+    return rc;
+}
+
+ct_code cq_reap(cq_client *c, const char *queue, cq_reaped **out, size_t *n, ct_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    const char *v[1] = {queue};
+    PGresult *r = NULL;
+    ct_code rc = exec_stmt(c, S_REAP, v, &r, err);
+    if (rc != CT_OK)
+        return rc;
+    int rows = PQntuples(r);
+    if (rows > 0) {
+        cq_reaped *a = calloc((size_t)rows, sizeof *a);
+        if (a == NULL) {
+            PQclear(r);
+            return ct_fail(err, CT_ENOMEM, "out of memory");
+        }
+        for (int i = 0; i < rows; i++) {
+            copy_uuid(r, i, 0, a[i].id);
+            snprintf(a[i].action, sizeof a[i].action, "%s", PQgetvalue(r, i, 1));
+        }
+        *out = a;
+        *n = (size_t)rows;
+    }
+    PQclear(r);
+    return CT_OK;
+}
+
+ct_code cq_stats_get(cq_client *c, const char *queue, cq_stats **out, size_t *n, ct_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    const char *v[1] = {queue};
+    PGresult *r = NULL;
+    ct_code rc = exec_stmt(c, S_STATS, v, &r, err);
+    if (rc != CT_OK)
+        return rc;
+    int rows = PQntuples(r);
+    cq_stats *a = calloc(rows > 0 ? (size_t)rows : 1, sizeof *a);
+    if (a == NULL) {
+        PQclear(r);
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < rows; i++) {
+        snprintf(a[i].queue, sizeof a[i].queue, "%s", PQgetvalue(r, i, 0));
+        long *counts[] = {&a[i].pending,   &a[i].claimed,   &a[i].retrying, &a[i].completed,
+                          &a[i].failed,    &a[i].cancelled, &a[i].total};
+        for (int k = 0; k < 7; k++)
+            *counts[k] = atol(PQgetvalue(r, i, 1 + k));
+        a[i].oldest_pending_sec = num_or_nan(r, i, 8);
+        a[i].avg_wait_sec = num_or_nan(r, i, 9);
+        a[i].avg_execution_sec = num_or_nan(r, i, 10);
+    }
+    PQclear(r);
+    *out = a;
+    *n = (size_t)rows;
+    return CT_OK;
+}
+
+ct_code cq_create_queue(cq_client *c, const char *queue, ct_err *err)
+{
+    if (!cq_name_valid(queue))
+        return ct_fail(err, CT_EINVAL, "queue name must match [A-Za-z0-9][A-Za-z0-9._-]{0,126}");
+    const char *v[1] = {queue};
+    return exec_simple(c, S_CREATE_QUEUE, v, err);
+}
+
+/* --- Waiting -------------------------------------------------------------------- */
+
+static bool take_notifications(cq_client *c, const char *queue)
+{
+    bool hit = false;
+    PGnotify *nf;
+    PQconsumeInput(c->conn);
+    while ((nf = PQnotifies(c->conn)) != NULL) {
+        if (strcmp(nf->relname, "absurd_tasks") == 0 && strcmp(nf->extra, queue) == 0)
+            hit = true;
+        PQfreemem(nf);
+    }
+    return hit;
+}
+
+ct_code cq_wait(cq_client *c, const char *queue, double timeout_sec, bool *woken, ct_err *err)
+{
+    *woken = false;
+    if (!c->listening) {
+        PGresult *r = NULL;
+        double waited = 0;
+        ct_code rc;
+        if (PQstatus(c->conn) != CONNECTION_OK && (rc = reconnect(c, &waited, err)) != CT_OK)
+            return rc;
+        r = PQexec(c->conn, "LISTEN absurd_tasks");
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        rc = ok ? CT_OK : result_error(r, "listen", err);
+        PQclear(r);
+        if (!ok)
+            return rc;
+        c->listening = true;
+    }
+    double deadline = now_sec() + timeout_sec;
+    for (;;) {
+        if (take_notifications(c, queue)) {
+            *woken = true;
+            return CT_OK;
+        }
+        if (PQstatus(c->conn) != CONNECTION_OK) {
+            /* A notification may have been lost with the connection: wake
+             * the caller so it looks for work. */
+            double waited = 0;
+            ct_code rc = reconnect(c, &waited, err);
+            *woken = rc == CT_OK;
+            return rc;
+        }
+        double left = deadline - now_sec();
+        if (left <= 0)
+            return CT_OK;
+        struct pollfd p = {.fd = PQsocket(c->conn), .events = POLLIN};
+        int ms = (int)ceil(fmin(left, 3600.0) * 1000);
+        if (poll(&p, 1, ms) < 0 && errno != EINTR)
+            return ct_fail(err, CT_EIO, "poll: %s", strerror(errno));
+    }
+}
