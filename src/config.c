@@ -30,8 +30,8 @@ static ct_code get_double(const char *name, double def, double lo, double hi, do
     errno = 0;
     double d = strtod(v, &end);
     if (errno != 0 || end == v || *end != '\0' || !isfinite(d) || d < lo || d > hi)
-        return ct_fail(err, CT_EINVAL, "%s must be a number in [%g, %g], got \"%s\"", name, lo,
-                       hi, v);
+        return ct_fail(err, CT_EINVAL, "%s must be a number in [%g, %g], got \"%s\"", name, lo, hi,
+                       v);
     *out = d;
     return CT_OK;
 }
@@ -57,19 +57,25 @@ ct_code ct_config_load(ct_config *cfg, ct_err *err)
     if (url == NULL || url[0] == '\0') {
         url_name = "ABSURD_DATABASE_URL";
     }
-    if ((rc = get_string("CONTIMG_STATE_DIR", "./var", cfg->state_dir, sizeof cfg->state_dir, err)) ||
+    if ((rc = get_string("CONTIMG_STATE_DIR", "./var", cfg->state_dir, sizeof cfg->state_dir,
+                         err)) ||
         (rc = get_string(url_name, "", cfg->database_url, sizeof cfg->database_url, err)) ||
-        (rc = get_string("ABSURD_QUEUE_NAME", "dsa110-pipeline", cfg->queue, sizeof cfg->queue, err)) ||
-        (rc = get_double("ABSURD_WORKER_POLL_INTERVAL", 1.0, 0.001, 3600, &cfg->poll_interval_sec, err)) ||
+        (rc = get_string("ABSURD_QUEUE_NAME", "dsa110-pipeline", cfg->queue, sizeof cfg->queue,
+                         err)) ||
+        (rc = get_double("ABSURD_WORKER_POLL_INTERVAL", 1.0, 0.001, 3600, &cfg->poll_interval_sec,
+                         err)) ||
         (rc = get_int("ABSURD_TASK_TIMEOUT", 3600, 1, 604800, &cfg->task_timeout_sec, err)) ||
         (rc = get_int("ABSURD_MAX_RETRIES", 3, 0, 100, &cfg->max_retries, err)) ||
-        (rc = get_double("ABSURD_HEARTBEAT_INTERVAL", 30, 0.01, 86400, &cfg->heartbeat_interval_sec, err)) ||
-        (rc = get_double("ABSURD_LEASE_SEC", 3 * cfg->heartbeat_interval_sec, 0.01, 86400, &cfg->lease_sec, err)) ||
+        (rc = get_double("ABSURD_HEARTBEAT_INTERVAL", 30, 0.01, 86400, &cfg->heartbeat_interval_sec,
+                         err)) ||
+        (rc = get_double("ABSURD_LEASE_SEC", 3 * cfg->heartbeat_interval_sec, 0.01, 86400,
+                         &cfg->lease_sec, err)) ||
         (rc = get_double("ABSURD_RETRY_BACKOFF_BASE", 10, 0, 86400, &cfg->backoff_base_sec, err)) ||
         (rc = get_double("ABSURD_RETRY_BACKOFF_MAX", 900, 0, 604800, &cfg->backoff_max_sec, err)) ||
         (rc = get_double("CONTIMG_DB_RETRY_SEC", 30, 0, 86400, &cfg->db_retry_sec, err)) ||
         (rc = get_string("CONTIMG_PG_BINDIR", "", cfg->pg_bindir, sizeof cfg->pg_bindir, err)) ||
-        (rc = get_string("CONTIMG_PG_OS_USER", "postgres", cfg->pg_os_user, sizeof cfg->pg_os_user, err)))
+        (rc = get_string("CONTIMG_PG_OS_USER", "postgres", cfg->pg_os_user, sizeof cfg->pg_os_user,
+                         err)))
         return rc;
     if (cfg->lease_sec <= cfg->heartbeat_interval_sec)
         return ct_fail(err, CT_EINVAL,

@@ -14,19 +14,19 @@
 #define CT_NAME_MAX 128
 
 typedef struct ct_config {
-    char state_dir[CT_PATH_MAX];       /* CONTIMG_STATE_DIR, default ./var */
-    char database_url[CT_PATH_MAX];    /* CONTIMG_DATABASE_URL or ABSURD_DATABASE_URL; "" = private */
-    char queue[CT_NAME_MAX];           /* ABSURD_QUEUE_NAME, default dsa110-pipeline */
-    double poll_interval_sec;          /* ABSURD_WORKER_POLL_INTERVAL, default 1.0 */
-    int task_timeout_sec;              /* ABSURD_TASK_TIMEOUT, default 3600 */
-    int max_retries;                   /* ABSURD_MAX_RETRIES, default 3 */
-    double heartbeat_interval_sec;     /* ABSURD_HEARTBEAT_INTERVAL, default 30 */
-    double lease_sec;                  /* ABSURD_LEASE_SEC, default 3 x heartbeat */
-    double backoff_base_sec;           /* ABSURD_RETRY_BACKOFF_BASE, default 10 */
-    double backoff_max_sec;            /* ABSURD_RETRY_BACKOFF_MAX, default 900 */
-    double db_retry_sec;               /* CONTIMG_DB_RETRY_SEC: reconnect budget, default 30 */
-    char pg_bindir[CT_PATH_MAX];       /* CONTIMG_PG_BINDIR; "" = search */
-    char pg_os_user[CT_NAME_MAX];      /* CONTIMG_PG_OS_USER, default postgres (when root) */
+    char state_dir[CT_PATH_MAX];    /* CONTIMG_STATE_DIR, default ./var */
+    char database_url[CT_PATH_MAX]; /* CONTIMG_DATABASE_URL or ABSURD_DATABASE_URL; "" = private */
+    char queue[CT_NAME_MAX];        /* ABSURD_QUEUE_NAME, default dsa110-pipeline */
+    double poll_interval_sec;       /* ABSURD_WORKER_POLL_INTERVAL, default 1.0 */
+    int task_timeout_sec;           /* ABSURD_TASK_TIMEOUT, default 3600 */
+    int max_retries;                /* ABSURD_MAX_RETRIES, default 3 */
+    double heartbeat_interval_sec;  /* ABSURD_HEARTBEAT_INTERVAL, default 30 */
+    double lease_sec;               /* ABSURD_LEASE_SEC, default 3 x heartbeat */
+    double backoff_base_sec;        /* ABSURD_RETRY_BACKOFF_BASE, default 10 */
+    double backoff_max_sec;         /* ABSURD_RETRY_BACKOFF_MAX, default 900 */
+    double db_retry_sec;            /* CONTIMG_DB_RETRY_SEC: reconnect budget, default 30 */
+    char pg_bindir[CT_PATH_MAX];    /* CONTIMG_PG_BINDIR; "" = search */
+    char pg_os_user[CT_NAME_MAX];   /* CONTIMG_PG_OS_USER, default postgres (when root) */
 } ct_config;
 
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */

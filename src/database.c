@@ -16,8 +16,9 @@ ct_code ct_db_conninfo(const ct_config *cfg, char *out, size_t size, bool *exter
         if (opts == NULL) {
             /* libpq's message may quote the string; do not repeat it. */
             PQfreemem(msg);
-            return ct_fail(err, CT_EINVAL, "CONTIMG_DATABASE_URL is not a valid PostgreSQL "
-                                           "connection URL or string");
+            return ct_fail(err, CT_EINVAL,
+                           "CONTIMG_DATABASE_URL is not a valid PostgreSQL "
+                           "connection URL or string");
         }
         PQconninfoFree(opts);
         if (strlen(cfg->database_url) >= size)
@@ -80,8 +81,8 @@ void ct_db_describe(const char *conninfo, char *out, size_t size)
                  user ? euser : "", port ? "&port=" : "", port ? port : "");
     } else {
         url_encode(host ? host : "", ehost, sizeof ehost);
-        snprintf(out, size, "postgresql://%s%s%s%s%s/%s", user ? euser : "", user ? "@" : "",
-                 ehost, port ? ":" : "", port ? port : "", edb);
+        snprintf(out, size, "postgresql://%s%s%s%s%s/%s", user ? euser : "", user ? "@" : "", ehost,
+                 port ? ":" : "", port ? port : "", edb);
     }
     PQconninfoFree(opts);
 }

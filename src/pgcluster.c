@@ -146,17 +146,40 @@ ct_code ct_pgcluster_open(const ct_config *cfg, ct_pgcluster **out, ct_err *err)
     return CT_OK;
 }
 
-void ct_pgcluster_close(ct_pgcluster *pg) { free(pg); }
+void ct_pgcluster_close(ct_pgcluster *pg)
+{
+    free(pg);
+}
 
-const char *ct_pgcluster_conninfo(const ct_pgcluster *pg) { return pg->conninfo; }
-const char *ct_pgcluster_data_dir(const ct_pgcluster *pg) { return pg->data; }
-const char *ct_pgcluster_socket_dir(const ct_pgcluster *pg) { return pg->sock; }
-const char *ct_pgcluster_log_path(const ct_pgcluster *pg) { return pg->log; }
+const char *ct_pgcluster_conninfo(const ct_pgcluster *pg)
+{
+    return pg->conninfo;
+}
+const char *ct_pgcluster_data_dir(const ct_pgcluster *pg)
+{
+    return pg->data;
+}
+const char *ct_pgcluster_socket_dir(const ct_pgcluster *pg)
+{
+    return pg->sock;
+}
+const char *ct_pgcluster_log_path(const ct_pgcluster *pg)
+{
+    return pg->log;
+}
 
 /* A directory owned by the server's OS user, mode 0700. */
 static ct_code make_owned_dir(const ct_pgcluster *pg, const char *dir, ct_err *err)
 {
-    ct_code rc = ct_mkdir_p(dir, 0700, err);
+    /* Parents must stay traversable by the server's user: only the leaf is 0700. */
+    char parent[CT_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash != NULL && slash != parent)
+        *slash = '\0';
+    ct_code rc = ct_mkdir_p(parent, 0755, err);
+    if (rc == CT_OK)
+        rc = ct_mkdir_p(dir, 0700, err);
     if (rc != CT_OK)
         return rc;
     if (pg->run_as != NULL) {
@@ -199,8 +222,12 @@ static ct_code initialize(ct_pgcluster *pg, ct_err *err)
     ct_code rc = ct_remove_tree(tmp, err);
     if (rc != CT_OK)
         return rc;
-    const char *argv[] = {tool, "-D", tmp, "-U", CT_PG_ROLE, "--auth=trust", "-E", "UTF8",
-                          "--no-locale", "--no-instructions", NULL};
+    const char *argv[] = {tool,          "-D",
+                          tmp,           "-U",
+                          CT_PG_ROLE,    "--auth=trust",
+                          "-E",          "UTF8",
+                          "--no-locale", "--no-instructions",
+                          NULL};
     int st = 0;
     if ((rc = run_tool(pg, argv, initlog, &st, err)) != CT_OK)
         return rc;
@@ -255,8 +282,10 @@ static ct_code create_database(const ct_pgcluster *pg, ct_err *err)
     snprintf(ci, sizeof ci, "host=%s dbname=postgres user=" CT_PG_ROLE, pg->sock);
     PGconn *c = PQconnectdb(ci);
     if (PQstatus(c) != CONNECTION_OK) {
-        ct_code rc = ct_fail(err, CT_ECONNECT, "private PostgreSQL started but refuses "
-                             "connections: %s", PQerrorMessage(c));
+        ct_code rc = ct_fail(err, CT_ECONNECT,
+                             "private PostgreSQL started but refuses "
+                             "connections: %s",
+                             PQerrorMessage(c));
         PQfinish(c);
         return rc;
     }

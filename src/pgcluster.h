@@ -22,7 +22,7 @@
 #include <stdbool.h>
 
 #define CT_PG_DATABASE "contimg"
-#define CT_PG_ROLE "contimg"
+#define CT_PG_ROLE     "contimg"
 
 typedef struct ct_pgcluster ct_pgcluster;
 

@@ -17,13 +17,13 @@
  * be repeated after the connection broke mid-call without changing anything
  * twice. */
 
-#define TASK_COLS                                                                              \
-    "task_id, queue_name, origin_queue, task_name, params, priority, status, worker_id, "      \
-    "claim_token, attempt, max_retries, timeout_sec, backoff_base_sec, backoff_max_sec, "      \
-    "idempotency_key, depends_on, workflow_id, result, error, error_category, cancelled_by, "   \
-    "extract(epoch FROM created_at)::float8, extract(epoch FROM available_at)::float8, "       \
-    "extract(epoch FROM claimed_at)::float8, extract(epoch FROM heartbeat_at)::float8, "       \
-    "extract(epoch FROM lease_expires_at)::float8, extract(epoch FROM completed_at)::float8, " \
+#define TASK_COLS                                                                                  \
+    "task_id, queue_name, origin_queue, task_name, params, priority, status, worker_id, "          \
+    "claim_token, attempt, max_retries, timeout_sec, backoff_base_sec, backoff_max_sec, "          \
+    "idempotency_key, depends_on, workflow_id, result, error, error_category, cancelled_by, "      \
+    "extract(epoch FROM created_at)::float8, extract(epoch FROM available_at)::float8, "           \
+    "extract(epoch FROM claimed_at)::float8, extract(epoch FROM heartbeat_at)::float8, "           \
+    "extract(epoch FROM lease_expires_at)::float8, extract(epoch FROM completed_at)::float8, "     \
     "extract(epoch FROM dead_lettered_at)::float8, wait_time_sec, execution_time_sec"
 
 enum {
@@ -73,11 +73,10 @@ static const stmt_def stmts[S_COUNT] = {
                          "SELECT task_id, outcome FROM absurd.complete_tasks($1::uuid[], "
                          "$2::uuid[], $3::jsonb[])",
                          3, false},
-    [S_FAIL] = {"cq_fail",
-                "SELECT " TASK_COLS " FROM absurd.fail_task($1::uuid, $2::uuid, $3, $4)", 4,
-                false},
-    [S_RELEASE] = {"cq_release", "SELECT task_id FROM absurd.release_task($1::uuid, $2::uuid)",
-                   2, false},
+    [S_FAIL] = {"cq_fail", "SELECT " TASK_COLS " FROM absurd.fail_task($1::uuid, $2::uuid, $3, $4)",
+                4, false},
+    [S_RELEASE] = {"cq_release", "SELECT task_id FROM absurd.release_task($1::uuid, $2::uuid)", 2,
+                   false},
     [S_CANCEL] = {"cq_cancel", "SELECT task_id FROM absurd.cancel_task($1::uuid, $2)", 2, false},
     [S_RETRY] = {"cq_retry", "SELECT task_id FROM absurd.retry_task($1::uuid)", 1, false},
     [S_GET] = {"cq_get", "SELECT " TASK_COLS " FROM absurd.tasks WHERE task_id = $1::uuid", 1,
@@ -180,11 +179,11 @@ static ct_code result_error(const PGresult *r, const char *what, ct_err *err)
             const char *state;
             ct_code code;
         } map[] = {
-            {"CT001", CT_ENOTFOUND},  {"CT002", CT_ELEASE_EXPIRED}, {"CT003", CT_ENOT_HOLDER},
-            {"CT004", CT_ESTATE},     {"CT005", CT_EUNKNOWN_QUEUE}, {"CT006", CT_EINVAL},
-            {"22P02", CT_EINVAL},     {"23514", CT_EINVAL},         {"22001", CT_EINVAL},
-            {"22023", CT_EINVAL},     {"22003", CT_EINVAL},         {"22P04", CT_EINVAL},
-            {"23505", CT_ESTATE},     {"42P01", CT_ESTATE},         {"42883", CT_ESTATE},
+            {"CT001", CT_ENOTFOUND}, {"CT002", CT_ELEASE_EXPIRED}, {"CT003", CT_ENOT_HOLDER},
+            {"CT004", CT_ESTATE},    {"CT005", CT_EUNKNOWN_QUEUE}, {"CT006", CT_EINVAL},
+            {"22P02", CT_EINVAL},    {"23514", CT_EINVAL},         {"22001", CT_EINVAL},
+            {"22023", CT_EINVAL},    {"22003", CT_EINVAL},         {"22P04", CT_EINVAL},
+            {"23505", CT_ESTATE},    {"42P01", CT_ESTATE},         {"42883", CT_ESTATE},
             {"3F000", CT_ESTATE},
         };
         for (size_t i = 0; i < sizeof map / sizeof *map; i++)
@@ -194,8 +193,7 @@ static ct_code result_error(const PGresult *r, const char *what, ct_err *err)
             code = CT_ECONNECT;
     }
     if (code == CT_ESTATE && state != NULL &&
-        (strcmp(state, "42P01") == 0 || strcmp(state, "42883") == 0 ||
-         strcmp(state, "3F000") == 0))
+        (strcmp(state, "42P01") == 0 || strcmp(state, "42883") == 0 || strcmp(state, "3F000") == 0))
         return ct_fail(err, code, "%s: the queue schema is missing (run `contimg db migrate`): %s",
                        what, msg);
     return ct_fail(err, code, "%s: %s", what, msg);
@@ -227,8 +225,7 @@ static ct_code reconnect(cq_client *c, double *waited, ct_err *err)
 }
 
 /* Runs statement s. On success *out holds the result (caller clears). */
-static ct_code exec_stmt(cq_client *c, int s, const char *const *vals, PGresult **out,
-                         ct_err *err)
+static ct_code exec_stmt(cq_client *c, int s, const char *const *vals, PGresult **out, ct_err *err)
 {
     const stmt_def *d = &stmts[s];
     double waited = 0;
@@ -348,9 +345,9 @@ static ct_code decode_task(const PGresult *r, int row, cq_task *t, ct_err *err)
     t->error = dup_or_null(r, row, k++);
     t->error_category = dup_or_null(r, row, k++);
     copy_uuid(r, row, k++, t->cancelled_by);
-    double *times[] = {&t->created_at,       &t->available_at, &t->claimed_at,
+    double *times[] = {&t->created_at,       &t->available_at,     &t->claimed_at,
                        &t->heartbeat_at,     &t->lease_expires_at, &t->completed_at,
-                       &t->dead_lettered_at, &t->wait_time_sec, &t->execution_time_sec};
+                       &t->dead_lettered_at, &t->wait_time_sec,    &t->execution_time_sec};
     for (size_t i = 0; i < sizeof times / sizeof *times; i++)
         *times[i] = num_or_nan(r, row, k++);
     if (t->queue == NULL || t->name == NULL)
@@ -475,8 +472,7 @@ ct_code cq_connect(const char *conninfo, cq_client **out, ct_err *err)
     c->reconnect_budget_sec = 30;
     c->conn = PQconnectdb(conninfo);
     if (PQstatus(c->conn) != CONNECTION_OK) {
-        ct_code rc = ct_fail(err, CT_ECONNECT, "database unavailable: %s",
-                             PQerrorMessage(c->conn));
+        ct_code rc = ct_fail(err, CT_ECONNECT, "database unavailable: %s", PQerrorMessage(c->conn));
         cq_disconnect(c);
         return rc;
     }
@@ -567,8 +563,7 @@ static ct_code spawn_params_make(const cq_spawn_opts *o, spawn_params *p, ct_err
     return CT_OK;
 }
 
-ct_code cq_spawn(cq_client *c, const cq_spawn_opts *o, cq_uuid id_out, bool *created,
-                 ct_err *err)
+ct_code cq_spawn(cq_client *c, const cq_spawn_opts *o, cq_uuid id_out, bool *created, ct_err *err)
 {
     spawn_params p;
     ct_code rc = spawn_params_make(o, &p, err);
@@ -609,16 +604,14 @@ static ct_code drain_pipeline(cq_client *c, cq_uuid *ids, size_t *next, ct_code 
                 (*next)++;
             }
         } else if (st != PGRES_COMMAND_OK && rc == CT_OK) {
-            rc = st == PGRES_PIPELINE_ABORTED
-                     ? ct_fail(err, CT_EDB, "pipeline aborted")
-                     : result_error(r, "spawn", err);
+            rc = st == PGRES_PIPELINE_ABORTED ? ct_fail(err, CT_EDB, "pipeline aborted")
+                                              : result_error(r, "spawn", err);
         }
         PQclear(r);
     }
 }
 
-ct_code cq_spawn_many(cq_client *c, const cq_spawn_opts *o, size_t n, cq_uuid *ids_out,
-                      ct_err *err)
+ct_code cq_spawn_many(cq_client *c, const cq_spawn_opts *o, size_t n, cq_uuid *ids_out, ct_err *err)
 {
     /* Prepare the statement (and connect) outside the pipeline. */
     ct_code rc;
@@ -888,8 +881,8 @@ ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct
     char lim[32], off[32];
     snprintf(lim, sizeof lim, "%ld", f->limit > 0 ? f->limit : 100);
     snprintf(off, sizeof off, "%ld", f->offset > 0 ? f->offset : 0);
-    const char *v[6] = {f->queue, f->name, f->has_status ? cq_status_name(f->status) : NULL,
-                        f->workflow_id, lim, off};
+    const char *v[6] = {f->queue,       f->name, f->has_status ? cq_status_name(f->status) : NULL,
+                        f->workflow_id, lim,     off};
     PGresult *r = NULL;
     if ((rc = exec_stmt(c, S_LIST, v, &r, err)) != CT_OK)
         return rc;
@@ -942,8 +935,8 @@ ct_code cq_stats_get(cq_client *c, const char *queue, cq_stats **out, size_t *n,
     }
     for (int i = 0; i < rows; i++) {
         snprintf(a[i].queue, sizeof a[i].queue, "%s", PQgetvalue(r, i, 0));
-        long *counts[] = {&a[i].pending,   &a[i].claimed,   &a[i].retrying, &a[i].completed,
-                          &a[i].failed,    &a[i].cancelled, &a[i].total};
+        long *counts[] = {&a[i].pending, &a[i].claimed,   &a[i].retrying, &a[i].completed,
+                          &a[i].failed,  &a[i].cancelled, &a[i].total};
         for (int k = 0; k < 7; k++)
             *counts[k] = atol(PQgetvalue(r, i, 1 + k));
         a[i].oldest_pending_sec = num_or_nan(r, i, 8);

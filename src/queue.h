@@ -32,7 +32,7 @@
 
 #define CQ_UUID_LEN 36 /* canonical text form, without the terminator */
 #define CQ_NAME_MAX 127
-#define CQ_KEY_MAX 256
+#define CQ_KEY_MAX  256
 
 typedef char cq_uuid[CQ_UUID_LEN + 1];
 
@@ -62,8 +62,8 @@ typedef struct cq_task {
     json_t *params;
     int priority;
     cq_status status;
-    char *worker_id;       /* NULL when never claimed */
-    cq_uuid claim_token;   /* "" unless claimed */
+    char *worker_id;     /* NULL when never claimed */
+    cq_uuid claim_token; /* "" unless claimed */
     int attempt;
     int max_retries;
     int timeout_sec;
@@ -72,17 +72,17 @@ typedef struct cq_task {
     char *idempotency_key; /* NULL when none */
     cq_uuid *depends_on;
     size_t n_depends_on;
-    cq_uuid workflow_id;   /* "" when none */
-    json_t *result;        /* NULL when none */
-    char *error;           /* last failure or cancellation reason; NULL when none */
-    char *error_category;  /* NULL when none */
-    cq_uuid cancelled_by;  /* "" when none */
+    cq_uuid workflow_id;  /* "" when none */
+    json_t *result;       /* NULL when none */
+    char *error;          /* last failure or cancellation reason; NULL when none */
+    char *error_category; /* NULL when none */
+    cq_uuid cancelled_by; /* "" when none */
     double created_at, available_at, claimed_at, heartbeat_at, lease_expires_at, completed_at,
         dead_lettered_at;
     double wait_time_sec, execution_time_sec;
 } cq_task;
 
-void cq_task_free(cq_task *t);               /* frees the fields, not t */
+void cq_task_free(cq_task *t);                /* frees the fields, not t */
 void cq_tasks_free(cq_task *tasks, size_t n); /* frees the fields and the array */
 
 typedef struct cq_client cq_client;
@@ -106,10 +106,10 @@ typedef struct cq_spawn_opts {
     const char *idempotency_key;   /* NULL = none */
     const char *const *depends_on; /* task ids */
     size_t n_depends_on;
-    const char *workflow_id;       /* NULL = none */
-    double delay_sec;              /* not claimable before now + delay; default 0 */
-    double backoff_base_sec;       /* default 10 */
-    double backoff_max_sec;        /* default 900 */
+    const char *workflow_id; /* NULL = none */
+    double delay_sec;        /* not claimable before now + delay; default 0 */
+    double backoff_base_sec; /* default 10 */
+    double backoff_max_sec;  /* default 900 */
 } cq_spawn_opts;
 
 /* The defaults above. */
@@ -117,8 +117,7 @@ cq_spawn_opts cq_spawn_defaults(void);
 
 /* Spawns one task; *created is false when the idempotency key named an
  * existing task, whose id is returned. */
-ct_code cq_spawn(cq_client *c, const cq_spawn_opts *o, cq_uuid id_out, bool *created,
-                 ct_err *err);
+ct_code cq_spawn(cq_client *c, const cq_spawn_opts *o, cq_uuid id_out, bool *created, ct_err *err);
 
 /* Spawns n tasks in one transaction, pipelined (one round trip per batch).
  * All or none: on error nothing is spawned. ids_out may be NULL. */
@@ -169,12 +168,12 @@ ct_code cq_retry(cq_client *c, const char *id, ct_err *err);
 ct_code cq_get(cq_client *c, const char *id, cq_task *out, ct_err *err);
 
 typedef struct cq_filter {
-    const char *queue;  /* NULL = all */
-    const char *name;   /* NULL = all */
+    const char *queue; /* NULL = all */
+    const char *name;  /* NULL = all */
     bool has_status;
     cq_status status;
     const char *workflow_id; /* NULL = all */
-    long limit;         /* default 100 */
+    long limit;              /* default 100 */
     long offset;
 } cq_filter;
 

@@ -143,7 +143,10 @@ void cli_format_time(double t, char *out, size_t size)
     snprintf(out, size, "%s.%03dZ", base, (int)((t - floor(t)) * 1000));
 }
 
-static json_t *str_or_null(const char *s) { return s && s[0] ? json_string(s) : json_null(); }
+static json_t *str_or_null(const char *s)
+{
+    return s && s[0] ? json_string(s) : json_null();
+}
 
 static json_t *time_or_null(double t)
 {
@@ -154,7 +157,10 @@ static json_t *time_or_null(double t)
     return json_string(buf);
 }
 
-static json_t *real_or_null(double v) { return isnan(v) ? json_null() : json_real(v); }
+static json_t *real_or_null(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
 
 json_t *cli_task_json(const cq_task *t)
 {

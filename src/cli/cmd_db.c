@@ -17,7 +17,7 @@ static int parse_simple(int argc, char **argv, const char *usage, bool *json)
     optind = 0;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (ch == 'j' && json != NULL) {
             *json = true;
         } else if (ch == 'h') {
@@ -68,8 +68,8 @@ static int db_start(int argc, char **argv, const ct_config *cfg)
 
 static int db_stop(int argc, char **argv, const ct_config *cfg)
 {
-    int rc = parse_simple(argc, argv, "usage: contimg db stop\n\nStops the private PostgreSQL.",
-                          NULL);
+    int rc =
+        parse_simple(argc, argv, "usage: contimg db stop\n\nStops the private PostgreSQL.", NULL);
     if (rc >= 0)
         return rc;
     if (cfg->database_url[0])
@@ -114,8 +114,8 @@ static int db_status(int argc, char **argv, const ct_config *cfg)
         data_dir = ct_pgcluster_data_dir(pg);
     }
     int version = -1;
-    bool reachable = (external || st.running) &&
-                     ct_schema_version(conninfo, &version, &err) == CT_OK;
+    bool reachable =
+        (external || st.running) && ct_schema_version(conninfo, &version, &err) == CT_OK;
     int code = reachable ? EXIT_OK : EXIT_DB_UNAVAILABLE;
     if (json) {
         json_t *o = json_object();

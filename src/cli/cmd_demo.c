@@ -46,8 +46,8 @@ static ct_code spawn_chain(cq_client *c, const ct_config *cfg, const char *group
     for (int i = 0; i < CHAIN_LEN; i++) {
         char key[CQ_KEY_MAX];
         snprintf(key, sizeof key, "demo:%s:%s", workflow, standard_chain[i]);
-        json_t *params = json_pack("{s:{}, s:{s:s}, s:{}}", "config", "inputs", "group_id", group,
-                                   "outputs");
+        json_t *params =
+            json_pack("{s:{}, s:{s:s}, s:{}}", "config", "inputs", "group_id", group, "outputs");
         cq_spawn_opts o = cq_spawn_defaults();
         o.queue = cfg->queue;
         o.name = standard_chain[i];
@@ -103,9 +103,9 @@ static ct_code work(cq_client *c, const ct_config *cfg, const cq_uuid workflow, 
                 }
                 continue;
             }
-            json_t *result = json_pack("{s:s, s:{s:s}, s:s, s:[]}", "status", "success",
-                                       "outputs", "stage", t[i].name, "message",
-                                       "demo task completed", "errors");
+            json_t *result =
+                json_pack("{s:s, s:{s:s}, s:s, s:[]}", "status", "success", "outputs", "stage",
+                          t[i].name, "message", "demo task completed", "errors");
             rc = cq_complete(c, t[i].id, t[i].claim_token, result, err);
             json_decref(result);
             if (rc == CT_OK) {

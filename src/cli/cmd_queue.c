@@ -18,7 +18,7 @@ static int parse(int argc, char **argv, const char *usage, bool *json, const cha
     optind = 0;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (ch == 'h') {
             printf("%s\n", usage);
             return EXIT_OK;
@@ -35,7 +35,10 @@ static int parse(int argc, char **argv, const char *usage, bool *json, const cha
     return -1;
 }
 
-static json_t *real_or_null(double v) { return isnan(v) ? json_null() : json_real(v); }
+static json_t *real_or_null(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
 
 static void fmt_sec(double v, char *out, size_t size)
 {
@@ -81,13 +84,13 @@ static int queue_stats(int argc, char **argv, const ct_config *cfg)
                              "failed", (json_int_t)s[i].failed, "cancelled",
                              (json_int_t)s[i].cancelled, "total", (json_int_t)s[i].total,
                              "oldest_pending_sec", real_or_null(s[i].oldest_pending_sec),
-                             "avg_wait_sec", real_or_null(s[i].avg_wait_sec),
-                             "avg_execution_sec", real_or_null(s[i].avg_execution_sec)));
+                             "avg_wait_sec", real_or_null(s[i].avg_wait_sec), "avg_execution_sec",
+                             real_or_null(s[i].avg_execution_sec)));
         cli_print_json(a);
     } else {
-        printf("%-24s %8s %8s %8s %9s %7s %9s %7s %12s %10s %10s\n", "QUEUE", "PENDING",
-               "CLAIMED", "RETRYING", "COMPLETED", "FAILED", "CANCELLED", "TOTAL",
-               "OLDEST_PEND", "AVG_WAIT", "AVG_EXEC");
+        printf("%-24s %8s %8s %8s %9s %7s %9s %7s %12s %10s %10s\n", "QUEUE", "PENDING", "CLAIMED",
+               "RETRYING", "COMPLETED", "FAILED", "CANCELLED", "TOTAL", "OLDEST_PEND", "AVG_WAIT",
+               "AVG_EXEC");
         for (size_t i = 0; i < n; i++) {
             char oldest[32], wait[32], exec[32];
             fmt_sec(s[i].oldest_pending_sec, oldest, sizeof oldest);
@@ -165,8 +168,8 @@ int cmd_reap(int argc, char **argv, const ct_config *cfg)
     if (json) {
         json_t *a = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(a, json_pack("{s:s, s:s}", "task_id", r[i].id, "action",
-                                               r[i].action));
+            json_array_append_new(
+                a, json_pack("{s:s, s:s}", "task_id", r[i].id, "action", r[i].action));
         cli_print_json(a);
     } else {
         for (size_t i = 0; i < n; i++)

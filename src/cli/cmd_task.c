@@ -19,7 +19,7 @@ static int parse_opts(int argc, char **argv, const struct option *opts, const ch
     optind = 0;
     opterr = 0;
     int ch, idx;
-    while ((ch = getopt_long(argc, argv, "+:h", opts, &idx)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, &idx)) != -1) {
         if (ch == 'h') {
             printf("%s\n", usage);
             return EXIT_OK;
@@ -174,22 +174,21 @@ static int spawn_opt(int ch, const char *arg, void *p)
 
 static int task_spawn(int argc, char **argv, const ct_config *cfg)
 {
-    static const struct option opts[] = {
-        {"name", required_argument, NULL, 'n'},
-        {"queue", required_argument, NULL, 'q'},
-        {"params", required_argument, NULL, 'p'},
-        {"priority", required_argument, NULL, 'P'},
-        {"max-retries", required_argument, NULL, 'r'},
-        {"timeout", required_argument, NULL, 't'},
-        {"idempotency-key", required_argument, NULL, 'k'},
-        {"depends-on", required_argument, NULL, 'd'},
-        {"workflow-id", required_argument, NULL, 'w'},
-        {"delay", required_argument, NULL, 'D'},
-        {"backoff-base", required_argument, NULL, 'b'},
-        {"backoff-max", required_argument, NULL, 'B'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                         {"queue", required_argument, NULL, 'q'},
+                                         {"params", required_argument, NULL, 'p'},
+                                         {"priority", required_argument, NULL, 'P'},
+                                         {"max-retries", required_argument, NULL, 'r'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"idempotency-key", required_argument, NULL, 'k'},
+                                         {"depends-on", required_argument, NULL, 'd'},
+                                         {"workflow-id", required_argument, NULL, 'w'},
+                                         {"delay", required_argument, NULL, 'D'},
+                                         {"backoff-base", required_argument, NULL, 'b'},
+                                         {"backoff-max", required_argument, NULL, 'B'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
     static const char usage[] =
         "usage: contimg task spawn --name NAME [options]\n\n"
         "Adds a task to a queue and prints its id. With an idempotency key that\n"
@@ -285,8 +284,8 @@ static int list_opt(int ch, const char *arg, void *p)
 
 static void print_task_table(const cq_task *t, size_t n)
 {
-    printf("%-36s  %-9s  %-20s  %-20s  %4s  %3s  %s\n", "TASK_ID", "STATUS", "NAME", "QUEUE",
-           "PRI", "ATT", "CREATED");
+    printf("%-36s  %-9s  %-20s  %-20s  %4s  %3s  %s\n", "TASK_ID", "STATUS", "NAME", "QUEUE", "PRI",
+           "ATT", "CREATED");
     for (size_t i = 0; i < n; i++) {
         char created[40];
         cli_format_time(t[i].created_at, created, sizeof created);

@@ -36,6 +36,5 @@ int main(int argc, char **argv)
     ct_err err;
     if (ct_config_load(&cfg, &err) != CT_OK)
         return cli_report(&err);
-    return cli_dispatch("contimg", "usage: contimg COMMAND [ARGS...]", commands, argc, argv,
-                        &cfg);
+    return cli_dispatch("contimg", "usage: contimg COMMAND [ARGS...]", commands, argc, argv, &cfg);
 }
