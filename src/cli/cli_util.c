@@ -4,6 +4,7 @@
 
 #include "database.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -76,8 +77,17 @@ int cli_dispatch(const char *prog, const char *usage, const cli_command *cmds, i
     return cli_usage_error("'%s' is not a %s command; see '%s --help'", argv[1], prog, prog);
 }
 
+/* strtol and strtod skip leading blanks and accept '+': an option value
+ * must be the number and nothing else. */
+static bool plain_number_start(const char *s)
+{
+    return s[0] != '\0' && !isspace((unsigned char)s[0]) && s[0] != '+';
+}
+
 bool cli_parse_long(const char *s, long lo, long hi, long *out)
 {
+    if (!plain_number_start(s))
+        return false;
     char *end = NULL;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -89,6 +99,8 @@ bool cli_parse_long(const char *s, long lo, long hi, long *out)
 
 bool cli_parse_double(const char *s, double lo, double hi, double *out)
 {
+    if (!plain_number_start(s))
+        return false;
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);

@@ -95,10 +95,10 @@ static ct_code work(cq_client *c, const ct_config *cfg, const cq_uuid workflow, 
                              "demo: simulated transient failure (disk busy)", CT_CAT_TRANSIENT,
                              &after, err);
                 if (rc == CT_OK) {
-                    printf("failed   %-20s transient; retry after %.1f s backoff\n", t[i].name,
-                           after.available_at - after.completed_at > 0
-                               ? after.available_at - after.completed_at
-                               : after.backoff_base_sec);
+                    char when[40];
+                    cli_format_time(after.available_at, when, sizeof when);
+                    printf("failed   %-20s transient; retried from %s (backoff)\n", t[i].name,
+                           when);
                     cq_task_free(&after);
                 }
                 continue;
@@ -147,8 +147,10 @@ int cmd_demo(int argc, char **argv, const ct_config *cfg)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(group, sizeof group, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (cli_connect(cfg, &c, &err) != CT_OK)
+        return cli_report(&err);
     printf("workflow %s for observation group %s on queue %s\n", workflow, group, cfg->queue);
-    if (cli_connect(cfg, &c, &err) != CT_OK || spawn_chain(c, cfg, group, workflow, ids, &err) ||
+    if (spawn_chain(c, cfg, group, workflow, ids, &err) != CT_OK ||
         work(c, cfg, workflow, &err) != CT_OK) {
         cq_disconnect(c);
         return cli_report(&err);

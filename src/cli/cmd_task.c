@@ -143,6 +143,8 @@ static int spawn_opt(int ch, const char *arg, void *p)
                 return cli_usage_error("--depends-on: '%s' is not a task id (UUID)", t);
             s->deps[n++] = t;
         }
+        if (n == 0)
+            return cli_usage_error("--depends-on needs at least one task id");
         s->o.depends_on = s->deps;
         s->o.n_depends_on = n;
         return -1;
