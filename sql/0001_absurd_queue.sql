@@ -85,6 +85,8 @@ CREATE INDEX tasks_depends_on_idx ON absurd.tasks USING gin (depends_on)
 CREATE INDEX tasks_lease_idx ON absurd.tasks (lease_expires_at) WHERE status = 'claimed';
 CREATE INDEX tasks_queue_status_idx ON absurd.tasks (queue_name, status);
 CREATE INDEX tasks_workflow_idx ON absurd.tasks (workflow_id) WHERE workflow_id IS NOT NULL;
+-- What a manual retry restores.
+CREATE INDEX tasks_cancelled_by_idx ON absurd.tasks (cancelled_by) WHERE cancelled_by IS NOT NULL;
 
 -- ---------------------------------------------------------------------------
 -- Queues
@@ -92,8 +94,10 @@ CREATE INDEX tasks_workflow_idx ON absurd.tasks (workflow_id) WHERE workflow_id 
 CREATE FUNCTION absurd.create_queue(p_queue text) RETURNS text
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF p_queue IS NULL OR p_queue ~ '-dlq$' THEN
-        RAISE EXCEPTION 'queue name "%" is not allowed (names ending in -dlq are reserved)', p_queue
+    IF p_queue IS NULL OR p_queue ~ '-dlq$' OR length(p_queue) > 123
+       OR p_queue !~ '^[A-Za-z0-9][A-Za-z0-9._-]*$' THEN
+        RAISE EXCEPTION 'queue name "%" is not allowed: 1-123 characters of [A-Za-z0-9._-], '
+                        'not ending in -dlq (reserved for dead-letter queues)', p_queue
             USING ERRCODE = 'CT006';
     END IF;
     INSERT INTO absurd.queues (queue_name) VALUES (p_queue || '-dlq') ON CONFLICT DO NOTHING;
@@ -146,27 +150,42 @@ END $$;
 -- other tasks, on p_start, recording p_cause (the task whose failure or
 -- cancellation is the root of it) so a manual retry of p_cause can restore
 -- them. Returns how many were cancelled.
+--
+-- The walk repeats until a pass cancels nothing: a spawn that locked one of
+-- the dependencies FOR SHARE before this transaction reached it commits
+-- while we wait on that row, after the walk's snapshot was taken; the next
+-- pass (a new statement, so a new snapshot) sees it. Later spawns wait on
+-- our row locks and then see the cancellation themselves.
 CREATE FUNCTION absurd._cascade_cancel(p_start uuid, p_cause uuid, p_reason text)
 RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    n integer;
+    n     integer;
+    total integer := 0;
 BEGIN
-    WITH RECURSIVE dependents(task_id) AS (
-        SELECT t.task_id FROM absurd.tasks t
-         WHERE t.depends_on @> ARRAY[p_start] AND t.depends_on <> '{}'
-           AND t.status IN ('pending', 'retrying')
-        UNION
-        SELECT t.task_id FROM absurd.tasks t JOIN dependents d ON t.depends_on @> ARRAY[d.task_id]
-         WHERE t.depends_on <> '{}' AND t.status IN ('pending', 'retrying')
-    )
-    UPDATE absurd.tasks t
-       SET status = 'cancelled', cancelled_by = p_cause, error = p_reason,
-           error_category = 'dependency_failed', completed_at = now()
-      FROM dependents d
-     WHERE t.task_id = d.task_id;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    LOOP
+        WITH RECURSIVE roots(task_id) AS (
+            SELECT p_start
+            UNION
+            SELECT t.task_id FROM absurd.tasks t
+             WHERE t.cancelled_by = p_cause AND t.status = 'cancelled'
+        ), dependents(task_id) AS (
+            SELECT t.task_id FROM absurd.tasks t JOIN roots r ON t.depends_on @> ARRAY[r.task_id]
+             WHERE t.depends_on <> '{}' AND t.status IN ('pending', 'retrying')
+            UNION
+            SELECT t.task_id FROM absurd.tasks t JOIN dependents d ON t.depends_on @> ARRAY[d.task_id]
+             WHERE t.depends_on <> '{}' AND t.status IN ('pending', 'retrying')
+        )
+        UPDATE absurd.tasks t
+           SET status = 'cancelled', cancelled_by = p_cause, error = p_reason,
+               error_category = 'dependency_failed', completed_at = now()
+          FROM dependents d
+         WHERE t.task_id = d.task_id AND t.status IN ('pending', 'retrying');
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+        EXIT WHEN n = 0;
+    END LOOP;
+    RETURN total;
 END $$;
 
 -- Moves a task to its queue's DLQ as failed and cancels its dependents.
@@ -293,7 +312,7 @@ BEGIN
          p_timeout_sec, p_idempotency_key, v_deps, p_workflow_id,
          now() + p_delay_sec * interval '1 second', p_backoff_base_sec, p_backoff_max_sec,
          v_status,
-         v_dead.task_id,
+         coalesce(v_dead.cancelled_by, v_dead.task_id),
          CASE WHEN v_status = 'cancelled' THEN format('dependency %s %s', v_dead.task_id, v_dead.status) END,
          CASE WHEN v_status = 'cancelled' THEN 'dependency_failed' END,
          CASE WHEN v_status = 'cancelled' THEN now() END)
@@ -307,7 +326,8 @@ BEGIN
         RETURN QUERY SELECT v_id, false;
         RETURN;
     END IF;
-    IF v_status = 'pending' AND p_delay_sec = 0 AND cardinality(v_deps) = 0 THEN
+    IF v_status = 'pending' AND p_delay_sec = 0 AND NOT EXISTS (
+           SELECT 1 FROM absurd.tasks t WHERE t.task_id = ANY (v_deps) AND t.status <> 'completed') THEN
         PERFORM pg_notify('absurd_tasks', p_queue);
     END IF;
     RETURN QUERY SELECT v_id, true;
@@ -399,11 +419,10 @@ BEGIN
            execution_time_sec = extract(epoch FROM now() - t.claimed_at)
      WHERE t.task_id = p_task_id
     RETURNING t.* INTO v;
-    IF EXISTS (SELECT 1 FROM absurd.tasks t
-                WHERE t.depends_on @> ARRAY[p_task_id] AND t.depends_on <> '{}'
-                  AND t.status = 'pending') THEN
-        PERFORM pg_notify('absurd_tasks', v.queue_name);
-    END IF;
+    PERFORM pg_notify('absurd_tasks', q.queue_name)
+       FROM (SELECT DISTINCT t.queue_name FROM absurd.tasks t
+              WHERE t.depends_on @> ARRAY[p_task_id] AND t.depends_on <> '{}'
+                AND t.status = 'pending') q;
     RETURN v;
 END $$;
 
@@ -441,15 +460,11 @@ BEGIN
       FROM input i
       LEFT JOIN done d ON d.task_id = i.id
       LEFT JOIN absurd.tasks t ON t.task_id = i.id;
-    -- Wake claimers if any completed task unblocked a dependent.
-    IF EXISTS (SELECT 1 FROM absurd.tasks t
-                WHERE t.depends_on && p_task_ids AND t.depends_on <> '{}'
-                  AND t.status = 'pending') THEN
-        PERFORM pg_notify('absurd_tasks', q.queue_name)
-           FROM (SELECT DISTINCT t.queue_name FROM absurd.tasks t
-                  WHERE t.depends_on && p_task_ids AND t.depends_on <> '{}'
-                    AND t.status = 'pending') q;
-    END IF;
+    -- Wake claimers of any queue where a completed task unblocked a dependent.
+    PERFORM pg_notify('absurd_tasks', q.queue_name)
+       FROM (SELECT DISTINCT t.queue_name FROM absurd.tasks t
+              WHERE t.depends_on && p_task_ids AND t.depends_on <> '{}'
+                AND t.status = 'pending') q;
 END $$;
 
 -- Records a failed attempt. Transient and timeout failures are retried with
@@ -560,22 +575,29 @@ BEGIN
         RETURNING t.task_id)
     SELECT coalesce(array_agg(restored.task_id), '{}') INTO v_restored FROM restored;
     -- ...then cancel again those that still have another dead dependency,
-    -- recording that one as the cause.
+    -- recording that one's root cause. The dependencies are locked first (in
+    -- key order, as spawn does) so a concurrent cancel or dead-letter of one
+    -- of them either finishes before this check or sees the restored tasks.
+    PERFORM 1 FROM absurd.tasks d
+     WHERE d.task_id IN (SELECT unnest(t.depends_on) FROM absurd.tasks t
+                          WHERE t.task_id = ANY (v_restored))
+     ORDER BY d.task_id FOR SHARE;
     FOR c IN
-        SELECT t.task_id, dead.task_id AS dead_id, dead.status AS dead_status
+        SELECT t.task_id, dead.task_id AS dead_id, dead.status AS dead_status,
+               coalesce(dead.cancelled_by, dead.task_id) AS cause
           FROM absurd.tasks t
-          CROSS JOIN LATERAL (SELECT d.task_id, d.status FROM absurd.tasks d
+          CROSS JOIN LATERAL (SELECT d.task_id, d.status, d.cancelled_by FROM absurd.tasks d
                                WHERE d.task_id = ANY (t.depends_on)
                                  AND d.status IN ('failed', 'cancelled')
                                ORDER BY d.task_id LIMIT 1) dead
          WHERE t.task_id = ANY (v_restored)
     LOOP
         UPDATE absurd.tasks t
-           SET status = 'cancelled', cancelled_by = c.dead_id, completed_at = now(),
+           SET status = 'cancelled', cancelled_by = c.cause, completed_at = now(),
                error = format('dependency %s %s', c.dead_id, c.dead_status),
                error_category = 'dependency_failed'
          WHERE t.task_id = c.task_id AND t.status = 'pending';
-        PERFORM absurd._cascade_cancel(c.task_id, c.dead_id,
+        PERFORM absurd._cascade_cancel(c.task_id, c.cause,
                                        format('dependency %s %s', c.dead_id, c.dead_status));
     END LOOP;
     PERFORM pg_notify('absurd_tasks', v.queue_name);

@@ -7,11 +7,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -178,20 +180,29 @@ static ct_code make_owned_dir(const ct_pgcluster *pg, const char *dir, ct_err *e
     if (slash != NULL && slash != parent)
         *slash = '\0';
     ct_code rc = ct_mkdir_p(parent, 0755, err);
-    if (rc == CT_OK)
-        rc = ct_mkdir_p(dir, 0700, err);
+    if (rc == CT_OK && mkdir(dir, 0700) != 0 && errno != EEXIST)
+        rc = ct_fail(err, CT_EIO, "mkdir %s: %s", dir, strerror(errno));
     if (rc != CT_OK)
         return rc;
-    if (pg->run_as != NULL) {
-        uid_t uid;
-        gid_t gid;
-        if ((rc = ct_proc_user(pg->run_as, &uid, &gid, err)) != CT_OK)
-            return rc;
-        if (chown(dir, uid, gid) != 0)
-            return ct_fail(err, CT_EIO, "chown %s: %s", dir, strerror(errno));
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (pg->run_as != NULL && (rc = ct_proc_user(pg->run_as, &uid, &gid, err)) != CT_OK)
+        return rc;
+    /* Never follow a symlink, and never adopt a directory someone else made:
+     * the socket fallback lives in /tmp under a predictable name. */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return ct_fail(err, CT_EIO, "%s is not a plain directory: %s", dir, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (st.st_uid != uid && st.st_uid != geteuid())) {
+        close(fd);
+        return ct_fail(err, CT_EIO, "%s belongs to another user; refusing to use it", dir);
     }
-    if (chmod(dir, 0700) != 0)
-        return ct_fail(err, CT_EIO, "chmod %s: %s", dir, strerror(errno));
+    bool ok = (st.st_uid == uid || fchown(fd, uid, gid) == 0) && fchmod(fd, 0700) == 0;
+    close(fd);
+    if (!ok)
+        return ct_fail(err, CT_EIO, "cannot give %s to %s: %s", dir,
+                       pg->run_as ? pg->run_as : "this user", strerror(errno));
     return CT_OK;
 }
 
@@ -202,14 +213,27 @@ static ct_code run_tool(const ct_pgcluster *pg, const char *const argv[], const 
     return ct_proc_run(argv, &o, status, err);
 }
 
+/* Appends and fsyncs: the settings must be on disk before the rename
+ * that makes the cluster visible. */
 static ct_code append_file(const char *path, const char *text, ct_err *err)
 {
     FILE *f = fopen(path, "a");
     if (f == NULL)
         return ct_fail(err, CT_EIO, "open %s: %s", path, strerror(errno));
     int bad = fputs(text, f) < 0;
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
     return bad ? ct_fail(err, CT_EIO, "write %s failed", path) : CT_OK;
+}
+
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
 }
 
 /* initdb into data.tmp and rename: a crash mid-way leaves no half cluster. */
@@ -246,6 +270,7 @@ static ct_code initialize(ct_pgcluster *pg, ct_err *err)
         return rc;
     if (rename(tmp, pg->data) != 0)
         return ct_fail(err, CT_EIO, "rename %s: %s", tmp, strerror(errno));
+    fsync_dir(pg->base);
     return CT_OK;
 }
 
@@ -305,9 +330,58 @@ static ct_code create_database(const ct_pgcluster *pg, ct_err *err)
     return rc;
 }
 
+/* Serializes `db start` and `db stop` runs on one state directory (two
+ * first starts would otherwise initdb into the same data.tmp). The lock
+ * dies with the process, so a crash never leaves it held. */
+static ct_code lock_state(const ct_pgcluster *pg, int *fd_out, ct_err *err)
+{
+    ct_code rc = ct_mkdir_p(pg->state_dir, 0755, err);
+    if (rc != CT_OK)
+        return rc;
+    char path[CT_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/.db.lock", pg->state_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return ct_fail(err, CT_EIO, "open %s: %s", path, strerror(errno));
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return ct_fail(err, CT_EIO, "lock %s: %s", path, strerror(errno));
+        }
+    }
+    *fd_out = fd;
+    return CT_OK;
+}
+
+static ct_code start_locked(ct_pgcluster *pg, bool *already, ct_err *err);
+static ct_code stop_locked(ct_pgcluster *pg, bool *was_running, ct_err *err);
+
 ct_code ct_pgcluster_start(ct_pgcluster *pg, bool *already, ct_err *err)
 {
+    int fd = -1;
     *already = false;
+    ct_code rc = lock_state(pg, &fd, err);
+    if (rc != CT_OK)
+        return rc;
+    rc = start_locked(pg, already, err);
+    close(fd);
+    return rc;
+}
+
+ct_code ct_pgcluster_stop(ct_pgcluster *pg, bool *was_running, ct_err *err)
+{
+    int fd = -1;
+    *was_running = false;
+    ct_code rc = lock_state(pg, &fd, err);
+    if (rc != CT_OK)
+        return rc;
+    rc = stop_locked(pg, was_running, err);
+    close(fd);
+    return rc;
+}
+
+static ct_code start_locked(ct_pgcluster *pg, bool *already, ct_err *err)
+{
     ct_code rc;
     if (!file_exists(pg->data, "PG_VERSION")) {
         /* Choose where a new cluster goes: the state dir if the server's
@@ -344,7 +418,7 @@ ct_code ct_pgcluster_start(ct_pgcluster *pg, bool *already, ct_err *err)
     return create_database(pg, err);
 }
 
-ct_code ct_pgcluster_stop(ct_pgcluster *pg, bool *was_running, ct_err *err)
+static ct_code stop_locked(ct_pgcluster *pg, bool *was_running, ct_err *err)
 {
     ct_pgcluster_status st;
     ct_code rc = ct_pgcluster_status_get(pg, &st, err);

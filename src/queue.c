@@ -199,6 +199,19 @@ static ct_code result_error(const PGresult *r, const char *what, ct_err *err)
     return ct_fail(err, code, "%s: %s", what, msg);
 }
 
+/* What every new session needs: quiet notices, and LISTEN when waiting. */
+static bool session_setup(cq_client *c)
+{
+    PGresult *r = PQexec(c->conn, c->listening ? "SET client_min_messages = warning; "
+                                                 "LISTEN absurd_tasks"
+                                               : "SET client_min_messages = warning");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok;
+}
+
+/* Re-establishes the connection with capped exponential backoff (0.1 s
+ * doubling to 5 s) until it works or *waited exceeds the budget. */
 static ct_code reconnect(cq_client *c, double *waited, ct_err *err)
 {
     double delay = 0.1;
@@ -206,14 +219,8 @@ static ct_code reconnect(cq_client *c, double *waited, ct_err *err)
         PQreset(c->conn);
         if (PQstatus(c->conn) == CONNECTION_OK) {
             c->prepared = 0;
-            if (c->listening) {
-                PGresult *r = PQexec(c->conn, "LISTEN absurd_tasks");
-                bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-                PQclear(r);
-                if (!ok)
-                    continue;
-            }
-            return CT_OK;
+            if (session_setup(c))
+                return CT_OK;
         }
         if (*waited >= c->reconnect_budget_sec)
             return ct_fail(err, CT_ECONNECT, "database unavailable (gave up after %.1f s): %s",
@@ -224,31 +231,69 @@ static ct_code reconnect(cq_client *c, double *waited, ct_err *err)
     }
 }
 
+/* A connection the server closed while we were idle still reads as OK
+ * until libpq looks at the socket: look first, so a call that has not been
+ * sent yet is never reported as "outcome unknown". */
+static ct_code ensure_connected(cq_client *c, double *waited, ct_err *err)
+{
+    /* The server's goodbye is an error message followed by EOF; libpq sees
+     * the EOF only on a later read, so read while the socket has data. */
+    for (int i = 0; i < 4 && PQstatus(c->conn) == CONNECTION_OK &&
+                    PQtransactionStatus(c->conn) == PQTRANS_IDLE;
+         i++) {
+        struct pollfd p = {.fd = PQsocket(c->conn), .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0 || !PQconsumeInput(c->conn))
+            break;
+    }
+    if (PQstatus(c->conn) != CONNECTION_OK)
+        return reconnect(c, waited, err);
+    return CT_OK;
+}
+
+/* Deadlock and serialization failures roll the whole statement back, so
+ * running it again is always safe. */
+static bool is_retryable_conflict(const PGresult *r)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return state != NULL && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0);
+}
+
+enum { MAX_STATEMENT_TRIES = 5 };
+
+/* Makes sure the connection is up and statement s is prepared on it.
+ * Preparing changes nothing, so a connection lost meanwhile is retried. */
+static ct_code ready_stmt(cq_client *c, int s, double *waited, ct_err *err)
+{
+    const stmt_def *d = &stmts[s];
+    for (int tries = 1;; tries++) {
+        ct_code rc = ensure_connected(c, waited, err);
+        if (rc != CT_OK || (c->prepared & (1u << s)))
+            return rc;
+        PGresult *p = PQprepare(c->conn, d->name, d->sql, d->nparams, NULL);
+        if (PQresultStatus(p) == PGRES_COMMAND_OK) {
+            PQclear(p);
+            c->prepared |= 1u << s;
+            return CT_OK;
+        }
+        bool lost = PQstatus(c->conn) != CONNECTION_OK;
+        rc = result_error(p, d->name, err);
+        PQclear(p);
+        if (!lost || tries >= MAX_STATEMENT_TRIES)
+            return lost ? ct_fail(err, CT_ECONNECT, "connection lost while preparing %s", d->name)
+                        : rc;
+    }
+}
+
 /* Runs statement s. On success *out holds the result (caller clears). */
 static ct_code exec_stmt(cq_client *c, int s, const char *const *vals, PGresult **out, ct_err *err)
 {
     const stmt_def *d = &stmts[s];
     double waited = 0;
     *out = NULL;
-    for (;;) {
-        ct_code rc;
-        if (PQstatus(c->conn) != CONNECTION_OK && (rc = reconnect(c, &waited, err)) != CT_OK)
+    for (int tries = 1;; tries++) {
+        ct_code rc = ready_stmt(c, s, &waited, err);
+        if (rc != CT_OK)
             return rc;
-        if (!(c->prepared & (1u << s))) {
-            PGresult *p = PQprepare(c->conn, d->name, d->sql, d->nparams, NULL);
-            ExecStatusType st = PQresultStatus(p);
-            if (st != PGRES_COMMAND_OK) {
-                if (PQstatus(c->conn) != CONNECTION_OK) {
-                    PQclear(p);
-                    continue; /* nothing ran yet: safe to retry */
-                }
-                rc = result_error(p, d->name, err);
-                PQclear(p);
-                return rc;
-            }
-            PQclear(p);
-            c->prepared |= 1u << s;
-        }
         PGresult *r = PQexecPrepared(c->conn, d->name, d->nparams, vals, NULL, NULL, 0);
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
@@ -257,11 +302,16 @@ static ct_code exec_stmt(cq_client *c, int s, const char *const *vals, PGresult 
         }
         if (PQstatus(c->conn) != CONNECTION_OK) {
             PQclear(r);
-            if (d->retry_safe)
+            if (d->retry_safe && tries < MAX_STATEMENT_TRIES)
                 continue;
             return ct_fail(err, CT_ECONNECT,
                            "connection to the database lost during %s; its outcome is unknown",
                            d->name);
+        }
+        if (is_retryable_conflict(r) && tries < MAX_STATEMENT_TRIES) {
+            PQclear(r);
+            sleep_sec(0.01 * (1 << tries));
+            continue;
         }
         rc = result_error(r, d->name, err);
         PQclear(r);
@@ -292,7 +342,13 @@ static json_t *json_or_null(const PGresult *r, int row, int col)
 {
     if (PQgetisnull(r, row, col))
         return NULL;
-    return json_loads(PQgetvalue(r, row, col), JSON_DECODE_ANY, NULL);
+    const char *text = PQgetvalue(r, row, col);
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    /* jsonb holds integers of any size, jansson only 64-bit ones: read those
+     * as reals rather than losing the whole document. */
+    if (v == NULL)
+        v = json_loads(text, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
+    return v;
 }
 
 /* "{a,b,c}" -> array of uuids. */
@@ -433,6 +489,10 @@ static char *array_literal(const char *const *items, size_t n)
     strbuf b = {0};
     bool ok = sb_add(&b, "{", 1);
     for (size_t i = 0; ok && i < n; i++) {
+        if (items[i] == NULL) {
+            ok = sb_add(&b, i ? ",NULL" : "NULL", i ? 5 : 4);
+            continue;
+        }
         ok = sb_add(&b, i ? ",\"" : "\"", i ? 2 : 1);
         for (const char *p = items[i]; ok && *p; p++) {
             if (*p == '"' || *p == '\\')
@@ -461,6 +521,8 @@ static char *uuid_array_literal(const cq_uuid *ids, size_t n)
     return s;
 }
 
+static void ignore_notice(void *arg, const char *message) {}
+
 /* --- Lifecycle ---------------------------------------------------------------- */
 
 ct_code cq_connect(const char *conninfo, cq_client **out, ct_err *err)
@@ -471,12 +533,19 @@ ct_code cq_connect(const char *conninfo, cq_client **out, ct_err *err)
         return ct_fail(err, CT_ENOMEM, "out of memory");
     c->reconnect_budget_sec = 30;
     c->conn = PQconnectdb(conninfo);
+    /* Errors reach the caller as ct_err; libpq's notices (a server's
+     * goodbye, for one) must not also be printed on stderr. */
+    PQsetNoticeProcessor(c->conn, ignore_notice, NULL);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         ct_code rc = ct_fail(err, CT_ECONNECT, "database unavailable: %s", PQerrorMessage(c->conn));
         cq_disconnect(c);
         return rc;
     }
-    PQclear(PQexec(c->conn, "SET client_min_messages = warning"));
+    if (!session_setup(c)) {
+        ct_code rc = ct_fail(err, CT_EDB, "session setup failed: %s", PQerrorMessage(c->conn));
+        cq_disconnect(c);
+        return rc;
+    }
     *out = c;
     return CT_OK;
 }
@@ -587,11 +656,15 @@ static ct_code drain_pipeline(cq_client *c, cq_uuid *ids, size_t *next, ct_code 
 {
     for (;;) {
         PGresult *r = PQgetResult(c->conn);
-        if (r == NULL) {
-            if (PQstatus(c->conn) != CONNECTION_OK)
-                return rc != CT_OK ? rc : ct_fail(err, CT_ECONNECT, "connection lost");
-            continue; /* end of one query's results */
+        if (PQstatus(c->conn) != CONNECTION_OK) {
+            /* libpq's own error carries no SQLSTATE: say what it is. */
+            PQclear(r);
+            return ct_fail(err, CT_ECONNECT,
+                           "connection to the database lost during a spawn batch; "
+                           "its outcome is unknown");
         }
+        if (r == NULL)
+            continue; /* end of one query's results */
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);
@@ -614,23 +687,10 @@ static ct_code drain_pipeline(cq_client *c, cq_uuid *ids, size_t *next, ct_code 
 ct_code cq_spawn_many(cq_client *c, const cq_spawn_opts *o, size_t n, cq_uuid *ids_out, ct_err *err)
 {
     /* Prepare the statement (and connect) outside the pipeline. */
-    ct_code rc;
-    if (!(c->prepared & (1u << S_SPAWN))) {
-        PGresult *r = NULL;
-        if (PQstatus(c->conn) != CONNECTION_OK) {
-            double waited = 0;
-            if ((rc = reconnect(c, &waited, err)) != CT_OK)
-                return rc;
-        }
-        r = PQprepare(c->conn, stmts[S_SPAWN].name, stmts[S_SPAWN].sql, stmts[S_SPAWN].nparams,
-                      NULL);
-        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        rc = ok ? CT_OK : result_error(r, "prepare spawn", err);
-        PQclear(r);
-        if (!ok)
-            return rc;
-        c->prepared |= 1u << S_SPAWN;
-    }
+    double waited = 0;
+    ct_code rc = ready_stmt(c, S_SPAWN, &waited, err);
+    if (rc != CT_OK)
+        return rc;
     if (!PQenterPipelineMode(c->conn))
         return ct_fail(err, CT_EDB, "could not enter pipeline mode");
     /* One explicit transaction over chunks of at most 256 queries, so the
@@ -664,7 +724,8 @@ ct_code cq_spawn_many(cq_client *c, const cq_spawn_opts *o, size_t n, cq_uuid *i
     } else if (rc == CT_OK) {
         rc = ct_fail(err, CT_ECONNECT, "send: %s", PQerrorMessage(c->conn));
     }
-    PQexitPipelineMode(c->conn);
+    if (!PQexitPipelineMode(c->conn) && rc == CT_OK)
+        rc = ct_fail(err, CT_EDB, "could not leave pipeline mode: %s", PQerrorMessage(c->conn));
     return rc;
 }
 
@@ -749,6 +810,8 @@ ct_code cq_complete(cq_client *c, const char *id, const char *token, const json_
     if ((rc = require_uuid("task id", id, err)) || (rc = require_uuid("claim token", token, err)))
         return rc;
     char *res = result ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (result != NULL && res == NULL)
+        return ct_fail(err, CT_ENOMEM, "could not encode the result as JSON");
     const char *v[3] = {id, token, res};
     rc = exec_simple(c, S_COMPLETE, v, err);
     free(res);
@@ -764,9 +827,10 @@ ct_code cq_complete_many(cq_client *c, const cq_uuid *ids, const cq_uuid *tokens
         char **texts = calloc(n ? n : 1, sizeof *texts);
         if (texts != NULL) {
             bool ok = true;
+            /* A NULL result stays SQL NULL, as with cq_complete. */
             for (size_t i = 0; i < n && ok; i++)
-                ok = (texts[i] = json_dumps(results[i] ? results[i] : json_null(),
-                                            JSON_COMPACT | JSON_ENCODE_ANY)) != NULL;
+                ok = results[i] == NULL ||
+                     (texts[i] = json_dumps(results[i], JSON_COMPACT | JSON_ENCODE_ANY)) != NULL;
             if (ok)
                 res = array_literal((const char *const *)texts, n);
             for (size_t i = 0; i < n; i++)
@@ -951,8 +1015,11 @@ ct_code cq_stats_get(cq_client *c, const char *queue, cq_stats **out, size_t *n,
 
 ct_code cq_create_queue(cq_client *c, const char *queue, ct_err *err)
 {
-    if (!cq_name_valid(queue))
-        return ct_fail(err, CT_EINVAL, "queue name must match [A-Za-z0-9][A-Za-z0-9._-]{0,126}");
+    /* 123 leaves room for the "-dlq" twin within the 127-character limit. */
+    if (!cq_name_valid(queue) || strlen(queue) > 123)
+        return ct_fail(err, CT_EINVAL,
+                       "queue name must be 1-123 characters of [A-Za-z0-9._-], starting with a "
+                       "letter or digit");
     const char *v[1] = {queue};
     return exec_simple(c, S_CREATE_QUEUE, v, err);
 }
@@ -979,7 +1046,7 @@ ct_code cq_wait(cq_client *c, const char *queue, double timeout_sec, bool *woken
         PGresult *r = NULL;
         double waited = 0;
         ct_code rc;
-        if (PQstatus(c->conn) != CONNECTION_OK && (rc = reconnect(c, &waited, err)) != CT_OK)
+        if ((rc = ensure_connected(c, &waited, err)) != CT_OK)
             return rc;
         r = PQexec(c->conn, "LISTEN absurd_tasks");
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;

@@ -6,6 +6,7 @@
 #include "queue.h"
 #include "testutil.h"
 
+#include <libpq-fe.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -662,6 +663,162 @@ static void test_reconnects_after_backend_loss(void)
     cq_disconnect(victim);
 }
 
+/* A spawn committed while a cascade is under way, two levels below the
+ * failed task, is cancelled too (the cascade repeats until nothing changes). */
+static void test_cascade_sees_concurrent_spawn(void)
+{
+    char q[64];
+    tu_unique_queue(db, "race", q, sizeof q);
+    cq_uuid a, b;
+    REQUIRE(spawn(q, "calibration-solve", NULL, a) == CT_OK, "spawn");
+    cq_spawn_opts o = cq_spawn_defaults();
+    const char *deps[] = {a};
+    o.depends_on = deps;
+    o.n_depends_on = 1;
+    REQUIRE(spawn(q, "calibration-apply", &o, b) == CT_OK, "spawn");
+    /* Session X spawns T onto B inside an open transaction (it holds B FOR SHARE). */
+    PGconn *x = PQconnectdb(tu_conninfo());
+    REQUIRE(PQstatus(x) == CONNECTION_OK, "connect");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "BEGIN; SELECT task_id FROM absurd.spawn_task('%s', 'imaging', '{}', 0, 3, 3600, "
+             "NULL, ARRAY['%s']::uuid[])",
+             q, b);
+    PGresult *r = PQexec(x, sql);
+    REQUIRE(PQresultStatus(r) == PGRES_TUPLES_OK, "spawn in open transaction: %s",
+            PQerrorMessage(x));
+    cq_uuid t;
+    snprintf(t, sizeof t, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    /* Meanwhile, an operator cancels A: its cascade waits on B's row lock. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        cq_client *c = tu_connect();
+        ct_err e;
+        int rc = cq_cancel(c, a, "operator", &e) == CT_OK ? 0 : 1;
+        cq_disconnect(c);
+        _exit(rc);
+    }
+    tu_sleep(0.5);
+    PQclear(PQexec(x, "COMMIT"));
+    PQfinish(x);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "cancel succeeded");
+    CHECK(status_of(b) == CQ_CANCELLED, "direct dependent cancelled");
+    CHECK(status_of(t) == CQ_CANCELLED, "concurrently spawned grandchild cancelled too (is %s)",
+          cq_status_name(status_of(t)));
+}
+
+/* cancelled_by names the root cause, so retrying the root restores tasks
+ * spawned onto, or re-cancelled through, an intermediate task. */
+static void test_retry_restores_by_root_cause(void)
+{
+    char q[64];
+    tu_unique_queue(db, "root", q, sizeof q);
+    cq_uuid a, b, t;
+    REQUIRE(spawn(q, "calibration-solve", NULL, a) == CT_OK, "spawn");
+    cq_spawn_opts o = cq_spawn_defaults();
+    const char *da[] = {a};
+    o.depends_on = da;
+    o.n_depends_on = 1;
+    REQUIRE(spawn(q, "calibration-apply", &o, b) == CT_OK, "spawn");
+    ct_err err;
+    REQUIRE_OK(cq_cancel(db, a, NULL, &err), err);
+    const char *db_[] = {b};
+    o.depends_on = db_;
+    REQUIRE(spawn(q, "imaging", &o, t) == CT_OK, "spawn onto the cascade-cancelled task");
+    cq_task got;
+    REQUIRE_OK(cq_get(db, t, &got, &err), err);
+    CHECK(got.status == CQ_CANCELLED && strcmp(got.cancelled_by, a) == 0,
+          "cancelled, naming the root %s (got %s)", a, got.cancelled_by);
+    cq_task_free(&got);
+    REQUIRE_OK(cq_retry(db, a, &err), err);
+    CHECK(status_of(b) == CQ_PENDING && status_of(t) == CQ_PENDING,
+          "retrying the root restores the whole chain");
+
+    /* Two roots: T depends on X (root R1) and Y (root R2). */
+    cq_uuid r1, r2, xx, yy, tt;
+    REQUIRE(spawn(q, "r1", NULL, r1) == CT_OK, "spawn");
+    REQUIRE(spawn(q, "r2", NULL, r2) == CT_OK, "spawn");
+    const char *d1[] = {r1}, *d2[] = {r2};
+    o.depends_on = d1;
+    REQUIRE(spawn(q, "x", &o, xx) == CT_OK, "spawn");
+    o.depends_on = d2;
+    REQUIRE(spawn(q, "y", &o, yy) == CT_OK, "spawn");
+    const char *dxy[] = {xx, yy};
+    o.depends_on = dxy;
+    o.n_depends_on = 2;
+    REQUIRE(spawn(q, "t", &o, tt) == CT_OK, "spawn");
+    REQUIRE_OK(cq_cancel(db, r1, NULL, &err), err);
+    REQUIRE_OK(cq_cancel(db, r2, NULL, &err), err);
+    REQUIRE_OK(cq_retry(db, r1, &err), err);
+    CHECK(status_of(xx) == CQ_PENDING, "X restored");
+    CHECK(status_of(tt) == CQ_CANCELLED, "T still blocked by Y's root");
+    REQUIRE_OK(cq_retry(db, r2, &err), err);
+    CHECK(status_of(yy) == CQ_PENDING, "Y restored");
+    CHECK(status_of(tt) == CQ_PENDING, "T restored once both roots are retried (is %s)",
+          cq_status_name(status_of(tt)));
+}
+
+/* After the server drops an idle connection, the next call reconnects
+ * before sending: it succeeds instead of reporting an unknown outcome. */
+static void test_idle_connection_loss_is_not_an_unknown_outcome(void)
+{
+    char q[64];
+    tu_unique_queue(db, "idle", q, sizeof q);
+    cq_client *c = NULL;
+    ct_err err;
+    char ci[8192];
+    snprintf(ci, sizeof ci, "%s application_name=contimg-test-idle", tu_conninfo());
+    REQUIRE_OK(cq_connect(ci, &c, &err), err);
+    cq_spawn_opts o = cq_spawn_defaults();
+    o.queue = q;
+    o.name = "imaging";
+    cq_uuid id;
+    REQUIRE_OK(cq_spawn(c, &o, id, NULL, &err), err);
+    free(tu_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'contimg-test-idle'"));
+    tu_sleep(0.2);
+    cq_task *t = NULL;
+    size_t n = 0;
+    ct_code rc = cq_claim(c, q, "w", 1, 60, NULL, &t, &n, &err);
+    CHECK(rc == CT_OK && n == 1, "claim after an idle disconnect: %s", rc ? err.msg : "ok");
+    cq_tasks_free(t, n);
+    /* And a spawn batch, which has its own path. */
+    free(tu_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'contimg-test-idle'"));
+    tu_sleep(0.2);
+    cq_spawn_opts batch[3] = {o, o, o};
+    rc = cq_spawn_many(c, batch, 3, NULL, &err);
+    CHECK(rc == CT_OK, "spawn batch after an idle disconnect: %s", rc ? err.msg : "ok");
+    cq_disconnect(c);
+}
+
+/* jsonb keeps integers of any size; the client must not lose the params. */
+static void test_huge_integer_params_survive(void)
+{
+    char q[64];
+    tu_unique_queue(db, "bignum", q, sizeof q);
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT task_id FROM absurd.spawn_task('%s', 'imaging', "
+             "'{\"x\": 123456789012345678901234567890, \"y\": 7}')",
+             q);
+    free(tu_sql(sql));
+    cq_task *t = NULL;
+    size_t n = claim(q, 1, 60, &t);
+    REQUIRE(n == 1, "claimed");
+    CHECK(t[0].params != NULL, "params decoded");
+    CHECK(json_integer_value(json_object_get(t[0].params, "y")) == 7 ||
+              json_real_value(json_object_get(t[0].params, "y")) == 7.0,
+          "small values intact");
+    CHECK(fabs(json_real_value(json_object_get(t[0].params, "x")) / 1.2345678901234568e29 - 1) <
+              1e-12,
+          "huge integer kept as a real");
+    cq_tasks_free(t, n);
+}
+
 int main(void)
 {
     db = tu_connect();
@@ -681,6 +838,10 @@ int main(void)
     RUN(test_spawn_many_is_atomic);
     RUN(test_notify_wakes_waiter);
     RUN(test_reconnects_after_backend_loss);
+    RUN(test_cascade_sees_concurrent_spawn);
+    RUN(test_retry_restores_by_root_cause);
+    RUN(test_idle_connection_loss_is_not_an_unknown_outcome);
+    RUN(test_huge_integer_params_survive);
     cq_disconnect(db);
     return tu_finish();
 }
