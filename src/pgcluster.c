@@ -356,28 +356,28 @@ static ct_code lock_state(const ct_pgcluster *pg, int *fd_out, ct_err *err)
 static ct_code start_locked(ct_pgcluster *pg, bool *already, ct_err *err);
 static ct_code stop_locked(ct_pgcluster *pg, bool *was_running, ct_err *err);
 
-ct_code ct_pgcluster_start(ct_pgcluster *pg, bool *already, ct_err *err)
+/* Runs op (start or stop) holding the state directory's lock. */
+static ct_code with_state_lock(ct_pgcluster *pg, ct_code (*op)(ct_pgcluster *, bool *, ct_err *),
+                               bool *flag, ct_err *err)
 {
     int fd = -1;
-    *already = false;
+    *flag = false;
     ct_code rc = lock_state(pg, &fd, err);
     if (rc != CT_OK)
         return rc;
-    rc = start_locked(pg, already, err);
+    rc = op(pg, flag, err);
     close(fd);
     return rc;
 }
 
+ct_code ct_pgcluster_start(ct_pgcluster *pg, bool *already, ct_err *err)
+{
+    return with_state_lock(pg, start_locked, already, err);
+}
+
 ct_code ct_pgcluster_stop(ct_pgcluster *pg, bool *was_running, ct_err *err)
 {
-    int fd = -1;
-    *was_running = false;
-    ct_code rc = lock_state(pg, &fd, err);
-    if (rc != CT_OK)
-        return rc;
-    rc = stop_locked(pg, was_running, err);
-    close(fd);
-    return rc;
+    return with_state_lock(pg, stop_locked, was_running, err);
 }
 
 static ct_code start_locked(ct_pgcluster *pg, bool *already, ct_err *err)

@@ -18,6 +18,19 @@ check() { # check DESCRIPTION COMMAND...
     fi
 }
 
+# Runs "$CONTIMG ARGS" twice at once; sets r1, r2 to the exit codes and
+# leaves the outputs in $work/p1.out and $work/p2.out.
+twice_at_once() {
+    "$CONTIMG" "$@" >"$work/p1.out" 2>&1 &
+    local p1=$!
+    "$CONTIMG" "$@" >"$work/p2.out" 2>&1 &
+    local p2=$!
+    wait $p1
+    r1=$?
+    wait $p2
+    r2=$?
+}
+
 work=$(mktemp -d /tmp/contimg-dbcluster.XXXXXX)
 chmod 755 "$work"
 cleanup() {
@@ -33,25 +46,11 @@ check "status before start exits 3" [ $? -eq 3 ]
 check "status says not initialized" grep -q "not initialized" "$work/st.out"
 
 # Two first starts at once: both succeed, one cluster.
-"$CONTIMG" db start >"$work/s1.out" 2>&1 &
-p1=$!
-"$CONTIMG" db start >"$work/s2.out" 2>&1 &
-p2=$!
-wait $p1
-r1=$?
-wait $p2
-r2=$?
+twice_at_once db start
 check "concurrent first starts both exit 0 ($r1, $r2)" [ $r1 -eq 0 -a $r2 -eq 0 ]
-check "one of them found it already running" grep -q "already running" "$work/s1.out" "$work/s2.out"
+check "one of them found it already running" grep -q "already running" "$work/p1.out" "$work/p2.out"
 check "no half-made cluster left behind" [ ! -e "$work/state/pg/data.tmp" ]
-"$CONTIMG" db migrate >/dev/null 2>&1 &
-p1=$!
-"$CONTIMG" db migrate >/dev/null 2>&1 &
-p2=$!
-wait $p1
-r1=$?
-wait $p2
-r2=$?
+twice_at_once db migrate
 check "concurrent migrations both exit 0 ($r1, $r2)" [ $r1 -eq 0 -a $r2 -eq 0 ]
 applied=$(psql "$("$CONTIMG" db url)" -Atc "select count(*) from public.contimg_schema_migrations")
 check "each migration recorded once ($applied)" [ "$applied" = "$("$CONTIMG" db status --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["schema_version"])')" ]
