@@ -23,6 +23,10 @@ CREATE TABLE absurd.queues (
 
 CREATE TABLE absurd.tasks (
     task_id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    -- Creation order. created_at is the transaction's time, shared by every
+    -- task of a batch spawn, and task_id is random: seq orders claims so a
+    -- batch is worked in the order it was spawned and rows stay close on disk.
+    seq                bigint GENERATED ALWAYS AS IDENTITY,
     queue_name         text NOT NULL REFERENCES absurd.queues (queue_name),
     -- The queue the task was spawned into; queue_name moves to the DLQ on
     -- dead-lettering and back on a manual retry. Idempotency keys are
@@ -75,7 +79,7 @@ CREATE TABLE absurd.tasks (
 );
 
 -- The claim path: walks runnable tasks of one queue in claim order.
-CREATE INDEX tasks_claim_idx ON absurd.tasks (queue_name, priority DESC, created_at, task_id)
+CREATE INDEX tasks_claim_idx ON absurd.tasks (queue_name, priority DESC, seq)
     WHERE status IN ('pending', 'retrying');
 CREATE UNIQUE INDEX tasks_idempotency_idx ON absurd.tasks (origin_queue, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -366,7 +370,7 @@ BEGIN
            AND (t.depends_on = '{}' OR NOT EXISTS (
                    SELECT 1 FROM absurd.tasks d
                     WHERE d.task_id = ANY (t.depends_on) AND d.status <> 'completed'))
-         ORDER BY t.priority DESC, t.created_at, t.task_id
+         ORDER BY t.priority DESC, t.seq
          LIMIT p_limit
          FOR UPDATE OF t SKIP LOCKED
     )
@@ -428,7 +432,7 @@ END $$;
 
 -- Completes many tasks at once. Unlike complete_task it does not raise for
 -- a task it cannot complete: each row's outcome says what happened, so one
--- stale claim does not undo the others.
+-- stale claim does not undo the others. Rows come back in input order.
 CREATE FUNCTION absurd.complete_tasks(p_task_ids uuid[], p_tokens uuid[], p_results jsonb[] DEFAULT NULL)
 RETURNS TABLE (task_id uuid, outcome text)
 LANGUAGE plpgsql AS $$
@@ -440,7 +444,7 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH input AS (
-        SELECT u.id, u.token, p_results[u.ord] AS res
+        SELECT u.id, u.token, u.ord, p_results[u.ord] AS res
           FROM unnest(p_task_ids, p_tokens) WITH ORDINALITY AS u(id, token, ord)
     ), done AS (
         UPDATE absurd.tasks t
@@ -459,7 +463,8 @@ BEGIN
                 ELSE 'not_holder' END
       FROM input i
       LEFT JOIN done d ON d.task_id = i.id
-      LEFT JOIN absurd.tasks t ON t.task_id = i.id;
+      LEFT JOIN absurd.tasks t ON t.task_id = i.id
+     ORDER BY i.ord;
     -- Wake claimers of any queue where a completed task unblocked a dependent.
     PERFORM pg_notify('absurd_tasks', q.queue_name)
        FROM (SELECT DISTINCT t.queue_name FROM absurd.tasks t

@@ -21,10 +21,10 @@
     "task_id, queue_name, origin_queue, task_name, params, priority, status, worker_id, "          \
     "claim_token, attempt, max_retries, timeout_sec, backoff_base_sec, backoff_max_sec, "          \
     "idempotency_key, depends_on, workflow_id, result, error, error_category, cancelled_by, "      \
-    "extract(epoch FROM created_at)::float8, extract(epoch FROM available_at)::float8, "           \
-    "extract(epoch FROM claimed_at)::float8, extract(epoch FROM heartbeat_at)::float8, "           \
-    "extract(epoch FROM lease_expires_at)::float8, extract(epoch FROM completed_at)::float8, "     \
-    "extract(epoch FROM dead_lettered_at)::float8, wait_time_sec, execution_time_sec"
+    "date_part('epoch', created_at), date_part('epoch', available_at), "                           \
+    "date_part('epoch', claimed_at), date_part('epoch', heartbeat_at), "                           \
+    "date_part('epoch', lease_expires_at), date_part('epoch', completed_at), "                     \
+    "date_part('epoch', dead_lettered_at), wait_time_sec, execution_time_sec"
 
 enum {
     S_SPAWN,
@@ -494,10 +494,15 @@ static char *array_literal(const char *const *items, size_t n)
             continue;
         }
         ok = sb_add(&b, i ? ",\"" : "\"", i ? 2 : 1);
-        for (const char *p = items[i]; ok && *p; p++) {
-            if (*p == '"' || *p == '\\')
-                ok = sb_add(&b, "\\", 1);
-            ok = ok && sb_add(&b, p, 1);
+        /* Copy runs that need no escaping whole. */
+        for (const char *p = items[i]; ok && *p;) {
+            size_t run = strcspn(p, "\"\\");
+            ok = sb_add(&b, p, run);
+            p += run;
+            if (ok && *p) {
+                char esc[2] = {'\\', *p++};
+                ok = sb_add(&b, esc, 2);
+            }
         }
         ok = ok && sb_add(&b, "\"", 1);
     }
@@ -852,17 +857,18 @@ ct_code cq_complete_many(cq_client *c, const cq_uuid *ids, const cq_uuid *tokens
     free(res);
     if (rc != CT_OK)
         return rc;
-    for (size_t i = 0; i < n; i++)
-        outcomes[i] = CQ_OUT_NOT_FOUND;
-    for (int row = 0; row < PQntuples(r); row++) {
-        const char *id = PQgetvalue(r, row, 0), *o = PQgetvalue(r, row, 1);
-        cq_outcome out = strcmp(o, "completed") == 0       ? CQ_OUT_COMPLETED
-                         : strcmp(o, "lease_expired") == 0 ? CQ_OUT_LEASE_EXPIRED
-                         : strcmp(o, "not_holder") == 0    ? CQ_OUT_NOT_HOLDER
-                                                           : CQ_OUT_NOT_FOUND;
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(ids[i], id) == 0)
-                outcomes[i] = out;
+    /* complete_tasks answers one row per input, in input order. */
+    int rows = PQntuples(r);
+    if (rows != (int)n) {
+        PQclear(r);
+        return ct_fail(err, CT_EDB, "complete_tasks answered %d rows for %zu tasks", rows, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *o = PQgetvalue(r, (int)i, 1);
+        outcomes[i] = strcmp(o, "completed") == 0       ? CQ_OUT_COMPLETED
+                      : strcmp(o, "lease_expired") == 0 ? CQ_OUT_LEASE_EXPIRED
+                      : strcmp(o, "not_holder") == 0    ? CQ_OUT_NOT_HOLDER
+                                                        : CQ_OUT_NOT_FOUND;
     }
     PQclear(r);
     return CT_OK;
