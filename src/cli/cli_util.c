@@ -215,7 +215,9 @@ json_t *cli_task_json(const cq_task *t)
 
 void cli_print_json(json_t *v)
 {
-    char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    /* Ten significant digits: enough for microsecond timings, no float noise. */
+    char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+                                JSON_REAL_PRECISION(10));
     if (s != NULL) {
         puts(s);
         free(s);
