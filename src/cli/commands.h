@@ -11,5 +11,6 @@ int cmd_task(int argc, char **argv, const ct_config *cfg);
 int cmd_queue(int argc, char **argv, const ct_config *cfg);
 int cmd_reap(int argc, char **argv, const ct_config *cfg);
 int cmd_demo(int argc, char **argv, const ct_config *cfg);
+int cmd_simulate(int argc, char **argv, const ct_config *cfg);
 
 #endif

@@ -23,6 +23,7 @@ static const cli_command commands[] = {
     {"task", "spawn, list, show, cancel, retry, claim and complete tasks", cmd_task},
     {"queue", "queue statistics and registration", cmd_queue},
     {"reap", "return tasks of dead or timed-out workers to their queue", cmd_reap},
+    {"simulate", "write a simulated DSA-110 observation (16 UVH5 subband files)", cmd_simulate},
     {"demo", "run a small task chain through the queue and show the stats", cmd_demo},
     {"version", "print the version", cmd_version},
     {NULL, NULL, NULL},

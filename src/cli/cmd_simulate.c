@@ -1,0 +1,204 @@
+/* cmd_simulate.c -- `contimg simulate`: a DSA-110 observation on disk. */
+#define _GNU_SOURCE
+#include "cli_util.h"
+#include "commands.h"
+#include "fsutil.h"
+#include "simulate.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char usage[] =
+    "usage: contimg simulate --out DIR --start ISO_TIME --dec DEG [options]\n\n"
+    "Writes one observation as the DSA-110 correlator does: 16 UVH5 subband files\n"
+    "DIR/START_sbNN.hdf5 (each written as _incomplete and renamed when done), a\n"
+    "drift scan fringe-stopped at the meridian at declination DEG.\n\n"
+    "  --out DIR                 directory for the 16 files (created if missing)\n"
+    "  --start ISO_TIME          UTC start, YYYY-MM-DDTHH:MM:SS\n"
+    "  --dec DEG                 pointing declination (apparent), -90..90\n"
+    "  --sources FILE            point sources, one per line: RA_DEG DEC_DEG FLUX_JY\n"
+    "                            [SPECTRAL_INDEX] (ICRS; flux at 1.4 GHz; # comments).\n"
+    "                            Default: one 10 Jy source at the phase centre at\n"
+    "                            mid-observation.\n"
+    "  --noise-jy SIGMA          thermal noise per real and imaginary part (default 0)\n"
+    "  --sefd JY                 system noise power added to autocorrelations (5000)\n"
+    "  --gains-seed N            apply per-antenna complex gains and bandpass (default none)\n"
+    "  --seed N                  noise seed (default 1)\n"
+    "  --antennas N              antennas with data, 1..96 (default 96)\n"
+    "  --channels-per-subband N  default 48\n"
+    "  --times N                 integrations of 12.884902 s per file (default 24)";
+
+static bool parse_iso(const char *s, double *unix_sec)
+{
+    struct tm tm = {0};
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (end == NULL || (*end != '\0' && strcmp(end, "Z") != 0))
+        return false;
+    *unix_sec = (double)timegm(&tm);
+    return true;
+}
+
+/* Reads a sources file; *out is malloc'd. */
+static int read_sources(const char *path, ct_source **out, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return cli_usage_error("--sources: cannot open %s: %s", path, strerror(errno));
+    size_t cap = 16, count = 0;
+    ct_source *s = malloc(cap * sizeof *s);
+    if (s == NULL) {
+        fclose(f);
+        return cli_usage_error("out of memory");
+    }
+    char line[1024];
+    int lineno = 0, rc = -1;
+    bool oom = false;
+    while (rc < 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        double ra, dec, flux, alpha = 0;
+        char extra[2];
+        int got = sscanf(line, "%lf %lf %lf %lf %1s", &ra, &dec, &flux, &alpha, extra);
+        if (got <= 0)
+            continue; /* blank or comment */
+        if (got < 3 || got > 4 || !(ra >= 0 && ra < 360) || !(dec >= -90 && dec <= 90) ||
+            !isfinite(flux) || !isfinite(alpha)) {
+            rc = cli_usage_error("--sources %s line %d: expected RA_DEG (0..360) DEC_DEG "
+                                 "(-90..90) FLUX_JY [SPECTRAL_INDEX]",
+                                 path, lineno);
+            break;
+        }
+        if (count == cap) {
+            ct_source *grown = realloc(s, 2 * cap * sizeof *s);
+            if (grown == NULL) {
+                oom = true;
+                break;
+            }
+            s = grown;
+            cap *= 2;
+        }
+        s[count++] = (ct_source){ra * M_PI / 180, dec * M_PI / 180, flux, alpha};
+    }
+    fclose(f);
+    if (rc >= 0 || oom) {
+        free(s);
+        return rc >= 0 ? rc : cli_usage_error("out of memory");
+    }
+    *out = s;
+    *n = count;
+    return -1;
+}
+
+int cmd_simulate(int argc, char **argv, const ct_config *cfg)
+{
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"start", required_argument, NULL, 's'},
+                                         {"dec", required_argument, NULL, 'd'},
+                                         {"sources", required_argument, NULL, 'S'},
+                                         {"noise-jy", required_argument, NULL, 'n'},
+                                         {"sefd", required_argument, NULL, 'E'},
+                                         {"gains-seed", required_argument, NULL, 'g'},
+                                         {"seed", required_argument, NULL, 'r'},
+                                         {"antennas", required_argument, NULL, 'a'},
+                                         {"channels-per-subband", required_argument, NULL, 'c'},
+                                         {"times", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    ct_sim_config sim = ct_sim_defaults();
+    const char *sources_path = NULL;
+    bool have_start = false;
+    long v;
+    double d;
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': printf("%s\n", usage); return EXIT_OK;
+        case 'o': sim.out_dir = optarg; break;
+        case 's':
+            if (!parse_iso(optarg, &sim.start_unix))
+                return cli_usage_error("--start must be YYYY-MM-DDTHH:MM:SS (UTC), got '%s'",
+                                       optarg);
+            have_start = true;
+            break;
+        case 'd':
+            if (!cli_parse_double(optarg, -90, 90, &d))
+                return cli_usage_error("--dec must be -90..90 degrees, got '%s'", optarg);
+            sim.dec_rad = d * M_PI / 180;
+            break;
+        case 'S': sources_path = optarg; break;
+        case 'n':
+            if (!cli_parse_double(optarg, 0, 1e9, &sim.noise_jy))
+                return cli_usage_error("--noise-jy must be >= 0, got '%s'", optarg);
+            break;
+        case 'E':
+            if (!cli_parse_double(optarg, 0, 1e9, &sim.sefd_jy))
+                return cli_usage_error("--sefd must be >= 0, got '%s'", optarg);
+            break;
+        case 'g':
+        case 'r':
+            if (!cli_parse_long(optarg, 0, 0x7fffffffffffffffL, &v))
+                return cli_usage_error("--%s must be a whole number >= 0, got '%s'",
+                                       ch == 'g' ? "gains-seed" : "seed", optarg);
+            *(ch == 'g' ? &sim.gains_seed : &sim.seed) = (uint64_t)v;
+            break;
+        case 'a':
+        case 'c':
+        case 't':
+            if (!cli_parse_long(optarg, 1, ch == 'a' ? 96 : ch == 'c' ? 4096 : 10000, &v))
+                return cli_usage_error("--%s out of range, got '%s'",
+                                       ch == 'a'   ? "antennas (1..96)"
+                                       : ch == 'c' ? "channels-per-subband (1..4096)"
+                                                   : "times (1..10000)",
+                                       optarg);
+            *(ch == 'a' ? &sim.n_antennas : ch == 'c' ? &sim.n_channels : &sim.n_times) = (int)v;
+            break;
+        case ':': return cli_usage_error("simulate: option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("simulate: unknown option '%s'; see --help", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("simulate: unexpected argument '%s'", argv[optind]);
+    if (sim.out_dir == NULL || !have_start || isnan(sim.dec_rad))
+        return cli_usage_error("simulate: --out, --start and --dec are required");
+    ct_source *sources = NULL, centre = {0, 0, 0, 0};
+    size_t n_sources = 0;
+    ct_err err;
+    if (sources_path != NULL) {
+        int rc = read_sources(sources_path, &sources, &n_sources);
+        if (rc >= 0)
+            return rc;
+    } else {
+        /* One 10 Jy source where the phase centre points at mid-observation. */
+        ct_site site;
+        ct_dsa110_site(&site);
+        double mid = sim.start_unix + 0.5 * sim.n_times * CT_INTEGRATION_SEC;
+        centre = (ct_source){0, 0, 10.0, 0.0};
+        if (ct_hadec_to_icrs(0, sim.dec_rad, 2440587.5 + mid / 86400.0, 0, &site, &centre.ra_rad,
+                             &centre.dec_rad, &err) != CT_OK)
+            return cli_report(&err);
+    }
+    sim.sources = sources_path ? sources : &centre;
+    sim.n_sources = sources_path ? n_sources : 1;
+    char *paths[16] = {0};
+    ct_code rc = ct_mkdir_p(sim.out_dir, 0755, &err);
+    if (rc == CT_OK)
+        rc = ct_simulate(&sim, paths, &err);
+    free(sources);
+    if (rc != CT_OK)
+        return cli_report(&err);
+    for (int i = 0; i < 16; i++) {
+        puts(paths[i]);
+        free(paths[i]);
+    }
+    return EXIT_OK;
+}

@@ -1,0 +1,58 @@
+/*
+ * simulate.h -- a DSA-110 observation as the correlator would write it.
+ *
+ * Writes 16 UVH5 subband files, YYYY-MM-DDTHH:MM:SS_sbNN.hdf5, each first as
+ * ..._incomplete.hdf5 and renamed when complete, as the correlator does.
+ * The data: a drift scan fringe-stopped at the meridian (apparent hour angle
+ * 0) at the given declination; visibilities of point sources (sky.h),
+ * attenuated by the Airy beam of a 4.65 m dish; optional per-antenna complex
+ * gains with a bandpass, and Gaussian thermal noise. Deterministic for a
+ * seed: every random number is a function of (seed, subband, time,
+ * baseline, channel, pol), not of the order work is done in.
+ *
+ * Frequencies: 16 subbands of nchan channels of 244.140625 kHz counting
+ * down from 1498.75 MHz, sb00 highest; within a file channels ascend.
+ */
+#ifndef CONTIMG_SIMULATE_H
+#define CONTIMG_SIMULATE_H
+
+#include "error.h"
+#include "sky.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CT_SB_CHANNEL_WIDTH_HZ 244140.625
+#define CT_BAND_TOP_HZ         1498.75e6
+#define CT_INTEGRATION_SEC     12.884902
+
+typedef struct ct_sim_config {
+    const char *out_dir;
+    double start_unix; /* UTC start of the first integration (whole seconds name the files) */
+    double dec_rad;    /* pointing declination (apparent, of date) */
+    const ct_source *sources;
+    size_t n_sources;
+    double noise_jy;     /* sigma of the real and of the imaginary part; 0 = none */
+    double sefd_jy;      /* added to autocorrelations (system noise power) */
+    uint64_t seed;       /* noise */
+    uint64_t gains_seed; /* 0 = unit gains; else per-antenna gains and bandpass */
+    int n_antennas;      /* with data, 1..96 (default 96) */
+    int n_channels;      /* per subband (default 48) */
+    int n_times;         /* integrations per file (default 24) */
+    double dut1;         /* UT1 - UTC, seconds */
+} ct_sim_config;
+
+/* The production shape and no sources; the caller sets out_dir, start,
+ * dec and sources. */
+ct_sim_config ct_sim_defaults(void);
+
+/* Writes the 16 files; paths_out (may be NULL) receives their final paths
+ * (16 strings the caller frees). Nothing is left at a final path unless
+ * that file is complete. */
+ct_code ct_simulate(const ct_sim_config *cfg, char *paths_out[16], ct_err *err);
+
+/* The complex gain the simulator applies to antenna `ant` (station index)
+ * at channel frequency freq_hz for gains_seed (1 when gains_seed is 0). */
+double _Complex ct_sim_gain(uint64_t gains_seed, int ant, double freq_hz);
+
+#endif

@@ -1,0 +1,1469 @@
+/* uvh5.c -- see uvh5.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "uvh5.h"
+
+#include <hdf5.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Data chunks hold whole blts and aim at about 1 MiB of visdata: large enough that HDF5's
+ * per-chunk overhead vanishes, small enough that a chunk fits the chunk cache we set. */
+#define CHUNK_TARGET_BYTES (1u << 20)
+/* Per-dataset chunk cache; a few chunks, so writes that straddle chunk boundaries (blt
+ * ranges need not be chunk-aligned) are merged in memory rather than read back. */
+#define CHUNK_CACHE_BYTES (8u << 20)
+#define CHUNK_CACHE_SLOTS 1031
+
+/* The in-memory visibility: what a float pair (or a float complex) looks like. */
+typedef struct vis_pair {
+    float r, i;
+} vis_pair;
+
+struct ct_uvh5_file {
+    bool writing;
+    hid_t fid, d_vis, d_flags, d_nsamples;
+    hid_t m_vis; /* memory compound {r, i} of float */
+    ct_uvh5_write_opts layout;
+    int rank;               /* of the Data arrays: 4 or 3 */
+    hsize_t dims[4];        /* their shape */
+    size_t nblts;           /* dims[0] */
+    size_t per_blt;         /* Nfreqs * Npols: elements per blt */
+    char *path;             /* where the file lives (reader) or will appear (writer) */
+    char *tmp_path;         /* writer only: where it is written until close */
+    unsigned char *written; /* writer only: one byte per blt, set once written */
+    ct_uvh5_header hdr;     /* reader only */
+};
+
+/* ---- HDF5 error handling -------------------------------------------------------------- */
+
+/* Turns HDF5's automatic error printing off for the duration of one public call. */
+typedef struct quiet {
+    H5E_auto2_t fn;
+    void *data;
+} quiet;
+
+static void quiet_begin(quiet *q)
+{
+    q->fn = NULL;
+    q->data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static void quiet_end(const quiet *q)
+{
+    H5Eclear2(H5E_DEFAULT);
+    H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
+}
+
+typedef struct detail_buf {
+    char text[256];
+} detail_buf;
+
+static herr_t detail_cb(unsigned n, const H5E_error2_t *e, void *data)
+{
+    detail_buf *b = data;
+    if (n == 0 && e->desc != NULL)
+        snprintf(b->text, sizeof b->text, "%s", e->desc);
+    return 0;
+}
+
+/* The most specific message on HDF5's error stack (e.g. "truncated file: eof = ..."),
+ * then clears the stack. "" when there is none. */
+static const char *h5_detail(detail_buf *b)
+{
+    b->text[0] = '\0';
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, detail_cb, b);
+    H5Eclear2(H5E_DEFAULT);
+    return b->text;
+}
+
+/* "corrupt input: PATH: WHAT (HDF5: detail)". The prefix is what callers look for until
+ * error.h grows a dedicated code. */
+#define CORRUPT(err, path, ...) corrupt_fail(err, path, __VA_ARGS__)
+
+static ct_code corrupt_fail(ct_err *err, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static ct_code corrupt_fail(ct_err *err, const char *path, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    detail_buf b;
+    const char *d = h5_detail(&b);
+    if (*d)
+        return ct_fail(err, CT_EINVAL, "corrupt input: %s: %s (HDF5: %s)", path, what, d);
+    return ct_fail(err, CT_EINVAL, "corrupt input: %s: %s", path, what);
+}
+
+static ct_code io_fail(ct_err *err, const char *path, const char *what)
+{
+    detail_buf b;
+    const char *d = h5_detail(&b);
+    if (*d)
+        return ct_fail(err, CT_EIO, "%s: %s (HDF5: %s)", path, what, d);
+    return ct_fail(err, CT_EIO, "%s: %s", path, what);
+}
+
+/* Any successful HDF5 call clears the error stack, so cleanup after a failure would lose
+ * the reason. err_save() takes the stack aside; err_restore() puts it back. */
+static hid_t err_save(void)
+{
+    return H5Eget_current_stack();
+}
+
+static void err_restore(hid_t es)
+{
+    if (es >= 0)
+        H5Eset_current_stack(es);
+}
+
+static void close_id(hid_t *id, herr_t (*fn)(hid_t))
+{
+    if (*id >= 0)
+        fn(*id);
+    *id = H5I_INVALID_HID;
+}
+
+/* ---- Header in memory ----------------------------------------------------------------- */
+
+void ct_uvh5_header_free(ct_uvh5_header *h)
+{
+    if (h == NULL)
+        return;
+    free(h->telescope_name);
+    free(h->instrument);
+    free(h->history);
+    free(h->version);
+    free(h->phase_type);
+    free(h->object_name);
+    free(h->antenna_numbers);
+    if (h->antenna_names != NULL)
+        for (int i = 0; i < h->Nants_telescope; i++)
+            free(h->antenna_names[i]);
+    free(h->antenna_names);
+    free(h->antenna_positions);
+    free(h->ant_1_array);
+    free(h->ant_2_array);
+    free(h->time_array);
+    free(h->integration_time);
+    free(h->uvw_array);
+    free(h->freq_array);
+    free(h->channel_width);
+    free(h->spw_array);
+    free(h->polarization_array);
+    for (int i = 0; i < h->n_extra; i++) {
+        free(h->extra[i].key);
+        free(h->extra[i].str);
+    }
+    free(h->extra);
+    memset(h, 0, sizeof *h);
+}
+
+static bool key_ok(const char *key)
+{
+    return key != NULL && key[0] != '\0' && strchr(key, '/') == NULL && strcmp(key, ".") != 0;
+}
+
+const ct_uvh5_keyword *ct_uvh5_keyword_find(const ct_uvh5_header *h, const char *key)
+{
+    for (int i = 0; h != NULL && key != NULL && i < h->n_extra; i++)
+        if (strcmp(h->extra[i].key, key) == 0)
+            return &h->extra[i];
+    return NULL;
+}
+
+/* The slot for key: the existing one, or a new one at the end (key copied). */
+static ct_code keyword_slot(ct_uvh5_header *h, const char *key, ct_uvh5_keyword **out, ct_err *err)
+{
+    if (!key_ok(key))
+        return ct_fail(err, CT_EINVAL, "extra keyword name \"%s\" is not a plain name",
+                       key ? key : "(null)");
+    for (int i = 0; i < h->n_extra; i++)
+        if (strcmp(h->extra[i].key, key) == 0) {
+            free(h->extra[i].str);
+            h->extra[i].str = NULL;
+            *out = &h->extra[i];
+            return CT_OK;
+        }
+    ct_uvh5_keyword *grown = realloc(h->extra, (size_t)(h->n_extra + 1) * sizeof *grown);
+    if (grown == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory adding keyword %s", key);
+    h->extra = grown;
+    ct_uvh5_keyword *k = &grown[h->n_extra];
+    memset(k, 0, sizeof *k);
+    if ((k->key = strdup(key)) == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory adding keyword %s", key);
+    h->n_extra++;
+    *out = k;
+    return CT_OK;
+}
+
+ct_code ct_uvh5_keyword_set_double(ct_uvh5_header *h, const char *key, double value, ct_err *err)
+{
+    ct_uvh5_keyword *k;
+    ct_code rc = keyword_slot(h, key, &k, err);
+    if (rc != CT_OK)
+        return rc;
+    k->is_string = false;
+    k->value = value;
+    return CT_OK;
+}
+
+ct_code ct_uvh5_keyword_set_string(ct_uvh5_header *h, const char *key, const char *value,
+                                   ct_err *err)
+{
+    if (value == NULL)
+        return ct_fail(err, CT_EINVAL, "extra keyword %s: NULL string", key ? key : "(null)");
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory adding keyword %s", key);
+    ct_uvh5_keyword *k;
+    ct_code rc = keyword_slot(h, key, &k, err);
+    if (rc != CT_OK) {
+        free(copy);
+        return rc;
+    }
+    k->is_string = true;
+    k->value = 0;
+    k->str = copy;
+    return CT_OK;
+}
+
+ct_code ct_uvh5_header_check(const ct_uvh5_header *h, ct_err *err)
+{
+    if (h == NULL)
+        return ct_fail(err, CT_EINVAL, "uvh5 header: NULL");
+    const struct {
+        const char *name;
+        int v;
+    } counts[] = {{"Nants_data", h->Nants_data},
+                  {"Nants_telescope", h->Nants_telescope},
+                  {"Nbls", h->Nbls},
+                  {"Nblts", h->Nblts},
+                  {"Ntimes", h->Ntimes},
+                  {"Nfreqs", h->Nfreqs},
+                  {"Npols", h->Npols},
+                  {"Nspws", h->Nspws}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (counts[i].v <= 0)
+            return ct_fail(err, CT_EINVAL, "uvh5 header: %s = %d, must be positive", counts[i].name,
+                           counts[i].v);
+    if (h->Nspws != 1)
+        return ct_fail(err, CT_EINVAL, "uvh5 header: Nspws = %d, only 1 is supported", h->Nspws);
+    if ((long long)h->Nbls * h->Ntimes != h->Nblts)
+        return ct_fail(err, CT_EINVAL, "uvh5 header: Nbls * Ntimes = %lld, Nblts = %d",
+                       (long long)h->Nbls * h->Ntimes, h->Nblts);
+    if (h->Nants_data > h->Nants_telescope)
+        return ct_fail(err, CT_EINVAL, "uvh5 header: Nants_data %d > Nants_telescope %d",
+                       h->Nants_data, h->Nants_telescope);
+    if (h->flex_spw)
+        return ct_fail(err, CT_EINVAL, "uvh5 header: flex_spw is not supported");
+    const struct {
+        const char *name;
+        const void *p;
+    } ptrs[] = {{"telescope_name", h->telescope_name},
+                {"instrument", h->instrument},
+                {"history", h->history},
+                {"antenna_numbers", h->antenna_numbers},
+                {"antenna_names", h->antenna_names},
+                {"antenna_positions", h->antenna_positions},
+                {"ant_1_array", h->ant_1_array},
+                {"ant_2_array", h->ant_2_array},
+                {"time_array", h->time_array},
+                {"integration_time", h->integration_time},
+                {"uvw_array", h->uvw_array},
+                {"freq_array", h->freq_array},
+                {"channel_width", h->channel_width},
+                {"spw_array", h->spw_array},
+                {"polarization_array", h->polarization_array}};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
+        if (ptrs[i].p == NULL)
+            return ct_fail(err, CT_EINVAL, "uvh5 header: %s is NULL", ptrs[i].name);
+    for (int i = 0; i < h->Nants_telescope; i++)
+        if (h->antenna_names[i] == NULL)
+            return ct_fail(err, CT_EINVAL, "uvh5 header: antenna_names[%d] is NULL", i);
+    if (h->n_extra < 0 || (h->n_extra > 0 && h->extra == NULL))
+        return ct_fail(err, CT_EINVAL, "uvh5 header: extra keywords inconsistent");
+    for (int i = 0; i < h->n_extra; i++) {
+        if (!key_ok(h->extra[i].key))
+            return ct_fail(err, CT_EINVAL, "uvh5 header: extra keyword %d has a bad name", i);
+        if (h->extra[i].is_string && h->extra[i].str == NULL)
+            return ct_fail(err, CT_EINVAL, "uvh5 header: extra keyword %s: NULL string",
+                           h->extra[i].key);
+    }
+    return CT_OK;
+}
+
+/* ---- Types ---------------------------------------------------------------------------- */
+
+/* Fixed-length ASCII of exactly len bytes (at least 1), NUL-padded: what h5py writes for a
+ * numpy bytes value, and reads back as bytes. */
+static hid_t string_type(size_t len)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return t;
+    if (H5Tset_size(t, len > 0 ? len : 1) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0 ||
+        H5Tset_cset(t, H5T_CSET_ASCII) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+/* The int8 enum {FALSE = 0, TRUE = 1} that h5py maps to numpy bool, on the given base. */
+static hid_t bool_type(hid_t base)
+{
+    hid_t t = H5Tenum_create(base);
+    if (t < 0)
+        return t;
+    int8_t no = 0, yes = 1;
+    if (H5Tenum_insert(t, "FALSE", &no) < 0 || H5Tenum_insert(t, "TRUE", &yes) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+/* A compound {r, i} of the given float type, packed. */
+static hid_t complex_type(hid_t ftype)
+{
+    size_t sz = H5Tget_size(ftype);
+    hid_t t = H5Tcreate(H5T_COMPOUND, 2 * sz);
+    if (t < 0)
+        return t;
+    if (H5Tinsert(t, "r", 0, ftype) < 0 || H5Tinsert(t, "i", sz, ftype) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+/* ---- Writing -------------------------------------------------------------------------- */
+
+/* One dataset from memory, created with ftype and written from mtype. rank 0 = scalar.
+ * Returns < 0 on failure (the HDF5 error stack says why). */
+static herr_t put(hid_t g, const char *name, hid_t ftype, hid_t mtype, int rank,
+                  const hsize_t *dims, const void *buf)
+{
+    hid_t s = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
+    if (s < 0)
+        return -1;
+    hid_t d = H5Dcreate2(g, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = d < 0 ? -1 : H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    hid_t es = rc < 0 ? err_save() : H5I_INVALID_HID;
+    if (d >= 0 && H5Dclose(d) < 0 && rc >= 0)
+        rc = -1;
+    H5Sclose(s);
+    err_restore(es);
+    return rc;
+}
+
+static herr_t put_int(hid_t g, const char *name, int v)
+{
+    return put(g, name, H5T_STD_I64LE, H5T_NATIVE_INT, 0, NULL, &v);
+}
+
+static herr_t put_double(hid_t g, const char *name, double v)
+{
+    return put(g, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &v);
+}
+
+static herr_t put_string(hid_t g, const char *name, const char *s)
+{
+    hid_t t = string_type(strlen(s));
+    if (t < 0)
+        return -1;
+    /* A 0-length string is stored as one NUL byte, which s supplies. */
+    herr_t rc = put(g, name, t, t, 0, NULL, s);
+    H5Tclose(t);
+    return rc;
+}
+
+static herr_t put_strings(hid_t g, const char *name, char *const *s, size_t n)
+{
+    size_t w = 1;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(s[i]) > w)
+            w = strlen(s[i]);
+    char *buf = calloc(n, w);
+    if (buf == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        memcpy(buf + i * w, s[i], strlen(s[i]));
+    hid_t t = string_type(w);
+    hsize_t dims[1] = {n};
+    herr_t rc = t < 0 ? -1 : put(g, name, t, t, 1, dims, buf);
+    if (t >= 0)
+        H5Tclose(t);
+    free(buf);
+    return rc;
+}
+
+static herr_t put_bool(hid_t g, const char *name, bool v)
+{
+    hid_t ft = bool_type(H5T_STD_I8LE), mt = bool_type(H5T_NATIVE_SCHAR);
+    int8_t b = v ? 1 : 0;
+    herr_t rc = (ft < 0 || mt < 0) ? -1 : put(g, name, ft, mt, 0, NULL, &b);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (mt >= 0)
+        H5Tclose(mt);
+    return rc;
+}
+
+/* Writes the Header group; on failure *what names the dataset that failed. */
+static herr_t write_header(hid_t fid, const ct_uvh5_header *h, const ct_uvh5_write_opts *o,
+                           const char **what)
+{
+    hid_t g = H5Gcreate2(fid, "Header", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    *what = "Header";
+    if (g < 0)
+        return -1;
+    hsize_t nblts = (hsize_t)h->Nblts, nf = (hsize_t)h->Nfreqs;
+    hsize_t nant = (hsize_t)h->Nants_telescope;
+    hsize_t d_blt[1] = {nblts}, d_uvw[2] = {nblts, 3}, d_ant[1] = {nant}, d_pos[2] = {nant, 3};
+    hsize_t d_f[1] = {nf}, d_f2[2] = {1, nf}, d_pol[1] = {(hsize_t)h->Npols};
+    hsize_t d_spw[1] = {(hsize_t)h->Nspws};
+    herr_t rc = 0;
+#define STEP(name, call)                                                                           \
+    do {                                                                                           \
+        if (rc >= 0) {                                                                             \
+            *what = "Header/" name;                                                                \
+            rc = (call);                                                                           \
+        }                                                                                          \
+    } while (0)
+    STEP("latitude", put_double(g, "latitude", h->latitude));
+    STEP("longitude", put_double(g, "longitude", h->longitude));
+    STEP("altitude", put_double(g, "altitude", h->altitude));
+    STEP("telescope_name", put_string(g, "telescope_name", h->telescope_name));
+    STEP("instrument", put_string(g, "instrument", h->instrument));
+    STEP("history", put_string(g, "history", h->history));
+    STEP("version", put_string(g, "version", h->version ? h->version : "1.1"));
+    STEP("phase_type", put_string(g, "phase_type", h->phase_type ? h->phase_type : "drift"));
+    if (h->object_name != NULL)
+        STEP("object_name", put_string(g, "object_name", h->object_name));
+    STEP("Nants_data", put_int(g, "Nants_data", h->Nants_data));
+    STEP("Nants_telescope", put_int(g, "Nants_telescope", h->Nants_telescope));
+    STEP("Nbls", put_int(g, "Nbls", h->Nbls));
+    STEP("Nblts", put_int(g, "Nblts", h->Nblts));
+    STEP("Ntimes", put_int(g, "Ntimes", h->Ntimes));
+    STEP("Nfreqs", put_int(g, "Nfreqs", h->Nfreqs));
+    STEP("Npols", put_int(g, "Npols", h->Npols));
+    STEP("Nspws", put_int(g, "Nspws", h->Nspws));
+    STEP("antenna_numbers",
+         put(g, "antenna_numbers", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_ant, h->antenna_numbers));
+    STEP("antenna_names",
+         put_strings(g, "antenna_names", h->antenna_names, (size_t)h->Nants_telescope));
+    STEP("antenna_positions", put(g, "antenna_positions", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2,
+                                  d_pos, h->antenna_positions));
+    STEP("ant_1_array",
+         put(g, "ant_1_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_blt, h->ant_1_array));
+    STEP("ant_2_array",
+         put(g, "ant_2_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_blt, h->ant_2_array));
+    STEP("time_array",
+         put(g, "time_array", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d_blt, h->time_array));
+    STEP("integration_time", put(g, "integration_time", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d_blt,
+                                 h->integration_time));
+    STEP("uvw_array", put(g, "uvw_array", o->uvw_float32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE,
+                          H5T_NATIVE_DOUBLE, 2, d_uvw, h->uvw_array));
+    /* The old layout went with freq_array shaped (Nspws, Nfreqs); keep the pair together. */
+    STEP("freq_array", put(g, "freq_array", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, o->shape_4d ? 2 : 1,
+                           o->shape_4d ? d_f2 : d_f, h->freq_array));
+    STEP("channel_width",
+         put(g, "channel_width", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d_f, h->channel_width));
+    STEP("spw_array", put(g, "spw_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_spw, h->spw_array));
+    STEP("flex_spw", put_bool(g, "flex_spw", h->flex_spw));
+    STEP("polarization_array", put(g, "polarization_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_pol,
+                                   h->polarization_array));
+#undef STEP
+    if (rc >= 0 && h->n_extra > 0) {
+        *what = "Header/extra_keywords";
+        hid_t x = H5Gcreate2(g, "extra_keywords", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        rc = x < 0 ? -1 : 0;
+        for (int i = 0; rc >= 0 && i < h->n_extra; i++) {
+            const ct_uvh5_keyword *k = &h->extra[i];
+            rc = k->is_string ? put_string(x, k->key, k->str) : put_double(x, k->key, k->value);
+        }
+        if (x >= 0 && H5Gclose(x) < 0)
+            rc = -1;
+    }
+    if (H5Gclose(g) < 0 && rc >= 0) {
+        *what = "Header";
+        rc = -1;
+    }
+    return rc;
+}
+
+/* Creates Data/<name> chunked along blts; returns the open dataset or < 0. */
+static hid_t make_data(hid_t g, const char *name, hid_t ftype, int rank, const hsize_t *dims,
+                       const hsize_t *chunk)
+{
+    hid_t s = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    hid_t d = H5I_INVALID_HID;
+    if (s >= 0 && dcpl >= 0 && dapl >= 0 && H5Pset_chunk(dcpl, rank, chunk) >= 0 &&
+        H5Pset_chunk_cache(dapl, CHUNK_CACHE_SLOTS, CHUNK_CACHE_BYTES, 1.0) >= 0)
+        d = H5Dcreate2(g, name, ftype, s, H5P_DEFAULT, dcpl, dapl);
+    hid_t es = d < 0 ? err_save() : H5I_INVALID_HID;
+    if (s >= 0)
+        H5Sclose(s);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (dapl >= 0)
+        H5Pclose(dapl);
+    err_restore(es);
+    return d;
+}
+
+static void file_free(ct_uvh5_file *f)
+{
+    close_id(&f->d_vis, H5Dclose);
+    close_id(&f->d_flags, H5Dclose);
+    close_id(&f->d_nsamples, H5Dclose);
+    close_id(&f->m_vis, H5Tclose);
+    close_id(&f->fid, H5Fclose);
+    ct_uvh5_header_free(&f->hdr);
+    free(f->path);
+    free(f->tmp_path);
+    free(f->written);
+    free(f);
+}
+
+static ct_uvh5_file *file_new(const char *path)
+{
+    ct_uvh5_file *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return NULL;
+    f->fid = f->d_vis = f->d_flags = f->d_nsamples = f->m_vis = H5I_INVALID_HID;
+    if ((f->path = strdup(path)) == NULL) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* Distinguishes writers in one process that target the same path. */
+static atomic_ulong tmp_seq;
+
+static ct_code create_body(ct_uvh5_file *f, const ct_uvh5_header *h, ct_err *err)
+{
+    const ct_uvh5_write_opts *o = &f->layout;
+    size_t n = strlen(f->path) + 64;
+    if ((f->tmp_path = malloc(n)) == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    snprintf(f->tmp_path, n, "%s.tmp-%ld-%lu", f->path, (long)getpid(),
+             (unsigned long)atomic_fetch_add(&tmp_seq, 1));
+
+    /* STRONG: H5Fclose really closes the file (every object in it), so the rename that
+     * follows moves a finished file. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        return io_fail(err, f->tmp_path, "cannot set up file access");
+    }
+    f->fid = H5Fcreate(f->tmp_path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    hid_t es = f->fid < 0 ? err_save() : H5I_INVALID_HID;
+    H5Pclose(fapl);
+    err_restore(es);
+    if (f->fid < 0)
+        return io_fail(err, f->tmp_path, "cannot create file");
+
+    const char *what = "";
+    if (write_header(f->fid, h, o, &what) < 0)
+        return io_fail(err, f->tmp_path, what);
+
+    f->nblts = (size_t)h->Nblts;
+    f->per_blt = (size_t)h->Nfreqs * (size_t)h->Npols;
+    /* HDF5 limits a chunk to 4 GiB; one blt of visdata must fit with room to spare. */
+    if (f->per_blt > (SIZE_MAX / 8) || f->per_blt * 8 > (1u << 30))
+        return ct_fail(err, CT_EINVAL, "uvh5: Nfreqs * Npols = %zu is too large for one chunk",
+                       f->per_blt);
+    size_t rows = CHUNK_TARGET_BYTES / (f->per_blt * sizeof(vis_pair));
+    if (rows < 1)
+        rows = 1;
+    if (rows > f->nblts)
+        rows = f->nblts;
+    f->rank = o->shape_4d ? 4 : 3;
+    hsize_t chunk[4];
+    f->dims[0] = f->nblts;
+    chunk[0] = rows;
+    if (o->shape_4d) {
+        f->dims[1] = chunk[1] = 1;
+        f->dims[2] = chunk[2] = (hsize_t)h->Nfreqs;
+        f->dims[3] = chunk[3] = (hsize_t)h->Npols;
+    } else {
+        f->dims[1] = chunk[1] = (hsize_t)h->Nfreqs;
+        f->dims[2] = chunk[2] = (hsize_t)h->Npols;
+    }
+
+    hid_t g = H5Gcreate2(f->fid, "Data", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return io_fail(err, f->tmp_path, "cannot create Data");
+    hid_t fvis = complex_type(H5T_IEEE_F32LE), fbool = bool_type(H5T_STD_I8LE);
+    const char *failed = NULL;
+    if (fvis < 0 || fbool < 0)
+        failed = "Data types";
+    else if ((f->d_vis = make_data(g, "visdata", fvis, f->rank, f->dims, chunk)) < 0)
+        failed = "Data/visdata";
+    else if ((f->d_flags = make_data(g, "flags", fbool, f->rank, f->dims, chunk)) < 0)
+        failed = "Data/flags";
+    else if ((f->d_nsamples = make_data(g, "nsamples", H5T_IEEE_F32LE, f->rank, f->dims, chunk)) <
+             0)
+        failed = "Data/nsamples";
+    hid_t es2 = failed != NULL ? err_save() : H5I_INVALID_HID;
+    if (fvis >= 0)
+        H5Tclose(fvis);
+    if (fbool >= 0)
+        H5Tclose(fbool);
+    H5Gclose(g);
+    err_restore(es2);
+    if (failed != NULL)
+        return io_fail(err, f->tmp_path, failed);
+    if ((f->m_vis = complex_type(H5T_NATIVE_FLOAT)) < 0)
+        return io_fail(err, f->tmp_path, "memory type");
+    if ((f->written = calloc(f->nblts, 1)) == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    return CT_OK;
+}
+
+/* Closes the HDF5 side of a writer and deletes its temporary file. */
+static void writer_discard(ct_uvh5_file *f)
+{
+    close_id(&f->d_vis, H5Dclose);
+    close_id(&f->d_flags, H5Dclose);
+    close_id(&f->d_nsamples, H5Dclose);
+    close_id(&f->fid, H5Fclose);
+    if (f->tmp_path != NULL)
+        unlink(f->tmp_path);
+}
+
+ct_code ct_uvh5_create(const char *path, const ct_uvh5_header *h, const ct_uvh5_write_opts *opts,
+                       ct_uvh5_file **out, ct_err *err)
+{
+    *out = NULL;
+    if (path == NULL || *path == '\0')
+        return ct_fail(err, CT_EINVAL, "uvh5: empty output path");
+    ct_code rc = ct_uvh5_header_check(h, err);
+    if (rc != CT_OK)
+        return rc;
+    ct_uvh5_file *f = file_new(path);
+    if (f == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    f->writing = true;
+    f->layout = opts ? *opts : (ct_uvh5_write_opts){.shape_4d = true, .uvw_float32 = true};
+    quiet q;
+    quiet_begin(&q);
+    rc = create_body(f, h, err);
+    if (rc != CT_OK) {
+        writer_discard(f);
+        file_free(f);
+    }
+    quiet_end(&q);
+    if (rc == CT_OK)
+        *out = f;
+    return rc;
+}
+
+/* Moves n_blt blts between buf and dataset d (all of every other axis). */
+static herr_t blt_io(const ct_uvh5_file *f, hid_t d, hid_t mtype, size_t start, size_t n, void *buf,
+                     bool write)
+{
+    hsize_t off[4] = {start, 0, 0, 0}, cnt[4];
+    cnt[0] = n;
+    for (int i = 1; i < f->rank; i++)
+        cnt[i] = f->dims[i];
+    hsize_t m = (hsize_t)n * f->per_blt;
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, &m, NULL);
+    herr_t rc = -1;
+    if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0)
+        rc = write ? H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, buf)
+                   : H5Dread(d, mtype, ms, fs, H5P_DEFAULT, buf);
+    hid_t es = rc < 0 ? err_save() : H5I_INVALID_HID;
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (ms >= 0)
+        H5Sclose(ms);
+    err_restore(es);
+    return rc;
+}
+
+static ct_code range_check(const ct_uvh5_file *f, size_t start, size_t n, ct_err *err)
+{
+    if (n == 0 || start > f->nblts || n > f->nblts - start)
+        return ct_fail(err, CT_EINVAL, "uvh5: blts [%zu, %zu + %zu) outside [0, %zu)", start, start,
+                       n, f->nblts);
+    if (n > SIZE_MAX / f->per_blt / sizeof(vis_pair))
+        return ct_fail(err, CT_EINVAL, "uvh5: %zu blts is too many for one call", n);
+    return CT_OK;
+}
+
+ct_code ct_uvh5_write_blts(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const float *vis,
+                           const bool *flags, const float *nsamples, ct_err *err)
+{
+    if (f == NULL || !f->writing)
+        return ct_fail(err, CT_ESTATE, "uvh5: write to a file not open for writing");
+    if (vis == NULL || flags == NULL || nsamples == NULL)
+        return ct_fail(err, CT_EINVAL, "uvh5: write_blts needs vis, flags and nsamples");
+    ct_code rc = range_check(f, blt_start, n_blt, err);
+    if (rc != CT_OK)
+        return rc;
+    size_t n = n_blt * f->per_blt;
+    /* bool's representation is the compiler's; the file's is int8 0/1. */
+    int8_t *fl = malloc(n);
+    if (fl == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory for %zu flags", n);
+    for (size_t i = 0; i < n; i++)
+        fl[i] = flags[i] ? 1 : 0;
+    quiet q;
+    quiet_begin(&q);
+    hid_t mbool = bool_type(H5T_NATIVE_SCHAR);
+    if (blt_io(f, f->d_vis, f->m_vis, blt_start, n_blt, (void *)vis, true) < 0)
+        rc = io_fail(err, f->tmp_path, "cannot write Data/visdata");
+    else if (mbool < 0 || blt_io(f, f->d_flags, mbool, blt_start, n_blt, fl, true) < 0)
+        rc = io_fail(err, f->tmp_path, "cannot write Data/flags");
+    else if (blt_io(f, f->d_nsamples, H5T_NATIVE_FLOAT, blt_start, n_blt, (void *)nsamples, true) <
+             0)
+        rc = io_fail(err, f->tmp_path, "cannot write Data/nsamples");
+    if (mbool >= 0)
+        H5Tclose(mbool);
+    quiet_end(&q);
+    free(fl);
+    if (rc == CT_OK)
+        memset(f->written + blt_start, 1, n_blt);
+    return rc;
+}
+
+/* fsync of a path (file or directory). */
+static int sync_path(const char *p, int flags)
+{
+    int fd = open(p, flags);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    if (close(fd) < 0)
+        rc = -1;
+    return rc;
+}
+
+static ct_code writer_finish(ct_uvh5_file *f, ct_err *err)
+{
+    for (size_t i = 0; i < f->nblts; i++)
+        if (!f->written[i])
+            return ct_fail(err, CT_ESTATE, "uvh5: %s: blt %zu was never written; file discarded",
+                           f->path, i);
+    close_id(&f->d_vis, H5Dclose);
+    close_id(&f->d_flags, H5Dclose);
+    close_id(&f->d_nsamples, H5Dclose);
+    herr_t hr = H5Fclose(f->fid);
+    f->fid = H5I_INVALID_HID;
+    if (hr < 0)
+        return io_fail(err, f->tmp_path, "cannot close file");
+    if (sync_path(f->tmp_path, O_RDONLY) < 0)
+        return ct_fail(err, CT_EIO, "%s: fsync: %s", f->tmp_path, strerror(errno));
+    if (rename(f->tmp_path, f->path) < 0)
+        return ct_fail(err, CT_EIO, "rename %s -> %s: %s", f->tmp_path, f->path, strerror(errno));
+    /* Best effort: make the rename itself durable. The file is complete at its path
+     * either way, so a failure here is not reported. */
+    char *dir = strdup(f->path);
+    if (dir != NULL) {
+        char *slash = strrchr(dir, '/');
+        if (slash == NULL)
+            strcpy(dir, ".");
+        else if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        (void)sync_path(dir, O_RDONLY | O_DIRECTORY);
+        free(dir);
+    }
+    return CT_OK;
+}
+
+ct_code ct_uvh5_close(ct_uvh5_file *f, ct_err *err)
+{
+    if (f == NULL)
+        return CT_OK;
+    ct_code rc = CT_OK;
+    quiet q;
+    quiet_begin(&q);
+    if (f->writing) {
+        rc = writer_finish(f, err);
+        if (rc != CT_OK)
+            writer_discard(f);
+    } else {
+        close_id(&f->d_vis, H5Dclose);
+        close_id(&f->d_flags, H5Dclose);
+        close_id(&f->d_nsamples, H5Dclose);
+        herr_t hr = H5Fclose(f->fid);
+        f->fid = H5I_INVALID_HID;
+        if (hr < 0)
+            rc = io_fail(err, f->path, "cannot close file");
+    }
+    file_free(f);
+    quiet_end(&q);
+    return rc;
+}
+
+void ct_uvh5_abort(ct_uvh5_file *f)
+{
+    if (f == NULL)
+        return;
+    quiet q;
+    quiet_begin(&q);
+    if (f->writing)
+        writer_discard(f);
+    file_free(f);
+    quiet_end(&q);
+}
+
+const ct_uvh5_header *ct_uvh5_header_get(const ct_uvh5_file *f)
+{
+    return (f == NULL || f->writing) ? NULL : &f->hdr;
+}
+
+ct_uvh5_write_opts ct_uvh5_layout(const ct_uvh5_file *f)
+{
+    return f ? f->layout : (ct_uvh5_write_opts){0};
+}
+
+/* ---- Reading -------------------------------------------------------------------------- */
+
+/* Where a reader is: the file (for messages) and the group it reads from. */
+typedef struct rctx {
+    const char *path;
+    const char *gname; /* "Header", "Header/extra_keywords", "Data" */
+    hid_t g;
+} rctx;
+
+/* Opens gname/name, or fails naming it. */
+static ct_code r_open(const rctx *r, const char *name, hid_t *d, ct_err *err)
+{
+    htri_t e = H5Lexists(r->g, name, H5P_DEFAULT);
+    if (e <= 0)
+        return CORRUPT(err, r->path, "%s/%s is missing", r->gname, name);
+    if ((*d = H5Dopen2(r->g, name, H5P_DEFAULT)) < 0)
+        return CORRUPT(err, r->path, "%s/%s cannot be opened as a dataset", r->gname, name);
+    return CT_OK;
+}
+
+/* The shape of dataset d: rank 0 for a scalar. */
+static ct_code r_shape(const rctx *r, const char *name, hid_t d, int *rank, hsize_t dims[4],
+                       ct_err *err)
+{
+    hid_t s = H5Dget_space(d);
+    int n = s < 0 ? -1 : H5Sget_simple_extent_ndims(s);
+    if (n >= 0 && n <= 4)
+        H5Sget_simple_extent_dims(s, dims, NULL);
+    if (s >= 0)
+        H5Sclose(s);
+    if (n < 0 || n > 4)
+        return CORRUPT(err, r->path, "%s/%s has an unreadable or unexpected shape", r->gname, name);
+    *rank = n;
+    return CT_OK;
+}
+
+static H5T_class_t type_class(hid_t d, size_t *size)
+{
+    hid_t t = H5Dget_type(d);
+    if (t < 0)
+        return H5T_NO_CLASS;
+    H5T_class_t c = H5Tget_class(t);
+    if (size != NULL)
+        *size = H5Tget_size(t);
+    H5Tclose(t);
+    return c;
+}
+
+enum shape {
+    SH_SCALAR,      /* () or (1,) */
+    SH_VEC,         /* (n,) */
+    SH_ROWS3,       /* (n, 3) */
+    SH_FREQ,        /* (n,) or (1, n): newer and older freq_array */
+    SH_SCALAR_OR_N, /* () or (n,): older files have one channel_width for all */
+};
+
+static bool shape_ok(enum shape sh, hsize_t n, int rank, const hsize_t *dims, bool *scalar)
+{
+    *scalar = false;
+    switch (sh) {
+    case SH_SCALAR: return rank == 0 || (rank == 1 && dims[0] == 1);
+    case SH_VEC: return rank == 1 && dims[0] == n;
+    case SH_ROWS3: return rank == 2 && dims[0] == n && dims[1] == 3;
+    case SH_FREQ: return (rank == 1 && dims[0] == n) || (rank == 2 && dims[0] == 1 && dims[1] == n);
+    case SH_SCALAR_OR_N:
+        if (rank == 0 || (rank == 1 && dims[0] == 1 && n != 1)) {
+            *scalar = true;
+            return true;
+        }
+        return rank == 1 && dims[0] == n;
+    }
+    return false;
+}
+
+/* Reads a numeric dataset of the given shape into buf (converted to mtype). With
+ * SH_SCALAR_OR_N a stored scalar fills all n elements of a double buf. */
+static ct_code read_num(const rctx *r, const char *name, hid_t mtype, enum shape sh, hsize_t n,
+                        void *buf, ct_err *err)
+{
+    hid_t d;
+    ct_code rc = r_open(r, name, &d, err);
+    if (rc != CT_OK)
+        return rc;
+    int rank;
+    hsize_t dims[4];
+    bool scalar = false;
+    H5T_class_t c = type_class(d, NULL);
+    if ((rc = r_shape(r, name, d, &rank, dims, err)) != CT_OK)
+        ;
+    else if (c != H5T_INTEGER && c != H5T_FLOAT)
+        rc = CORRUPT(err, r->path, "%s/%s is not numeric", r->gname, name);
+    else if (!shape_ok(sh, n, rank, dims, &scalar))
+        rc = CORRUPT(err, r->path, "%s/%s has rank %d shape (%llu, ...), expected %llu elements",
+                     r->gname, name, rank, rank > 0 ? (unsigned long long)dims[0] : 0ULL,
+                     (unsigned long long)(sh == SH_SCALAR ? 1 : n));
+    else if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        rc = CORRUPT(err, r->path, "%s/%s cannot be read", r->gname, name);
+    H5Dclose(d);
+    if (rc == CT_OK && scalar && n > 1)
+        for (hsize_t i = 1; i < n; i++)
+            ((double *)buf)[i] = ((double *)buf)[0];
+    return rc;
+}
+
+/* Reads a dataset of n strings (fixed or variable length) into out[0..n), malloc'd. */
+static ct_code read_strings_d(const rctx *r, const char *name, hid_t d, size_t n, char **out,
+                              ct_err *err)
+{
+    hid_t ft = H5Dget_type(d);
+    if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
+        if (ft >= 0)
+            H5Tclose(ft);
+        return CORRUPT(err, r->path, "%s/%s is not a string", r->gname, name);
+    }
+    ct_code rc = CT_OK;
+    /* HDF5 never converts between character sets, so read in the file's (h5py writes
+     * Python str as UTF-8); the bytes are kept as they are. */
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5T_cset_t cset = H5Tget_cset(ft);
+    if (mt < 0 || cset < 0 || H5Tset_cset(mt, cset) < 0) {
+        if (mt >= 0)
+            H5Tclose(mt);
+        H5Tclose(ft);
+        return CORRUPT(err, r->path, "%s/%s has an unusable string type", r->gname, name);
+    }
+    if (H5Tis_variable_str(ft) > 0) {
+        char **v = calloc(n, sizeof *v);
+        hid_t s = H5Dget_space(d);
+        if (v == NULL || s < 0) {
+            rc = ct_fail(err, CT_ENOMEM, "out of memory reading %s", name);
+        } else if (H5Tset_size(mt, H5T_VARIABLE) < 0 ||
+                   H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
+            rc = CORRUPT(err, r->path, "%s/%s cannot be read", r->gname, name);
+        } else {
+            for (size_t i = 0; i < n && rc == CT_OK; i++)
+                if ((out[i] = strdup(v[i] ? v[i] : "")) == NULL)
+                    rc = ct_fail(err, CT_ENOMEM, "out of memory reading %s", name);
+            H5Dvlen_reclaim(mt, s, H5P_DEFAULT, v);
+        }
+        if (s >= 0)
+            H5Sclose(s);
+        free(v);
+    } else {
+        /* Fixed length w: read as NUL-padded w bytes into w + 1 so each is terminated
+         * whether the file pads with NULs, spaces or terminates. */
+        size_t w = H5Tget_size(ft);
+        char *buf = (w > 0 && w < ((size_t)1 << 24)) ? calloc(n, w + 1) : NULL;
+        if (buf == NULL) {
+            rc = w > 0 && w < ((size_t)1 << 24)
+                     ? ct_fail(err, CT_ENOMEM, "out of memory reading %s", name)
+                     : CORRUPT(err, r->path, "%s/%s has string size %zu", r->gname, name, w);
+        } else if (H5Tset_size(mt, w + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 ||
+                   H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+            rc = CORRUPT(err, r->path, "%s/%s cannot be read", r->gname, name);
+        } else {
+            for (size_t i = 0; i < n && rc == CT_OK; i++) {
+                char *s = buf + i * (w + 1);
+                s[w] = '\0';
+                size_t len = strlen(s);
+                while (len > 0 && s[len - 1] == ' ') /* SPACEPAD */
+                    s[--len] = '\0';
+                if ((out[i] = strdup(s)) == NULL)
+                    rc = ct_fail(err, CT_ENOMEM, "out of memory reading %s", name);
+            }
+        }
+        free(buf);
+    }
+    H5Tclose(mt);
+    H5Tclose(ft);
+    return rc;
+}
+
+/* A scalar string; when optional and absent, *out stays NULL. */
+static ct_code read_str(const rctx *r, const char *name, bool optional, char **out, ct_err *err)
+{
+    if (optional && H5Lexists(r->g, name, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return CT_OK;
+    }
+    hid_t d;
+    ct_code rc = r_open(r, name, &d, err);
+    if (rc != CT_OK)
+        return rc;
+    int rank;
+    hsize_t dims[4];
+    bool scalar;
+    if ((rc = r_shape(r, name, d, &rank, dims, err)) == CT_OK) {
+        if (!shape_ok(SH_SCALAR, 1, rank, dims, &scalar))
+            rc = CORRUPT(err, r->path, "%s/%s is not a single string", r->gname, name);
+        else
+            rc = read_strings_d(r, name, d, 1, out, err);
+    }
+    H5Dclose(d);
+    return rc;
+}
+
+/* A bool: an enum (h5py's FALSE/TRUE) or an integer; nonzero is true. */
+static ct_code read_bool(const rctx *r, const char *name, bool *out, ct_err *err)
+{
+    hid_t d;
+    ct_code rc = r_open(r, name, &d, err);
+    if (rc != CT_OK)
+        return rc;
+    int rank;
+    hsize_t dims[4];
+    bool scalar;
+    size_t size = 0;
+    H5T_class_t c = type_class(d, &size);
+    long long v = 0;
+    if ((rc = r_shape(r, name, d, &rank, dims, err)) != CT_OK)
+        ;
+    else if (!shape_ok(SH_SCALAR, 1, rank, dims, &scalar))
+        rc = CORRUPT(err, r->path, "%s/%s is not a scalar", r->gname, name);
+    else if (c == H5T_ENUM && size == 1) {
+        int8_t b = 0;
+        hid_t ft = H5Dget_type(d), mt = ft < 0 ? ft : H5Tget_native_type(ft, H5T_DIR_ASCEND);
+        if (mt < 0 || H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &b) < 0)
+            rc = CORRUPT(err, r->path, "%s/%s cannot be read", r->gname, name);
+        v = b;
+        if (mt >= 0)
+            H5Tclose(mt);
+        if (ft >= 0)
+            H5Tclose(ft);
+    } else if (c == H5T_INTEGER) {
+        if (H5Dread(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
+            rc = CORRUPT(err, r->path, "%s/%s cannot be read", r->gname, name);
+    } else
+        rc = CORRUPT(err, r->path, "%s/%s is not a bool", r->gname, name);
+    H5Dclose(d);
+    *out = v != 0;
+    return rc;
+}
+
+typedef struct kw_walk {
+    const char *path;
+    ct_uvh5_header *h;
+    ct_code rc;
+    ct_err *err;
+} kw_walk;
+
+/* One extra keyword. Scalars of numbers and strings are kept; anything else (arrays,
+ * groups, compound values pyuvdata may store) is skipped, not an error. */
+static herr_t kw_cb(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    kw_walk *w = data;
+    if (info->type != H5L_TYPE_HARD)
+        return 0;
+    /* Only datasets are keywords; a subgroup is skipped. */
+    hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+    bool is_dataset = o >= 0 && H5Iget_type(o) == H5I_DATASET;
+    if (o >= 0)
+        H5Oclose(o);
+    if (!is_dataset) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    rctx r = {w->path, "Header/extra_keywords", g};
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    if (d < 0) {
+        w->rc = CORRUPT(w->err, w->path, "Header/extra_keywords/%s cannot be opened", name);
+        return -1;
+    }
+    int rank;
+    hsize_t dims[4];
+    bool scalar;
+    H5T_class_t c = type_class(d, NULL);
+    ct_code rc = r_shape(&r, name, d, &rank, dims, w->err);
+    if (rc == CT_OK && shape_ok(SH_SCALAR, 1, rank, dims, &scalar)) {
+        if (c == H5T_STRING) {
+            char *s = NULL;
+            rc = read_strings_d(&r, name, d, 1, &s, w->err);
+            if (rc == CT_OK)
+                rc = ct_uvh5_keyword_set_string(w->h, name, s, w->err);
+            free(s);
+        } else if (c == H5T_INTEGER || c == H5T_FLOAT) {
+            double v;
+            if (H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
+                rc = CORRUPT(w->err, w->path, "Header/extra_keywords/%s cannot be read", name);
+            else
+                rc = ct_uvh5_keyword_set_double(w->h, name, v, w->err);
+        }
+    }
+    H5Dclose(d);
+    H5Eclear2(H5E_DEFAULT);
+    w->rc = rc;
+    return rc == CT_OK ? 0 : -1;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+#define ALLOC_N(p, n)                                                                              \
+    do {                                                                                           \
+        if (((p) = calloc((size_t)(n), sizeof *(p))) == NULL)                                      \
+            return ct_fail(err, CT_ENOMEM, "out of memory reading %s", path);                      \
+    } while (0)
+
+static ct_code read_header(ct_uvh5_file *f, hid_t g, ct_err *err)
+{
+    const char *path = f->path;
+    ct_uvh5_header *h = &f->hdr;
+    rctx r = {path, "Header", g};
+    ct_code rc;
+    struct {
+        const char *name;
+        int *v;
+    } counts[] = {{"Nants_data", &h->Nants_data},
+                  {"Nants_telescope", &h->Nants_telescope},
+                  {"Nbls", &h->Nbls},
+                  {"Nblts", &h->Nblts},
+                  {"Ntimes", &h->Ntimes},
+                  {"Nfreqs", &h->Nfreqs},
+                  {"Npols", &h->Npols},
+                  {"Nspws", &h->Nspws}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        long long v = 0;
+        if ((rc = read_num(&r, counts[i].name, H5T_NATIVE_LLONG, SH_SCALAR, 1, &v, err)) != CT_OK)
+            return rc;
+        if (v <= 0 || v > INT32_MAX)
+            return CORRUPT(err, path, "Header/%s = %lld is out of range", counts[i].name, v);
+        *counts[i].v = (int)v;
+    }
+    if (h->Nspws != 1)
+        return ct_fail(err, CT_EINVAL, "unsupported input: %s: Header/Nspws = %d, only 1 is read",
+                       path, h->Nspws);
+    if ((long long)h->Nbls * h->Ntimes != h->Nblts)
+        return CORRUPT(err, path, "Header/Nbls * Header/Ntimes = %lld but Header/Nblts = %d",
+                       (long long)h->Nbls * h->Ntimes, h->Nblts);
+    if (h->Nants_data > h->Nants_telescope)
+        return CORRUPT(err, path, "Header/Nants_data %d > Header/Nants_telescope %d", h->Nants_data,
+                       h->Nants_telescope);
+
+    hsize_t nblts = (hsize_t)h->Nblts, nant = (hsize_t)h->Nants_telescope;
+    hsize_t nf = (hsize_t)h->Nfreqs;
+    if ((rc = read_num(&r, "latitude", H5T_NATIVE_DOUBLE, SH_SCALAR, 1, &h->latitude, err)) ||
+        (rc = read_num(&r, "longitude", H5T_NATIVE_DOUBLE, SH_SCALAR, 1, &h->longitude, err)) ||
+        (rc = read_num(&r, "altitude", H5T_NATIVE_DOUBLE, SH_SCALAR, 1, &h->altitude, err)) ||
+        (rc = read_str(&r, "telescope_name", false, &h->telescope_name, err)) ||
+        (rc = read_str(&r, "instrument", false, &h->instrument, err)) ||
+        (rc = read_str(&r, "history", false, &h->history, err)) ||
+        (rc = read_str(&r, "version", false, &h->version, err)) ||
+        (rc = read_str(&r, "phase_type", true, &h->phase_type, err)) ||
+        (rc = read_str(&r, "object_name", true, &h->object_name, err)))
+        return rc;
+
+    ALLOC_N(h->antenna_numbers, nant);
+    ALLOC_N(h->antenna_names, nant);
+    ALLOC_N(h->antenna_positions, nant * 3);
+    ALLOC_N(h->ant_1_array, nblts);
+    ALLOC_N(h->ant_2_array, nblts);
+    ALLOC_N(h->time_array, nblts);
+    ALLOC_N(h->integration_time, nblts);
+    ALLOC_N(h->uvw_array, nblts * 3);
+    ALLOC_N(h->freq_array, nf);
+    ALLOC_N(h->channel_width, nf);
+    ALLOC_N(h->spw_array, h->Nspws);
+    ALLOC_N(h->polarization_array, h->Npols);
+    if ((rc = read_num(&r, "antenna_numbers", H5T_NATIVE_INT, SH_VEC, nant, h->antenna_numbers,
+                       err)) ||
+        (rc = read_num(&r, "antenna_positions", H5T_NATIVE_DOUBLE, SH_ROWS3, nant,
+                       h->antenna_positions, err)) ||
+        (rc = read_num(&r, "ant_1_array", H5T_NATIVE_INT, SH_VEC, nblts, h->ant_1_array, err)) ||
+        (rc = read_num(&r, "ant_2_array", H5T_NATIVE_INT, SH_VEC, nblts, h->ant_2_array, err)) ||
+        (rc = read_num(&r, "time_array", H5T_NATIVE_DOUBLE, SH_VEC, nblts, h->time_array, err)) ||
+        (rc = read_num(&r, "integration_time", H5T_NATIVE_DOUBLE, SH_SCALAR_OR_N, nblts,
+                       h->integration_time, err)) ||
+        (rc = read_num(&r, "uvw_array", H5T_NATIVE_DOUBLE, SH_ROWS3, nblts, h->uvw_array, err)) ||
+        (rc = read_num(&r, "freq_array", H5T_NATIVE_DOUBLE, SH_FREQ, nf, h->freq_array, err)) ||
+        (rc = read_num(&r, "channel_width", H5T_NATIVE_DOUBLE, SH_SCALAR_OR_N, nf, h->channel_width,
+                       err)) ||
+        (rc = read_num(&r, "spw_array", H5T_NATIVE_INT, SH_VEC, (hsize_t)h->Nspws, h->spw_array,
+                       err)) ||
+        (rc = read_num(&r, "polarization_array", H5T_NATIVE_INT, SH_VEC, (hsize_t)h->Npols,
+                       h->polarization_array, err)))
+        return rc;
+
+    /* Every baseline's antennas must be in the antenna table. */
+    int *sorted = malloc((size_t)nant * sizeof *sorted);
+    if (sorted == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory reading %s", path);
+    memcpy(sorted, h->antenna_numbers, (size_t)nant * sizeof *sorted);
+    qsort(sorted, (size_t)nant, sizeof *sorted, cmp_int);
+    for (hsize_t k = 0; k < nblts && rc == CT_OK; k++) {
+        const int *a1 = bsearch(&h->ant_1_array[k], sorted, (size_t)nant, sizeof *sorted, cmp_int);
+        const int *a2 = bsearch(&h->ant_2_array[k], sorted, (size_t)nant, sizeof *sorted, cmp_int);
+        if (a1 == NULL || a2 == NULL)
+            rc = CORRUPT(err, path,
+                         "Header/ant_%d_array[%llu] = %d is not in Header/antenna_numbers",
+                         a1 == NULL ? 1 : 2, (unsigned long long)k,
+                         a1 == NULL ? h->ant_1_array[k] : h->ant_2_array[k]);
+    }
+    free(sorted);
+    if (rc != CT_OK)
+        return rc;
+
+    /* antenna_names: n fixed or variable strings. */
+    hid_t d;
+    if ((rc = r_open(&r, "antenna_names", &d, err)) != CT_OK)
+        return rc;
+    int rank;
+    hsize_t dims[4];
+    bool scalar;
+    if ((rc = r_shape(&r, "antenna_names", d, &rank, dims, err)) == CT_OK) {
+        if (!shape_ok(SH_VEC, nant, rank, dims, &scalar))
+            rc = CORRUPT(err, path,
+                         "Header/antenna_names does not have Nants_telescope = %d "
+                         "entries",
+                         h->Nants_telescope);
+        else
+            rc = read_strings_d(&r, "antenna_names", d, (size_t)nant, h->antenna_names, err);
+    }
+    H5Dclose(d);
+    if (rc != CT_OK)
+        return rc;
+
+    /* flex_spw arrived with memo 1.0; older files lack it and are single-window. */
+    if (H5Lexists(g, "flex_spw", H5P_DEFAULT) > 0) {
+        if ((rc = read_bool(&r, "flex_spw", &h->flex_spw, err)) != CT_OK)
+            return rc;
+        if (h->flex_spw)
+            return ct_fail(err, CT_EINVAL, "unsupported input: %s: Header/flex_spw is true", path);
+    }
+    H5Eclear2(H5E_DEFAULT);
+
+    /* The extra keywords are optional as a group. */
+    if (H5Lexists(g, "extra_keywords", H5P_DEFAULT) > 0) {
+        hid_t x = H5Gopen2(g, "extra_keywords", H5P_DEFAULT);
+        if (x < 0)
+            return CORRUPT(err, path, "Header/extra_keywords is not a group");
+        kw_walk w = {path, h, CT_OK, err};
+        herr_t hr = H5Literate(x, H5_INDEX_NAME, H5_ITER_INC, NULL, kw_cb, &w);
+        H5Gclose(x);
+        if (w.rc != CT_OK)
+            return w.rc;
+        if (hr < 0)
+            return CORRUPT(err, path, "Header/extra_keywords cannot be listed");
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return CT_OK;
+}
+
+/* Opens one Data array and checks its rank-3/4 shape against the header. */
+static ct_code open_data(ct_uvh5_file *f, const rctx *r, const char *name, hid_t *d, int *rank,
+                         hsize_t dims[4], ct_err *err)
+{
+    const ct_uvh5_header *h = &f->hdr;
+    ct_code rc = r_open(r, name, d, err);
+    if (rc != CT_OK)
+        return rc;
+    if ((rc = r_shape(r, name, *d, rank, dims, err)) != CT_OK)
+        return rc;
+    bool ok = false;
+    if (*rank == 4)
+        ok = dims[0] == (hsize_t)h->Nblts && dims[1] == (hsize_t)h->Nspws &&
+             dims[2] == (hsize_t)h->Nfreqs && dims[3] == (hsize_t)h->Npols;
+    else if (*rank == 3)
+        ok = dims[0] == (hsize_t)h->Nblts && dims[1] == (hsize_t)h->Nfreqs &&
+             dims[2] == (hsize_t)h->Npols;
+    if (!ok)
+        return CORRUPT(err, f->path,
+                       "Data/%s has rank %d shape (%llu, %llu, ...), expected (Nblts=%d, "
+                       "[Nspws=1,] Nfreqs=%d, Npols=%d)",
+                       name, *rank, (unsigned long long)(*rank > 0 ? dims[0] : 0),
+                       (unsigned long long)(*rank > 1 ? dims[1] : 0), h->Nblts, h->Nfreqs,
+                       h->Npols);
+    return CT_OK;
+}
+
+static ct_code read_data_setup(ct_uvh5_file *f, hid_t g, ct_err *err)
+{
+    rctx r = {f->path, "Data", g};
+    int rank_f, rank_n;
+    hsize_t dims_f[4], dims_n[4];
+    ct_code rc;
+    if ((rc = open_data(f, &r, "visdata", &f->d_vis, &f->rank, f->dims, err)) ||
+        (rc = open_data(f, &r, "flags", &f->d_flags, &rank_f, dims_f, err)) ||
+        (rc = open_data(f, &r, "nsamples", &f->d_nsamples, &rank_n, dims_n, err)))
+        return rc;
+    if (rank_f != f->rank || rank_n != f->rank)
+        return CORRUPT(err, f->path, "Data/visdata has rank %d but flags %d and nsamples %d",
+                       f->rank, rank_f, rank_n);
+    /* visdata: compound with float members r and i. */
+    hid_t t = H5Dget_type(f->d_vis);
+    bool ok = t >= 0 && H5Tget_class(t) == H5T_COMPOUND;
+    if (ok) {
+        int ir = H5Tget_member_index(t, "r"), ii = H5Tget_member_index(t, "i");
+        ok = ir >= 0 && ii >= 0 && H5Tget_member_class(t, (unsigned)ir) == H5T_FLOAT &&
+             H5Tget_member_class(t, (unsigned)ii) == H5T_FLOAT;
+    }
+    if (t >= 0)
+        H5Tclose(t);
+    if (!ok)
+        return CORRUPT(err, f->path, "Data/visdata is not a compound of float r and i");
+    size_t sz = 0;
+    H5T_class_t c = type_class(f->d_flags, &sz);
+    if (!((c == H5T_ENUM || c == H5T_INTEGER) && sz == 1))
+        return CORRUPT(err, f->path, "Data/flags is not a one-byte bool enum");
+    c = type_class(f->d_nsamples, NULL);
+    if (c != H5T_FLOAT && c != H5T_INTEGER)
+        return CORRUPT(err, f->path, "Data/nsamples is not numeric");
+    f->layout.shape_4d = f->rank == 4;
+    f->nblts = (size_t)f->hdr.Nblts;
+    f->per_blt = (size_t)f->hdr.Nfreqs * (size_t)f->hdr.Npols;
+    if ((f->m_vis = complex_type(H5T_NATIVE_FLOAT)) < 0)
+        return ct_fail(err, CT_ENOMEM, "uvh5: cannot make the memory type");
+    return CT_OK;
+}
+
+static ct_code open_body(ct_uvh5_file *f, ct_err *err)
+{
+    struct stat st;
+    if (stat(f->path, &st) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return ct_fail(err, CT_ENOTFOUND, "%s: no such file", f->path);
+        return ct_fail(err, CT_EIO, "%s: %s", f->path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        return ct_fail(err, CT_EINVAL, "corrupt input: %s: not a regular file", f->path);
+    int fd = open(f->path, O_RDONLY);
+    if (fd < 0)
+        return ct_fail(err, CT_EIO, "%s: %s", f->path, strerror(errno));
+    close(fd);
+    if (H5Fis_hdf5(f->path) <= 0)
+        return CORRUPT(err, f->path, "not an HDF5 file");
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        return io_fail(err, f->path, "cannot set up file access");
+    }
+    f->fid = H5Fopen(f->path, H5F_ACC_RDONLY, fapl);
+    hid_t es = f->fid < 0 ? err_save() : H5I_INVALID_HID;
+    H5Pclose(fapl);
+    err_restore(es);
+    if (f->fid < 0)
+        return CORRUPT(err, f->path, "cannot open as HDF5");
+
+    ct_code rc;
+    if (H5Lexists(f->fid, "Header", H5P_DEFAULT) <= 0)
+        return CORRUPT(err, f->path, "Header group is missing");
+    hid_t g = H5Gopen2(f->fid, "Header", H5P_DEFAULT);
+    if (g < 0)
+        return CORRUPT(err, f->path, "Header is not a group");
+    rc = read_header(f, g, err);
+    H5Gclose(g);
+    if (rc != CT_OK)
+        return rc;
+    /* uvw precision as stored, for ct_uvh5_layout. */
+    hid_t d = H5Dopen2(f->fid, "Header/uvw_array", H5P_DEFAULT);
+    if (d >= 0) {
+        size_t sz = 0;
+        type_class(d, &sz);
+        f->layout.uvw_float32 = sz == 4;
+        H5Dclose(d);
+    }
+
+    if (H5Lexists(f->fid, "Data", H5P_DEFAULT) <= 0)
+        return CORRUPT(err, f->path, "Data group is missing");
+    if ((g = H5Gopen2(f->fid, "Data", H5P_DEFAULT)) < 0)
+        return CORRUPT(err, f->path, "Data is not a group");
+    rc = read_data_setup(f, g, err);
+    H5Gclose(g);
+    return rc;
+}
+
+ct_code ct_uvh5_open(const char *path, ct_uvh5_file **out, ct_err *err)
+{
+    *out = NULL;
+    if (path == NULL || *path == '\0')
+        return ct_fail(err, CT_EINVAL, "uvh5: empty input path");
+    ct_uvh5_file *f = file_new(path);
+    if (f == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    quiet q;
+    quiet_begin(&q);
+    ct_code rc = open_body(f, err);
+    if (rc != CT_OK)
+        file_free(f);
+    quiet_end(&q);
+    if (rc == CT_OK)
+        *out = f;
+    return rc;
+}
+
+ct_code ct_uvh5_read_blts(ct_uvh5_file *f, size_t blt_start, size_t n_blt, float *vis, bool *flags,
+                          float *nsamples, ct_err *err)
+{
+    if (f == NULL || f->writing)
+        return ct_fail(err, CT_ESTATE, "uvh5: read from a file not open for reading");
+    ct_code rc = range_check(f, blt_start, n_blt, err);
+    if (rc != CT_OK)
+        return rc;
+    size_t n = n_blt * f->per_blt;
+    int8_t *fl = NULL;
+    if (flags != NULL && (fl = malloc(n)) == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory for %zu flags", n);
+    quiet q;
+    quiet_begin(&q);
+    /* Flags come back as raw bytes of the stored type (enum or int8): no enum conversion,
+     * so an out-of-range byte cannot fail the read, and any nonzero byte is true. */
+    hid_t ft = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    if (vis != NULL && blt_io(f, f->d_vis, f->m_vis, blt_start, n_blt, vis, false) < 0)
+        rc = io_fail(err, f->path, "cannot read Data/visdata");
+    if (rc == CT_OK && flags != NULL) {
+        ft = H5Dget_type(f->d_flags);
+        mt = ft < 0 ? ft : H5Tget_native_type(ft, H5T_DIR_ASCEND);
+        if (mt < 0 || blt_io(f, f->d_flags, mt, blt_start, n_blt, fl, false) < 0)
+            rc = io_fail(err, f->path, "cannot read Data/flags");
+        else
+            for (size_t i = 0; i < n; i++)
+                flags[i] = fl[i] != 0;
+    }
+    if (rc == CT_OK && nsamples != NULL &&
+        blt_io(f, f->d_nsamples, H5T_NATIVE_FLOAT, blt_start, n_blt, nsamples, false) < 0)
+        rc = io_fail(err, f->path, "cannot read Data/nsamples");
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (ft >= 0)
+        H5Tclose(ft);
+    quiet_end(&q);
+    free(fl);
+    return rc;
+}
