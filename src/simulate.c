@@ -301,8 +301,11 @@ static ct_code write_subband(const sim_plan *p, int sb, char **path_out, ct_err 
     ct_uvh5_file *f = NULL;
     if (!vis || !flags || !nsamples || !model)
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
-    if (rc == CT_OK)
-        rc = ct_uvh5_create(busy, &h, NULL, &f, err);
+    if (rc == CT_OK) {
+        /* The correlator's 4-D layout; uvw precision as configured. */
+        ct_uvh5_write_opts layout = {.shape_4d = true, .uvw_float32 = cfg->uvw_float32};
+        rc = ct_uvh5_create(busy, &h, &layout, &f, err);
+    }
     for (int t = 0; rc == CT_OK && t < cfg->n_times; t++) {
         fill_time(p, sb, t, h.freq_array, model, vis, flags, nsamples);
         rc = ct_uvh5_write_blts(f, (size_t)t * p->nbl, (size_t)p->nbl, vis, flags, nsamples, err);

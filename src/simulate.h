@@ -19,6 +19,7 @@
 #include "error.h"
 #include "sky.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,10 @@ typedef struct ct_sim_config {
     int n_channels;      /* per subband (default 48) */
     int n_times;         /* integrations per file (default 24) */
     double dut1;         /* UT1 - UTC, seconds */
+    /* Store uvw as float32, as the DSA-110 correlator does. Off by default:
+     * pyuvdata's checks refuse float32 uvw, so files meant for it (and for
+     * tools built on it) carry float64. */
+    bool uvw_float32;
 } ct_sim_config;
 
 /* The production shape and no sources; the caller sets out_dir, start,

@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "uvh5.h"
 
+#include "h5lzf.h"
+
 #include <hdf5.h>
 
 #include <errno.h>
@@ -1419,6 +1421,8 @@ ct_code ct_uvh5_open(const char *path, ct_uvh5_file **out, ct_err *err)
         return ct_fail(err, CT_ENOMEM, "out of memory");
     quiet q;
     quiet_begin(&q);
+    /* Files pyuvdata wrote keep flags and nsamples LZF-compressed. */
+    ct_h5lzf_register();
     ct_code rc = open_body(f, err);
     if (rc != CT_OK)
         file_free(f);

@@ -187,8 +187,8 @@ static void test_offset_source_phase(void)
     }
     for (int sb = 0; sb < 16; sb++)
         free(paths[sb]);
-    /* uvw is stored float32 (as DSA-110 does): ~0.1 mm on 3 km, a few
-     * milliradians of phase at most times (l, m) ~ 0.015. */
+    /* uvw is stored float64 by default; float32 (the correlator's) would
+     * still keep the phase within a few milliradians at these offsets. */
     CHECK(checked > 1000, "%d samples", checked);
     CHECK(worst_phase < 2e-3, "phase matches 2 pi (ul + vm + w(n-1)) (worst %.2e rad)",
           worst_phase);
@@ -305,6 +305,28 @@ static void test_noise_and_gains(void)
     remove_dir(d3);
 }
 
+static void test_uvw_precision_on_disk(void)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    ct_sim_config c = small(dir);
+    char *paths[16];
+    ct_err err;
+    for (int f32 = 0; f32 < 2; f32++) {
+        c.uvw_float32 = f32;
+        REQUIRE_OK(ct_simulate(&c, paths, &err), err);
+        ct_uvh5_file *f = NULL;
+        REQUIRE_OK(ct_uvh5_open(paths[0], &f, &err), err);
+        ct_uvh5_write_opts layout = ct_uvh5_layout(f);
+        CHECK(layout.shape_4d, "the correlator's 4-D data shape");
+        CHECK(layout.uvw_float32 == (f32 == 1), "uvw stored as float%d", f32 ? 32 : 64);
+        ct_uvh5_close(f, &err);
+        for (int sb = 0; sb < 16; sb++)
+            free(paths[sb]);
+    }
+    remove_dir(dir);
+}
+
 static void test_bad_config(void)
 {
     ct_sim_config c = small("/tmp");
@@ -327,6 +349,7 @@ int main(void)
     RUN(test_files_and_band_layout);
     RUN(test_offset_source_phase);
     RUN(test_noise_and_gains);
+    RUN(test_uvw_precision_on_disk);
     RUN(test_bad_config);
     return tu_finish();
 }

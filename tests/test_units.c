@@ -6,6 +6,7 @@
 #include "config.h"
 #include "database.h"
 #include "fsutil.h"
+#include "h5lzf.h"
 #include "migrate.h"
 #include "queue.h"
 #include "testutil.h"
@@ -125,6 +126,26 @@ static void test_migrations_embedded(void)
           "0001 creates absurd.tasks");
 }
 
+static void test_lzf_decode(void)
+{
+    /* "abc" as a literal run, then 6 bytes from 3 back: the copy overlaps. */
+    const unsigned char stream[] = {0x02, 'a', 'b', 'c', 0x80, 0x02};
+    unsigned char out[32];
+    size_t n = ct_lzf_decode(stream, sizeof stream, out, sizeof out);
+    CHECK(n == 9 && memcmp(out, "abcabcabc", 9) == 0, "decoded %zu bytes", n);
+    /* Long back-reference: length 7 + extra byte. 'x' then 7+3+2 = 12 more. */
+    const unsigned char longref[] = {0x00, 'x', 0xE0, 0x03, 0x00};
+    n = ct_lzf_decode(longref, sizeof longref, out, sizeof out);
+    CHECK(n == 13 && memcmp(out, "xxxxxxxxxxxxx", 13) == 0, "long run %zu", n);
+    const unsigned char before_start[] = {0x00, 'a', 0x20, 0x05};
+    CHECK(ct_lzf_decode(before_start, sizeof before_start, out, sizeof out) == 0,
+          "reference before the start refused");
+    const unsigned char short_literal[] = {0x05, 'a', 'b'};
+    CHECK(ct_lzf_decode(short_literal, sizeof short_literal, out, sizeof out) == 0,
+          "truncated literal refused");
+    CHECK(ct_lzf_decode(stream, sizeof stream, out, 5) == (size_t)-1, "full output reported");
+}
+
 int main(void)
 {
     RUN(test_uuid_and_names);
@@ -134,5 +155,6 @@ int main(void)
     RUN(test_describe_redacts);
     RUN(test_paths);
     RUN(test_migrations_embedded);
+    RUN(test_lzf_decode);
     return tu_finish();
 }

@@ -31,7 +31,9 @@ static const char usage[] =
     "  --seed N                  noise seed (default 1)\n"
     "  --antennas N              antennas with data, 1..96 (default 96)\n"
     "  --channels-per-subband N  default 48\n"
-    "  --times N                 integrations of 12.884902 s per file (default 24)";
+    "  --times N                 integrations of 12.884902 s per file (default 24)\n"
+    "  --uvw-float32             store uvw as float32, as the correlator does (default\n"
+    "                            float64, which pyuvdata's checks require)";
 
 static bool parse_iso(const char *s, double *unix_sec)
 {
@@ -109,6 +111,7 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
                                          {"antennas", required_argument, NULL, 'a'},
                                          {"channels-per-subband", required_argument, NULL, 'c'},
                                          {"times", required_argument, NULL, 't'},
+                                         {"uvw-float32", no_argument, NULL, 'F'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     ct_sim_config sim = ct_sim_defaults();
