@@ -263,7 +263,10 @@ static void fill_time(const sim_plan *p, int sb, int t, const double *freqs, dou
                 size_t k = ((size_t)b * nf + c) * 2 + pol;
                 vis[2 * k] = (float)creal(v);
                 vis[2 * k + 1] = (float)cimag(v);
-                flags[k] = false;
+                flags[k] = cfg->flag_fraction > 0 &&
+                           uniform(key(cfg->seed ^ 0x666c6167ULL, (uint64_t)sb << 32 | (uint64_t)t,
+                                       (uint64_t)b, (uint64_t)c << 1 | (uint64_t)pol)) <
+                               cfg->flag_fraction;
                 nsamples[k] = 1.0f;
             }
         }
@@ -342,6 +345,8 @@ ct_code ct_simulate(const ct_sim_config *cfg, char *paths_out[16], ct_err *err)
         return ct_fail(err, CT_EINVAL, "simulate: channels 1..4096 and times 1..10000 per file");
     if (!(cfg->noise_jy >= 0) || !(cfg->sefd_jy >= 0))
         return ct_fail(err, CT_EINVAL, "simulate: noise and SEFD must be >= 0");
+    if (!(cfg->flag_fraction >= 0 && cfg->flag_fraction <= 1))
+        return ct_fail(err, CT_EINVAL, "simulate: the flagged fraction must be 0..1");
     sim_plan p;
     ct_code rc = plan_make(cfg, &p, err);
     if (rc != CT_OK)

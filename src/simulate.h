@@ -45,6 +45,9 @@ typedef struct ct_sim_config {
      * pyuvdata's checks refuse float32 uvw, so files meant for it (and for
      * tools built on it) carry float64. */
     bool uvw_float32;
+    /* Fraction of samples flagged at random (deterministic for the seed), as
+     * RFI flagging would leave them; their data are kept. */
+    double flag_fraction;
 } ct_sim_config;
 
 /* The production shape and no sources; the caller sets out_dir, start,

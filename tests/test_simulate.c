@@ -327,6 +327,39 @@ static void test_uvw_precision_on_disk(void)
     remove_dir(dir);
 }
 
+static void test_flags(void)
+{
+    char dir[64];
+    make_dir(dir, sizeof dir);
+    ct_sim_config c = small(dir);
+    c.n_antennas = 10;
+    c.flag_fraction = 0.2;
+    char *paths[16];
+    ct_err err;
+    REQUIRE_OK(ct_simulate(&c, paths, &err), err);
+    long flagged = 0, total = 0;
+    for (int sb = 0; sb < 16; sb++) {
+        ct_uvh5_file *f = NULL;
+        REQUIRE_OK(ct_uvh5_open(paths[sb], &f, &err), err);
+        const ct_uvh5_header *h = ct_uvh5_header_get(f);
+        size_t n = (size_t)h->Nblts * h->Nfreqs * h->Npols;
+        bool *flags = malloc(n * sizeof *flags);
+        CHECK_OK(ct_uvh5_read_blts(f, 0, (size_t)h->Nblts, NULL, flags, NULL, &err), err);
+        for (size_t k = 0; k < n; k++)
+            flagged += flags[k];
+        total += (long)n;
+        free(flags);
+        ct_uvh5_close(f, &err);
+        free(paths[sb]);
+    }
+    double frac = (double)flagged / (double)total;
+    /* 16 x 165 x 4 x 2 = 21120 samples: 3 sigma of a binomial is 0.008. */
+    CHECK(fabs(frac - 0.2) < 0.01, "flagged fraction %.4f of %ld (0.2 requested)", frac, total);
+    remove_dir(dir);
+    c.flag_fraction = 1.5;
+    CHECK(ct_simulate(&c, NULL, &err) == CT_EINVAL, "fraction above 1 refused");
+}
+
 static void test_bad_config(void)
 {
     ct_sim_config c = small("/tmp");
@@ -350,6 +383,7 @@ int main(void)
     RUN(test_offset_source_phase);
     RUN(test_noise_and_gains);
     RUN(test_uvw_precision_on_disk);
+    RUN(test_flags);
     RUN(test_bad_config);
     return tu_finish();
 }

@@ -32,6 +32,7 @@ static const char usage[] =
     "  --antennas N              antennas with data, 1..96 (default 96)\n"
     "  --channels-per-subband N  default 48\n"
     "  --times N                 integrations of 12.884902 s per file (default 24)\n"
+    "  --flag-fraction F         flag this fraction of samples at random (default 0)\n"
     "  --uvw-float32             store uvw as float32, as the correlator does (default\n"
     "                            float64, which pyuvdata's checks require)";
 
@@ -112,6 +113,7 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
                                          {"channels-per-subband", required_argument, NULL, 'c'},
                                          {"times", required_argument, NULL, 't'},
                                          {"uvw-float32", no_argument, NULL, 'F'},
+                                         {"flag-fraction", required_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     ct_sim_config sim = ct_sim_defaults();
