@@ -1,5 +1,8 @@
 /* config.c -- see config.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "config.h"
+
+#include "groups.h"
 
 #include <errno.h>
 #include <math.h>
@@ -82,5 +85,24 @@ ct_code ct_config_load(ct_config *cfg, ct_err *err)
                        "ABSURD_LEASE_SEC (%g) must exceed ABSURD_HEARTBEAT_INTERVAL (%g), or every "
                        "lease expires between heartbeats",
                        cfg->lease_sec, cfg->heartbeat_interval_sec);
+    return CT_OK;
+}
+
+ct_code ct_config_check_paths(const ct_config *cfg, const char *const *paths, size_t n, ct_err *err)
+{
+    if (cfg->data_roots[0] == '\0')
+        return CT_OK;
+    char copy[CT_PATH_MAX];
+    memcpy(copy, cfg->data_roots, sizeof copy);
+    const char *roots[64];
+    size_t nroots = 0;
+    char *save = NULL;
+    for (char *r = strtok_r(copy, ":", &save); r && nroots < 64; r = strtok_r(NULL, ":", &save))
+        roots[nroots++] = r;
+    for (size_t i = 0; i < n; i++) {
+        ct_code rc = ct_path_check_roots(paths[i], roots, nroots, err);
+        if (rc != CT_OK)
+            return rc;
+    }
     return CT_OK;
 }

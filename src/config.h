@@ -10,6 +10,8 @@
 
 #include "error.h"
 
+#include <stddef.h>
+
 #define CT_PATH_MAX 4096
 #define CT_NAME_MAX 128
 
@@ -27,9 +29,15 @@ typedef struct ct_config {
     double db_retry_sec;            /* CONTIMG_DB_RETRY_SEC: reconnect budget, default 30 */
     char pg_bindir[CT_PATH_MAX];    /* CONTIMG_PG_BINDIR; "" = search */
     char pg_os_user[CT_NAME_MAX];   /* CONTIMG_PG_OS_USER, default postgres (when root) */
+    char data_roots[CT_PATH_MAX];   /* CONTIMG_DATA_ROOTS: colon-separated; "" = anywhere */
 } ct_config;
 
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */
 ct_code ct_config_load(ct_config *cfg, ct_err *err);
+
+/* Checks that every path lies inside one of CONTIMG_DATA_ROOTS (symlinks and
+ * ".." resolved). With no roots configured every path is allowed. */
+ct_code ct_config_check_paths(const ct_config *cfg, const char *const *paths, size_t n,
+                              ct_err *err);
 
 #endif

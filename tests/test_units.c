@@ -89,6 +89,18 @@ static void test_config(void)
     CHECK(strcmp(cfg.database_url, "postgresql://new@host/db") == 0, "CONTIMG_ wins");
     unsetenv("CONTIMG_DATABASE_URL");
     unsetenv("ABSURD_DATABASE_URL");
+
+    /* Data roots: a colon-separated list; none set means anywhere. */
+    const char *tmp[] = {"/tmp"}, *etc[] = {"/etc/hostname"};
+    CHECK_OK(ct_config_load(&cfg, &err), err);
+    CHECK_OK(ct_config_check_paths(&cfg, etc, 1, &err), err);
+    setenv("CONTIMG_DATA_ROOTS", "/nonexistent-root:/tmp", 1);
+    CHECK_OK(ct_config_load(&cfg, &err), err);
+    CHECK_OK(ct_config_check_paths(&cfg, tmp, 1, &err), err);
+    CHECK(ct_config_check_paths(&cfg, etc, 1, &err) == CT_EINVAL &&
+              strstr(err.msg, "outside the configured data roots"),
+          "outside the roots: %s", err.msg);
+    unsetenv("CONTIMG_DATA_ROOTS");
 }
 
 static void test_describe_redacts(void)
