@@ -78,7 +78,8 @@ ct_code ct_config_load(ct_config *cfg, ct_err *err)
         (rc = get_double("CONTIMG_DB_RETRY_SEC", 30, 0, 86400, &cfg->db_retry_sec, err)) ||
         (rc = get_string("CONTIMG_PG_BINDIR", "", cfg->pg_bindir, sizeof cfg->pg_bindir, err)) ||
         (rc = get_string("CONTIMG_PG_OS_USER", "postgres", cfg->pg_os_user, sizeof cfg->pg_os_user,
-                         err)))
+                         err)) ||
+        (rc = get_string("CONTIMG_DATA_ROOTS", "", cfg->data_roots, sizeof cfg->data_roots, err)))
         return rc;
     if (cfg->lease_sec <= cfg->heartbeat_interval_sec)
         return ct_fail(err, CT_EINVAL,
