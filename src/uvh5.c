@@ -43,6 +43,8 @@ struct ct_uvh5_file {
     char *tmp_path;         /* writer only: where it is written until close */
     unsigned char *written; /* writer only: one byte per blt, set once written */
     ct_uvh5_header hdr;     /* reader only */
+    bool parallel;          /* made by ct_uvh5_pcreate: no rename, collective transfers */
+    hid_t dxpl;             /* parallel writer: collective MPI-IO transfers */
 };
 
 /* ---- HDF5 error handling -------------------------------------------------------------- */
@@ -355,15 +357,23 @@ static hid_t complex_type(hid_t ftype)
 
 /* ---- Writing -------------------------------------------------------------------------- */
 
+/* Creation properties for the Header: H5P_DEFAULT for the serial writer; the parallel
+ * writer passes lists without time stamps (so output is reproducible byte for byte). */
+typedef struct wprops {
+    hid_t gcpl, dcpl;
+} wprops;
+
+static const wprops default_wprops = {H5P_DEFAULT, H5P_DEFAULT};
+
 /* One dataset from memory, created with ftype and written from mtype. rank 0 = scalar.
  * Returns < 0 on failure (the HDF5 error stack says why). */
-static herr_t put(hid_t g, const char *name, hid_t ftype, hid_t mtype, int rank,
+static herr_t put(const wprops *p, hid_t g, const char *name, hid_t ftype, hid_t mtype, int rank,
                   const hsize_t *dims, const void *buf)
 {
     hid_t s = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
     if (s < 0)
         return -1;
-    hid_t d = H5Dcreate2(g, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t d = H5Dcreate2(g, name, ftype, s, H5P_DEFAULT, p->dcpl, H5P_DEFAULT);
     herr_t rc = d < 0 ? -1 : H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
     hid_t es = rc < 0 ? err_save() : H5I_INVALID_HID;
     if (d >= 0 && H5Dclose(d) < 0 && rc >= 0)
@@ -373,28 +383,28 @@ static herr_t put(hid_t g, const char *name, hid_t ftype, hid_t mtype, int rank,
     return rc;
 }
 
-static herr_t put_int(hid_t g, const char *name, int v)
+static herr_t put_int(const wprops *p, hid_t g, const char *name, int v)
 {
-    return put(g, name, H5T_STD_I64LE, H5T_NATIVE_INT, 0, NULL, &v);
+    return put(p, g, name, H5T_STD_I64LE, H5T_NATIVE_INT, 0, NULL, &v);
 }
 
-static herr_t put_double(hid_t g, const char *name, double v)
+static herr_t put_double(const wprops *p, hid_t g, const char *name, double v)
 {
-    return put(g, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &v);
+    return put(p, g, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, NULL, &v);
 }
 
-static herr_t put_string(hid_t g, const char *name, const char *s)
+static herr_t put_string(const wprops *p, hid_t g, const char *name, const char *s)
 {
     hid_t t = string_type(strlen(s));
     if (t < 0)
         return -1;
     /* A 0-length string is stored as one NUL byte, which s supplies. */
-    herr_t rc = put(g, name, t, t, 0, NULL, s);
+    herr_t rc = put(p, g, name, t, t, 0, NULL, s);
     H5Tclose(t);
     return rc;
 }
 
-static herr_t put_strings(hid_t g, const char *name, char *const *s, size_t n)
+static herr_t put_strings(const wprops *p, hid_t g, const char *name, char *const *s, size_t n)
 {
     size_t w = 1;
     for (size_t i = 0; i < n; i++)
@@ -407,18 +417,18 @@ static herr_t put_strings(hid_t g, const char *name, char *const *s, size_t n)
         memcpy(buf + i * w, s[i], strlen(s[i]));
     hid_t t = string_type(w);
     hsize_t dims[1] = {n};
-    herr_t rc = t < 0 ? -1 : put(g, name, t, t, 1, dims, buf);
+    herr_t rc = t < 0 ? -1 : put(p, g, name, t, t, 1, dims, buf);
     if (t >= 0)
         H5Tclose(t);
     free(buf);
     return rc;
 }
 
-static herr_t put_bool(hid_t g, const char *name, bool v)
+static herr_t put_bool(const wprops *p, hid_t g, const char *name, bool v)
 {
     hid_t ft = bool_type(H5T_STD_I8LE), mt = bool_type(H5T_NATIVE_SCHAR);
     int8_t b = v ? 1 : 0;
-    herr_t rc = (ft < 0 || mt < 0) ? -1 : put(g, name, ft, mt, 0, NULL, &b);
+    herr_t rc = (ft < 0 || mt < 0) ? -1 : put(p, g, name, ft, mt, 0, NULL, &b);
     if (ft >= 0)
         H5Tclose(ft);
     if (mt >= 0)
@@ -428,9 +438,9 @@ static herr_t put_bool(hid_t g, const char *name, bool v)
 
 /* Writes the Header group; on failure *what names the dataset that failed. */
 static herr_t write_header(hid_t fid, const ct_uvh5_header *h, const ct_uvh5_write_opts *o,
-                           const char **what)
+                           const wprops *p, const char **what)
 {
-    hid_t g = H5Gcreate2(fid, "Header", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g = H5Gcreate2(fid, "Header", H5P_DEFAULT, p->gcpl, H5P_DEFAULT);
     *what = "Header";
     if (g < 0)
         return -1;
@@ -447,57 +457,59 @@ static herr_t write_header(hid_t fid, const ct_uvh5_header *h, const ct_uvh5_wri
             rc = (call);                                                                           \
         }                                                                                          \
     } while (0)
-    STEP("latitude", put_double(g, "latitude", h->latitude));
-    STEP("longitude", put_double(g, "longitude", h->longitude));
-    STEP("altitude", put_double(g, "altitude", h->altitude));
-    STEP("telescope_name", put_string(g, "telescope_name", h->telescope_name));
-    STEP("instrument", put_string(g, "instrument", h->instrument));
-    STEP("history", put_string(g, "history", h->history));
-    STEP("version", put_string(g, "version", h->version ? h->version : "1.1"));
-    STEP("phase_type", put_string(g, "phase_type", h->phase_type ? h->phase_type : "drift"));
+    STEP("latitude", put_double(p, g, "latitude", h->latitude));
+    STEP("longitude", put_double(p, g, "longitude", h->longitude));
+    STEP("altitude", put_double(p, g, "altitude", h->altitude));
+    STEP("telescope_name", put_string(p, g, "telescope_name", h->telescope_name));
+    STEP("instrument", put_string(p, g, "instrument", h->instrument));
+    STEP("history", put_string(p, g, "history", h->history));
+    STEP("version", put_string(p, g, "version", h->version ? h->version : "1.1"));
+    STEP("phase_type", put_string(p, g, "phase_type", h->phase_type ? h->phase_type : "drift"));
     if (h->object_name != NULL)
-        STEP("object_name", put_string(g, "object_name", h->object_name));
-    STEP("Nants_data", put_int(g, "Nants_data", h->Nants_data));
-    STEP("Nants_telescope", put_int(g, "Nants_telescope", h->Nants_telescope));
-    STEP("Nbls", put_int(g, "Nbls", h->Nbls));
-    STEP("Nblts", put_int(g, "Nblts", h->Nblts));
-    STEP("Ntimes", put_int(g, "Ntimes", h->Ntimes));
-    STEP("Nfreqs", put_int(g, "Nfreqs", h->Nfreqs));
-    STEP("Npols", put_int(g, "Npols", h->Npols));
-    STEP("Nspws", put_int(g, "Nspws", h->Nspws));
+        STEP("object_name", put_string(p, g, "object_name", h->object_name));
+    STEP("Nants_data", put_int(p, g, "Nants_data", h->Nants_data));
+    STEP("Nants_telescope", put_int(p, g, "Nants_telescope", h->Nants_telescope));
+    STEP("Nbls", put_int(p, g, "Nbls", h->Nbls));
+    STEP("Nblts", put_int(p, g, "Nblts", h->Nblts));
+    STEP("Ntimes", put_int(p, g, "Ntimes", h->Ntimes));
+    STEP("Nfreqs", put_int(p, g, "Nfreqs", h->Nfreqs));
+    STEP("Npols", put_int(p, g, "Npols", h->Npols));
+    STEP("Nspws", put_int(p, g, "Nspws", h->Nspws));
     STEP("antenna_numbers",
-         put(g, "antenna_numbers", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_ant, h->antenna_numbers));
+         put(p, g, "antenna_numbers", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_ant, h->antenna_numbers));
     STEP("antenna_names",
-         put_strings(g, "antenna_names", h->antenna_names, (size_t)h->Nants_telescope));
-    STEP("antenna_positions", put(g, "antenna_positions", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2,
+         put_strings(p, g, "antenna_names", h->antenna_names, (size_t)h->Nants_telescope));
+    STEP("antenna_positions", put(p, g, "antenna_positions", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2,
                                   d_pos, h->antenna_positions));
     STEP("ant_1_array",
-         put(g, "ant_1_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_blt, h->ant_1_array));
+         put(p, g, "ant_1_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_blt, h->ant_1_array));
     STEP("ant_2_array",
-         put(g, "ant_2_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_blt, h->ant_2_array));
+         put(p, g, "ant_2_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_blt, h->ant_2_array));
     STEP("time_array",
-         put(g, "time_array", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d_blt, h->time_array));
-    STEP("integration_time", put(g, "integration_time", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d_blt,
-                                 h->integration_time));
-    STEP("uvw_array", put(g, "uvw_array", o->uvw_float32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE,
+         put(p, g, "time_array", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d_blt, h->time_array));
+    STEP("integration_time", put(p, g, "integration_time", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1,
+                                 d_blt, h->integration_time));
+    STEP("uvw_array", put(p, g, "uvw_array", o->uvw_float32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE,
                           H5T_NATIVE_DOUBLE, 2, d_uvw, h->uvw_array));
     /* The old layout went with freq_array shaped (Nspws, Nfreqs); keep the pair together. */
-    STEP("freq_array", put(g, "freq_array", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, o->shape_4d ? 2 : 1,
-                           o->shape_4d ? d_f2 : d_f, h->freq_array));
+    STEP("freq_array", put(p, g, "freq_array", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                           o->shape_4d ? 2 : 1, o->shape_4d ? d_f2 : d_f, h->freq_array));
     STEP("channel_width",
-         put(g, "channel_width", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d_f, h->channel_width));
-    STEP("spw_array", put(g, "spw_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_spw, h->spw_array));
-    STEP("flex_spw", put_bool(g, "flex_spw", h->flex_spw));
-    STEP("polarization_array", put(g, "polarization_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_pol,
-                                   h->polarization_array));
+         put(p, g, "channel_width", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d_f, h->channel_width));
+    STEP("spw_array",
+         put(p, g, "spw_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1, d_spw, h->spw_array));
+    STEP("flex_spw", put_bool(p, g, "flex_spw", h->flex_spw));
+    STEP("polarization_array", put(p, g, "polarization_array", H5T_STD_I64LE, H5T_NATIVE_INT, 1,
+                                   d_pol, h->polarization_array));
 #undef STEP
     if (rc >= 0 && h->n_extra > 0) {
         *what = "Header/extra_keywords";
-        hid_t x = H5Gcreate2(g, "extra_keywords", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t x = H5Gcreate2(g, "extra_keywords", H5P_DEFAULT, p->gcpl, H5P_DEFAULT);
         rc = x < 0 ? -1 : 0;
         for (int i = 0; rc >= 0 && i < h->n_extra; i++) {
             const ct_uvh5_keyword *k = &h->extra[i];
-            rc = k->is_string ? put_string(x, k->key, k->str) : put_double(x, k->key, k->value);
+            rc = k->is_string ? put_string(p, x, k->key, k->str)
+                              : put_double(p, x, k->key, k->value);
         }
         if (x >= 0 && H5Gclose(x) < 0)
             rc = -1;
@@ -537,6 +549,7 @@ static void file_free(ct_uvh5_file *f)
     close_id(&f->d_flags, H5Dclose);
     close_id(&f->d_nsamples, H5Dclose);
     close_id(&f->m_vis, H5Tclose);
+    close_id(&f->dxpl, H5Pclose);
     close_id(&f->fid, H5Fclose);
     ct_uvh5_header_free(&f->hdr);
     free(f->path);
@@ -550,7 +563,7 @@ static ct_uvh5_file *file_new(const char *path)
     ct_uvh5_file *f = calloc(1, sizeof *f);
     if (f == NULL)
         return NULL;
-    f->fid = f->d_vis = f->d_flags = f->d_nsamples = f->m_vis = H5I_INVALID_HID;
+    f->fid = f->d_vis = f->d_flags = f->d_nsamples = f->m_vis = f->dxpl = H5I_INVALID_HID;
     if ((f->path = strdup(path)) == NULL) {
         free(f);
         return NULL;
@@ -586,7 +599,7 @@ static ct_code create_body(ct_uvh5_file *f, const ct_uvh5_header *h, ct_err *err
         return io_fail(err, f->tmp_path, "cannot create file");
 
     const char *what = "";
-    if (write_header(f->fid, h, o, &what) < 0)
+    if (write_header(f->fid, h, o, &default_wprops, &what) < 0)
         return io_fail(err, f->tmp_path, what);
 
     f->nblts = (size_t)h->Nblts;
@@ -650,7 +663,7 @@ static void writer_discard(ct_uvh5_file *f)
     close_id(&f->d_flags, H5Dclose);
     close_id(&f->d_nsamples, H5Dclose);
     close_id(&f->fid, H5Fclose);
-    if (f->tmp_path != NULL)
+    if (f->tmp_path != NULL && !f->parallel)
         unlink(f->tmp_path);
 }
 
@@ -1469,5 +1482,221 @@ ct_code ct_uvh5_read_blts(ct_uvh5_file *f, size_t blt_start, size_t n_blt, float
         H5Tclose(ft);
     quiet_end(&q);
     free(fl);
+    return rc;
+}
+
+/* ---- Parallel writing ----------------------------------------------------------------- */
+
+/* A creation property list (group or dataset) without object time stamps. */
+static hid_t untimed_plist(hid_t cls)
+{
+    hid_t pl = H5Pcreate(cls);
+    if (pl >= 0 && H5Pset_obj_track_times(pl, 0) < 0) {
+        H5Pclose(pl);
+        return H5I_INVALID_HID;
+    }
+    return pl;
+}
+
+/* Contiguous, allocated at creation, never filled, no time stamps: the same bytes whatever
+ * the number of ranks. */
+static hid_t reproducible_dcpl(void)
+{
+    hid_t pl = untimed_plist(H5P_DATASET_CREATE);
+    if (pl >= 0 &&
+        (H5Pset_layout(pl, H5D_CONTIGUOUS) < 0 || H5Pset_alloc_time(pl, H5D_ALLOC_TIME_EARLY) < 0 ||
+         H5Pset_fill_time(pl, H5D_FILL_TIME_NEVER) < 0)) {
+        H5Pclose(pl);
+        return H5I_INVALID_HID;
+    }
+    return pl;
+}
+
+static ct_code pcreate_body(ct_uvh5_file *f, MPI_Comm comm, const ct_uvh5_header *h, ct_err *err)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+        hid_t es = err_save();
+        if (fapl >= 0)
+            H5Pclose(fapl);
+        err_restore(es);
+        return io_fail(err, f->tmp_path, "cannot set up parallel file access");
+    }
+    f->fid = H5Fcreate(f->tmp_path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    hid_t es = f->fid < 0 ? err_save() : H5I_INVALID_HID;
+    H5Pclose(fapl);
+    err_restore(es);
+    if (f->fid < 0)
+        return io_fail(err, f->tmp_path, "cannot create file");
+
+    wprops p = {untimed_plist(H5P_GROUP_CREATE), reproducible_dcpl()};
+    ct_code rc = CT_OK;
+    const char *what = "creation properties";
+    if (p.gcpl < 0 || p.dcpl < 0 || write_header(f->fid, h, &f->layout, &p, &what) < 0)
+        rc = io_fail(err, f->tmp_path, what);
+
+    f->nblts = (size_t)h->Nblts;
+    f->per_blt = (size_t)h->Nfreqs * (size_t)h->Npols;
+    f->rank = 3;
+    f->dims[0] = f->nblts;
+    f->dims[1] = (hsize_t)h->Nfreqs;
+    f->dims[2] = (hsize_t)h->Npols;
+    hid_t g = H5I_INVALID_HID, fvis = H5I_INVALID_HID, fbool = H5I_INVALID_HID;
+    hid_t s = H5I_INVALID_HID;
+    if (rc == CT_OK) {
+        const char *failed = NULL;
+        if ((g = H5Gcreate2(f->fid, "Data", H5P_DEFAULT, p.gcpl, H5P_DEFAULT)) < 0)
+            failed = "cannot create Data";
+        else if ((fvis = complex_type(H5T_IEEE_F32LE)) < 0 ||
+                 (fbool = bool_type(H5T_STD_I8LE)) < 0 ||
+                 (s = H5Screate_simple(3, f->dims, NULL)) < 0)
+            failed = "Data types";
+        else if ((f->d_vis = H5Dcreate2(g, "visdata", fvis, s, H5P_DEFAULT, p.dcpl, H5P_DEFAULT)) <
+                 0)
+            failed = "Data/visdata";
+        else if ((f->d_flags = H5Dcreate2(g, "flags", fbool, s, H5P_DEFAULT, p.dcpl, H5P_DEFAULT)) <
+                 0)
+            failed = "Data/flags";
+        else if ((f->d_nsamples = H5Dcreate2(g, "nsamples", H5T_IEEE_F32LE, s, H5P_DEFAULT, p.dcpl,
+                                             H5P_DEFAULT)) < 0)
+            failed = "Data/nsamples";
+        else if ((f->m_vis = complex_type(H5T_NATIVE_FLOAT)) < 0 ||
+                 (f->dxpl = H5Pcreate(H5P_DATASET_XFER)) < 0 ||
+                 H5Pset_dxpl_mpio(f->dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+            failed = "transfer properties";
+        if (failed != NULL)
+            rc = io_fail(err, f->tmp_path, failed);
+    }
+    hid_t es2 = rc != CT_OK ? err_save() : H5I_INVALID_HID;
+    close_id(&s, H5Sclose);
+    close_id(&fvis, H5Tclose);
+    close_id(&fbool, H5Tclose);
+    close_id(&g, H5Gclose);
+    close_id(&p.gcpl, H5Pclose);
+    close_id(&p.dcpl, H5Pclose);
+    err_restore(es2);
+    return rc;
+}
+
+ct_code ct_uvh5_pcreate(MPI_Comm comm, const char *tmp_path, const ct_uvh5_header *h,
+                        ct_uvh5_file **out, ct_err *err)
+{
+    *out = NULL;
+    if (tmp_path == NULL || *tmp_path == '\0')
+        return ct_fail(err, CT_EINVAL, "uvh5: empty output path");
+    ct_code rc = ct_uvh5_header_check(h, err);
+    if (rc != CT_OK)
+        return rc;
+    ct_uvh5_file *f = file_new(tmp_path);
+    if (f == NULL || (f->tmp_path = strdup(tmp_path)) == NULL) {
+        if (f != NULL)
+            file_free(f);
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    }
+    f->writing = true;
+    f->parallel = true;
+    f->layout = (ct_uvh5_write_opts){.shape_4d = false, .uvw_float32 = false};
+    quiet q;
+    quiet_begin(&q);
+    rc = pcreate_body(f, comm, h, err);
+    if (rc != CT_OK) {
+        writer_discard(f);
+        file_free(f);
+    }
+    quiet_end(&q);
+    if (rc == CT_OK)
+        *out = f;
+    return rc;
+}
+
+/* One collective H5Dwrite of a [blt][freq][pol] block; n == 0: an empty selection. */
+static herr_t block_write(const ct_uvh5_file *f, hid_t d, hid_t mtype, const hsize_t off[3],
+                          const hsize_t cnt[3], const void *buf)
+{
+    hsize_t m = cnt[0] * cnt[1] * cnt[2];
+    hid_t fs = H5Dget_space(d);
+    hid_t ms = H5Screate_simple(1, m > 0 ? &m : (hsize_t[]){1}, NULL);
+    herr_t rc = -1;
+    if (fs >= 0 && ms >= 0) {
+        if (m > 0)
+            rc = H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+        else
+            rc = (H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0) ? -1 : 0;
+        if (rc >= 0)
+            rc = H5Dwrite(d, mtype, ms, fs, f->dxpl, buf);
+    }
+    hid_t es = rc < 0 ? err_save() : H5I_INVALID_HID;
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (ms >= 0)
+        H5Sclose(ms);
+    err_restore(es);
+    return rc;
+}
+
+ct_code ct_uvh5_pwrite(ct_uvh5_file *f, size_t blt_start, size_t n_blt, size_t freq_start,
+                       size_t n_freq, const float *vis, const bool *flags, const float *nsamples,
+                       ct_err *err)
+{
+    if (f == NULL || !f->parallel)
+        return ct_fail(err, CT_ESTATE, "uvh5: parallel write to a file not made by pcreate");
+    bool empty = n_blt == 0 || n_freq == 0;
+    if (!empty &&
+        (blt_start > f->nblts || n_blt > f->nblts - blt_start || freq_start > f->dims[1] ||
+         n_freq > f->dims[1] - freq_start || vis == NULL || flags == NULL || nsamples == NULL))
+        return ct_fail(err, CT_EINVAL, "uvh5: parallel write block outside the file");
+    size_t n = empty ? 0 : n_blt * n_freq * (size_t)f->dims[2];
+    int8_t *fl = malloc(n > 0 ? n : 1);
+    if (fl == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory for %zu flags", n);
+    for (size_t i = 0; i < n; i++)
+        fl[i] = flags[i] ? 1 : 0;
+    hsize_t off[3] = {blt_start, freq_start, 0};
+    hsize_t cnt[3] = {empty ? 0 : n_blt, empty ? 0 : n_freq, empty ? 0 : f->dims[2]};
+    ct_code rc = CT_OK;
+    quiet q;
+    quiet_begin(&q);
+    hid_t mbool = bool_type(H5T_NATIVE_SCHAR);
+    /* All three writes are attempted whatever happens, so every rank makes the same
+     * collective calls. */
+    herr_t h1 = block_write(f, f->d_vis, f->m_vis, off, cnt, vis);
+    if (h1 < 0)
+        rc = io_fail(err, f->tmp_path, "cannot write Data/visdata");
+    herr_t h2 = mbool < 0 ? -1 : block_write(f, f->d_flags, mbool, off, cnt, fl);
+    if (h2 < 0 && rc == CT_OK)
+        rc = io_fail(err, f->tmp_path, "cannot write Data/flags");
+    herr_t h3 = block_write(f, f->d_nsamples, H5T_NATIVE_FLOAT, off, cnt, nsamples);
+    if (h3 < 0 && rc == CT_OK)
+        rc = io_fail(err, f->tmp_path, "cannot write Data/nsamples");
+    if (mbool >= 0)
+        H5Tclose(mbool);
+    quiet_end(&q);
+    free(fl);
+    return rc;
+}
+
+ct_code ct_uvh5_pclose(ct_uvh5_file *f, ct_err *err)
+{
+    if (f == NULL)
+        return CT_OK;
+    if (!f->parallel) {
+        ct_uvh5_abort(f);
+        return ct_fail(err, CT_ESTATE, "uvh5: pclose of a file not made by pcreate");
+    }
+    quiet q;
+    quiet_begin(&q);
+    ct_code rc = CT_OK;
+    close_id(&f->d_vis, H5Dclose);
+    close_id(&f->d_flags, H5Dclose);
+    close_id(&f->d_nsamples, H5Dclose);
+    close_id(&f->dxpl, H5Pclose);
+    close_id(&f->m_vis, H5Tclose);
+    herr_t hr = H5Fclose(f->fid);
+    f->fid = H5I_INVALID_HID;
+    if (hr < 0)
+        rc = io_fail(err, f->tmp_path, "cannot close file");
+    file_free(f);
+    quiet_end(&q);
     return rc;
 }

@@ -25,6 +25,7 @@
 
 #include "error.h"
 
+#include <mpi.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -150,5 +151,35 @@ ct_uvh5_write_opts ct_uvh5_layout(const ct_uvh5_file *f);
  */
 ct_code ct_uvh5_read_blts(ct_uvh5_file *f, size_t blt_start, size_t n_blt, float *vis, bool *flags,
                           float *nsamples, ct_err *err);
+
+/*
+ * The parallel writer (MPI-IO through parallel HDF5), for combining files across ranks.
+ * Every call is collective over the communicator given to ct_uvh5_pcreate: all ranks make
+ * it, in the same order, with the same header.
+ *
+ * The file is written exactly at `path` (no rename: the caller chooses a temporary name
+ * and moves it into place), always in the memo 1.x layout: 3-D Data arrays
+ * (Nblts, Nfreqs, Npols), uvw_array float64. Every dataset is contiguous, allocated at
+ * creation and never filled, and no group or dataset carries a time stamp, so the bytes
+ * of the file depend only on the header and the data, not on the number of ranks or the
+ * time of day.
+ */
+ct_code ct_uvh5_pcreate(MPI_Comm comm, const char *path, const ct_uvh5_header *h,
+                        ct_uvh5_file **out, ct_err *err);
+
+/*
+ * Collective: writes the block of baseline-times [blt_start, +n_blt) and channels
+ * [freq_start, +n_freq), all polarizations, from buffers shaped [n_blt][n_freq][Npols]
+ * (vis as re, im float pairs). A rank with nothing to write in this round passes
+ * n_blt = 0 (buffers may then be NULL) and still makes the call.
+ */
+ct_code ct_uvh5_pwrite(ct_uvh5_file *f, size_t blt_start, size_t n_blt, size_t freq_start,
+                       size_t n_freq, const float *vis, const bool *flags, const float *nsamples,
+                       ct_err *err);
+
+/* Collective: closes the file (left at its path) and frees the handle. ct_uvh5_abort also
+ * closes a parallel writer (collectively) but does not delete its file: the caller owns
+ * the name. */
+ct_code ct_uvh5_pclose(ct_uvh5_file *f, ct_err *err);
 
 #endif

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Interoperability with pyuvdata (the reference UVH5 implementation):
 # pyuvdata reads a simulated observation with its checks on and finds what
-# h5py finds; pyuvdata writes it again and contimg reads the same data back.
-# Usage: test_pyuvdata.sh CONTIMG VENV_PYTHON UVH5_COMPARE
+# h5py finds; pyuvdata writes it again and contimg reads the same data back;
+# contimg converts both groups to the same combined data, which pyuvdata
+# reads with its checks on.
+# Usage: test_pyuvdata.sh CONTIMG VENV_PYTHON UVH5_COMPARE [--convert]
+# With --convert it also converts (MPI; the sanitizer build runs without it).
 set -u
-contimg=$1 py=$2 compare=$3
+contimg=$1 py=$2 compare=$3 convert=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/contimg-pyuvdata.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -22,4 +25,32 @@ for f in "$work"/ours/*.hdf5; do
 done
 "$compare" "${pairs[@]}"
 r2=$?
-[ $r1 -eq 0 ] && [ $r2 -eq 0 ]
+
+# contimg converts both groups, ours and the one pyuvdata wrote, to the same
+# data; pyuvdata reads the combined file with its checks on.
+r3=0
+[ "$convert" = "--convert" ] || exit $(( r1 != 0 || r2 != 0 ))
+for g in ours theirs; do
+    if ! "$contimg" convert "$work/$g" --out "$work/$g-combined.hdf5" >/dev/null 2>"$work/err"; then
+        echo "FAIL convert of the $g group: $(cat "$work/err")"
+        r3=1
+    fi
+done
+[ $r3 -eq 0 ] && { "$compare" "$work/ours-combined.hdf5" "$work/theirs-combined.hdf5" || r3=1; }
+"$py" - "$work/ours-combined.hdf5" <<'PY' || r3=1
+import sys, warnings
+import numpy as np
+from astropy.utils import iers
+iers.conf.auto_download = False
+iers.conf.auto_max_age = None
+from pyuvdata import UVData
+warnings.simplefilter("ignore")
+uv = UVData.from_file(sys.argv[1], file_type="uvh5", run_check=True, check_extra=True,
+                      run_check_acceptability=True)
+f = uv.freq_array.ravel()
+ok = uv.Nfreqs == 64 and np.all(np.diff(f) > 0) and uv.uvw_array.dtype == np.float64
+print(("ok  " if ok else "FAIL") + f" pyuvdata reads the combined file: {uv.Nfreqs} channels "
+      f"{f[0] / 1e6:.3f}..{f[-1] / 1e6:.3f} MHz ascending, uvw {uv.uvw_array.dtype}")
+sys.exit(0 if ok else 1)
+PY
+[ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ $r3 -eq 0 ]

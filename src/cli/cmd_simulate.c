@@ -166,6 +166,11 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
                                        optarg);
             *(ch == 'a' ? &sim.n_antennas : ch == 'c' ? &sim.n_channels : &sim.n_times) = (int)v;
             break;
+        case 'F': sim.uvw_float32 = true; break;
+        case 'f':
+            if (!cli_parse_double(optarg, 0, 1, &sim.flag_fraction))
+                return cli_usage_error("--flag-fraction must be 0..1, got '%s'", optarg);
+            break;
         case ':': return cli_usage_error("simulate: option '%s' needs a value", argv[optind - 1]);
         default:
             return cli_usage_error("simulate: unknown option '%s'; see --help", argv[optind - 1]);

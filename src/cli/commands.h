@@ -12,5 +12,6 @@ int cmd_queue(int argc, char **argv, const ct_config *cfg);
 int cmd_reap(int argc, char **argv, const ct_config *cfg);
 int cmd_demo(int argc, char **argv, const ct_config *cfg);
 int cmd_simulate(int argc, char **argv, const ct_config *cfg);
+int cmd_convert(int argc, char **argv, const ct_config *cfg);
 
 #endif
