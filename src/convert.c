@@ -333,7 +333,11 @@ static void reverse_channels(float *vis, bool *flags, float *ns, size_t nblt, in
             }
 }
 
-/* The copying loop: every rank makes the same number of collective writes. */
+/* The copying loop. Blocks of whole baseline-times (every channel of every subband)
+ * go to the ranks in turn: block b to rank b mod size. A rank reads its block's rows
+ * from all 16 files (contiguous reads) and writes them as one contiguous piece of the
+ * output, so no write is a strided channel slice. Every rank makes the same number of
+ * collective writes (an empty one when it has no block left). */
 static ct_code copy_data(MPI_Comm comm, const group *g, ct_uvh5_file *out, size_t block_bytes,
                          unsigned long long *moved, ct_err *e)
 {
@@ -342,46 +346,61 @@ static ct_code copy_data(MPI_Comm comm, const group *g, ct_uvh5_file *out, size_
     MPI_Comm_size(comm, &size);
     const ct_uvh5_header *r = g->h[0];
     size_t nblts = (size_t)r->Nblts, nc = (size_t)g->nchan, np = (size_t)r->Npols;
-    size_t per_blt = nc * np;
+    size_t sb_per_blt = nc * np, per_blt = CT_SUBBANDS * sb_per_blt;
     size_t rows = block_bytes / (per_blt * BYTES_PER_SAMPLE);
     if (rows < 1)
         rows = 1;
     if (rows > nblts)
         rows = nblts;
     size_t n_blocks = (nblts + rows - 1) / rows;
-    int rounds = (CT_SUBBANDS + size - 1) / size; /* slots of rank 0, the most */
+    size_t rounds = (n_blocks + (size_t)size - 1) / (size_t)size;
+    /* One subband's rows as read, and the block's whole rows as written. */
+    float *svis = malloc(rows * sb_per_blt * 2 * sizeof(float));
+    float *sns = malloc(rows * sb_per_blt * sizeof(float));
+    bool *sfl = malloc(rows * sb_per_blt * sizeof(bool));
     float *vis = malloc(rows * per_blt * 2 * sizeof(float));
     float *ns = malloc(rows * per_blt * sizeof(float));
     bool *fl = malloc(rows * per_blt * sizeof(bool));
     ct_code rc = CT_OK;
-    if (vis == NULL || ns == NULL || fl == NULL)
+    if (!svis || !sns || !sfl || !vis || !ns || !fl)
         rc = ct_fail(e, CT_ENOMEM, "out of memory for a block of %zu blts", rows);
     *moved = 0;
-    for (int i = 0; i < rounds; i++) {
-        int k = rank + i * size; /* output slot: sb(15 - k) */
-        for (size_t b = 0; b < n_blocks; b++) {
-            size_t start = b * rows, n = nblts - start < rows ? nblts - start : rows;
-            bool mine = k < CT_SUBBANDS && rc == CT_OK;
-            if (mine) {
-                int s = CT_SUBBANDS - 1 - k;
-                ct_code r2 = ct_uvh5_read_blts(g->f[s], start, n, vis, fl, ns, e);
-                if (r2 != CT_OK) {
-                    rc = r2 == CT_EINVAL ? ct_fail(e, CT_EIO, "%s", e->msg) : r2;
-                    mine = false;
-                } else if (g->reversed)
-                    reverse_channels(vis, fl, ns, n, g->nchan, r->Npols);
+    for (size_t i = 0; i < rounds; i++) {
+        size_t blk = i * (size_t)size + (size_t)rank;
+        bool mine = blk < n_blocks && rc == CT_OK;
+        size_t start = mine ? blk * rows : 0;
+        size_t n = mine ? (nblts - start < rows ? nblts - start : rows) : 0;
+        for (int k = 0; mine && k < CT_SUBBANDS; k++) {
+            int s = CT_SUBBANDS - 1 - k; /* output slot k holds sb(15 - k) */
+            ct_code r2 = ct_uvh5_read_blts(g->f[s], start, n, svis, sfl, sns, e);
+            if (r2 != CT_OK) {
+                rc = r2 == CT_EINVAL ? ct_fail(e, CT_EIO, "%s", e->msg) : r2;
+                mine = false;
+                break;
             }
-            ct_err we;
-            ct_code r3 =
-                ct_uvh5_pwrite(out, start, mine ? n : 0, (size_t)k * nc, nc, vis, fl, ns, &we);
-            if (r3 != CT_OK && rc == CT_OK) {
-                rc = r3;
-                *e = we;
+            if (g->reversed)
+                reverse_channels(svis, sfl, sns, n, g->nchan, r->Npols);
+            /* Row j of the subband goes to channels [k nc, (k + 1) nc) of row j. */
+            for (size_t j = 0; j < n; j++) {
+                size_t src = j * sb_per_blt, dst = j * per_blt + (size_t)k * sb_per_blt;
+                memcpy(vis + 2 * dst, svis + 2 * src, 2 * sb_per_blt * sizeof(float));
+                memcpy(ns + dst, sns + src, sb_per_blt * sizeof(float));
+                memcpy(fl + dst, sfl + src, sb_per_blt * sizeof(bool));
             }
-            if (mine && r3 == CT_OK)
-                *moved += (unsigned long long)n * per_blt * FILE_BYTES_PER_SAMPLE;
         }
+        ct_err we;
+        ct_code r3 =
+            ct_uvh5_pwrite(out, start, mine ? n : 0, 0, CT_SUBBANDS * nc, vis, fl, ns, &we);
+        if (r3 != CT_OK && rc == CT_OK) {
+            rc = r3;
+            *e = we;
+        }
+        if (mine && r3 == CT_OK)
+            *moved += (unsigned long long)n * per_blt * FILE_BYTES_PER_SAMPLE;
     }
+    free(svis);
+    free(sns);
+    free(sfl);
     free(vis);
     free(ns);
     free(fl);

@@ -4,10 +4,11 @@
  *
  * The correlator writes an observation as 16 files, sb00 (highest frequency) .. sb15
  * (lowest). ct_convert checks that they form one consistent group and writes one file
- * whose channels ascend in frequency: sb15's first, sb00's last. Subbands are dealt out
- * to the ranks round robin (rank r takes output slots r, r + size, ...); each rank reads
- * its subbands in blocks of baseline-times and writes them into its channel slice of the
- * output with collective parallel-HDF5 transfers.
+ * whose channels ascend in frequency: sb15's first, sb00's last. The output is cut into
+ * blocks of whole baseline-times, dealt out to the ranks round robin (block b to rank
+ * b mod size); a rank reads its block's rows from all 16 files and writes them as one
+ * contiguous piece with collective parallel-HDF5 transfers. (Giving each rank whole
+ * subbands instead made every write a strided channel slice: 2.7 x slower.)
  *
  * Output layout: the inputs' header (sb00's, which names the group) with Nfreqs = 16 *
  * channels, freq_array and channel_width ascending, history extended; Data arrays 3-D

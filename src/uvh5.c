@@ -702,8 +702,9 @@ static herr_t blt_io(const ct_uvh5_file *f, hid_t d, hid_t mtype, size_t start, 
     cnt[0] = n;
     for (int i = 1; i < f->rank; i++)
         cnt[i] = f->dims[i];
-    hsize_t m = (hsize_t)n * f->per_blt;
-    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, &m, NULL);
+    /* The memory space has the selection's own shape: with a flat one HDF5 maps every
+     * element to its chunk one by one (H5S_select_iterate), several times slower. */
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(f->rank, cnt, NULL);
     herr_t rc = -1;
     if (fs >= 0 && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0)
         rc = write ? H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, buf)
@@ -1616,7 +1617,9 @@ static herr_t block_write(const ct_uvh5_file *f, hid_t d, hid_t mtype, const hsi
 {
     hsize_t m = cnt[0] * cnt[1] * cnt[2];
     hid_t fs = H5Dget_space(d);
-    hid_t ms = H5Screate_simple(1, m > 0 ? &m : (hsize_t[]){1}, NULL);
+    /* Shaped like the selection (see blt_io); a placeholder shape when empty. */
+    static const hsize_t one[3] = {1, 1, 1};
+    hid_t ms = H5Screate_simple(3, m > 0 ? cnt : one, NULL);
     herr_t rc = -1;
     if (fs >= 0 && ms >= 0) {
         if (m > 0)
