@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "convert.h"
 
+#include "fsutil.h"
+
 #include "groups.h"
 #include "uvh5.h"
 
@@ -284,33 +286,6 @@ static void out_header_free(ct_uvh5_header *o)
 
 /* ---- Files ------------------------------------------------------------------------------ */
 
-static int sync_path(const char *p, int flags)
-{
-    int fd = open(p, flags);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    if (close(fd) < 0)
-        rc = -1;
-    return rc;
-}
-
-static void sync_dir_of(const char *path)
-{
-    char *dir = strdup(path);
-    if (dir == NULL)
-        return;
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        strcpy(dir, ".");
-    else if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    (void)sync_path(dir, O_RDONLY | O_DIRECTORY);
-    free(dir);
-}
-
 /* Reverses the channel axis of a [blt][chan][pol] block in place. */
 static void reverse_channels(float *vis, bool *flags, float *ns, size_t nblt, int nc, int np)
 {
@@ -474,12 +449,12 @@ ct_code ct_convert(MPI_Comm comm, const char *const *inputs, size_t n_inputs, co
 
     /* 4. Rank 0 moves the finished file into place. */
     if (rank == 0) {
-        if (rc == CT_OK && sync_path(tmp, O_RDONLY) < 0)
+        if (rc == CT_OK && ct_fsync_path(tmp, false) < 0)
             rc = ct_fail(&e, CT_EIO, "%s: fsync: %s", tmp, strerror(errno));
         if (rc == CT_OK && rename(tmp, out_path) < 0)
             rc = ct_fail(&e, CT_EIO, "rename %s -> %s: %s", tmp, out_path, strerror(errno));
         if (rc == CT_OK)
-            sync_dir_of(out_path);
+            ct_fsync_parent(out_path);
         else
             unlink(tmp);
     }

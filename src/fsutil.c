@@ -3,6 +3,7 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,4 +84,31 @@ ct_code ct_absolute_path(const char *path, char *out, size_t size, ct_err *err)
     if (n == 0)
         snprintf(out, size, "/");
     return CT_OK;
+}
+
+int ct_fsync_path(const char *path, bool directory)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    if (close(fd) < 0)
+        rc = -1;
+    return rc;
+}
+
+void ct_fsync_parent(const char *path)
+{
+    char *dir = strdup(path);
+    if (dir == NULL)
+        return;
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    (void)ct_fsync_path(dir, true);
+    free(dir);
 }

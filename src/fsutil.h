@@ -6,6 +6,7 @@
 
 #include "error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -18,5 +19,12 @@ ct_code ct_remove_tree(const char *path, ct_err *err);
 /* Makes `path` absolute (relative to the working directory) and removes
  * "." and ".." components lexically; the path need not exist. */
 ct_code ct_absolute_path(const char *path, char *out, size_t size, ct_err *err);
+
+/* fsync of a file (or, with directory true, a directory). 0 or -1 (errno set). */
+int ct_fsync_path(const char *path, bool directory);
+
+/* Best-effort fsync of the directory holding path, so a rename into it is
+ * durable. Failures are ignored: the file is complete at its path either way. */
+void ct_fsync_parent(const char *path);
 
 #endif

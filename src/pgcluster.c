@@ -227,15 +227,6 @@ static ct_code append_file(const char *path, const char *text, ct_err *err)
     return bad ? ct_fail(err, CT_EIO, "write %s failed", path) : CT_OK;
 }
 
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 /* initdb into data.tmp and rename: a crash mid-way leaves no half cluster. */
 static ct_code initialize(ct_pgcluster *pg, ct_err *err)
 {
@@ -270,7 +261,7 @@ static ct_code initialize(ct_pgcluster *pg, ct_err *err)
         return rc;
     if (rename(tmp, pg->data) != 0)
         return ct_fail(err, CT_EIO, "rename %s: %s", tmp, strerror(errno));
-    fsync_dir(pg->base);
+    (void)ct_fsync_path(pg->base, true);
     return CT_OK;
 }
 

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "uvh5.h"
 
+#include "fsutil.h"
 #include "h5lzf.h"
 
 #include <hdf5.h>
@@ -764,18 +765,6 @@ ct_code ct_uvh5_write_blts(ct_uvh5_file *f, size_t blt_start, size_t n_blt, cons
     return rc;
 }
 
-/* fsync of a path (file or directory). */
-static int sync_path(const char *p, int flags)
-{
-    int fd = open(p, flags);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    if (close(fd) < 0)
-        rc = -1;
-    return rc;
-}
-
 static ct_code writer_finish(ct_uvh5_file *f, ct_err *err)
 {
     for (size_t i = 0; i < f->nblts; i++)
@@ -789,24 +778,12 @@ static ct_code writer_finish(ct_uvh5_file *f, ct_err *err)
     f->fid = H5I_INVALID_HID;
     if (hr < 0)
         return io_fail(err, f->tmp_path, "cannot close file");
-    if (sync_path(f->tmp_path, O_RDONLY) < 0)
+    if (ct_fsync_path(f->tmp_path, false) < 0)
         return ct_fail(err, CT_EIO, "%s: fsync: %s", f->tmp_path, strerror(errno));
     if (rename(f->tmp_path, f->path) < 0)
         return ct_fail(err, CT_EIO, "rename %s -> %s: %s", f->tmp_path, f->path, strerror(errno));
-    /* Best effort: make the rename itself durable. The file is complete at its path
-     * either way, so a failure here is not reported. */
-    char *dir = strdup(f->path);
-    if (dir != NULL) {
-        char *slash = strrchr(dir, '/');
-        if (slash == NULL)
-            strcpy(dir, ".");
-        else if (slash == dir)
-            slash[1] = '\0';
-        else
-            *slash = '\0';
-        (void)sync_path(dir, O_RDONLY | O_DIRECTORY);
-        free(dir);
-    }
+    /* Best effort: make the rename itself durable. */
+    ct_fsync_parent(f->path);
     return CT_OK;
 }
 
