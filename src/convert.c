@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Bytes of buffers per visibility sample in one block: vis (8), nsamples (4), flags as
- * bool (1) and the writer's int8 copy (1). */
-#define BYTES_PER_SAMPLE 14
+ * bool (1), the writer's int8 copy (1), and the one-subband staging buffers (13/16).
+ * MPI-IO's collective buffer (ROMIO cb_buffer_size, 16 MiB) comes on top. */
+#define BYTES_PER_SAMPLE 15
 /* Bytes of Data per sample in the file: visdata (8), nsamples (4), flags (1). */
 #define FILE_BYTES_PER_SAMPLE 13
 
@@ -175,6 +177,14 @@ static ct_code check_against_ref(const group *g, int s, ct_err *e)
         return INCONSISTENT(e, s, "time_array", s);
     if (!same_doubles(h->integration_time, r->integration_time, r->Nblts))
         return INCONSISTENT(e, s, "integration_time", s);
+    /* The output carries sb00's uvw: every subband must agree, to the float32
+     * rounding a correlator's files may carry. */
+    for (int k = 0; k < 3 * r->Nblts; k++)
+        if (!(fabs(h->uvw_array[k] - r->uvw_array[k]) <= 1e-6 * fmax(1.0, fabs(r->uvw_array[k]))))
+            return INCONSISTENT(e, s, "uvw_array[%d] %.9g vs %.9g m", s, k / 3, h->uvw_array[k],
+                                r->uvw_array[k]);
+    if (strcmp(h->phase_type ? h->phase_type : "", r->phase_type ? r->phase_type : "") != 0)
+        return INCONSISTENT(e, s, "phase_type", s);
     if (!same_ints(h->antenna_numbers, r->antenna_numbers, r->Nants_telescope) ||
         !same_doubles(h->antenna_positions, r->antenna_positions, 3 * r->Nants_telescope))
         return INCONSISTENT(e, s, "antenna table (antenna_numbers/antenna_positions)", s);
@@ -191,6 +201,8 @@ static ct_code check_against_ref(const group *g, int s, ct_err *e)
         (kh != NULL && (kh->is_string || kr->is_string || !close9(kh->value, kr->value))))
         return INCONSISTENT(e, s, "pointing (extra_keywords/phase_center_dec)", s);
     double w = fabs(r->channel_width[0]);
+    if (!(w > 0) || !isfinite(w))
+        return INCONSISTENT(e, s, "channel_width %.6f Hz is not a positive width", s, w);
     for (int c = 0; c < h->Nfreqs; c++)
         if (!close9(fabs(h->channel_width[c]), w))
             return INCONSISTENT(e, s, "channel_width[%d] %.6f Hz vs %.6f Hz", s, c,
@@ -210,17 +222,18 @@ static ct_code check_freqs(group *g, ct_err *e)
         const double *f = g->h[s]->freq_array;
         for (int c = 0; c + 1 < nf; c++) {
             double step = g->reversed ? f[c] - f[c + 1] : f[c + 1] - f[c];
-            if (fabs(step - w) > tol)
+            /* Written so that NaN fails too. */
+            if (!(fabs(step - w) <= tol))
                 return ct_fail(e, CT_EINVAL,
                                "inconsistent_group: sb%02d: channels %d and %d are %.3f Hz "
                                "apart, not one channel width (%.3f Hz) in the order of sb00",
-                               s, c, c + 1, f[c + 1] - f[c], w);
+                               s, c, c + 1, fabs(f[c + 1] - f[c]), w);
         }
         lo[s] = g->reversed ? f[nf - 1] : f[0];
         hi[s] = g->reversed ? f[0] : f[nf - 1];
     }
     for (int s = 0; s + 1 < CT_SUBBANDS; s++)
-        if (fabs(lo[s] - hi[s + 1] - w) > tol)
+        if (!(fabs(lo[s] - hi[s + 1] - w) <= tol))
             return ct_fail(e, CT_EINVAL,
                            "inconsistent_group: frequencies are not contiguous and descending "
                            "with subband: sb%02d starts at %.3f Hz, sb%02d ends at %.3f Hz",
@@ -349,7 +362,10 @@ static ct_code copy_data(MPI_Comm comm, const group *g, ct_uvh5_file *out, size_
             int s = CT_SUBBANDS - 1 - k; /* output slot k holds sb(15 - k) */
             ct_code r2 = ct_uvh5_read_blts(g->f[s], start, n, svis, sfl, sns, e);
             if (r2 != CT_OK) {
-                rc = r2 == CT_EINVAL ? ct_fail(e, CT_EIO, "%s", e->msg) : r2;
+                /* A file that validated and then fails to read is an I/O failure. */
+                if (r2 == CT_EINVAL)
+                    e->code = CT_EIO;
+                rc = e->code;
                 mine = false;
                 break;
             }
@@ -385,6 +401,24 @@ static ct_code copy_data(MPI_Comm comm, const group *g, ct_uvh5_file *out, size_
 /* Distinguishes conversions in one process aimed at the same path. */
 static unsigned long tmp_seq;
 
+/* The output replaces whatever is at out_path: never one of the inputs. Compared
+ * by device and inode, so another name for the same file is caught too. */
+static ct_code refuse_input_as_output(const char *const *inputs, size_t n, const char *out_path,
+                                      ct_err *e)
+{
+    struct stat o;
+    if (stat(out_path, &o) != 0)
+        return CT_OK; /* nothing there yet */
+    for (size_t i = 0; i < n; i++) {
+        struct stat in;
+        if (inputs[i] != NULL && stat(inputs[i], &in) == 0 && in.st_dev == o.st_dev &&
+            in.st_ino == o.st_ino)
+            return ct_fail(e, CT_EINVAL, "invalid_output: --out %s is the input %s", out_path,
+                           inputs[i]);
+    }
+    return CT_OK;
+}
+
 ct_code ct_convert(MPI_Comm comm, const char *const *inputs, size_t n_inputs, const char *out_path,
                    const ct_convert_opts *opts, ct_convert_result *res, ct_err *err)
 {
@@ -406,6 +440,8 @@ ct_code ct_convert(MPI_Comm comm, const char *const *inputs, size_t n_inputs, co
         rc = ct_fail(&e, CT_EINVAL, "convert: empty output path");
     else if (inputs == NULL)
         rc = ct_fail(&e, CT_EINVAL, "incomplete_group: no input files");
+    if (rc == CT_OK)
+        rc = refuse_input_as_output(inputs, n_inputs, out_path, &e);
     if (rc == CT_OK)
         rc = group_open(inputs, n_inputs, &g, &e);
     else

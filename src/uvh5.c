@@ -1621,29 +1621,41 @@ ct_code ct_uvh5_pwrite(ct_uvh5_file *f, size_t blt_start, size_t n_blt, size_t f
 {
     if (f == NULL || !f->parallel)
         return ct_fail(err, CT_ESTATE, "uvh5: parallel write to a file not made by pcreate");
+    /* The writes below are collective: whatever goes wrong on this rank, it must still
+     * make all three (empty if need be), or the other ranks wait forever. */
+    ct_code rc = CT_OK;
     bool empty = n_blt == 0 || n_freq == 0;
     if (!empty &&
         (blt_start > f->nblts || n_blt > f->nblts - blt_start || freq_start > f->dims[1] ||
-         n_freq > f->dims[1] - freq_start || vis == NULL || flags == NULL || nsamples == NULL))
-        return ct_fail(err, CT_EINVAL, "uvh5: parallel write block outside the file");
+         n_freq > f->dims[1] - freq_start || vis == NULL || flags == NULL || nsamples == NULL)) {
+        rc = ct_fail(err, CT_EINVAL, "uvh5: parallel write block outside the file");
+        empty = true;
+    }
     size_t n = empty ? 0 : n_blt * n_freq * (size_t)f->dims[2];
     int8_t *fl = malloc(n > 0 ? n : 1);
-    if (fl == NULL)
-        return ct_fail(err, CT_ENOMEM, "out of memory for %zu flags", n);
+    if (fl == NULL) {
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu flags", n);
+        empty = true;
+        n = 0;
+    }
     for (size_t i = 0; i < n; i++)
         fl[i] = flags[i] ? 1 : 0;
     hsize_t off[3] = {blt_start, freq_start, 0};
     hsize_t cnt[3] = {empty ? 0 : n_blt, empty ? 0 : n_freq, empty ? 0 : f->dims[2]};
-    ct_code rc = CT_OK;
     quiet q;
     quiet_begin(&q);
     hid_t mbool = bool_type(H5T_NATIVE_SCHAR);
     /* All three writes are attempted whatever happens, so every rank makes the same
      * collective calls. */
     herr_t h1 = block_write(f, f->d_vis, f->m_vis, off, cnt, vis);
-    if (h1 < 0)
+    if (h1 < 0 && rc == CT_OK)
         rc = io_fail(err, f->tmp_path, "cannot write Data/visdata");
-    herr_t h2 = mbool < 0 ? -1 : block_write(f, f->d_flags, mbool, off, cnt, fl);
+    /* Without the memory enum type, still take part: an empty write as int8. */
+    herr_t h2 =
+        mbool < 0
+            ? (block_write(f, f->d_flags, H5T_NATIVE_SCHAR, off, (const hsize_t[3]){0, 0, 0}, fl),
+               -1)
+            : block_write(f, f->d_flags, mbool, off, cnt, fl);
     if (h2 < 0 && rc == CT_OK)
         rc = io_fail(err, f->tmp_path, "cannot write Data/flags");
     herr_t h3 = block_write(f, f->d_nsamples, H5T_NATIVE_FLOAT, off, cnt, nsamples);

@@ -252,5 +252,41 @@ CONTIMG_DATA_ROOTS="$T/root" bad_case traversal_np4 outside_data_roots 4 "$T/out
 CONTIMG_DATA_ROOTS="$T" "$CONTIMG" convert "$T/outside" --out "$T/inside.h5" >/dev/null 2>&1
 check "inside the data roots: converts" test -f "$T/inside.h5"
 
+# Found by review: the output must never replace an input.
+copy_group self
+before_self=$(cd "$T/self" && sha256sum -- * | sort)
+"$CONTIMG" convert "$T/self" --out "$(sb self 00)" >"$T/self.out" 2>"$T/self.err"
+rc=$?
+check "--out naming an input: exit 2 (got $rc)" test $rc -eq 2
+check "--out naming an input: one line, invalid_output" \
+    test "$(wc -l <"$T/self.err")" -eq 1 -a -n "$(grep '^contimg: invalid_output: ' "$T/self.err")"
+check "--out naming an input: inputs untouched" \
+    test "$before_self" = "$(cd "$T/self" && sha256sum -- * | sort)"
+
+copy_group uvw
+$PY -c '
+import sys, h5py
+f = h5py.File(sys.argv[1], "r+"); p = f["Header/uvw_array"]; p[...] = -p[()]
+' "$(sb uvw 05)"
+bad_case uvw_disagree inconsistent_group 1 "$T/uvw" "$T/uvw"
+
+copy_group nanfreq
+$PY -c '
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r+"); p = f["Header/freq_array"]; p[...] = np.nan
+' "$(sb nanfreq 09)"
+bad_case nan_frequencies inconsistent_group 1 "$T/nanfreq" "$T/nanfreq"
+
+# A conversion whose result fails the quality gate exits 2 (qa_failed), keeping the
+# file for inspection.
+"$CONTIMG" simulate --out "$T/flagged" --start 2026-11-22T10:00:00 --dec 55 --antennas 6 \
+    --channels-per-subband 4 --times 3 --flag-fraction 0.7 >/dev/null
+"$CONTIMG" convert "$T/flagged" --out "$T/flagged.h5" >"$T/qa.out" 2>"$T/qa.err"
+rc=$?
+check "QA failure: exit 2 (got $rc)" test $rc -eq 2
+check "QA failure: one qa_failed line" \
+    test "$(wc -l <"$T/qa.err")" -eq 1 -a -n "$(grep '^contimg: qa_failed: ' "$T/qa.err")"
+check "QA failure: the file stays for inspection" test -f "$T/flagged.h5"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,6 +7,7 @@
 #include "groups.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,8 +20,8 @@ static const char usage[] =
     "       contimg convert --qa-only FILE [--json]\n\n"
     "Combines the 16 subband files of one observation into one UVH5 file whose channels\n"
     "ascend in frequency (sb15 first), then runs the quality gate on it. Run it plainly or\n"
-    "under `mpirun -np N`: subbands are shared out among the ranks, and the output is the\n"
-    "same byte for byte whatever N is.\n\n"
+    "under `mpirun -np N`: blocks of baseline-times are shared out among the ranks, and the\n"
+    "output is the same byte for byte whatever N is.\n\n"
     "  GROUP_DIR               a directory holding exactly one complete group\n"
     "  FILES...                the 16 files YYYY-MM-DDTHH:MM:SS_sbNN.hdf5 of one group\n"
     "  --out FILE              the combined file (written atomically)\n"
@@ -29,6 +30,8 @@ static const char usage[] =
     "  --qa-only               only run the quality gate on FILE (exit 2 when it fails)\n"
     "  --json                  print the result as JSON\n\n"
     "Errors start with a category: incomplete_group, corrupt_input, inconsistent_group,\n"
+    "invalid_output (--out is an input), qa_failed (converted, but the quality gate\n"
+    "failed: the file stays for inspection),\n"
     "outside_data_roots (inputs outside CONTIMG_DATA_ROOTS)\n"
     "(exit 2); I/O failures exit 1. Nothing is left at --out on any error.";
 
@@ -99,8 +102,9 @@ static int run_qa_only(const conv_ctx *c, const char *path)
     return code;
 }
 
-/* A directory: the paths of its single complete group (*paths malloc'd, entries too). */
-static int group_from_dir(const conv_ctx *c, const char *dir, double tol, char ***paths)
+/* On rank 0: the single complete group of dir, packed as 16 NUL-terminated paths.
+ * Returns -1 with *packed set, or an exit code (the error already reported). */
+static int scan_dir(const conv_ctx *c, const char *dir, double tol, char **packed, int *len)
 {
     ct_group *groups = NULL;
     size_t n = 0;
@@ -130,16 +134,63 @@ static int group_from_dir(const conv_ctx *c, const char *dir, double tol, char *
                             "group instead of the directory",
                             dir, n_complete);
     } else {
-        *paths = calloc(CT_SUBBANDS, sizeof **paths);
-        for (int s = 0; *paths != NULL && s < CT_SUBBANDS; s++)
-            (*paths)[s] = strdup(groups[which].subband[s]->path);
-        if (*paths == NULL) {
+        size_t total = 0;
+        for (int s = 0; s < CT_SUBBANDS; s++)
+            total += strlen(groups[which].subband[s]->path) + 1;
+        *packed = malloc(total);
+        if (*packed == NULL || total > INT_MAX) {
             ct_fail(&err, CT_ENOMEM, "out of memory");
             code = report(c, &err);
+        } else {
+            char *p = *packed;
+            for (int s = 0; s < CT_SUBBANDS; s++) {
+                size_t l = strlen(groups[which].subband[s]->path) + 1;
+                memcpy(p, groups[which].subband[s]->path, l);
+                p += l;
+            }
+            *len = (int)total;
         }
     }
     ct_groups_free(groups, n);
     return code;
+}
+
+/* A directory: the paths of its single complete group (*paths malloc'd, entries too).
+ * Rank 0 alone looks: a landing directory changes while it is read, and ranks that saw
+ * different groups would part ways and wait on each other forever. */
+static int group_from_dir(const conv_ctx *c, const char *dir, double tol, char ***paths)
+{
+    char *packed = NULL;
+    int len = 0, code = -1;
+    if (c->rank == 0)
+        code = scan_dir(c, dir, tol, &packed, &len);
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (code >= 0) {
+        free(packed);
+        return code;
+    }
+    MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (c->rank != 0)
+        packed = malloc((size_t)len);
+    int ok = packed != NULL, all_ok = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all_ok) {
+        free(packed);
+        ct_err err;
+        ct_fail(&err, CT_ENOMEM, "out of memory");
+        return report(c, &err);
+    }
+    MPI_Bcast(packed, len, MPI_CHAR, 0, MPI_COMM_WORLD);
+    *paths = calloc(CT_SUBBANDS, sizeof **paths);
+    const char *p = packed;
+    for (int s = 0; *paths != NULL && s < CT_SUBBANDS; s++) {
+        (*paths)[s] = strdup(p);
+        p += strlen(p) + 1;
+    }
+    free(packed);
+    /* Out of memory here is local: ct_convert's first agreement will see the NULL paths
+     * fail group_open on this rank only, and every rank reports it. */
+    return -1;
 }
 
 static int convert_main(const conv_ctx *c0, int argc, char **argv)
@@ -214,7 +265,9 @@ static int convert_main(const conv_ctx *c0, int argc, char **argv)
      * and configuration, so every rank decides alike. */
     ct_code rc = ct_config_check_paths(c.cfg, inputs, n_inputs, &err);
     if (rc != CT_OK) {
-        ct_fail(&err, CT_EINVAL, "outside_data_roots: %s", err.msg);
+        char why[CT_ERRMSG_MAX];
+        snprintf(why, sizeof why, "%s", err.msg); /* ct_fail must not read what it writes */
+        ct_fail(&err, CT_EINVAL, "outside_data_roots: %s", why);
         if (owned != NULL) {
             for (int s = 0; s < CT_SUBBANDS; s++)
                 free(owned[s]);
@@ -250,6 +303,12 @@ static int convert_main(const conv_ctx *c0, int argc, char **argv)
                    res.n_ranks, res.seconds, res.bytes_read, res.bytes_written, res.nblts,
                    res.nfreqs, res.npols);
             qa_print(&qa);
+        }
+        /* The gate gates: a caller that checks only the exit code must not take a
+         * failed file for a good one. The file stays, for inspection. */
+        if (code == EXIT_OK && !qa.passed) {
+            fprintf(stderr, "contimg: qa_failed: %s: %s\n", out, qa.reason);
+            code = EXIT_USAGE;
         }
         fflush(stdout);
     }
