@@ -11,6 +11,7 @@
 #include <complex.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* A small deterministic generator: uniform in [0, 1). */
 static double uniform(unsigned long long *state)
@@ -31,9 +32,19 @@ static double *random_uvw(size_t n, double cell, unsigned long long *state)
     return uvw;
 }
 
-/* I(l, m) = sum_k w_k Re(V_k exp(-2 pi i (u l + v m))) / sum_k w_k, directly. */
-static void direct_dirty(int nx, int ny, double cell, const double *uvw, const double complex *vis,
-                         const double *wt, size_t n, double *image)
+/* n - 1 at (l, m), without cancellation (sqrt(...) - 1 loses 1e-16 absolute,
+ * 1e-12 of phase at w = 3000). */
+static double nm1(double l, double m)
+{
+    double r2 = l * l + m * m;
+    return -r2 / (1.0 + sqrt(1.0 - r2));
+}
+
+/* I(l, m) = sum_k w_k Re(V_k exp(-2 pi i (u l + v m + w (n - 1)))) / sum_k w_k,
+ * directly (the w term dropped when use_w is 0). */
+static void direct_dirty_w(int nx, int ny, double cell, const double *uvw,
+                           const double complex *vis, const double *wt, size_t n, int use_w,
+                           double *image)
 {
     double wsum = 0;
     for (size_t k = 0; k < n; k++)
@@ -41,13 +52,21 @@ static void direct_dirty(int nx, int ny, double cell, const double *uvw, const d
     for (int iy = 0; iy < ny; iy++) {
         double m = (iy - ny / 2) * cell;
         for (int ix = 0; ix < nx; ix++) {
-            double l = (ix - nx / 2) * cell, sum = 0;
+            double l = (ix - nx / 2) * cell, sum = 0, c = use_w ? nm1(l, m) : 0.0;
             for (size_t k = 0; k < n; k++)
-                sum += wt[k] *
-                       creal(vis[k] * cexp(-2 * M_PI * I * (uvw[3 * k] * l + uvw[3 * k + 1] * m)));
+                sum +=
+                    wt[k] * creal(vis[k] *
+                                  cexp(-2 * M_PI * I *
+                                       (uvw[3 * k] * l + uvw[3 * k + 1] * m + uvw[3 * k + 2] * c)));
             image[(size_t)iy * nx + ix] = sum / wsum;
         }
     }
+}
+
+static void direct_dirty(int nx, int ny, double cell, const double *uvw, const double complex *vis,
+                         const double *wt, size_t n, double *image)
+{
+    direct_dirty_w(nx, ny, cell, uvw, vis, wt, n, 1, image);
 }
 
 /* max |a - b| / max |b| */
@@ -84,7 +103,9 @@ static void dft_case(int nx, int ny, size_t n, const double *epsilons, int neps)
         wt[k] = 0.1 + uniform(&state);
         vis[k] = 0;
         for (int s = 0; s < NSRC; s++)
-            vis[k] += s0[s] * cexp(2 * M_PI * I * (uvw[3 * k] * l0[s] + uvw[3 * k + 1] * m0[s]));
+            vis[k] += s0[s] * cexp(2 * M_PI * I *
+                                   (uvw[3 * k] * l0[s] + uvw[3 * k + 1] * m0[s] +
+                                    uvw[3 * k + 2] * nm1(l0[s], m0[s])));
     }
     direct_dirty(nx, ny, cell, uvw, vis, wt, n, dft);
     for (int e = 0; e < neps; e++) {
@@ -139,7 +160,9 @@ static void test_point_source(void)
     REQUIRE(uvw && vis && img, "out of memory");
     double l0 = (px - nx / 2) * cell, m0 = (py - ny / 2) * cell;
     for (size_t k = 0; k < n; k++)
-        vis[k] = flux * cexp(2 * M_PI * I * (uvw[3 * k] * l0 + uvw[3 * k + 1] * m0));
+        vis[k] =
+            flux * cexp(2 * M_PI * I *
+                        (uvw[3 * k] * l0 + uvw[3 * k + 1] * m0 + uvw[3 * k + 2] * nm1(l0, m0)));
     ct_err err;
     ct_gridder_plan *plan = NULL;
     CHECK_OK(ct_gridder_plan_create(nx, ny, cell, 1e-7, &plan, &err), err);
@@ -213,10 +236,11 @@ static void test_adjoint(void)
             for (int iy = 0; iy < ny; iy++)
                 for (int ix = 0; ix < nx; ix++) {
                     double v = img[(size_t)iy * nx + ix];
+                    double l = (ix - nx / 2) * cell, m = (iy - ny / 2) * cell;
                     if (v != 0)
                         direct += v * cexp(2 * M_PI * I *
-                                           (uvw[3 * k] * (ix - nx / 2) * cell +
-                                            uvw[3 * k + 1] * (iy - ny / 2) * cell));
+                                           (uvw[3 * k] * l + uvw[3 * k + 1] * m +
+                                            uvw[3 * k + 2] * nm1(l, m)));
                 }
             worst = fmax(worst, cabs(model[k] - direct));
         }
@@ -230,6 +254,184 @@ static void test_adjoint(void)
     free(wt);
     free(img);
     free(dirty);
+}
+
+/* A wide field, 128 x 128 pixels 3.5 degrees across (|n - 1| up to 9e-4 at
+ * the corners), |w| up to 3000 wavelengths, sources near the edges: the
+ * w-stacked image against the 3-D transform, the 2-D approximation failing
+ * it (the test is sensitive), adjointness and degridding with w. */
+static void test_wide_field(void)
+{
+    const int nx = 128, ny = 128;
+    const double cell = 3.5 * M_PI / 180 / nx;
+    const size_t n = 1000;
+    unsigned long long state = 2026;
+    double *uvw = random_uvw(n, cell, &state);
+    double complex *vis = malloc(n * sizeof *vis), *model = malloc(n * sizeof *model);
+    double *wt = malloc(n * sizeof *wt);
+    double *dft = malloc((size_t)nx * ny * sizeof *dft);
+    double *img = malloc((size_t)nx * ny * sizeof *img);
+    REQUIRE(uvw && vis && model && wt && dft && img, "out of memory");
+    for (size_t k = 0; k < n; k++)
+        uvw[3 * k + 2] = (uniform(&state) - 0.5) * 6000.0;
+    /* pixel positions (fractional: off the pixel centres), near the edges and corners */
+    enum { NSRC = 6 };
+    const double px[NSRC] = {1.3, 126.6, 3.2, 120.4, 64.0, 0.0};
+    const double py[NSRC] = {2.7, 125.1, 122.9, 5.5, 0.4, 64.0};
+    const double s0[NSRC] = {1.0, 0.7, 0.5, 1.2, 0.9, 0.3};
+    for (size_t k = 0; k < n; k++) {
+        wt[k] = 0.1 + uniform(&state);
+        vis[k] = 0;
+        for (int s = 0; s < NSRC; s++) {
+            double l = (px[s] - nx / 2) * cell, m = (py[s] - ny / 2) * cell;
+            vis[k] +=
+                s0[s] * cexp(2 * M_PI * I *
+                             (uvw[3 * k] * l + uvw[3 * k + 1] * m + uvw[3 * k + 2] * nm1(l, m)));
+        }
+    }
+    direct_dirty(nx, ny, cell, uvw, vis, wt, n, dft);
+    const double eps[] = {1e-4, 1e-6};
+    for (int e = 0; e < 2; e++) {
+        ct_err err;
+        ct_gridder_plan *plan = NULL;
+        CHECK_OK(ct_gridder_plan_create(nx, ny, cell, eps[e], &plan, &err), err);
+        if (!plan)
+            continue;
+        CHECK_OK(ct_gridder_dirty(plan, uvw, vis, wt, n, img, &err), err);
+        double r = rel_maxdiff(img, dft, (size_t)nx * ny);
+        ct_gridder_plan_set_wterms(plan, 0);
+        CHECK_OK(ct_gridder_dirty(plan, uvw, vis, wt, n, img, &err), err);
+        double r2d = rel_maxdiff(img, dft, (size_t)nx * ny);
+        printf("     wide field, epsilon %.0e: w-stacked %.2e, without w %.2e (vs the 3-D DFT)\n",
+               eps[e], r, r2d);
+        CHECK(r <= eps[e], "w-stacked: epsilon %g, achieved %g", eps[e], r);
+        CHECK(r2d > 1e-2, "the test is not sensitive to w: the 2-D image is off by only %g", r2d);
+        ct_gridder_plan_destroy(plan);
+    }
+
+    /* The 2-D image is the 2-D transform: w ignored, so the oracle without w agrees. */
+    {
+        ct_err err;
+        ct_gridder_plan *plan = NULL;
+        CHECK_OK(ct_gridder_plan_create(nx, ny, cell, 1e-6, &plan, &err), err);
+        if (plan) {
+            ct_gridder_plan_set_wterms(plan, 0);
+            direct_dirty_w(nx, ny, cell, uvw, vis, wt, n, 0, dft);
+            CHECK_OK(ct_gridder_dirty(plan, uvw, vis, wt, n, img, &err), err);
+            double r = rel_maxdiff(img, dft, (size_t)nx * ny);
+            CHECK(r <= 1e-6, "w-terms off: %g against the 2-D transform", r);
+            ct_gridder_plan_destroy(plan);
+        }
+    }
+
+    /* Adjointness with w, and degridding against the 3-D direct sum. */
+    ct_err err;
+    ct_gridder_plan *plan = NULL;
+    CHECK_OK(ct_gridder_plan_create(nx, ny, cell, 1e-6, &plan, &err), err);
+    if (plan) {
+        double wsum = 0;
+        for (size_t k = 0; k < n; k++) {
+            vis[k] = (uniform(&state) - 0.5) + I * (uniform(&state) - 0.5);
+            wsum += wt[k];
+        }
+        for (size_t i = 0; i < (size_t)nx * ny; i++)
+            dft[i] = uniform(&state) - 0.5;
+        CHECK_OK(ct_gridder_degrid(plan, uvw, dft, n, model, &err), err);
+        CHECK_OK(ct_gridder_dirty(plan, uvw, vis, wt, n, img, &err), err);
+        double lhs = 0, rhs = 0;
+        for (size_t k = 0; k < n; k++)
+            lhs += creal(conj(wt[k] * vis[k]) * model[k]);
+        lhs /= wsum;
+        for (size_t i = 0; i < (size_t)nx * ny; i++)
+            rhs += img[i] * dft[i];
+        double rel = fabs(lhs - rhs) / fmax(fabs(lhs), fabs(rhs));
+        printf("     adjointness with w: relative %.1e\n", rel);
+        CHECK(rel <= 1e-12, "adjointness with w off by %g", rel);
+
+        for (size_t i = 0; i < (size_t)nx * ny; i++)
+            dft[i] = 0;
+        const int pix[4][2] = {{0, 0}, {127, 3}, {5, 126}, {64, 64}};
+        const double val[4] = {1.0, -0.5, 2.0, 0.7};
+        for (int s = 0; s < 4; s++)
+            dft[(size_t)pix[s][1] * nx + pix[s][0]] = val[s];
+        CHECK_OK(ct_gridder_degrid(plan, uvw, dft, n, model, &err), err);
+        double worst = 0;
+        for (size_t k = 0; k < n; k++) {
+            double complex direct = 0;
+            for (int s = 0; s < 4; s++) {
+                double l = (pix[s][0] - nx / 2) * cell, m = (pix[s][1] - ny / 2) * cell;
+                direct += val[s] *
+                          cexp(2 * M_PI * I *
+                               (uvw[3 * k] * l + uvw[3 * k + 1] * m + uvw[3 * k + 2] * nm1(l, m)));
+            }
+            worst = fmax(worst, cabs(model[k] - direct));
+        }
+        printf("     degrid with w vs the 3-D sum: max|diff| %.2e (sum|I| = 4.2)\n", worst);
+        CHECK(worst <= 1e-6 * 4.2, "degridding with w off by %g", worst);
+        ct_gridder_plan_destroy(plan);
+    }
+    free(uvw);
+    free(vis);
+    free(model);
+    free(wt);
+    free(dft);
+    free(img);
+}
+
+/* With every w 0 the w-stacking plan runs the 2-D method: the same bits as
+ * with the w term switched off; and an image reaching the horizon is refused
+ * w-stacking but still images coplanar data. */
+static void test_coplanar_and_horizon(void)
+{
+    const int nx = 64, ny = 64;
+    const double cell = 1e-3;
+    const size_t n = 200;
+    unsigned long long state = 31;
+    double *uvw = random_uvw(n, cell, &state);
+    double complex *vis = malloc(n * sizeof *vis);
+    double *a = malloc((size_t)nx * ny * sizeof *a), *b = malloc((size_t)nx * ny * sizeof *b);
+    REQUIRE(uvw && vis && a && b, "out of memory");
+    for (size_t k = 0; k < n; k++) {
+        uvw[3 * k + 2] = 0;
+        vis[k] = uniform(&state) + I * uniform(&state);
+    }
+    ct_err err;
+    ct_gridder_plan *plan = NULL;
+    REQUIRE_OK(ct_gridder_plan_create(nx, ny, cell, 1e-6, &plan, &err), err);
+    CHECK_OK(ct_gridder_dirty(plan, uvw, vis, NULL, n, a, &err), err);
+    ct_gridder_plan_set_wterms(plan, 0);
+    CHECK_OK(ct_gridder_dirty(plan, uvw, vis, NULL, n, b, &err), err);
+    size_t same = 0;
+    for (size_t i = 0; i < (size_t)nx * ny; i++)
+        same += memcmp(&a[i], &b[i], sizeof a[i]) == 0;
+    CHECK(same == (size_t)nx * ny, "w = 0: %zu of %d pixels differ from the 2-D path",
+          (size_t)nx * ny - same, nx * ny);
+    ct_gridder_plan_destroy(plan);
+
+    /* 64 pixels of 0.03: corners beyond the horizon */
+    REQUIRE_OK(ct_gridder_plan_create(nx, ny, 0.03, 1e-4, &plan, &err), err);
+    CHECK_OK(ct_gridder_dirty(plan, uvw, vis, NULL, n, a, &err), err);
+    uvw[2] = 10.0;
+    CHECK(ct_gridder_dirty(plan, uvw, vis, NULL, n, a, &err) == CT_EINVAL,
+          "w-stacking an image beyond the horizon is refused");
+    CHECK(ct_gridder_degrid(plan, uvw, a, n, vis, &err) == CT_EINVAL,
+          "degridding with w beyond the horizon is refused");
+    ct_gridder_plan_set_wterms(plan, 0);
+    CHECK_OK(ct_gridder_dirty(plan, uvw, vis, NULL, n, a, &err), err);
+    ct_gridder_plan_destroy(plan);
+
+    /* a w range needing millions of planes is refused, not run */
+    REQUIRE_OK(ct_gridder_plan_create(nx, ny, cell, 1e-4, &plan, &err), err);
+    uvw[2] = 1e12;
+    CHECK(ct_gridder_dirty(plan, uvw, vis, NULL, n, a, &err) == CT_EINVAL,
+          "w = 1e12 is refused (too many planes)");
+    CHECK(ct_gridder_degrid(plan, uvw, a, n, vis, &err) == CT_EINVAL,
+          "degridding w = 1e12 is refused");
+    ct_gridder_plan_destroy(plan);
+    free(uvw);
+    free(vis);
+    free(a);
+    free(b);
 }
 
 static void expect_refused(int nx, int ny, double cell, double eps, const char *what)
@@ -280,6 +482,8 @@ int main(void)
     RUN(test_dirty_vs_dft);
     RUN(test_point_source);
     RUN(test_adjoint);
+    RUN(test_wide_field);
+    RUN(test_coplanar_and_horizon);
     RUN(test_bad_input);
     return tu_finish();
 }
