@@ -223,6 +223,39 @@ static void axis_taps(const ct_gridder_plan *p, double g, int n, int *idx, doubl
     }
 }
 
+/* Adds v onto the padded grid, spread by the kernel around uv (wavelengths). */
+static void grid_scatter(ct_gridder_plan *p, const double *uv, double complex v)
+{
+    int ix[MAX_SUPPORT], iy[MAX_SUPPORT];
+    double kx[MAX_SUPPORT], ky[MAX_SUPPORT];
+    axis_taps(p, uv[0] * p->gx * p->cell, p->gx, ix, kx);
+    axis_taps(p, uv[1] * p->gy * p->cell, p->gy, iy, ky);
+    for (int b = 0; b < p->support; b++) {
+        double complex vb = v * ky[b];
+        double complex *row = p->grid + (size_t)iy[b] * p->gx;
+        for (int a = 0; a < p->support; a++)
+            row[ix[a]] += vb * kx[a];
+    }
+}
+
+/* The kernel-weighted sum of the padded grid around uv: grid_scatter's adjoint. */
+static double complex grid_gather(const ct_gridder_plan *p, const double *uv)
+{
+    int ix[MAX_SUPPORT], iy[MAX_SUPPORT];
+    double kx[MAX_SUPPORT], ky[MAX_SUPPORT];
+    axis_taps(p, uv[0] * p->gx * p->cell, p->gx, ix, kx);
+    axis_taps(p, uv[1] * p->gy * p->cell, p->gy, iy, ky);
+    double complex sum = 0;
+    for (int b = 0; b < p->support; b++) {
+        const double complex *row = p->grid + (size_t)iy[b] * p->gx;
+        double complex sb = 0;
+        for (int a = 0; a < p->support; a++)
+            sb += row[ix[a]] * kx[a];
+        sum += sb * ky[b];
+    }
+    return sum;
+}
+
 /* Coordinates beyond this many grid cells lose the precision of the
  * kernel's position; no real array comes near it. */
 #define MAX_GRID_COORD 1e12
@@ -368,8 +401,6 @@ static ct_code dirty_w(ct_gridder_plan *p, const double *uvw, const double compl
     double wmin;
     long lo, hi;
     plane_range(p, uvw, n, &wmin, &lo, &hi);
-    int ix[MAX_SUPPORT], iy[MAX_SUPPORT];
-    double kx[MAX_SUPPORT], ky[MAX_SUPPORT];
     for (long j = lo; j <= hi; j++) {
         memset(p->grid, 0, (size_t)p->gx * (size_t)p->gy * sizeof(double complex));
         int touched = 0;
@@ -379,16 +410,8 @@ static ct_code dirty_w(ct_gridder_plan *p, const double *uvw, const double compl
             if (wk == 0 || kw == 0)
                 continue;
             touched = 1;
-            axis_taps(p, uvw[3 * k] * p->gx * p->cell, p->gx, ix, kx);
-            axis_taps(p, uvw[3 * k + 1] * p->gy * p->cell, p->gy, iy, ky);
-            double complex v =
-                wk * kw * vis[k] * cexp(-2.0 * M_PI * I * uvw[3 * k + 2] * p->nm1_mid);
-            for (int b = 0; b < p->support; b++) {
-                double complex vb = v * ky[b];
-                double complex *row = p->grid + (size_t)iy[b] * p->gx;
-                for (int a = 0; a < p->support; a++)
-                    row[ix[a]] += vb * kx[a];
-            }
+            grid_scatter(p, &uvw[3 * k],
+                         wk * kw * vis[k] * cexp(-2.0 * M_PI * I * uvw[3 * k + 2] * p->nm1_mid));
         }
         if (!touched)
             continue;
@@ -424,8 +447,6 @@ static void degrid_w(ct_gridder_plan *p, const double *uvw, const double *image,
     plane_range(p, uvw, n, &wmin, &lo, &hi);
     for (size_t k = 0; k < n; k++)
         vis[k] = 0;
-    int ix[MAX_SUPPORT], iy[MAX_SUPPORT];
-    double kx[MAX_SUPPORT], ky[MAX_SUPPORT];
     for (long j = lo; j <= hi; j++) {
         int touched = 0;
         for (size_t k = 0; k < n && !touched; k++)
@@ -449,17 +470,7 @@ static void degrid_w(ct_gridder_plan *p, const double *uvw, const double *image,
             double kw = w_tap(p, uvw[3 * k + 2], wmin, j);
             if (kw == 0)
                 continue;
-            axis_taps(p, uvw[3 * k] * p->gx * p->cell, p->gx, ix, kx);
-            axis_taps(p, uvw[3 * k + 1] * p->gy * p->cell, p->gy, iy, ky);
-            double complex sum = 0;
-            for (int b = 0; b < p->support; b++) {
-                const double complex *row = p->grid + (size_t)iy[b] * p->gx;
-                double complex sb = 0;
-                for (int a = 0; a < p->support; a++)
-                    sb += row[ix[a]] * kx[a];
-                sum += sb * ky[b];
-            }
-            vis[k] += kw * sum;
+            vis[k] += kw * grid_gather(p, &uvw[3 * k]);
         }
     }
     for (size_t k = 0; k < n; k++)
@@ -494,21 +505,11 @@ ct_code ct_gridder_dirty(ct_gridder_plan *plan, const double *uvw_lambda, const 
     }
 
     memset(p->grid, 0, (size_t)p->gx * (size_t)p->gy * sizeof(double complex));
-    int ix[MAX_SUPPORT], iy[MAX_SUPPORT];
-    double kx[MAX_SUPPORT], ky[MAX_SUPPORT];
     for (size_t k = 0; k < n; k++) {
         double wk = weights ? weights[k] : 1.0;
         if (wk == 0)
             continue;
-        axis_taps(p, uvw_lambda[3 * k] * p->gx * p->cell, p->gx, ix, kx);
-        axis_taps(p, uvw_lambda[3 * k + 1] * p->gy * p->cell, p->gy, iy, ky);
-        double complex v = wk * vis[k];
-        for (int b = 0; b < p->support; b++) {
-            double complex vb = v * ky[b];
-            double complex *row = p->grid + (size_t)iy[b] * p->gx;
-            for (int a = 0; a < p->support; a++)
-                row[ix[a]] += vb * kx[a];
-        }
+        grid_scatter(p, &uvw_lambda[3 * k], wk * vis[k]);
     }
     fftw_execute(p->forward);
     for (int y = 0; y < p->ny; y++) {
@@ -552,20 +553,7 @@ ct_code ct_gridder_degrid(ct_gridder_plan *plan, const double *uvw_lambda, const
         }
     }
     fftw_execute(p->backward);
-    int ix[MAX_SUPPORT], iy[MAX_SUPPORT];
-    double kx[MAX_SUPPORT], ky[MAX_SUPPORT];
-    for (size_t k = 0; k < n; k++) {
-        axis_taps(p, uvw_lambda[3 * k] * p->gx * p->cell, p->gx, ix, kx);
-        axis_taps(p, uvw_lambda[3 * k + 1] * p->gy * p->cell, p->gy, iy, ky);
-        double complex sum = 0;
-        for (int b = 0; b < p->support; b++) {
-            const double complex *row = p->grid + (size_t)iy[b] * p->gx;
-            double complex sb = 0;
-            for (int a = 0; a < p->support; a++)
-                sb += row[ix[a]] * kx[a];
-            sum += sb * ky[b];
-        }
-        vis[k] = sum;
-    }
+    for (size_t k = 0; k < n; k++)
+        vis[k] = grid_gather(p, &uvw_lambda[3 * k]);
     return CT_OK;
 }

@@ -658,12 +658,20 @@ static ct_code create_body(ct_uvh5_file *f, const ct_uvh5_header *h, ct_err *err
 }
 
 /* Closes the HDF5 side of a writer and deletes its temporary file. */
-static void writer_discard(ct_uvh5_file *f)
+/* Closes the three Data datasets and then the file; the result of H5Fclose. */
+static herr_t close_file(ct_uvh5_file *f)
 {
     close_id(&f->d_vis, H5Dclose);
     close_id(&f->d_flags, H5Dclose);
     close_id(&f->d_nsamples, H5Dclose);
-    close_id(&f->fid, H5Fclose);
+    herr_t hr = f->fid >= 0 ? H5Fclose(f->fid) : 0;
+    f->fid = H5I_INVALID_HID;
+    return hr;
+}
+
+static void writer_discard(ct_uvh5_file *f)
+{
+    (void)close_file(f);
     if (f->tmp_path != NULL && !f->parallel)
         unlink(f->tmp_path);
 }
@@ -771,12 +779,7 @@ static ct_code writer_finish(ct_uvh5_file *f, ct_err *err)
         if (!f->written[i])
             return ct_fail(err, CT_ESTATE, "uvh5: %s: blt %zu was never written; file discarded",
                            f->path, i);
-    close_id(&f->d_vis, H5Dclose);
-    close_id(&f->d_flags, H5Dclose);
-    close_id(&f->d_nsamples, H5Dclose);
-    herr_t hr = H5Fclose(f->fid);
-    f->fid = H5I_INVALID_HID;
-    if (hr < 0)
+    if (close_file(f) < 0)
         return io_fail(err, f->tmp_path, "cannot close file");
     if (ct_fsync_path(f->tmp_path, false) < 0)
         return ct_fail(err, CT_EIO, "%s: fsync: %s", f->tmp_path, strerror(errno));
@@ -798,14 +801,8 @@ ct_code ct_uvh5_close(ct_uvh5_file *f, ct_err *err)
         rc = writer_finish(f, err);
         if (rc != CT_OK)
             writer_discard(f);
-    } else {
-        close_id(&f->d_vis, H5Dclose);
-        close_id(&f->d_flags, H5Dclose);
-        close_id(&f->d_nsamples, H5Dclose);
-        herr_t hr = H5Fclose(f->fid);
-        f->fid = H5I_INVALID_HID;
-        if (hr < 0)
-            rc = io_fail(err, f->path, "cannot close file");
+    } else if (close_file(f) < 0) {
+        rc = io_fail(err, f->path, "cannot close file");
     }
     file_free(f);
     quiet_end(&q);
@@ -1679,14 +1676,9 @@ ct_code ct_uvh5_pclose(ct_uvh5_file *f, ct_err *err)
     quiet q;
     quiet_begin(&q);
     ct_code rc = CT_OK;
-    close_id(&f->d_vis, H5Dclose);
-    close_id(&f->d_flags, H5Dclose);
-    close_id(&f->d_nsamples, H5Dclose);
     close_id(&f->dxpl, H5Pclose);
     close_id(&f->m_vis, H5Tclose);
-    herr_t hr = H5Fclose(f->fid);
-    f->fid = H5I_INVALID_HID;
-    if (hr < 0)
+    if (close_file(f) < 0)
         rc = io_fail(err, f->tmp_path, "cannot close file");
     file_free(f);
     quiet_end(&q);

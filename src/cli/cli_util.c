@@ -37,15 +37,21 @@ int cli_report(const ct_err *err)
     return cli_exit_code(err->code);
 }
 
-int cli_usage_error(const char *fmt, ...)
+int cli_vusage_error(const char *fmt, va_list ap)
 {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     fprintf(stderr, "contimg: %s\n", msg);
     return EXIT_USAGE;
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int code = cli_vusage_error(fmt, ap);
+    va_end(ap);
+    return code;
 }
 
 bool cli_wants_help(int argc, char **argv)

@@ -10,6 +10,7 @@
 #include "queue.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -36,6 +37,8 @@ int cli_exit_code(ct_code code);
 int cli_report(const ct_err *err);
 /* Prints "contimg: MESSAGE" for a usage error; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with a va_list, for wrappers. */
+int cli_vusage_error(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* Dispatches argv[0] among cmds (a NULL-named terminator ends the list);
  * prints `usage` and the list for --help or no subcommand. */

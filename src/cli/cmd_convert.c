@@ -45,15 +45,14 @@ static int report_usage(const conv_ctx *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static int report_usage(const conv_ctx *c, const char *fmt, ...)
 {
+    /* Only rank 0 speaks; every rank returns the same code. */
     if (c->rank != 0)
         return EXIT_USAGE;
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int code = cli_vusage_error(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "contimg: %s\n", msg);
-    return EXIT_USAGE;
+    return code;
 }
 
 static int report(const conv_ctx *c, const ct_err *err)
