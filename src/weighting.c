@@ -12,7 +12,7 @@ static long long wrap(long long i, int n)
 }
 
 /* Whether a point is kept (weight > 0, inside the uv range and the grid). */
-static int kept(const ct_weight_opts *o, double u, double v, double w)
+int ct_weight_kept(const ct_weight_opts *o, double u, double v, double w)
 {
     if (!(w > 0))
         return 0;
@@ -28,16 +28,30 @@ static int kept(const ct_weight_opts *o, double u, double v, double w)
 }
 
 /* The unwrapped cell numbers of (u, v): floor(u / du + 1/2), floor(v / dv + 1/2). */
-static void cell_of(const ct_weight_opts *o, double u, double v, long long *iu, long long *iv)
+void ct_weight_cell(const ct_weight_opts *o, double u, double v, long long *iu, long long *iv)
 {
     *iu = (long long)floor(u * o->nx * o->cell_rad + 0.5);
     *iv = (long long)floor(v * o->ny * o->cell_rad + 0.5);
 }
 
-static ct_code validate(const ct_weight_opts *o, const double *uvw, const double *nat, size_t n,
-                        const double *out, ct_err *err)
+double ct_weight_briggs_f2(double robust, double sum_wW, double sum_w)
 {
-    if (!o || !out || (n > 0 && (!uvw || !nat)))
+    double s = 5.0 * pow(10.0, -robust);
+    return s * s / (sum_wW / sum_w);
+}
+
+double ct_weight_final(const ct_weight_opts *o, double natural_w, double cell_W, double f2)
+{
+    switch (o->kind) {
+    case CT_WEIGHT_UNIFORM: return natural_w / cell_W;
+    case CT_WEIGHT_BRIGGS: return natural_w / (1.0 + cell_W * f2);
+    default: return natural_w;
+    }
+}
+
+ct_code ct_weight_opts_check(const ct_weight_opts *o, ct_err *err)
+{
+    if (!o)
         return ct_fail(err, CT_EINVAL, "weights: NULL argument");
     if (o->kind != CT_WEIGHT_NATURAL && o->kind != CT_WEIGHT_UNIFORM && o->kind != CT_WEIGHT_BRIGGS)
         return ct_fail(err, CT_EINVAL, "weights: unknown weighting kind %d", (int)o->kind);
@@ -61,6 +75,17 @@ static ct_code validate(const ct_weight_opts *o, const double *uvw, const double
         (double)o->nx * (double)o->ny * sizeof(double) > CT_WEIGHT_MAX_BYTES)
         return ct_fail(err, CT_EINVAL, "weights: density grid %d x %d exceeds %.0f bytes", o->nx,
                        o->ny, CT_WEIGHT_MAX_BYTES);
+    return CT_OK;
+}
+
+static ct_code validate(const ct_weight_opts *o, const double *uvw, const double *nat, size_t n,
+                        const double *out, ct_err *err)
+{
+    if (!o || !out || (n > 0 && (!uvw || !nat)))
+        return ct_fail(err, CT_EINVAL, "weights: NULL argument");
+    ct_code rc = ct_weight_opts_check(o, err);
+    if (rc != CT_OK)
+        return rc;
     for (size_t k = 0; k < n; k++) {
         double w = nat[k];
         if (!(w >= 0) || isinf(w))
@@ -82,7 +107,7 @@ ct_code ct_weights_compute(const ct_weight_opts *o, const double *uvw_lambda,
         return rc;
     size_t nkept = 0;
     for (size_t k = 0; k < n; k++)
-        nkept += (size_t)kept(o, uvw_lambda[3 * k], uvw_lambda[3 * k + 1], natural_w[k]);
+        nkept += (size_t)ct_weight_kept(o, uvw_lambda[3 * k], uvw_lambda[3 * k + 1], natural_w[k]);
     if (nkept == 0)
         return ct_fail(err, CT_EINVAL,
                        "weights: no data left after weighting / uv cut "
@@ -91,7 +116,7 @@ ct_code ct_weights_compute(const ct_weight_opts *o, const double *uvw_lambda,
 
     if (o->kind == CT_WEIGHT_NATURAL) {
         for (size_t k = 0; k < n; k++)
-            out_w[k] = kept(o, uvw_lambda[3 * k], uvw_lambda[3 * k + 1], natural_w[k])
+            out_w[k] = ct_weight_kept(o, uvw_lambda[3 * k], uvw_lambda[3 * k + 1], natural_w[k])
                            ? natural_w[k]
                            : 0.0;
         return CT_OK;
@@ -106,10 +131,10 @@ ct_code ct_weights_compute(const ct_weight_opts *o, const double *uvw_lambda,
     double wsum = 0;
     for (size_t k = 0; k < n; k++) {
         double u = uvw_lambda[3 * k], v = uvw_lambda[3 * k + 1], w = natural_w[k];
-        if (!kept(o, u, v, w))
+        if (!ct_weight_kept(o, u, v, w))
             continue;
         long long iu, iv;
-        cell_of(o, u, v, &iu, &iv);
+        ct_weight_cell(o, u, v, &iu, &iv);
         grid[wrap(iv, ny) * nx + wrap(iu, nx)] += w;
         grid[wrap(-iv, ny) * nx + wrap(-iu, nx)] += w;
         wsum += w;
@@ -122,26 +147,25 @@ ct_code ct_weights_compute(const ct_weight_opts *o, const double *uvw_lambda,
         double sw2 = 0;
         for (size_t k = 0; k < n; k++) {
             double u = uvw_lambda[3 * k], v = uvw_lambda[3 * k + 1], w = natural_w[k];
-            if (!kept(o, u, v, w))
+            if (!ct_weight_kept(o, u, v, w))
                 continue;
             long long iu, iv;
-            cell_of(o, u, v, &iu, &iv);
+            ct_weight_cell(o, u, v, &iu, &iv);
             sw2 += w * grid[wrap(iv, ny) * nx + wrap(iu, nx)];
         }
-        double s = 5.0 * pow(10.0, -o->robust);
-        f2 = s * s / (sw2 / wsum);
+        f2 = ct_weight_briggs_f2(o->robust, sw2, wsum);
     }
 
     for (size_t k = 0; k < n; k++) {
         double u = uvw_lambda[3 * k], v = uvw_lambda[3 * k + 1], w = natural_w[k];
-        if (!kept(o, u, v, w)) {
+        if (!ct_weight_kept(o, u, v, w)) {
             out_w[k] = 0.0;
             continue;
         }
         long long iu, iv;
-        cell_of(o, u, v, &iu, &iv);
+        ct_weight_cell(o, u, v, &iu, &iv);
         double wc = grid[wrap(iv, ny) * nx + wrap(iu, nx)];
-        out_w[k] = o->kind == CT_WEIGHT_UNIFORM ? w / wc : w / (1.0 + wc * f2);
+        out_w[k] = ct_weight_final(o, w, wc, f2);
     }
     free(grid);
     return CT_OK;

@@ -86,4 +86,18 @@ typedef struct ct_weight_opts {
 ct_code ct_weights_compute(const ct_weight_opts *o, const double *uvw_lambda,
                            const double *natural_w, size_t n, double *out_w, ct_err *err);
 
+/* The pieces ct_weights_compute is made of, for the distributed imager
+ * (imager.h), which counts the density across ranks but must weight alike. */
+
+/* The option checks of ct_weights_compute (everything but the data). */
+ct_code ct_weight_opts_check(const ct_weight_opts *o, ct_err *err);
+/* Whether a point is kept (natural_w > 0, inside the uv range and the grid). */
+int ct_weight_kept(const ct_weight_opts *o, double u, double v, double natural_w);
+/* The unwrapped cell numbers (floor(u / du + 1/2), floor(v / dv + 1/2)). */
+void ct_weight_cell(const ct_weight_opts *o, double u, double v, long long *iu, long long *iv);
+/* Briggs f^2 from sum_k w_k W_k and sum_k w_k over the kept points. */
+double ct_weight_briggs_f2(double robust, double sum_wW, double sum_w);
+/* A kept point's output weight, given W in its cell (f2 is read for Briggs only). */
+double ct_weight_final(const ct_weight_opts *o, double natural_w, double cell_W, double f2);
+
 #endif

@@ -1,0 +1,178 @@
+/* gridkernel.c -- see gridkernel.h. */
+#define _GNU_SOURCE /* M_PI */
+#include "gridkernel.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* The w planes' spacing puts the largest phase frequency |dw (n - 1 - mid)|
+ * at 1 / (2 W_OVERSAMPLING) cycles per plane: at 2 (matching u and v) the
+ * three axes' errors add up to 1.4 times the kernel table's epsilon for a
+ * single visibility at the lowest accuracies; at 2.5 the worst measured is
+ * 0.85 of it (25 % more planes). */
+#define W_OVERSAMPLING 2.5
+
+/* Kernel supports and betas, and the accuracy each is trusted to: about 1.5
+ * times the worst max|error| / max|image| measured against a direct Fourier
+ * transform for a single visibility (the hardest case: with many
+ * visibilities the errors partly cancel and come out 3 to 10 times smaller),
+ * over random uv points, oversampling 2, double precision. beta was tuned in
+ * steps of 0.05 W against images of several point sources. A request for
+ * epsilon gets the first row trusted to it; requests below 1e-13 get the
+ * last row, the best this kernel reaches at oversampling 2. */
+static const struct {
+    int support;
+    double beta;
+    double epsilon;
+} kernel_table[] = {
+    {3, 6.3, 3e-2},     {4, 8.8, 3e-3},      {5, 11.25, 5e-4},    {6, 13.5, 8e-5},
+    {7, 16.1, 8e-6},    {8, 18.4, 8e-7},     {9, 20.25, 1.3e-7},  {10, 22.5, 1.5e-8},
+    {11, 25.3, 2.5e-9}, {12, 27.6, 2.5e-10}, {13, 29.9, 1.5e-11}, {14, 32.2, 1.2e-12},
+    {15, 34.5, 3e-13},  {16, 35.2, 1e-13},
+};
+
+ct_gkernel ct_gkernel_for(double epsilon)
+{
+    size_t row = 0, nrows = sizeof kernel_table / sizeof kernel_table[0];
+    while (row + 1 < nrows && kernel_table[row].epsilon > epsilon)
+        row++;
+    return (ct_gkernel){kernel_table[row].support, kernel_table[row].beta};
+}
+
+double ct_gkernel_value(const ct_gkernel *k, double x)
+{
+    double s = 1.0 - x * x;
+    return exp(k->beta * (s > 0 ? sqrt(s) - 1.0 : -1.0));
+}
+
+long ct_gkernel_first(const ct_gkernel *k, double g)
+{
+    return (long)ceil(g - 0.5 * k->support);
+}
+
+void ct_gkernel_taps(const ct_gkernel *k, double g, int n, int *idx, double *val)
+{
+    double h = 0.5 * k->support;
+    double first = ceil(g - h);
+    double wrapped = first - n * floor(first / n); /* in [0, n) exactly: integers */
+    long j = (long)wrapped;
+    for (int i = 0; i < k->support; i++) {
+        val[i] = ct_gkernel_value(k, (first + i - g) / h);
+        idx[i] = (int)((j + i) % n);
+    }
+}
+
+/* n-point (n >= 2) Gauss-Legendre nodes and weights on [-1, 1]: Newton's
+ * method on the Legendre polynomial from the usual cosine guess. */
+static void gauss_legendre(int n, double *x, double *w)
+{
+    for (int i = 0; i < (n + 1) / 2; i++) {
+        double z = cos(M_PI * (i + 0.75) / (n + 0.5)), dp = 1.0;
+        for (int it = 0; it < 100; it++) {
+            double p0 = 1.0, p1 = z;
+            for (int q = 2; q <= n; q++) {
+                double p2 = ((2.0 * q - 1.0) * z * p1 - (q - 1.0) * p0) / q;
+                p0 = p1;
+                p1 = p2;
+            }
+            dp = n * (z * p1 - p0) / (z * z - 1.0);
+            double dz = p1 / dp;
+            z -= dz;
+            if (fabs(dz) < 1e-16)
+                break;
+        }
+        x[i] = -z;
+        x[n - 1 - i] = z;
+        w[i] = w[n - 1 - i] = 2.0 / ((1.0 - z * z) * dp * dp);
+    }
+}
+
+ct_code ct_gkernel_ft_init(ct_gkernel_ft *ft, ct_gkernel k, ct_err *err)
+{
+    ft->k = k;
+    ft->nq = 64 + 4 * k.support;
+    ft->x = malloc(2 * (size_t)ft->nq * sizeof *ft->x);
+    if (!ft->x)
+        return ct_fail(err, CT_ENOMEM, "out of memory for the gridder's quadrature");
+    ft->w = ft->x + ft->nq;
+    gauss_legendre(ft->nq, ft->x, ft->w);
+    return CT_OK;
+}
+
+void ct_gkernel_ft_free(ct_gkernel_ft *ft)
+{
+    free(ft->x);
+    ft->x = ft->w = NULL;
+}
+
+/* With h = W / 2 the transform is
+ *     2 h int_0^{pi/2} exp(beta (cos th - 1)) cos(2 pi h xi sin th) cos th dth
+ * (x = sin th removes the square root's singularity at the support's edge,
+ * leaving an analytic integrand for Gauss-Legendre). */
+double ct_gkernel_ft_at(const ct_gkernel_ft *ft, double xi)
+{
+    double h = 0.5 * ft->k.support, sum = 0.0;
+    for (int i = 0; i < ft->nq; i++) {
+        double th = 0.25 * M_PI * (1.0 + ft->x[i]);
+        sum += ft->w[i] * exp(ft->k.beta * (cos(th) - 1.0)) * cos(2.0 * M_PI * h * xi * sin(th)) *
+               cos(th);
+    }
+    return 2.0 * h * 0.25 * M_PI * sum;
+}
+
+double ct_n_minus_1(double l, double m)
+{
+    double r2 = l * l + m * m;
+    return -r2 / (1.0 + sqrt(1.0 - r2));
+}
+
+ct_code ct_wstack_geometry(int nx, int ny, double cell, int *usable, double *nm1_mid, double *dw,
+                           ct_err *err)
+{
+    *usable = 1;
+    /* The corner (-nx/2, -ny/2) is the pixel farthest from the centre. */
+    double lc = 0.5 * nx * cell, mc = 0.5 * ny * cell;
+    if (!(lc * lc + mc * mc < 1.0))
+        return ct_fail(err, CT_EINVAL,
+                       "image %d x %d of cell %g reaches the horizon: cannot apply w-terms", nx, ny,
+                       cell);
+    double lo = ct_n_minus_1(lc, mc);
+    if (!(lo < 0)) {
+        *usable = 0;
+        return CT_OK;
+    }
+    /* Shifting n - 1 by the middle of its range halves the largest |phase
+     * frequency| the w kernel must resolve. */
+    double half = -0.5 * lo;
+    *nm1_mid = -half;
+    *dw = 1.0 / (2.0 * W_OVERSAMPLING * half);
+    return CT_OK;
+}
+
+long ct_wplane_first(const ct_gkernel *k, double w, double wmin, double dw)
+{
+    return (long)ceil((w - wmin) / dw - 0.5 * k->support);
+}
+
+double ct_wplane_tap(const ct_gkernel *k, double w, double wmin, double dw, long j)
+{
+    double h = 0.5 * k->support, t = (w - wmin) / dw;
+    double first = ceil(t - h);
+    if ((double)j < first || (double)j >= first + k->support)
+        return 0.0;
+    return ct_gkernel_value(k, ((double)j - t) / h);
+}
+
+ct_code ct_wplane_range(const ct_gkernel *k, double wmin, double wmax, double dw, long *lo,
+                        long *hi, ct_err *err)
+{
+    double planes = (wmax - wmin) / dw + k->support + 1;
+    if (!(planes <= CT_GRID_MAX_W_PLANES))
+        return ct_fail(err, CT_EINVAL,
+                       "w from %g to %g needs %.3g w planes of %g wavelengths, over %d", wmin, wmax,
+                       planes, dw, CT_GRID_MAX_W_PLANES);
+    double h = 0.5 * k->support;
+    *lo = (long)ceil(-h);
+    *hi = (long)ceil((wmax - wmin) / dw - h) + k->support - 1;
+    return CT_OK;
+}

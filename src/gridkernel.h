@@ -1,0 +1,75 @@
+/*
+ * gridkernel.h -- the gridding kernel and the w-stacking geometry shared by the
+ * one-rank gridder (gridder.h) and the distributed imager (imager.h).
+ *
+ * Owns: the "exponential of semicircle" kernel phi(x) = exp(beta (sqrt(1 - x^2) - 1))
+ * on |x| <= 1 and its table of supports W and shapes beta per accuracy epsilon
+ * (gridder.h and docs/imaging.md say how it was measured); the kernel's Fourier
+ * transform for the grid correction; where a visibility's kernel falls on a
+ * periodic grid axis; and the w planes of improved w-stacking. Grids are
+ * oversampled by CT_GRID_OVERSAMPLING; pure functions and one small
+ * quadrature object, no global state.
+ */
+#ifndef CONTIMG_GRIDKERNEL_H
+#define CONTIMG_GRIDKERNEL_H
+
+#include "error.h"
+
+#include <stddef.h>
+
+#define CT_GRID_OVERSAMPLING 2
+#define CT_GRID_MAX_SUPPORT  16
+/* More w planes than this is refused (a w range far beyond any array's). */
+#define CT_GRID_MAX_W_PLANES 100000
+
+typedef struct ct_gkernel {
+    int support; /* W, grid cells */
+    double beta;
+} ct_gkernel;
+
+/* The kernel trusted to epsilon (requests below the table's best get the best). */
+ct_gkernel ct_gkernel_for(double epsilon);
+
+/* phi(x) for x in [-1, 1] (0 outside the semicircle's root, exp(-beta) at the edge). */
+double ct_gkernel_value(const ct_gkernel *k, double x);
+
+/* Where the kernel around coordinate g (in grid cells) falls on an axis of n
+ * cells: the W wrapped indices idx[] and the kernel's values val[] there. */
+void ct_gkernel_taps(const ct_gkernel *k, double g, int n, int *idx, double *val);
+
+/* The index of the first of the W cells the kernel around g covers (not wrapped). */
+long ct_gkernel_first(const ct_gkernel *k, double g);
+
+/* The kernel's continuous Fourier transform, by Gauss-Legendre quadrature. */
+typedef struct ct_gkernel_ft {
+    ct_gkernel k;
+    int nq;
+    double *x, *w;
+} ct_gkernel_ft;
+
+ct_code ct_gkernel_ft_init(ct_gkernel_ft *ft, ct_gkernel k, ct_err *err);
+void ct_gkernel_ft_free(ct_gkernel_ft *ft);
+/* The transform of phi(t / (W/2)) at xi cycles per grid cell. */
+double ct_gkernel_ft_at(const ct_gkernel_ft *ft, double xi);
+
+/* n - 1 = sqrt(1 - l^2 - m^2) - 1 inside the unit circle, without cancellation. */
+double ct_n_minus_1(double l, double m);
+
+/* The w-stacking geometry of an nx by ny image of cell (see gridder.h): n - 1
+ * runs from its value at the corner pixel up to 0; nm1_mid is the middle of
+ * that range and dw the plane spacing. *usable = 0 when n - 1 rounds to 0 over
+ * the whole image (the w term then vanishes). CT_EINVAL when the image reaches
+ * the horizon. */
+ct_code ct_wstack_geometry(int nx, int ny, double cell, int *usable, double *nm1_mid, double *dw,
+                           ct_err *err);
+
+/* Planes: plane j sits at w = wmin + j dw; a row at w is spread over planes
+ * ct_wplane_first(..) .. + W - 1 with weight ct_wplane_tap(..). */
+long ct_wplane_first(const ct_gkernel *k, double w, double wmin, double dw);
+double ct_wplane_tap(const ct_gkernel *k, double w, double wmin, double dw, long j);
+/* The planes [*lo, *hi] that rows with w in [wmin, wmax] reach; CT_EINVAL
+ * beyond CT_GRID_MAX_W_PLANES. */
+ct_code ct_wplane_range(const ct_gkernel *k, double wmin, double wmax, double dw, long *lo,
+                        long *hi, ct_err *err);
+
+#endif

@@ -1,0 +1,1180 @@
+/* imager.c -- see imager.h. */
+#define _GNU_SOURCE /* M_PI */
+#include "imager.h"
+
+#include "gridkernel.h"
+
+#include <complex.h> /* before fftw3.h: fftw_complex is then double complex */
+#include <fftw3-mpi.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* One row as it travels between ranks: u, v, w, re, im, weight, channel,
+ * global index (exact in a double below 2^53). */
+enum { REC_U, REC_V, REC_W, REC_RE, REC_IM, REC_WT, REC_CHAN, REC_K, REC_LEN };
+
+struct ct_imager {
+    MPI_Comm comm;
+    int rank, size;
+    int nx, ny, gx, gy;
+    double cell;
+    ct_gkernel k;
+    int no_wterms;
+    double max_bytes;
+
+    /* FFTW-MPI's slabs: rows [row0, row0 + nrow) of the gy x gx grid, and
+     * columns [col0, col0 + ncol) of its transpose; every rank's, too. */
+    ptrdiff_t row0, nrow, col0, ncol, alloc;
+    ptrdiff_t *rows_start, *rows_count, *cols_start, *cols_count;
+    int *row_owner, *drow_owner; /* the owners of the gy grid rows, the ny density rows */
+    double complex *slab, *tslab;
+    fftw_plan row_fwd, row_bwd, col_fwd, col_bwd, to_cols, to_rows;
+
+    double *corr_x, *corr_y;
+    /* This rank's image columns: xs[i] for i < nxo; per pixel (i, y), i-major:
+     * the w shift n - 1 - nm1_mid and the w correction. */
+    int nxo, *xs;
+    double *wshift, *corr_w;
+    int use_w;
+    double nm1_mid, dw, wmin;
+    long plane_lo, plane_hi;
+
+    /* Held rows, ordered by (first w plane, density row, global index). */
+    size_t n;
+    double *uvw, *wt;
+    double complex *vis, *res;
+    long *first_row; /* the kernel's first grid row, unwrapped */
+    size_t *bucket;  /* rows of plane bucket b: [bucket[b], bucket[b + 1]) */
+    long nbuckets;
+    /* Rows of the grid a degrid needs: (row0 + ext_lo + t) mod gy, t < ext_n. */
+    long ext_lo, ext_n;
+    double complex *ext;
+
+    int loaded;
+    double wsum;
+    int nchan;
+    double *chan_w;
+    ct_imager_stats st;
+};
+
+/* ---- agreement: every collective call returns the same code on every rank ---- */
+
+/* Makes rc collective: when any rank failed, every rank returns the lowest
+ * failing rank's code and message. */
+static ct_code agree(MPI_Comm comm, ct_code rc, ct_err *err)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    int mine = rc != CT_OK ? rank : INT_MAX, first;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == INT_MAX)
+        return CT_OK;
+    struct {
+        int code;
+        char msg[CT_ERRMSG_MAX];
+    } m = {(int)rc, ""};
+    if (rank == first && err)
+        memcpy(m.msg, err->msg, sizeof m.msg);
+    MPI_Bcast(&m, (int)sizeof m, MPI_BYTE, first, comm);
+    m.msg[CT_ERRMSG_MAX - 1] = 0;
+    if (rank == first)
+        return rc;
+    return ct_fail(err, (ct_code)m.code, "%s", m.msg);
+}
+
+static long mod_long(long a, long n)
+{
+    long r = a % n;
+    return r < 0 ? r + n : r;
+}
+
+/* Density row dr of the imaging grid (ny rows) is owned by the rank whose
+ * slab holds padded grid row 2 dr: every point counted in it has its kernel
+ * on that row. Rank r owns density rows [drow_start, drow_end). */
+static long drow_start(const ct_imager *im, int r)
+{
+    return im->rows_count[r] > 0 ? (long)(im->rows_start[r] + 1) / 2 : 0;
+}
+static long drow_end(const ct_imager *im, int r)
+{
+    return im->rows_count[r] > 0 ? (long)(im->rows_start[r] + im->rows_count[r] + 1) / 2 : 0;
+}
+
+/* A contiguous MPI type of n doubles (rows of records or grid rows, so that
+ * counts stay small). */
+static MPI_Datatype row_type(size_t n)
+{
+    MPI_Datatype t;
+    MPI_Type_contiguous((int)n, MPI_DOUBLE, &t);
+    MPI_Type_commit(&t);
+    return t;
+}
+
+/* Fetches rows of a row-distributed array of ncols doubles per row (rank r
+ * owns the global rows i with owner_tab[i] == r; this rank's are stored from
+ * `local`, row local_start first, `stride` doubles apart): out[i] receives global row want[i]. */
+static ct_code fetch_rows(ct_imager *im, const double *local, size_t stride, size_t ncols,
+                          const int *owner_tab, long local_start, const long *want, size_t nwant,
+                          double *out, ct_err *err)
+{
+    int P = im->size;
+    int *scount = calloc(4 * (size_t)P, sizeof *scount);
+    size_t *order = malloc((nwant + 1) * sizeof *order);
+    int *owner = malloc((nwant + 1) * sizeof *owner);
+    if (!scount || !order || !owner) {
+        free(scount);
+        free(order);
+        free(owner);
+        return ct_fail(err, CT_ENOMEM, "out of memory exchanging grid rows");
+    }
+    int *sdispl = scount + P, *rcount = scount + 2 * P, *rdispl = scount + 3 * P;
+    for (size_t i = 0; i < nwant; i++) {
+        owner[i] = owner_tab[want[i]];
+        scount[owner[i]]++;
+    }
+    for (int r = 1; r < P; r++)
+        sdispl[r] = sdispl[r - 1] + scount[r - 1];
+    {
+        int *fill = malloc((size_t)P * sizeof *fill);
+        if (!fill) {
+            free(scount);
+            free(order);
+            free(owner);
+            return ct_fail(err, CT_ENOMEM, "out of memory exchanging grid rows");
+        }
+        memcpy(fill, sdispl, (size_t)P * sizeof *fill);
+        for (size_t i = 0; i < nwant; i++)
+            order[fill[owner[i]]++] = i;
+        free(fill);
+    }
+    MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, im->comm);
+    long nreq = 0;
+    for (int r = 0; r < P; r++) {
+        rdispl[r] = (int)nreq;
+        nreq += rcount[r];
+    }
+    long *sidx = malloc((nwant + 1) * sizeof *sidx),
+         *ridx = malloc(((size_t)nreq + 1) * sizeof *ridx);
+    double *sendrows = malloc(((size_t)nreq * ncols + 1) * sizeof *sendrows);
+    double *recvrows = malloc((nwant * ncols + 1) * sizeof *recvrows);
+    ct_code rc = (sidx && ridx && sendrows && recvrows)
+                     ? CT_OK
+                     : ct_fail(err, CT_ENOMEM, "out of memory exchanging grid rows");
+    if (rc == CT_OK) {
+        for (size_t i = 0; i < nwant; i++)
+            sidx[i] = want[order[i]];
+        MPI_Alltoallv(sidx, scount, sdispl, MPI_LONG, ridx, rcount, rdispl, MPI_LONG, im->comm);
+        for (long q = 0; q < nreq; q++)
+            memcpy(sendrows + (size_t)q * ncols, local + (size_t)(ridx[q] - local_start) * stride,
+                   ncols * sizeof(double));
+        MPI_Datatype t = row_type(ncols);
+        MPI_Alltoallv(sendrows, rcount, rdispl, t, recvrows, scount, sdispl, t, im->comm);
+        MPI_Type_free(&t);
+        for (size_t i = 0; i < nwant; i++)
+            memcpy(out + order[i] * ncols, recvrows + i * ncols, ncols * sizeof(double));
+    }
+    free(sidx);
+    free(ridx);
+    free(sendrows);
+    free(recvrows);
+    free(scount);
+    free(order);
+    free(owner);
+    return rc;
+}
+
+/* ---- create / destroy ---- */
+
+static double node_memory_share(MPI_Comm comm)
+{
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return 0.8 * phys / local;
+}
+
+static ct_code setup_pixels(ct_imager *im, ct_err *err)
+{
+    ct_gkernel_ft ft;
+    ct_code rc = ct_gkernel_ft_init(&ft, im->k, err);
+    if (rc != CT_OK)
+        return rc;
+    for (int x = 0; x < im->nx; x++)
+        im->corr_x[x] = 1.0 / ct_gkernel_ft_at(&ft, (double)(x - im->nx / 2) / im->gx);
+    for (int y = 0; y < im->ny; y++)
+        im->corr_y[y] = 1.0 / ct_gkernel_ft_at(&ft, (double)(y - im->ny / 2) / im->gy);
+    /* This rank's image columns: those whose padded column lies in its
+     * transposed slab. */
+    im->nxo = 0;
+    for (int x = 0; x < im->nx; x++) {
+        long c = mod_long(x - im->nx / 2, im->gx);
+        if (c >= im->col0 && c < im->col0 + im->ncol)
+            im->xs[im->nxo++] = x;
+    }
+    int usable = 0;
+    if (!im->no_wterms)
+        rc = ct_wstack_geometry(im->nx, im->ny, im->cell, &usable, &im->nm1_mid, &im->dw, err);
+    if (rc == CT_OK && usable) {
+        size_t np = (size_t)im->nxo * (size_t)im->ny;
+        im->wshift = malloc((np + 1) * sizeof *im->wshift);
+        im->corr_w = malloc((np + 1) * sizeof *im->corr_w);
+        if (!im->wshift || !im->corr_w)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the w-term corrections");
+        for (int i = 0; rc == CT_OK && i < im->nxo; i++) {
+            int x = im->xs[i];
+            for (int y = 0; y < im->ny; y++) {
+                size_t p = (size_t)i * im->ny + y;
+                im->wshift[p] =
+                    ct_n_minus_1((x - im->nx / 2) * im->cell, (y - im->ny / 2) * im->cell) -
+                    im->nm1_mid;
+                im->corr_w[p] = 1.0 / ct_gkernel_ft_at(&ft, im->dw * im->wshift[p]);
+            }
+        }
+    }
+    ct_gkernel_ft_free(&ft);
+    /* usable is 0 with no w-terms or a field too small for n - 1 to show. */
+    im->use_w = usable;
+    return rc;
+}
+
+ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out, ct_err *err)
+{
+    *out = NULL;
+    ct_code rc = CT_OK;
+    if (g->nx < 2 || g->ny < 2 || g->nx % 2 || g->ny % 2 || g->nx > INT_MAX / 4 ||
+        g->ny > INT_MAX / 4)
+        rc = ct_fail(err, CT_EINVAL, "image size %d x %d: both sides must be even and >= 2", g->nx,
+                     g->ny);
+    else if (!(g->cell_rad > 0) || !(g->cell_rad < 1))
+        rc = ct_fail(err, CT_EINVAL, "pixel size %g: must be in (0, 1) (direction cosine)",
+                     g->cell_rad);
+    else if (!(g->epsilon >= 1e-14 && g->epsilon <= 1e-1))
+        rc = ct_fail(err, CT_EINVAL, "gridder accuracy %g: must be in [1e-14, 1e-1]", g->epsilon);
+    else if (!(g->max_bytes >= 0))
+        rc = ct_fail(err, CT_EINVAL, "memory limit %g: must be >= 0", g->max_bytes);
+    if ((rc = agree(comm, rc, err)) != CT_OK)
+        return rc;
+
+    fftw_mpi_init();
+    int P, rank;
+    MPI_Comm_size(comm, &P);
+    MPI_Comm_rank(comm, &rank);
+    const int gx = CT_GRID_OVERSAMPLING * g->nx, gy = CT_GRID_OVERSAMPLING * g->ny;
+    ptrdiff_t n[2] = {gy, gx}, n0, s0, n1, s1;
+    /* Complex numbers travel as 2 doubles ("howmany" 2). */
+    ptrdiff_t alloc = fftw_mpi_local_size_many_transposed(
+        2, n, 2, FFTW_MPI_DEFAULT_BLOCK, FFTW_MPI_DEFAULT_BLOCK, comm, &n0, &s0, &n1, &s1);
+    /* Memory per rank: slab and transposed slab, the halo rows of a degrid,
+     * this rank's image columns (accumulator, w corrections) and on rank 0 the
+     * gathered image; checked on every rank before anything large exists. */
+    double limit = g->max_bytes > 0 ? g->max_bytes : node_memory_share(comm);
+    double cols = ceil((double)g->nx / P) + 1;
+    double need = 2.0 * (double)alloc * sizeof(double) +
+                  (2.0 * n0 + 4.0 * CT_GRID_MAX_SUPPORT) * gx * sizeof(double complex) +
+                  cols * g->ny * (sizeof(double complex) + 2 * sizeof(double)) +
+                  (rank == 0 ? 8.0 * g->nx * (double)g->ny * sizeof(double) : 0);
+    if (need > limit)
+        rc = ct_fail(err, CT_EINVAL,
+                     "image %d x %d needs %.3g GiB per rank on %d rank(s), over the %.3g GiB "
+                     "available: make it smaller or use more ranks",
+                     g->nx, g->ny, need / 1073741824.0, P, limit / 1073741824.0);
+    if ((rc = agree(comm, rc, err)) != CT_OK)
+        return rc;
+
+    ct_imager *im = calloc(1, sizeof *im);
+    if (!im)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for an imager");
+    if ((rc = agree(comm, rc, err)) != CT_OK)
+        return rc;
+    MPI_Comm_dup(comm, &im->comm);
+    im->rank = rank;
+    im->size = P;
+    im->nx = g->nx;
+    im->ny = g->ny;
+    im->gx = gx;
+    im->gy = gy;
+    im->cell = g->cell_rad;
+    im->k = ct_gkernel_for(g->epsilon);
+    im->no_wterms = g->no_wterms != 0;
+    im->max_bytes = limit;
+    im->row0 = s0;
+    im->nrow = n0;
+    im->col0 = s1;
+    im->ncol = n1;
+    im->alloc = alloc;
+    im->rows_start = malloc(4 * (size_t)P * sizeof(ptrdiff_t));
+    im->slab = fftw_malloc((size_t)alloc * sizeof(double) + 64);
+    im->tslab = fftw_malloc((size_t)alloc * sizeof(double) + 64);
+    im->corr_x = malloc(((size_t)g->nx + (size_t)g->ny) * sizeof(double));
+    im->xs = malloc(((size_t)g->nx + 1) * sizeof(int));
+    double complex *scratch = fftw_malloc((size_t)(gx > gy ? gx : gy) * sizeof(double complex));
+    if (!im->rows_start || !im->slab || !im->tslab || !im->corr_x || !im->xs || !scratch)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the %d x %d grid's slabs", gx, gy);
+    if (rc == CT_OK) {
+        im->rows_count = im->rows_start + P;
+        im->cols_start = im->rows_start + 2 * P;
+        im->cols_count = im->rows_start + 3 * P;
+        ptrdiff_t mine[4] = {s0, n0, s1, n1}, *all = malloc(4 * (size_t)P * sizeof *all);
+        if (!all)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the slab table");
+        else {
+            MPI_Allgather(mine, 4 * (int)sizeof(ptrdiff_t), MPI_BYTE, all,
+                          4 * (int)sizeof(ptrdiff_t), MPI_BYTE, im->comm);
+            for (int r = 0; r < P; r++) {
+                im->rows_start[r] = all[4 * r];
+                im->rows_count[r] = all[4 * r + 1];
+                im->cols_start[r] = all[4 * r + 2];
+                im->cols_count[r] = all[4 * r + 3];
+            }
+            free(all);
+        }
+        im->corr_y = im->corr_x + g->nx;
+        im->row_owner = malloc(((size_t)gy + (size_t)g->ny) * sizeof(int));
+        if (!im->row_owner)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the slab table");
+    }
+    if (rc == CT_OK) {
+        im->drow_owner = im->row_owner + gy;
+        for (int r = 0; r < P; r++)
+            for (ptrdiff_t i = 0; i < im->rows_count[r]; i++)
+                im->row_owner[im->rows_start[r] + i] = r;
+        for (int d = 0; d < g->ny; d++)
+            im->drow_owner[d] = im->row_owner[2 * d];
+    }
+    if (rc == CT_OK) {
+        /* One plan per axis and direction, applied to every row: rows are
+         * whole multiples of 64 bytes apart in FFTW-aligned memory, so every
+         * row has the scratch array's alignment and the plan's arithmetic. */
+        im->row_fwd = fftw_plan_dft_1d(gx, scratch, scratch, FFTW_FORWARD, FFTW_ESTIMATE);
+        im->row_bwd = fftw_plan_dft_1d(gx, scratch, scratch, FFTW_BACKWARD, FFTW_ESTIMATE);
+        im->col_fwd = fftw_plan_dft_1d(gy, scratch, scratch, FFTW_FORWARD, FFTW_ESTIMATE);
+        im->col_bwd = fftw_plan_dft_1d(gy, scratch, scratch, FFTW_BACKWARD, FFTW_ESTIMATE);
+        im->to_cols = fftw_mpi_plan_many_transpose(gy, gx, 2, FFTW_MPI_DEFAULT_BLOCK,
+                                                   FFTW_MPI_DEFAULT_BLOCK, (double *)im->slab,
+                                                   (double *)im->tslab, im->comm, FFTW_ESTIMATE);
+        im->to_rows = fftw_mpi_plan_many_transpose(gx, gy, 2, FFTW_MPI_DEFAULT_BLOCK,
+                                                   FFTW_MPI_DEFAULT_BLOCK, (double *)im->tslab,
+                                                   (double *)im->slab, im->comm, FFTW_ESTIMATE);
+        if (!im->row_fwd || !im->row_bwd || !im->col_fwd || !im->col_bwd || !im->to_cols ||
+            !im->to_rows)
+            rc = ct_fail(err, CT_ENOMEM, "FFTW could not plan the %d x %d transforms", gx, gy);
+    }
+    fftw_free(scratch);
+    if (rc == CT_OK)
+        rc = setup_pixels(im, err);
+    im->st.support = im->k.support;
+    im->st.ranks = P;
+    if ((rc = agree(comm, rc, err)) != CT_OK) {
+        ct_imager_destroy(im);
+        return rc;
+    }
+    *out = im;
+    return CT_OK;
+}
+
+static void free_rows(ct_imager *im)
+{
+    free(im->uvw);
+    free(im->wt);
+    free(im->vis);
+    free(im->res);
+    free(im->first_row);
+    free(im->bucket);
+    fftw_free(im->ext);
+    free(im->chan_w);
+    im->uvw = im->wt = im->chan_w = NULL;
+    im->vis = im->res = im->ext = NULL;
+    im->first_row = NULL;
+    im->bucket = NULL;
+    im->n = 0;
+    im->loaded = 0;
+}
+
+void ct_imager_destroy(ct_imager *im)
+{
+    if (!im)
+        return;
+    free_rows(im);
+    fftw_plan plans[] = {im->row_fwd, im->row_bwd, im->col_fwd,
+                         im->col_bwd, im->to_cols, im->to_rows};
+    for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++)
+        if (plans[i])
+            fftw_destroy_plan(plans[i]);
+    fftw_free(im->slab);
+    fftw_free(im->tslab);
+    free(im->rows_start);
+    free(im->row_owner);
+    free(im->corr_x);
+    free(im->xs);
+    free(im->wshift);
+    free(im->corr_w);
+    if (im->comm != MPI_COMM_NULL && im->comm != 0)
+        MPI_Comm_free(&im->comm);
+    free(im);
+}
+
+void ct_imager_get_stats(const ct_imager *im, ct_imager_stats *out)
+{
+    *out = im->st;
+}
+
+const double *ct_imager_channel_weights(const ct_imager *im)
+{
+    return im->chan_w;
+}
+
+/* ---- load: weights, then rows to slabs ---- */
+
+/* Exchanges records: send[] holds the records for rank r at
+ * [sdisp[r], sdisp[r] + scount[r]); returns the received ones, in source-rank
+ * order, in *recv (malloc'd) and their number in *nrecv. */
+static ct_code exchange_records(ct_imager *im, const double *send, const int *scount,
+                                const int *sdisp, double **recv, size_t *nrecv, ct_err *err)
+{
+    int P = im->size;
+    int *rcount = malloc(2 * (size_t)P * sizeof *rcount);
+    if (!rcount)
+        return ct_fail(err, CT_ENOMEM, "out of memory exchanging visibilities");
+    int *rdisp = rcount + P;
+    MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, im->comm);
+    long total = 0;
+    for (int r = 0; r < P; r++) {
+        rdisp[r] = (int)total;
+        total += rcount[r];
+    }
+    ct_code rc = CT_OK;
+    if (total > INT_MAX)
+        rc = ct_fail(err, CT_EINVAL,
+                     "%ld rows on one rank: more than one exchange can carry; "
+                     "use more ranks",
+                     total);
+    *recv = rc == CT_OK ? malloc(((size_t)total * REC_LEN + 1) * sizeof(double)) : NULL;
+    if (rc == CT_OK && !*recv)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld visibility rows", total);
+    if ((rc = agree(im->comm, rc, err)) == CT_OK) {
+        MPI_Datatype t = row_type(REC_LEN);
+        MPI_Alltoallv(send, scount, sdisp, t, *recv, rcount, rdisp, t, im->comm);
+        MPI_Type_free(&t);
+        *nrecv = (size_t)total;
+    } else {
+        free(*recv);
+        *recv = NULL;
+    }
+    free(rcount);
+    return rc;
+}
+
+/* Stable counting sort of the records by key[i] in [0, nkeys): writes the
+ * permutation to perm. */
+static ct_code counting_order(const long *key, size_t n, long nkeys, size_t *perm, ct_err *err)
+{
+    size_t *cnt = calloc((size_t)nkeys + 1, sizeof *cnt);
+    if (!cnt)
+        return ct_fail(err, CT_ENOMEM, "out of memory sorting visibilities");
+    for (size_t i = 0; i < n; i++)
+        cnt[key[i] + 1]++;
+    for (long b = 0; b < nkeys; b++)
+        cnt[b + 1] += cnt[b];
+    for (size_t i = 0; i < n; i++)
+        perm[cnt[key[i]]++] = i;
+    free(cnt);
+    return CT_OK;
+}
+
+static long density_row(const ct_imager *im, const ct_weight_opts *o, double u, double v,
+                        long *iu_out)
+{
+    long long iu, iv;
+    ct_weight_cell(o, u, v, &iu, &iv);
+    *iu_out = mod_long((long)iu, im->nx);
+    return mod_long((long)iv, im->ny);
+}
+
+/* Sums per density row (a row-major table of nrows x width on each owner)
+ * gathered on every rank and added up in row order: the same bits on any
+ * number of ranks. */
+static ct_code sum_by_rows(ct_imager *im, const double *mine, size_t width, double *total,
+                           ct_err *err)
+{
+    int P = im->size;
+    int *cnt = malloc(2 * (size_t)P * sizeof *cnt);
+    double *all = malloc(((size_t)im->ny * width + 1) * sizeof *all);
+    if (!cnt || !all) {
+        free(cnt);
+        free(all);
+        return ct_fail(err, CT_ENOMEM, "out of memory summing weights");
+    }
+    int *disp = cnt + P;
+    for (int r = 0; r < P; r++) {
+        cnt[r] = (int)(drow_end(im, r) - drow_start(im, r));
+        disp[r] = (int)drow_start(im, r);
+    }
+    MPI_Datatype t = row_type(width);
+    MPI_Allgatherv(mine, cnt[im->rank], t, all, cnt, disp, t, im->comm);
+    MPI_Type_free(&t);
+    for (size_t c = 0; c < width; c++)
+        total[c] = 0;
+    for (int r = 0; r < im->ny; r++)
+        for (size_t c = 0; c < width; c++)
+            total[c] += all[(size_t)r * width + c];
+    free(cnt);
+    free(all);
+    return CT_OK;
+}
+
+/* Step 1 of a load: rows to the owners of their density rows, which weight them. */
+static ct_code weight_rows(ct_imager *im, const double *uvw, const double complex *vis,
+                           const double *nat, const int *chan, size_t n, const ct_weight_opts *o,
+                           double **owned, size_t *nowned, ct_err *err)
+{
+    int P = im->size;
+    ct_code rc = CT_OK;
+    long long mine = (long long)n, k0 = 0;
+    MPI_Exscan(&mine, &k0, 1, MPI_LONG_LONG, MPI_SUM, im->comm);
+    if (im->rank == 0)
+        k0 = 0;
+    int *scount = calloc(2 * (size_t)P, sizeof *scount);
+    int *dest = malloc((n + 1) * sizeof *dest);
+    double *send = NULL;
+    if (!scount || !dest)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu rows", n);
+    size_t nkept = 0;
+    for (size_t i = 0; rc == CT_OK && i < n; i++) {
+        dest[i] = -1;
+        if (!ct_weight_kept(o, uvw[3 * i], uvw[3 * i + 1], nat[i]))
+            continue;
+        long iu, dr = density_row(im, o, uvw[3 * i], uvw[3 * i + 1], &iu);
+        dest[i] = im->drow_owner[dr];
+        scount[dest[i]]++;
+        nkept++;
+    }
+    if (rc == CT_OK && nkept > (size_t)INT_MAX)
+        rc = ct_fail(err, CT_EINVAL, "%zu rows on one rank: use more ranks", nkept);
+    if (rc == CT_OK && !(send = malloc((nkept * REC_LEN + 1) * sizeof *send)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu rows", nkept);
+    if ((rc = agree(im->comm, rc, err)) != CT_OK) {
+        free(scount);
+        free(dest);
+        free(send);
+        return rc;
+    }
+    int *sdisp = scount + P;
+    for (int r = 1; r < P; r++)
+        sdisp[r] = sdisp[r - 1] + scount[r - 1];
+    {
+        int fill[P > 0 ? P : 1];
+        memcpy(fill, sdisp, (size_t)P * sizeof(int));
+        for (size_t i = 0; i < n; i++) {
+            if (dest[i] < 0)
+                continue;
+            double *r = send + (size_t)fill[dest[i]]++ * REC_LEN;
+            r[REC_U] = uvw[3 * i];
+            r[REC_V] = uvw[3 * i + 1];
+            r[REC_W] = uvw[3 * i + 2];
+            r[REC_RE] = creal(vis[i]);
+            r[REC_IM] = cimag(vis[i]);
+            r[REC_WT] = nat[i];
+            r[REC_CHAN] = chan[i];
+            r[REC_K] = (double)(k0 + (long long)i);
+        }
+    }
+    free(dest);
+    double *recv = NULL;
+    size_t nrecv = 0;
+    rc = exchange_records(im, send, scount, sdisp, &recv, &nrecv, err);
+    free(send);
+    free(scount);
+    if (rc != CT_OK)
+        return rc;
+
+    /* The density: P_c over this rank's density rows, in global row order
+     * (the records arrived in it), then W_c = P_c + P_-c with the mirrored
+     * rows fetched from their owners. */
+    const long d0 = drow_start(im, im->rank), nd = drow_end(im, im->rank) - d0;
+    const size_t width = 3 + (size_t)im->nchan; /* sum w, sum w W, sum w_img, per channel */
+    double *dens = calloc((size_t)nd * im->nx + 1, sizeof *dens);
+    double *mirror = malloc(((size_t)nd * im->nx + 1) * sizeof *mirror);
+    double *rowsum = calloc((size_t)nd * width + 1, sizeof *rowsum);
+    long *want = malloc(((size_t)nd + 1) * sizeof *want);
+    if (!dens || !mirror || !rowsum || !want)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the weight density");
+    rc = agree(im->comm, rc, err);
+    const int density = o->kind != CT_WEIGHT_NATURAL;
+    if (rc == CT_OK && density) {
+        for (size_t i = 0; i < nrecv; i++) {
+            const double *r = recv + i * REC_LEN;
+            long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
+            dens[(size_t)(dr - d0) * im->nx + iu] += r[REC_WT];
+        }
+        for (long d = 0; d < nd; d++)
+            want[d] = mod_long(-(d0 + d), im->ny);
+        rc = agree(im->comm,
+                   fetch_rows(im, dens, (size_t)im->nx, (size_t)im->nx, im->drow_owner, d0, want,
+                              (size_t)nd, mirror, err),
+                   err);
+    }
+    /* Per density row, in record order: sum w and sum w W (Briggs' mean density). */
+    for (size_t i = 0; rc == CT_OK && i < nrecv; i++) {
+        double *r = recv + i * REC_LEN;
+        long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
+        double *rs = rowsum + (size_t)(dr - d0) * width;
+        double W = 0;
+        if (density) {
+            W = dens[(size_t)(dr - d0) * im->nx + iu] +
+                mirror[(size_t)(dr - d0) * im->nx + mod_long(-iu, im->nx)];
+        }
+        rs[0] += r[REC_WT];
+        rs[1] += r[REC_WT] * W;
+    }
+    double *tot = malloc((width + 1) * sizeof *tot);
+    if (rc == CT_OK && !tot)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory summing weights");
+    if ((rc = agree(im->comm, rc, err)) == CT_OK)
+        rc = agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
+    double f2 = 0;
+    if (rc == CT_OK && o->kind == CT_WEIGHT_BRIGGS)
+        f2 = ct_weight_briggs_f2(o->robust, tot[1], tot[0]);
+    if (rc == CT_OK) {
+        for (long d = 0; d < nd; d++)
+            for (size_t c = 0; c < width; c++)
+                rowsum[(size_t)d * width + c] = 0;
+        for (size_t i = 0; i < nrecv; i++) {
+            double *r = recv + i * REC_LEN;
+            long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
+            double W = density ? dens[(size_t)(dr - d0) * im->nx + iu] +
+                                     mirror[(size_t)(dr - d0) * im->nx + mod_long(-iu, im->nx)]
+                               : 0;
+            r[REC_WT] = ct_weight_final(o, r[REC_WT], W, f2);
+            double *rs = rowsum + (size_t)(dr - d0) * width;
+            rs[2] += r[REC_WT];
+            rs[3 + (size_t)r[REC_CHAN]] += r[REC_WT];
+        }
+        rc = agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
+    }
+    if (rc == CT_OK) {
+        im->wsum = tot[2];
+        im->chan_w = malloc(((size_t)im->nchan + 1) * sizeof *im->chan_w);
+        if (!im->chan_w)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory");
+        else
+            memcpy(im->chan_w, tot + 3, (size_t)im->nchan * sizeof(double));
+        rc = agree(im->comm, rc, err);
+    }
+    free(tot);
+    free(dens);
+    free(mirror);
+    free(rowsum);
+    free(want);
+    if (rc != CT_OK) {
+        free(recv);
+        return rc;
+    }
+    *owned = recv;
+    *nowned = nrecv;
+    return CT_OK;
+}
+
+/* Step 2: weighted rows to every rank whose slab their kernel touches, then
+ * ordered by (first w plane, density row, global index). */
+
+/* The distinct ranks whose slabs a kernel starting at grid row `first` touches. */
+static int kernel_ranks(const ct_imager *im, long first, int *ranks)
+{
+    int n = 0;
+    for (int b = 0; b < im->k.support; b++) {
+        int d = im->row_owner[mod_long(first + b, im->gy)], seen = 0;
+        for (int q = 0; q < n; q++)
+            seen |= ranks[q] == d;
+        if (!seen)
+            ranks[n++] = d;
+    }
+    return n;
+}
+
+static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_weight_opts *o,
+                          ct_err *err)
+{
+    int P = im->size, W = im->k.support;
+    ct_code rc = CT_OK;
+    int *scount = calloc(2 * (size_t)P, sizeof *scount);
+    size_t total = 0;
+    int dests[CT_GRID_MAX_SUPPORT];
+    for (size_t i = 0; scount && i < nowned; i++) {
+        const double *r = owned + i * REC_LEN;
+        int nd = kernel_ranks(im, ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), dests);
+        for (int q = 0; q < nd; q++)
+            scount[dests[q]]++;
+        total += (size_t)nd;
+    }
+    double *send = scount ? malloc((total * REC_LEN + 1) * sizeof *send) : NULL;
+    if (!send)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory sharing %zu visibility rows", total);
+    if ((rc = agree(im->comm, rc, err)) != CT_OK) {
+        free(scount);
+        free(send);
+        return rc;
+    }
+    int *sdisp = scount + P;
+    for (int r = 1; r < P; r++)
+        sdisp[r] = sdisp[r - 1] + scount[r - 1];
+    {
+        int fill[P];
+        memcpy(fill, sdisp, (size_t)P * sizeof(int));
+        for (size_t i = 0; i < nowned; i++) {
+            const double *r = owned + i * REC_LEN;
+            int nd =
+                kernel_ranks(im, ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), dests);
+            for (int q = 0; q < nd; q++)
+                memcpy(send + (size_t)fill[dests[q]]++ * REC_LEN, r, REC_LEN * sizeof(double));
+        }
+    }
+    double *recv = NULL;
+    size_t n = 0;
+    rc = exchange_records(im, send, scount, sdisp, &recv, &n, err);
+    free(send);
+    free(scount);
+    if (rc != CT_OK)
+        return rc;
+
+    /* The w planes, from the global w range (a min and a max: exact on any
+     * number of ranks). */
+    double wr[2] = {INFINITY, INFINITY}, gwr[2];
+    for (size_t i = 0; i < n; i++) {
+        wr[0] = fmin(wr[0], recv[i * REC_LEN + REC_W]);
+        wr[1] = fmin(wr[1], -recv[i * REC_LEN + REC_W]);
+    }
+    MPI_Allreduce(wr, gwr, 2, MPI_DOUBLE, MPI_MIN, im->comm);
+    double wmin = gwr[0], wmax = -gwr[1];
+    im->plane_lo = im->plane_hi = 0;
+    if (im->use_w && !(wmin == 0 && wmax == 0))
+        rc = ct_wplane_range(&im->k, wmin, wmax, im->dw, &im->plane_lo, &im->plane_hi, err);
+    else
+        im->use_w = 0; /* every w is 0: the w term vanishes, the 2-D path runs */
+    im->wmin = wmin;
+    im->nbuckets = im->plane_hi - im->plane_lo + 1;
+
+    long *key = malloc((n + 1) * sizeof *key);
+    size_t *perm1 = malloc((n + 1) * sizeof *perm1), *perm2 = malloc((n + 1) * sizeof *perm2);
+    im->uvw = malloc((3 * n + 1) * sizeof *im->uvw);
+    im->wt = malloc((n + 1) * sizeof *im->wt);
+    im->vis = malloc((n + 1) * sizeof *im->vis);
+    im->res = malloc((n + 1) * sizeof *im->res);
+    im->first_row = malloc((n + 1) * sizeof *im->first_row);
+    im->bucket = calloc((size_t)im->nbuckets + 1, sizeof *im->bucket);
+    if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->uvw || !im->wt || !im->vis || !im->res ||
+                        !im->first_row || !im->bucket))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
+    if (rc == CT_OK) {
+        for (size_t i = 0; i < n; i++) {
+            long iu;
+            key[i] = density_row(im, o, recv[i * REC_LEN + REC_U], recv[i * REC_LEN + REC_V], &iu);
+        }
+        rc = counting_order(key, n, im->ny, perm1, err);
+    }
+    if (rc == CT_OK) {
+        for (size_t i = 0; i < n; i++) {
+            double w = recv[perm1[i] * REC_LEN + REC_W];
+            key[i] = im->use_w ? ct_wplane_first(&im->k, w, wmin, im->dw) - im->plane_lo : 0;
+            if (key[i] < 0 || key[i] >= im->nbuckets) /* cannot happen: the range covers w */
+                key[i] = key[i] < 0 ? 0 : im->nbuckets - 1;
+            im->bucket[key[i] + 1]++;
+        }
+        rc = counting_order(key, n, im->nbuckets, perm2, err);
+    }
+    if (rc == CT_OK) {
+        for (long b = 0; b < im->nbuckets; b++)
+            im->bucket[b + 1] += im->bucket[b];
+        long dmin = LONG_MAX, dmax = LONG_MIN;
+        for (size_t i = 0; i < n; i++) {
+            const double *r = recv + perm1[perm2[i]] * REC_LEN;
+            memcpy(im->uvw + 3 * i, r + REC_U, 3 * sizeof(double));
+            im->vis[i] = im->res[i] = r[REC_RE] + I * r[REC_IM];
+            im->wt[i] = r[REC_WT];
+            im->first_row[i] = ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell);
+            long d = mod_long(im->first_row[i] - im->row0, im->gy);
+            if (d > im->gy / 2)
+                d -= im->gy;
+            dmin = d < dmin ? d : dmin;
+            dmax = d > dmax ? d : dmax;
+        }
+        im->n = n;
+        /* The grid rows a degrid reads: the held rows' kernels. One rank
+         * reads its own slab, the whole grid. */
+        if (P == 1 || n == 0) {
+            im->ext_lo = 0;
+            im->ext_n = P == 1 ? im->gy : 0;
+        } else {
+            im->ext_lo = dmin;
+            im->ext_n = dmax + W - dmin < im->gy ? dmax + W - dmin : im->gy;
+            im->ext = fftw_malloc((size_t)im->ext_n * im->gx * sizeof(double complex) + 16);
+            if (!im->ext)
+                rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld grid rows", im->ext_n);
+        }
+    }
+    free(key);
+    free(perm1);
+    free(perm2);
+    free(recv);
+    return agree(im->comm, rc, err);
+}
+
+ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *vis,
+                       const double *natural_w, const int *chan, size_t n, const double *freq_hz,
+                       int nchan, const ct_weight_opts *wopts, ct_err *err)
+{
+    double t0 = MPI_Wtime();
+    free_rows(im);
+    ct_code rc = ct_weight_opts_check(wopts, err);
+    if (rc == CT_OK && (wopts->nx != im->nx || wopts->ny != im->ny || wopts->cell_rad != im->cell))
+        rc = ct_fail(err, CT_EINVAL, "weights: grid %d x %d of cell %g differs from the image's",
+                     wopts->nx, wopts->ny, wopts->cell_rad);
+    int nc[2] = {nchan, -nchan}, gnc[2];
+    MPI_Allreduce(nc, gnc, 2, MPI_INT, MPI_MAX, im->comm);
+    if (rc == CT_OK && (nchan < 1 || gnc[0] != nchan || -gnc[1] != nchan || !freq_hz))
+        rc = ct_fail(err, CT_EINVAL,
+                     "the channel table (%d channels) must be the same, and not "
+                     "empty, on every rank",
+                     nchan);
+    for (size_t i = 0; rc == CT_OK && i < n; i++) {
+        if (!isfinite(uvw[3 * i]) || !isfinite(uvw[3 * i + 1]) || !isfinite(uvw[3 * i + 2]) ||
+            fabs(uvw[3 * i]) * im->cell * im->gx > 1e12 ||
+            fabs(uvw[3 * i + 1]) * im->cell * im->gy > 1e12)
+            rc = ct_fail(err, CT_EINVAL, "corrupt input: row %zu has uvw (%g, %g, %g)", i,
+                         uvw[3 * i], uvw[3 * i + 1], uvw[3 * i + 2]);
+        else if (!(natural_w[i] >= 0) || isinf(natural_w[i]))
+            rc = ct_fail(err, CT_EINVAL, "corrupt input: row %zu has weight %g", i, natural_w[i]);
+        else if (natural_w[i] > 0 && (!isfinite(creal(vis[i])) || !isfinite(cimag(vis[i]))))
+            rc = ct_fail(err, CT_EINVAL,
+                         "corrupt input: row %zu has a non-finite visibility and weight %g "
+                         "(flag it)",
+                         i, natural_w[i]);
+        else if (chan[i] < 0 || chan[i] >= nchan)
+            rc = ct_fail(err, CT_EINVAL, "row %zu: channel %d outside the table of %d", i, chan[i],
+                         nchan);
+    }
+    if ((rc = agree(im->comm, rc, err)) != CT_OK)
+        return rc;
+    im->nchan = nchan;
+    double *owned = NULL;
+    size_t nowned = 0;
+    rc = weight_rows(im, uvw, vis, natural_w, chan, n, wopts, &owned, &nowned, err);
+    if (rc == CT_OK) {
+        unsigned long long mine = nowned, all = 0;
+        MPI_Allreduce(&mine, &all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, im->comm);
+        im->st.n_rows = (size_t)all;
+        if (all == 0)
+            rc = ct_fail(err, CT_EINVAL,
+                         "no data: nothing left to image after flags and the uv cut");
+        rc = agree(im->comm, rc, err);
+    }
+    if (rc == CT_OK)
+        rc = share_rows(im, owned, nowned, wopts, err);
+    free(owned);
+    if (rc != CT_OK) {
+        free_rows(im);
+        return rc;
+    }
+    im->loaded = 1;
+    im->st.weight_sum = im->wsum;
+    im->st.w_planes = im->nbuckets;
+    im->st.t_weights += MPI_Wtime() - t0;
+    return CT_OK;
+}
+
+/* ---- the transforms ---- */
+
+/* Rows of plane j: the buckets of first planes j - W + 1 .. j. */
+static void plane_rows(const ct_imager *im, long j, size_t *from, size_t *to)
+{
+    if (!im->use_w) {
+        *from = 0;
+        *to = im->n;
+        return;
+    }
+    long b1 = j - im->plane_lo, b0 = b1 - im->k.support + 1;
+    b0 = b0 < 0 ? 0 : b0;
+    b1 = b1 >= im->nbuckets ? im->nbuckets - 1 : b1;
+    *from = b0 <= b1 ? im->bucket[b0] : 0;
+    *to = b0 <= b1 ? im->bucket[b1 + 1] : 0;
+}
+
+/* The slab's rows forward-transformed along u, transposed, and forward
+ * transformed along v: the plane's image columns in tslab. */
+static void forward_fft(ct_imager *im)
+{
+    double t0 = MPI_Wtime();
+    for (ptrdiff_t r = 0; r < im->nrow; r++)
+        fftw_execute_dft(im->row_fwd, im->slab + r * im->gx, im->slab + r * im->gx);
+    fftw_execute(im->to_cols);
+    for (ptrdiff_t c = 0; c < im->ncol; c++)
+        fftw_execute_dft(im->col_fwd, im->tslab + c * im->gy, im->tslab + c * im->gy);
+    im->st.t_fft += MPI_Wtime() - t0;
+}
+
+static void backward_fft(ct_imager *im)
+{
+    double t0 = MPI_Wtime();
+    for (ptrdiff_t c = 0; c < im->ncol; c++)
+        fftw_execute_dft(im->col_bwd, im->tslab + c * im->gy, im->tslab + c * im->gy);
+    fftw_execute(im->to_rows);
+    for (ptrdiff_t r = 0; r < im->nrow; r++)
+        fftw_execute_dft(im->row_bwd, im->slab + r * im->gx, im->slab + r * im->gx);
+    im->st.t_fft += MPI_Wtime() - t0;
+}
+
+/* Gathers this rank's image columns (i-major, nxo x ny) into image on rank 0. */
+static ct_code gather_image(ct_imager *im, const double *cols, double *image, ct_err *err)
+{
+    int P = im->size;
+    ct_code rc = CT_OK;
+    int *cnt = NULL, *disp = NULL;
+    double *all = NULL;
+    if (im->rank == 0) {
+        cnt = malloc(2 * (size_t)P * sizeof *cnt);
+        all = malloc(((size_t)im->nx * im->ny + 1) * sizeof *all);
+        if (!cnt || !all)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory gathering the image");
+        else {
+            disp = cnt + P;
+            int off = 0;
+            for (int r = 0; r < P; r++) {
+                int c = 0;
+                for (int x = 0; x < im->nx; x++) {
+                    long gc = mod_long(x - im->nx / 2, im->gx);
+                    c += gc >= im->cols_start[r] && gc < im->cols_start[r] + im->cols_count[r];
+                }
+                cnt[r] = c;
+                disp[r] = off;
+                off += c;
+            }
+        }
+    }
+    if ((rc = agree(im->comm, rc, err)) == CT_OK) {
+        MPI_Datatype t = row_type((size_t)im->ny);
+        MPI_Gatherv(cols, im->nxo, t, all, cnt, disp, t, 0, im->comm);
+        MPI_Type_free(&t);
+        if (im->rank == 0) {
+            /* Rank r's columns are the x whose padded column is in its range,
+             * in increasing x. */
+            for (int r = 0, i = 0; r < P; r++)
+                for (int x = 0; x < im->nx; x++) {
+                    long gc = mod_long(x - im->nx / 2, im->gx);
+                    if (!(gc >= im->cols_start[r] && gc < im->cols_start[r] + im->cols_count[r]))
+                        continue;
+                    for (int y = 0; y < im->ny; y++)
+                        image[(size_t)y * im->nx + x] = all[(size_t)i * im->ny + y];
+                    i++;
+                }
+        }
+    }
+    free(cnt);
+    free(all);
+    return rc;
+}
+
+ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
+{
+    ct_code rc = CT_OK;
+    if (!im->loaded)
+        rc = ct_fail(err, CT_ESTATE, "image: no visibilities loaded");
+    else if (im->rank == 0 && !image)
+        rc = ct_fail(err, CT_EINVAL, "image: NULL output on rank 0");
+    const size_t np = (size_t)im->nxo * im->ny;
+    double complex *acc = rc == CT_OK ? calloc(np + 1, sizeof *acc) : NULL;
+    double complex *g = rc == CT_OK ? malloc((im->n + 1) * sizeof *g) : NULL;
+    double *cols = rc == CT_OK ? malloc((np + 1) * sizeof *cols) : NULL;
+    if (rc == CT_OK && (!acc || !g || !cols))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the image's columns");
+    if ((rc = agree(im->comm, rc, err)) != CT_OK) {
+        free(acc);
+        free(g);
+        free(cols);
+        return rc;
+    }
+    /* What each row grids: weight x visibility, with the phase common to
+     * the field (n - 1 at the middle of its range) already applied. */
+    for (size_t i = 0; i < im->n; i++) {
+        g[i] = im->wt[i] * (psf ? 1.0 : im->res[i]);
+        if (im->use_w)
+            g[i] *= cexp(-2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid);
+    }
+    const int W = im->k.support;
+    for (long j = im->plane_lo; j <= im->plane_hi; j++) {
+        double t0 = MPI_Wtime();
+        size_t from, to;
+        plane_rows(im, j, &from, &to);
+        unsigned long long mine = to - from, any = 0;
+        MPI_Allreduce(&mine, &any, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, im->comm);
+        if (any == 0)
+            continue;
+        memset(im->slab, 0, (size_t)im->nrow * im->gx * sizeof(double complex));
+        for (size_t i = from; i < to; i++) {
+            double kw =
+                im->use_w ? ct_wplane_tap(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw, j) : 1.0;
+            if (kw == 0)
+                continue;
+            int ix[CT_GRID_MAX_SUPPORT], iy[CT_GRID_MAX_SUPPORT];
+            double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT];
+            ct_gkernel_taps(&im->k, im->uvw[3 * i] * im->gx * im->cell, im->gx, ix, kx);
+            ct_gkernel_taps(&im->k, im->uvw[3 * i + 1] * im->gy * im->cell, im->gy, iy, ky);
+            double complex v = kw * g[i];
+            for (int b = 0; b < W; b++) {
+                long lr = iy[b] - im->row0;
+                if (lr < 0 || lr >= im->nrow)
+                    continue;
+                double complex vb = v * ky[b];
+                double complex *row = im->slab + lr * im->gx;
+                for (int a = 0; a < W; a++)
+                    row[ix[a]] += vb * kx[a];
+            }
+        }
+        im->st.t_grid += MPI_Wtime() - t0;
+        forward_fft(im);
+        double wj = im->wmin + (double)j * im->dw;
+        for (int i = 0; i < im->nxo; i++) {
+            long c = mod_long(im->xs[i] - im->nx / 2, im->gx) - im->col0;
+            const double complex *trow = im->tslab + c * im->gy;
+            for (int y = 0; y < im->ny; y++) {
+                size_t p = (size_t)i * im->ny + y;
+                double complex val = trow[mod_long(y - im->ny / 2, im->gy)];
+                acc[p] += im->use_w ? val * cexp(-2.0 * M_PI * I * wj * im->wshift[p]) : val;
+            }
+        }
+    }
+    for (int i = 0; i < im->nxo; i++) {
+        int x = im->xs[i];
+        for (int y = 0; y < im->ny; y++) {
+            size_t p = (size_t)i * im->ny + y;
+            double c = im->corr_x[x] * (im->corr_y[y] / im->wsum);
+            cols[p] = creal(acc[p]) * c * (im->use_w ? im->corr_w[p] : 1.0);
+        }
+    }
+    free(acc);
+    free(g);
+    double t0 = MPI_Wtime();
+    rc = gather_image(im, cols, image, err);
+    im->st.t_comm += MPI_Wtime() - t0;
+    free(cols);
+    return rc;
+}
+
+ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_err *err)
+{
+    ct_code rc = CT_OK;
+    if (!im->loaded)
+        rc = ct_fail(err, CT_ESTATE, "model: no visibilities loaded");
+    else if (im->rank == 0 && !root)
+        rc = ct_fail(err, CT_EINVAL, "model: NULL components on rank 0");
+    long ncomp = im->rank == 0 && root ? (long)root->n : 0;
+    MPI_Bcast(&ncomp, 1, MPI_LONG, 0, im->comm);
+    double *comp = malloc(((size_t)ncomp * 3 + 1) * sizeof *comp);
+    int *xpos = malloc(((size_t)im->nx + 1) * sizeof *xpos);
+    double complex *model = calloc(im->n + 1, sizeof *model);
+    if (rc == CT_OK && (!comp || !xpos || !model))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the model");
+    for (long c = 0; rc == CT_OK && im->rank == 0 && c < ncomp; c++) {
+        const ct_clean_component *cc = &root->items[c];
+        if (cc->ix < 0 || cc->ix >= im->nx || cc->iy < 0 || cc->iy >= im->ny || !isfinite(cc->flux))
+            rc = ct_fail(err, CT_EINVAL, "model: component %ld at (%d, %d) is outside the image", c,
+                         cc->ix, cc->iy);
+        comp[3 * c] = cc->ix;
+        comp[3 * c + 1] = cc->iy;
+        comp[3 * c + 2] = cc->flux;
+    }
+    if ((rc = agree(im->comm, rc, err)) != CT_OK) {
+        free(comp);
+        free(xpos);
+        free(model);
+        return rc;
+    }
+    double t0 = MPI_Wtime();
+    MPI_Bcast(comp, (int)(3 * ncomp), MPI_DOUBLE, 0, im->comm);
+    for (int x = 0; x < im->nx; x++)
+        xpos[x] = -1;
+    for (int i = 0; i < im->nxo; i++)
+        xpos[im->xs[i]] = i;
+    const int W = im->k.support;
+    for (long j = im->plane_lo; j <= im->plane_hi; j++) {
+        size_t from, to;
+        plane_rows(im, j, &from, &to);
+        unsigned long long mine = to - from, any = 0;
+        MPI_Allreduce(&mine, &any, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, im->comm);
+        if (any == 0)
+            continue;
+        double wj = im->wmin + (double)j * im->dw;
+        memset(im->tslab, 0, (size_t)im->ncol * im->gy * sizeof(double complex));
+        for (long c = 0; c < ncomp; c++) {
+            int x = (int)comp[3 * c], y = (int)comp[3 * c + 1], i = xpos[x];
+            if (i < 0)
+                continue;
+            size_t p = (size_t)i * im->ny + y;
+            double complex val = comp[3 * c + 2] * im->corr_x[x] * im->corr_y[y];
+            if (im->use_w)
+                val *= im->corr_w[p] * cexp(2.0 * M_PI * I * wj * im->wshift[p]);
+            long col = mod_long(x - im->nx / 2, im->gx) - im->col0;
+            im->tslab[col * im->gy + mod_long(y - im->ny / 2, im->gy)] += val;
+        }
+        backward_fft(im);
+        const double complex *ext = im->slab;
+        if (im->size > 1) {
+            double tc = MPI_Wtime();
+            long *want = malloc(((size_t)im->ext_n + 1) * sizeof *want);
+            rc = want ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory for grid rows");
+            for (long t = 0; want && t < im->ext_n; t++)
+                want[t] = mod_long(im->row0 + im->ext_lo + t, im->gy);
+            if ((rc = agree(im->comm, rc, err)) == CT_OK)
+                rc = agree(im->comm,
+                           fetch_rows(im, (const double *)im->slab, 2 * (size_t)im->gx,
+                                      2 * (size_t)im->gx, im->row_owner, (long)im->row0, want,
+                                      (size_t)im->ext_n, (double *)im->ext, err),
+                           err);
+            free(want);
+            im->st.t_comm += MPI_Wtime() - tc;
+            if (rc != CT_OK)
+                break;
+            ext = im->ext;
+        }
+        double td = MPI_Wtime();
+        for (size_t i = from; i < to; i++) {
+            double kw =
+                im->use_w ? ct_wplane_tap(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw, j) : 1.0;
+            if (kw == 0)
+                continue;
+            int ix[CT_GRID_MAX_SUPPORT], iy[CT_GRID_MAX_SUPPORT];
+            double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT];
+            ct_gkernel_taps(&im->k, im->uvw[3 * i] * im->gx * im->cell, im->gx, ix, kx);
+            ct_gkernel_taps(&im->k, im->uvw[3 * i + 1] * im->gy * im->cell, im->gy, iy, ky);
+            double complex sum = 0;
+            for (int b = 0; b < W; b++) {
+                long er = mod_long(im->first_row[i] + b - im->row0 - im->ext_lo, im->gy);
+                const double complex *row = ext + er * im->gx;
+                double complex sb = 0;
+                for (int a = 0; a < W; a++)
+                    sb += row[ix[a]] * kx[a];
+                sum += sb * ky[b];
+            }
+            model[i] += kw * sum;
+        }
+        im->st.t_degrid += MPI_Wtime() - td;
+    }
+    if (rc == CT_OK)
+        for (size_t i = 0; i < im->n; i++) {
+            double complex m = model[i];
+            if (im->use_w)
+                m *= cexp(2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid);
+            im->res[i] = im->vis[i] - m;
+        }
+    im->st.t_degrid += MPI_Wtime() - t0 - im->st.t_degrid * 0;
+    free(comp);
+    free(xpos);
+    free(model);
+    return rc;
+}

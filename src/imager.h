@@ -1,0 +1,107 @@
+/*
+ * imager.h -- visibilities to images across the ranks of an MPI communicator:
+ * weighting, w-stacked convolutional gridding, the distributed FFT (FFTW-MPI
+ * slabs) and degridding, with the same image, bit for bit, on any number of ranks.
+ *
+ * Conventions and accuracy are those of the one-rank gridder (gridder.h): uvw in
+ * wavelengths, V = S exp(+2 pi i (u l + v m + w (n - 1))), pixel (ix, iy) at
+ * l = (ix - nx/2) cell, m = (iy - ny/2) cell, images row-major [ny][nx], the
+ * dirty image normalized by the sum of the imaging weights, to within the
+ * requested epsilon of a direct Fourier transform.
+ *
+ * How the work is shared. The padded uv grid (2 nx by 2 ny, rows = v) is cut
+ * into FFTW-MPI's slabs of rows, one per rank. Each rank holds every
+ * visibility whose kernel touches its slab (a visibility near a slab edge is
+ * held by both neighbours) and grids it onto its own rows only. The 2-D FFT
+ * is a 1-D FFTW transform of each local row, FFTW-MPI's distributed
+ * transpose, and a 1-D transform of each row of the transposed slab: after
+ * it each rank holds a set of image columns, where the w planes are summed.
+ *
+ * Why the result does not depend on the rank count: every grid cell receives
+ * its contributions in one fixed order (w plane, density row, global row
+ * index), whichever rank computes it; every 1-D transform is made by the same
+ * FFTW plan on the same numbers; the transposes only move data; every pixel
+ * is summed over w planes by one rank; and the sums over all the data (the
+ * weights' normalization, Briggs' mean density, per-channel weights) are
+ * formed per density row of the uv grid and then added in row order on every
+ * rank. No floating-point sum is ever split differently for a different rank
+ * count, so 1, 2 or 16 ranks give the same bits (tests/test_imager.sh checks
+ * 1, 2 and 4).
+ *
+ * Input. Each rank passes its own rows, a contiguous block of one global
+ * sequence, the blocks in rank order (rank 0 the first rows); the global order
+ * fixes the order of summation. A row has uvw, a visibility, a natural weight
+ * (0 = flagged) and a channel number into a frequency table common to all
+ * ranks (for the primary beam's wideband weighting).
+ *
+ * Lifecycle (every call collective over the communicator, PETSc-style: every
+ * rank returns the same code; a failure on one rank is reported on all, with
+ * the failing rank's message): create, load, then any sequence of image /
+ * set_model; destroy.
+ */
+#ifndef CONTIMG_IMAGER_H
+#define CONTIMG_IMAGER_H
+
+#include "clean.h"
+#include "error.h"
+#include "weighting.h"
+
+#include <complex.h>
+#include <mpi.h>
+#include <stddef.h>
+
+typedef struct ct_imager ct_imager;
+
+typedef struct ct_imager_geom {
+    int nx, ny;       /* image pixels, both even, >= 2 */
+    double cell_rad;  /* pixel size, direction cosine */
+    double epsilon;   /* accuracy against a direct Fourier transform, [1e-14, 1e-1] */
+    int no_wterms;    /* nonzero: ignore w (the 2-D approximation) */
+    double max_bytes; /* per-rank memory the grids may take; 0: 80 % of this node's
+                         memory shared among the node's ranks */
+} ct_imager_geom;
+
+/* Plans the imaging. Refuses (CT_EINVAL), before allocating anything large,
+ * nonsense geometry and an image whose grids would not fit in max_bytes. */
+ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out, ct_err *err);
+
+/* Collective; NULL is ignored (on every rank alike). */
+void ct_imager_destroy(ct_imager *im);
+
+/* Takes this rank's n rows (see the top of this file), computes the imaging
+ * weights (wopts: its nx, ny and cell must match the geometry) and shares the
+ * rows out among the slabs. freq_hz holds nchan frequencies, the same on every
+ * rank; chan[k] indexes it. Refuses with CT_EINVAL a non-finite uvw, weight
+ * or weighted visibility, a channel outside the table, and data with nothing
+ * left after flags and uv cuts ("no data"). The arrays are copied. */
+ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *vis,
+                       const double *natural_w, const int *chan, size_t n, const double *freq_hz,
+                       int nchan, const ct_weight_opts *wopts, ct_err *err);
+
+/* The dirty image of the residual visibilities (the loaded ones less the
+ * model's prediction, see ct_imager_set_model), or with psf nonzero the PSF
+ * (every visibility 1), into image[ny * nx] on rank 0 (others may pass NULL). */
+ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err);
+
+/* Replaces the model by the components (rank 0's are used; others may pass
+ * NULL): the residual visibilities become the loaded ones less the model's
+ * predicted visibilities (degridded, to the same epsilon). */
+ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root_components, ct_err *err);
+
+typedef struct ct_imager_stats {
+    size_t n_rows;     /* rows imaged, over all ranks */
+    double weight_sum; /* sum of the imaging weights */
+    long w_planes;     /* planes per transform (1 without w-terms) */
+    int support;       /* kernel support W */
+    int ranks;
+    /* Seconds on this rank, summed over calls: */
+    double t_weights, t_grid, t_fft, t_degrid, t_comm;
+} ct_imager_stats;
+
+void ct_imager_get_stats(const ct_imager *im, ct_imager_stats *out);
+
+/* The sum of the imaging weights per channel (nchan values, the same on every
+ * rank): the weights of the primary beam's wideband average. */
+const double *ct_imager_channel_weights(const ct_imager *im);
+
+#endif

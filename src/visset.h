@@ -1,0 +1,107 @@
+/*
+ * visset.h -- one UVH5 file's data as Stokes I imaging rows, phased to one fixed ICRS centre.
+ *
+ * Owns: reading a DSA-110 drift-scan file (sky.h: fringe-stopped at apparent hour angle
+ * ha_phase_center, default 0, and declination phase_center_dec, both extra keywords) in
+ * bounded chunks of baseline-times, forming Stokes I with natural weights, and re-phasing
+ * every row from the file's moving meridian centre to one fixed image centre, with uvw
+ * in wavelengths along ICRS axes. It does not own weighting schemes, gridding or imaging.
+ *
+ * Convention (sky.h, gridder.h): with (u, v, w) in wavelengths and (l, m, n) a source's
+ * direction cosines from the centre (l east, m north, standard ICRS tangent-plane
+ * coordinates of the source's catalogue position about the centre's),
+ *     V = S exp(+2 pi i (u l + v m + w (n - 1))).
+ *
+ * Re-phasing. Let b be the baseline (metres) and s_hat a source's apparent direction, both
+ * as vectors; the file holds V_old = S exp(2 pi i (b.s_hat - w_old) / lambda) with
+ * w_old = b.s_old, s_old the apparent direction (HA 0, dec_pc) at the row's time. Per
+ * integration time t (cached, not per baseline):
+ *   1. b from the stored uvw: (u, v, w) are b's components along east, north and s_old of
+ *      the (H, dec) frame of date, so b = u e + v n + w s_old in a local equatorial frame
+ *      whose x axis is the meridian; rotated about the pole by the local Earth rotation
+ *      angle (ERFA eraApco13's eral) it is in CIRS, and by the transpose of the
+ *      bias-precession-nutation matrix (its bpn) in GCRS, i.e. ICRS axes.
+ *   2. The new phase direction p: the centre's apparent (CIRS: light deflection and
+ *      annual + diurnal aberration, eraAtciq) direction at t, back in ICRS axes by bpn^T.
+ *      A source at the centre's catalogue position then lands at l = m = 0 at every t.
+ *   3. V_new = V_old exp(+2 pi i (w_old - w_new)), w_new = b.p (both in wavelengths of the
+ *      row's channel), which leaves V_new = S exp(2 pi i b.(s_hat - p) / lambda).
+ *   4. u and v: b along E = k R e_c and N = k R n_c, where e_c, n_c are east and north at
+ *      the centre's ICRS position c, R the smallest rotation taking c to p, and
+ *      k = 1 - c.beta (beta: the observer's barycentric velocity over c). Why: aberration
+ *      is, to first order, that rotation (a shift of ~20 arcsec) plus a scale of the sky
+ *      around c by 1 - c.beta (up to 1e-4); absorbing the scale into u and v puts a
+ *      source at its ICRS offset (l, m), not at (1 - c.beta)(l, m), so what is left is
+ *      second order: |b|/lambda * theta^2 * |beta| cycles (theta the offset from centre;
+ *      3e-4 cycle for 12000 wavelengths at 1 degree), not |b|/lambda * theta * |beta|.
+ *      w stays b.p, which step 3 needs; the w-term's error is second order as well.
+ * Polar motion and UT1 - UTC are taken as 0 (neither is in the files): DUT1 < 0.9 s moves
+ * the whole sky by < 14 arcsec of hour angle for both the data's centre and ours alike
+ * (the simulator and the pointing use the same assumption); polar motion (< 0.5 arcsec)
+ * tilts the baseline frame by as much. No refraction.
+ *
+ * Stokes I and weights: the variance of a polarization sample is taken as 1 / nsamples
+ * (arbitrary units). With XX and YY both usable, I = (XX + YY) / 2 and the natural weight
+ * is 1 / var(I) = 4 / (1/n_xx + 1/n_yy); with one usable, I = that pol (exact for an
+ * unpolarized sky; a linearly polarized source leaks its +-Q) and the weight is its
+ * nsamples. A sample is unusable when flagged, when its nsamples <= 0 (both counted in
+ * n_flagged) or when its data or nsamples are NaN/Inf (counted in n_nonfinite). Counts are
+ * per polarization sample of the XX/YY pair on cross-correlations; XY/YX are ignored.
+ *
+ * Rows come in file order: blt ascending, then channel in file order; autocorrelation
+ * rows (n_autos_dropped counts their blt-channels) and rows with no usable pol are left
+ * out. Every row is a function of its own blt and channel alone, so reading consecutive
+ * ranges gives, concatenated, bit for bit the rows of reading their union.
+ *
+ * Memory: the output (56 bytes a row) plus CT_VISSET_CHUNK_BLTS blts of file data.
+ */
+#ifndef CONTIMG_VISSET_H
+#define CONTIMG_VISSET_H
+
+#include "error.h"
+#include "uvh5.h"
+
+#include <complex.h>
+#include <stddef.h>
+
+/* Baseline-times read from the file at a time. */
+#define CT_VISSET_CHUNK_BLTS 256
+
+typedef struct ct_vis_centre {
+    double ra_rad, dec_rad; /* ICRS */
+    double jd_mid;          /* UTC Julian date */
+} ct_vis_centre;
+
+/* The pointing at mid-observation: the file's phase centre (apparent HA ha_phase_center,
+ * default 0, at phase_center_dec) at the midpoint of the file's time range, converted to
+ * ICRS by ct_hadec_to_icrs with UT1 - UTC = 0, from the file's site. CT_EINVAL when the
+ * header lacks a usable phase_center_dec or has no valid times. */
+ct_code ct_vis_centre_of(const ct_uvh5_header *h, ct_vis_centre *out, ct_err *err);
+
+typedef struct ct_visset {
+    size_t n;                        /* rows kept */
+    double *uvw;                     /* n x 3, wavelengths, relative to the centre, ICRS axes */
+    double complex *vis;             /* Stokes I, Jy, phased to the centre */
+    double *weight;                  /* natural weight, > 0 */
+    double *freq_hz;                 /* n: each row's frequency (for primary-beam weighting) */
+    size_t n_flagged;                /* pol samples dropped: flagged or nsamples <= 0 */
+    size_t n_nonfinite;              /* pol samples dropped: NaN/Inf data or nsamples */
+    size_t n_autos_dropped;          /* autocorrelation blt-channels left out */
+    double freq_min_hz, freq_max_hz; /* of the file's channels (centres) */
+    double bandwidth_hz;             /* sum over channels of |channel_width| */
+} ct_visset;
+
+/* Frees the arrays and zeroes *v; safe on a zeroed visset and on NULL. */
+void ct_visset_free(ct_visset *v);
+
+/*
+ * Reads baseline-times [blt_start, blt_start + n_blt) of the open file f (n_blt
+ * (size_t)-1: to the end) into *out (overwritten; free it with ct_visset_free), phased to
+ * centre *c. A range with no usable data gives n == 0 and CT_OK. CT_EINVAL for a range
+ * outside the file or a file without XX/YY or phase_center_dec, CT_ENOMEM, CT_EIO when
+ * the data cannot be read; *out is then empty.
+ */
+ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct_vis_centre *c,
+                       ct_visset *out, ct_err *err);
+
+#endif

@@ -1,0 +1,273 @@
+/* test_imager.c -- the distributed imager (imager.h) on the ranks it is run
+ * with: its dirty image, PSF and residual after a model against the one-rank
+ * gridder and weighting (which tests/test_gridder.c and test_weighting.c check
+ * against a direct Fourier transform and the weighting formulas) and against a
+ * direct Fourier transform of its own; bad input refused on every rank alike.
+ *
+ *   test_imager OUT_FILE EPSILON
+ *
+ * Rank 0 writes the three images to OUT_FILE (raw doubles), so that
+ * tests/test_imager.sh can compare the runs on 1, 2 and 4 ranks byte for byte.
+ */
+#define _GNU_SOURCE
+#include "gridder.h"
+#include "imager.h"
+#include "testutil.h"
+#include "weighting.h"
+
+#include <complex.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NX    64
+#define NY    64
+#define NROWS 3000
+#define NCHAN 4
+
+static int rank, size;
+static double epsilon;
+static const char *out_path;
+
+static uint64_t rng_state;
+static double uniform01(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+typedef struct {
+    double uvw[3 * NROWS];
+    double complex vis[NROWS];
+    double wt[NROWS];
+    int chan[NROWS];
+} dataset;
+
+/* A field of 3 degrees, w up to 2000 wavelengths, three sources, noise, 5 %
+ * flagged: the same data on every rank. */
+static const double cell = 3.0 * M_PI / 180.0 / NX;
+static const struct {
+    int ix, iy;
+    double flux;
+} sources[] = {{32, 32, 2.0}, {10, 50, 1.0}, {55, 5, 0.5}};
+
+static void make_data(dataset *d)
+{
+    rng_state = 12345;
+    double umax = 0.45 / cell;
+    for (int k = 0; k < NROWS; k++) {
+        double *p = d->uvw + 3 * k;
+        p[0] = (2 * uniform01() - 1) * umax;
+        p[1] = (2 * uniform01() - 1) * umax;
+        p[2] = (2 * uniform01() - 1) * 2000.0;
+        d->vis[k] = 0.05 * ((uniform01() - 0.5) + I * (uniform01() - 0.5));
+        for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
+            double l = (sources[s].ix - NX / 2) * cell, m = (sources[s].iy - NY / 2) * cell;
+            double n = sqrt(1 - l * l - m * m);
+            d->vis[k] +=
+                sources[s].flux * cexp(2 * M_PI * I * (p[0] * l + p[1] * m + p[2] * (n - 1)));
+        }
+        d->wt[k] = uniform01() < 0.05 ? 0.0 : 0.5 + uniform01();
+        d->chan[k] = k % NCHAN;
+    }
+}
+
+static const double freqs[NCHAN] = {1.3e9, 1.35e9, 1.4e9, 1.45e9};
+
+/* This rank's block: contiguous, deliberately uneven. */
+static void block_of(int r, int *first, int *count)
+{
+    int a = (int)((long)NROWS * r / size) + (r > 0 ? 7 * (r % 2) : 0);
+    int b = r + 1 == size ? NROWS : (int)((long)NROWS * (r + 1) / size) + 7 * ((r + 1) % 2);
+    *first = a;
+    *count = b - a;
+}
+
+static ct_weight_opts briggs(void)
+{
+    return (ct_weight_opts){.kind = CT_WEIGHT_BRIGGS,
+                            .robust = 0.0,
+                            .nx = NX,
+                            .ny = NY,
+                            .cell_rad = cell,
+                            .min_uv_lambda = 20.0};
+}
+
+static double max_abs(const double *a, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+static double max_diff(const double *a, const double *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i] - b[i]));
+    return m;
+}
+
+static const ct_clean_component model_items[] = {{32, 32, 1.9}, {10, 50, 0.9}, {55, 5, 0.45}};
+
+static void test_images(void)
+{
+    static dataset d;
+    make_data(&d);
+    int first, count;
+    block_of(rank, &first, &count);
+    ct_err err;
+    ct_imager *im = NULL;
+    ct_imager_geom g = {.nx = NX, .ny = NY, .cell_rad = cell, .epsilon = epsilon};
+    REQUIRE_OK(ct_imager_create(MPI_COMM_WORLD, &g, &im, &err), err);
+    ct_weight_opts wo = briggs();
+    CHECK_OK(ct_imager_load(im, d.uvw + 3 * first, d.vis + first, d.wt + first, d.chan + first,
+                            (size_t)count, freqs, NCHAN, &wo, &err),
+             err);
+    static double dirty[NX * NY], psf[NX * NY], resid[NX * NY];
+    CHECK_OK(ct_imager_image(im, 0, dirty, &err), err);
+    CHECK_OK(ct_imager_image(im, 1, psf, &err), err);
+    ct_clean_components comps = {(ct_clean_component *)model_items, 3, 3};
+    CHECK_OK(ct_imager_set_model(im, &comps, &err), err);
+    CHECK_OK(ct_imager_image(im, 0, resid, &err), err);
+    ct_imager_stats st;
+    ct_imager_get_stats(im, &st);
+    double cw[NCHAN];
+    memcpy(cw, ct_imager_channel_weights(im), sizeof cw);
+    ct_imager_destroy(im);
+
+    if (rank == 0) {
+        FILE *f = fopen(out_path, "wb");
+        CHECK(f && fwrite(dirty, sizeof dirty, 1, f) == 1 && fwrite(psf, sizeof psf, 1, f) == 1 &&
+                  fwrite(resid, sizeof resid, 1, f) == 1 && fclose(f) == 0,
+              "cannot write %s", out_path);
+        printf("ranks %d: %zu rows, %ld w planes, support %d, weight sum %.17g\n", size, st.n_rows,
+               st.w_planes, st.support, st.weight_sum);
+    }
+    if (size != 1)
+        return;
+
+    /* The one-rank gridder and weighting on the same data. */
+    static double w[NROWS], sdirty[NX * NY], spsf[NX * NY], sresid[NX * NY];
+    static double complex ones[NROWS], pred[NROWS], rvis[NROWS];
+    REQUIRE_OK(ct_weights_compute(&wo, d.uvw, d.wt, NROWS, w, &err), err);
+    size_t kept = 0;
+    double wsum = 0, chan_sum[NCHAN] = {0};
+    for (int k = 0; k < NROWS; k++) {
+        kept += w[k] > 0;
+        wsum += w[k];
+        chan_sum[d.chan[k]] += w[k];
+        ones[k] = 1;
+    }
+    CHECK(st.n_rows == kept, "rows %zu, expected %zu", st.n_rows, kept);
+    CHECK(fabs(st.weight_sum - wsum) <= 1e-12 * wsum, "weight sum %g vs %g", st.weight_sum, wsum);
+    for (int c = 0; c < NCHAN; c++)
+        CHECK(fabs(cw[c] - chan_sum[c]) <= 1e-12 * wsum, "channel %d: %g vs %g", c, cw[c],
+              chan_sum[c]);
+    ct_gridder_plan *plan = NULL;
+    REQUIRE_OK(ct_gridder_plan_create(NX, NY, cell, epsilon, &plan, &err), err);
+    CHECK_OK(ct_gridder_dirty(plan, d.uvw, d.vis, w, NROWS, sdirty, &err), err);
+    CHECK_OK(ct_gridder_dirty(plan, d.uvw, ones, w, NROWS, spsf, &err), err);
+    static double model[NX * NY];
+    for (int c = 0; c < 3; c++)
+        model[model_items[c].iy * NX + model_items[c].ix] = model_items[c].flux;
+    CHECK_OK(ct_gridder_degrid(plan, d.uvw, model, NROWS, pred, &err), err);
+    for (int k = 0; k < NROWS; k++)
+        rvis[k] = d.vis[k] - pred[k];
+    CHECK_OK(ct_gridder_dirty(plan, d.uvw, rvis, w, NROWS, sresid, &err), err);
+    ct_gridder_plan_destroy(plan);
+    double peak = max_abs(sdirty, NX * NY);
+    double e1 = max_diff(dirty, sdirty, NX * NY) / peak, e2 = max_diff(psf, spsf, NX * NY);
+    double e3 = max_diff(resid, sresid, NX * NY) / peak;
+    printf("against the one-rank gridder: dirty %.2e, psf %.2e, residual %.2e (of the peak)\n", e1,
+           e2, e3);
+    CHECK(e1 <= 1e-12 && e2 <= 1e-12 && e3 <= 1e-12, "dirty %g psf %g residual %g", e1, e2, e3);
+
+    /* A direct Fourier transform with the w term, at every pixel. */
+    double dmax = 0, derr = 0;
+    static double dft[NX * NY];
+    for (int y = 0; y < NY; y++)
+        for (int x = 0; x < NX; x++) {
+            double l = (x - NX / 2) * cell, m = (y - NY / 2) * cell,
+                   n1 = sqrt(1 - l * l - m * m) - 1;
+            double s = 0;
+            for (int k = 0; k < NROWS; k++) {
+                const double *p = d.uvw + 3 * k;
+                if (w[k] > 0)
+                    s += w[k] *
+                         creal(d.vis[k] * cexp(-2 * M_PI * I * (p[0] * l + p[1] * m + p[2] * n1)));
+            }
+            dft[y * NX + x] = s / wsum;
+            dmax = fmax(dmax, fabs(dft[y * NX + x]));
+        }
+    derr = max_diff(dirty, dft, NX * NY) / dmax;
+    printf("against a direct Fourier transform: max|diff|/peak %.2e at epsilon %g\n", derr,
+           epsilon);
+    CHECK(derr <= epsilon, "DFT error %g above epsilon %g", derr, epsilon);
+    /* The residual shows the noise only: the model took out 95 % of each source. */
+    CHECK(fabs(resid[32 * NX + 32] - 0.1) < 0.02, "residual at the source %g", resid[32 * NX + 32]);
+}
+
+/* Bad input: refused on every rank with the same code. */
+static void test_refusals(void)
+{
+    static dataset d;
+    make_data(&d);
+    int first, count;
+    block_of(rank, &first, &count);
+    ct_err err;
+    ct_imager *im = NULL;
+    ct_imager_geom huge = {.nx = 1 << 20, .ny = 1 << 20, .cell_rad = 1e-7, .epsilon = 1e-4};
+    CHECK(ct_imager_create(MPI_COMM_WORLD, &huge, &im, &err) == CT_EINVAL && !im,
+          "a 2^20 image was not refused: %s", err.msg);
+    CHECK(strstr(err.msg, "GiB") != NULL, "message: %s", err.msg);
+    ct_imager_geom bad = {.nx = 63, .ny = 64, .cell_rad = cell, .epsilon = 1e-4};
+    CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL, "odd size accepted");
+    bad.nx = 64;
+    bad.cell_rad = -1;
+    CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL, "cell < 0 accepted");
+    bad.cell_rad = 0.1; /* 64 x 0.1 rad reaches past the horizon */
+    CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL, "horizon accepted");
+
+    ct_imager_geom g = {.nx = NX, .ny = NY, .cell_rad = cell, .epsilon = 1e-4};
+    REQUIRE_OK(ct_imager_create(MPI_COMM_WORLD, &g, &im, &err), err);
+    ct_weight_opts wo = briggs();
+    static double zero[NROWS];
+    CHECK(ct_imager_load(im, d.uvw + 3 * first, d.vis + first, zero, d.chan + first, (size_t)count,
+                         freqs, NCHAN, &wo, &err) == CT_EINVAL &&
+              strstr(err.msg, "no data"),
+          "fully flagged data: %s", err.msg);
+    /* A NaN on the last rank only: every rank refuses. */
+    if (rank == size - 1)
+        d.vis[first + count - 1] = NAN;
+    CHECK(ct_imager_load(im, d.uvw + 3 * first, d.vis + first, d.wt + first, d.chan + first,
+                         (size_t)count, freqs, NCHAN, &wo, &err) == CT_EINVAL &&
+              strstr(err.msg, "corrupt input"),
+          "NaN visibility: %s", err.msg);
+    double dummy[NX * NY];
+    CHECK(ct_imager_image(im, 0, dummy, &err) == CT_ESTATE, "image without data: %s", err.msg);
+    ct_imager_destroy(im);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (argc != 3) {
+        fprintf(stderr, "usage: test_imager OUT_FILE EPSILON\n");
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    out_path = argv[1];
+    epsilon = atof(argv[2]);
+    RUN(test_images);
+    RUN(test_refusals);
+    int failed = tu_failed, any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    int rc = tu_finish();
+    MPI_Finalize();
+    return any ? 1 : rc;
+}
