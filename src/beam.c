@@ -95,9 +95,11 @@ static double table_eval(const pb_table *t, double r)
            h11 * t->step * t->der[j + 1];
 }
 
-ct_code ct_pb_correct(const double *image, int nx, int ny, double cell_rad, const double *freq_hz,
-                      const double *weight, size_t n_freq, double pblimit, double *corrected,
-                      double *pb_out, ct_err *err)
+/* The beam averaged over pointings (pl, pm) with weights pw: see beam.h. */
+static ct_code pb_apply(const double *image, int nx, int ny, double cell_rad, const double *freq_hz,
+                        const double *weight, size_t n_freq, const double *pl, const double *pm,
+                        const double *pw, size_t n_point, double pblimit, double *corrected,
+                        double *pb_out, ct_err *err)
 {
     if (!(pblimit > 0 && pblimit <= 1))
         return ct_fail(err, CT_EINVAL, "primary beam: pblimit %g is outside (0, 1]", pblimit);
@@ -120,6 +122,15 @@ ct_code ct_pb_correct(const double *image, int nx, int ny, double cell_rad, cons
     }
     if (!(wsum > 0) || !isfinite(wsum))
         return ct_fail(err, CT_EINVAL, "primary beam: the weights sum to %g", wsum);
+    double psum = 0;
+    for (size_t q = 0; q < n_point; q++) {
+        if (!isfinite(pl[q]) || !isfinite(pm[q]) || !(pw[q] >= 0) || !isfinite(pw[q]))
+            return ct_fail(err, CT_EINVAL, "primary beam: pointing %zu (%g, %g) weight %g", q,
+                           pl[q], pm[q], pw[q]);
+        psum += pw[q];
+    }
+    if (!(psum > 0))
+        return ct_fail(err, CT_EINVAL, "primary beam: the pointings' weights sum to %g", psum);
 
     /* The farthest pixel from the centre: column 0 or nx - 1, row 0 or ny - 1. */
     double dx = fmax(nx / 2, nx - 1 - nx / 2) * cell_rad;
@@ -129,9 +140,13 @@ ct_code ct_pb_correct(const double *image, int nx, int ny, double cell_rad, cons
         return ct_fail(err, CT_EINVAL,
                        "primary beam: the image corner is beyond the horizon (l^2 + m^2 = %g)",
                        r2_max);
+    double off = 0;
+    for (size_t q = 0; q < n_point; q++)
+        off = fmax(off, hypot(pl[q], pm[q]));
+    double r_max = sqrt(r2_max) + off;
 
     pb_table t = {0};
-    ct_code rc = table_build(&t, sqrt(r2_max), freq_hz, weight, n_freq, err);
+    ct_code rc = table_build(&t, r_max, freq_hz, weight, n_freq, err);
     if (rc != CT_OK)
         return rc;
     for (int iy = 0; iy < ny; iy++) {
@@ -139,7 +154,16 @@ ct_code ct_pb_correct(const double *image, int nx, int ny, double cell_rad, cons
         for (int ix = 0; ix < nx; ix++) {
             double l = (ix - nx / 2) * cell_rad;
             size_t p = (size_t)iy * (size_t)nx + (size_t)ix;
-            double pb = table_eval(&t, sqrt(l * l + m * m));
+            double pb;
+            if (n_point == 1 && pl[0] == 0 && pm[0] == 0) {
+                pb = table_eval(&t, sqrt(l * l + m * m));
+            } else {
+                double s = 0;
+                for (size_t q = 0; q < n_point; q++)
+                    if (pw[q] > 0)
+                        s += pw[q] * table_eval(&t, hypot(l - pl[q], m - pm[q]));
+                pb = s / psum;
+            }
             corrected[p] = pb >= pblimit ? image[p] / pb : NAN;
             if (pb_out)
                 pb_out[p] = pb;
@@ -148,4 +172,25 @@ ct_code ct_pb_correct(const double *image, int nx, int ny, double cell_rad, cons
     free(t.val);
     free(t.der);
     return CT_OK;
+}
+
+ct_code ct_pb_correct(const double *image, int nx, int ny, double cell_rad, const double *freq_hz,
+                      const double *weight, size_t n_freq, double pblimit, double *corrected,
+                      double *pb_out, ct_err *err)
+{
+    const double zero = 0, one = 1;
+    return pb_apply(image, nx, ny, cell_rad, freq_hz, weight, n_freq, &zero, &zero, &one, 1,
+                    pblimit, corrected, pb_out, err);
+}
+
+ct_code ct_pb_correct_drift(const double *image, int nx, int ny, double cell_rad,
+                            const double *freq_hz, const double *weight, size_t n_freq,
+                            const double *point_l, const double *point_m,
+                            const double *point_weight, size_t n_point, double pblimit,
+                            double *corrected, double *pb_out, ct_err *err)
+{
+    if (n_point == 0 || !point_l || !point_m || !point_weight)
+        return ct_fail(err, CT_EINVAL, "primary beam: no pointings");
+    return pb_apply(image, nx, ny, cell_rad, freq_hz, weight, n_freq, point_l, point_m,
+                    point_weight, n_point, pblimit, corrected, pb_out, err);
 }

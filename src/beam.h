@@ -67,4 +67,18 @@ ct_code ct_pb_correct(const double *image, int nx, int ny, double cell_rad, cons
                       const double *weight, size_t n_freq, double pblimit, double *corrected,
                       double *pb_out, ct_err *err);
 
+/* The same for a drift scan, whose dishes point at (point_l[q], point_m[q])
+ * (direction cosines from the image centre, east and north) for a share
+ * point_weight[q] of the data (the imaging weight of each integration): the
+ * beam is the weighted mean over the pointings of the wideband beam centred
+ * on each, pb(l, m) = sum_q w_q B(|(l, m) - (l_q, m_q)|) / sum_q w_q (the
+ * distance taken in the image plane: exact to second order in the offsets).
+ * The checks of ct_pb_correct, and CT_EINVAL for no pointing, a non-finite
+ * offset, or weights that are negative or sum to 0. */
+ct_code ct_pb_correct_drift(const double *image, int nx, int ny, double cell_rad,
+                            const double *freq_hz, const double *weight, size_t n_freq,
+                            const double *point_l, const double *point_m,
+                            const double *point_weight, size_t n_point, double pblimit,
+                            double *corrected, double *pb_out, ct_err *err);
+
 #endif

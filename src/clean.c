@@ -186,6 +186,7 @@ void ct_clean_opts_default(ct_clean_opts *o)
     o->niter = 1000;
     o->threshold = 0;
     o->mask = NULL;
+    o->psf_nx = o->psf_ny = 0;
 }
 
 void ct_clean_components_free(ct_clean_components *c)
@@ -238,6 +239,10 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
     if (!(o->threshold >= 0) || !isfinite(o->threshold))
         return ct_fail(err, CT_EINVAL, "clean: threshold %g is not a finite value >= 0",
                        o->threshold);
+    const int pnx = o->psf_nx ? o->psf_nx : nx, pny = o->psf_ny ? o->psf_ny : ny;
+    if (pnx < nx || pny < ny || !size_ok(pnx, pny))
+        return ct_fail(err, CT_EINVAL, "clean: PSF %d x %d is smaller than the image %d x %d", pnx,
+                       pny, nx, ny);
     if (o->mask && (o->mask_nx != nx || o->mask_ny != ny))
         return ct_fail(err, CT_EINVAL, "clean: mask is %d x %d, the image %d x %d", o->mask_nx,
                        o->mask_ny, nx, ny);
@@ -250,7 +255,7 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
                            q->ix, q->iy, nx, ny);
     }
     double p0;
-    ct_code rc = check_psf(psf, nx, ny, &p0, err);
+    ct_code rc = check_psf(psf, pnx, pny, &p0, err);
     if (rc != CT_OK)
         return rc;
     size_t n = (size_t)nx * (size_t)ny;
@@ -268,7 +273,7 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
     for (size_t k = 0; k < out->n; k++)
         where[(size_t)out->items[k].iy * (size_t)nx + (size_t)out->items[k].ix] = (long)k;
 
-    const int cx = nx / 2, cy = ny / 2;
+    const int cx = pnx / 2, cy = pny / 2;
     const unsigned char *mask = o->mask;
     int iter = 0;
     double peak_abs = 0;
@@ -298,11 +303,11 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
         double flux = o->gain * residual[best] / p0;
 
         /* residual(ix, iy) -= flux psf(ix - px + cx, iy - py + cy), where that exists. */
-        int y0 = py - cy > 0 ? py - cy : 0, y1 = py - cy + ny < ny ? py - cy + ny : ny;
-        int x0 = px - cx > 0 ? px - cx : 0, x1 = px - cx + nx < nx ? px - cx + nx : nx;
+        int y0 = py - cy > 0 ? py - cy : 0, y1 = py - cy + pny < ny ? py - cy + pny : ny;
+        int x0 = px - cx > 0 ? px - cx : 0, x1 = px - cx + pnx < nx ? px - cx + pnx : nx;
         for (int iy = y0; iy < y1; iy++) {
             double *r = residual + (size_t)iy * (size_t)nx;
-            const double *p = psf + (size_t)(iy - py + cy) * (size_t)nx;
+            const double *p = psf + (size_t)(iy - py + cy) * (size_t)pnx;
             for (int ix = x0; ix < x1; ix++)
                 r[ix] -= flux * p[ix - px + cx];
         }

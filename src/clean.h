@@ -22,11 +22,12 @@
  * Hogbom CLEAN (ct_clean_hogbom): repeatedly find the largest |residual|
  * (within the mask, ties going to the lowest row-major index), record a
  * component of gain * peak / p0 there and subtract that component times the
- * PSF shifted so that its centre lies on the peak pixel. The PSF is only as
- * large as the image, so the shifted PSF is truncated: pixels whose offset
- * from the component falls outside the PSF image are left untouched. For
- * components in the central quarter of the image this loses only the PSF's
- * far sidelobes; a PSF twice the image size (not supported here) avoids it.
+ * PSF shifted so that its centre lies on the peak pixel. A PSF as large as
+ * the image is truncated when shifted: pixels whose offset from the
+ * component falls outside it are left untouched, which for components away
+ * from the centre leaves their far sidelobes in the residual (and CLEAN then
+ * takes them for sources). A PSF twice the image size (psf_nx, psf_ny)
+ * covers every offset; the imaging stage uses one.
  *
  * Restoration (ct_clean_restore): the residual plus every component
  * convolved with the restoring beam normalized to a peak of 1 (so a point
@@ -64,9 +65,13 @@ typedef struct ct_clean_opts {
      * mask_nx, which must equal the image's; NULL cleans everywhere. */
     const unsigned char *mask;
     int mask_nx, mask_ny;
+    /* The PSF's size, when larger than the image's (0: the same). A PSF of
+     * twice the image's size (centre at psf_nx/2, psf_ny/2) holds every
+     * offset between two pixels, so that no component's sidelobes are cut. */
+    int psf_nx, psf_ny;
 } ct_clean_opts;
 
-/* gain 0.1, niter 1000, threshold 0, no mask. */
+/* gain 0.1, niter 1000, threshold 0, no mask, a PSF of the image's size. */
 void ct_clean_opts_default(ct_clean_opts *o);
 
 typedef struct ct_clean_component {
@@ -98,7 +103,8 @@ typedef struct ct_clean_result {
 const char *ct_clean_stop_name(ct_clean_stop reason);
 
 /* Hogbom CLEAN of residual (in: the dirty image, out: the residual) with psf
- * (the same nx by ny, its largest value positive and at the centre pixel).
+ * (nx by ny, or psf_nx by psf_ny, its largest value positive and at the
+ * centre pixel).
  * Components are added to *out (merged with entries already there at the
  * same pixel, so successive calls accumulate one model). Refuses
  * (CT_EINVAL), before changing anything, gain outside (0, 1], niter < 0, a

@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "convert.h"
 
+#include "mpiutil.h"
+
 #include "fsutil.h"
 
 #include "groups.h"
@@ -27,32 +29,6 @@
 #define HISTORY_NOTE "combined by contimg convert from 16 subbands"
 
 /* ---- Agreement across ranks ------------------------------------------------------------ */
-
-/* Every rank passes its own outcome; all get the outcome of the lowest-numbered rank that
- * failed (code and message), or CT_OK when none did. */
-static ct_code agree(MPI_Comm comm, ct_code rc, ct_err *e)
-{
-    int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    int mine = rc != CT_OK ? rank : size, first = size;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == size)
-        return CT_OK;
-    struct {
-        int code;
-        char msg[CT_ERRMSG_MAX];
-    } buf;
-    memset(&buf, 0, sizeof buf);
-    if (rank == first) {
-        buf.code = (int)rc;
-        snprintf(buf.msg, sizeof buf.msg, "%s", e->msg);
-    }
-    MPI_Bcast(&buf, (int)sizeof buf, MPI_BYTE, first, comm);
-    e->code = (ct_code)buf.code;
-    snprintf(e->msg, sizeof e->msg, "%s", buf.msg);
-    return e->code;
-}
 
 /* ---- The group -------------------------------------------------------------------------- */
 
@@ -450,7 +426,7 @@ ct_code ct_convert(MPI_Comm comm, const char *const *inputs, size_t n_inputs, co
     memset(&oh, 0, sizeof oh);
     if (rc == CT_OK)
         rc = out_header(&g, &oh, &e);
-    if ((rc = agree(comm, rc, &e)) != CT_OK)
+    if ((rc = ct_mpi_agree(comm, rc, &e)) != CT_OK)
         goto done;
 
     /* 2. Rank 0 names the temporary file beside the output. */
@@ -459,14 +435,14 @@ ct_code ct_convert(MPI_Comm comm, const char *const *inputs, size_t n_inputs, co
     if (rank == 0 && snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%lu", out_path, (long)getpid(),
                               tmp_seq++) >= (int)sizeof tmp)
         rc = ct_fail(&e, CT_EINVAL, "convert: output path too long");
-    if ((rc = agree(comm, rc, &e)) != CT_OK)
+    if ((rc = ct_mpi_agree(comm, rc, &e)) != CT_OK)
         goto done;
     MPI_Bcast(tmp, (int)sizeof tmp, MPI_CHAR, 0, comm);
 
     /* 3. Create, copy, close: collective throughout. */
     ct_uvh5_file *out = NULL;
     rc = ct_uvh5_pcreate(comm, tmp, &oh, &out, &e);
-    if ((rc = agree(comm, rc, &e)) != CT_OK) {
+    if ((rc = ct_mpi_agree(comm, rc, &e)) != CT_OK) {
         ct_uvh5_abort(out);
         if (rank == 0)
             unlink(tmp);
@@ -474,14 +450,14 @@ ct_code ct_convert(MPI_Comm comm, const char *const *inputs, size_t n_inputs, co
     }
     unsigned long long moved = 0;
     rc = copy_data(comm, &g, out, block, &moved, &e);
-    rc = agree(comm, rc, &e);
+    rc = ct_mpi_agree(comm, rc, &e);
     ct_err ce;
     ct_code crc = ct_uvh5_pclose(out, &ce);
     if (rc == CT_OK && crc != CT_OK) {
         rc = crc;
         e = ce;
     }
-    rc = agree(comm, rc, &e);
+    rc = ct_mpi_agree(comm, rc, &e);
 
     /* 4. Rank 0 moves the finished file into place. */
     if (rank == 0) {
@@ -494,7 +470,7 @@ ct_code ct_convert(MPI_Comm comm, const char *const *inputs, size_t n_inputs, co
         else
             unlink(tmp);
     }
-    rc = agree(comm, rc, &e);
+    rc = ct_mpi_agree(comm, rc, &e);
     if (rc == CT_OK && res != NULL) {
         unsigned long long total = 0;
         MPI_Allreduce(&moved, &total, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);

@@ -3,6 +3,7 @@
 #include "imager.h"
 
 #include "gridkernel.h"
+#include "mpiutil.h"
 
 #include <complex.h> /* before fftw3.h: fftw_complex is then double complex */
 #include <fftw3-mpi.h>
@@ -14,8 +15,8 @@
 #include <unistd.h>
 
 /* One row as it travels between ranks: u, v, w, re, im, weight, channel,
- * global index (exact in a double below 2^53). */
-enum { REC_U, REC_V, REC_W, REC_RE, REC_IM, REC_WT, REC_CHAN, REC_K, REC_LEN };
+ * epoch, global index (integers exact in a double below 2^53). */
+enum { REC_U, REC_V, REC_W, REC_RE, REC_IM, REC_WT, REC_CHAN, REC_EPOCH, REC_K, REC_LEN };
 
 struct ct_imager {
     MPI_Comm comm;
@@ -30,7 +31,11 @@ struct ct_imager {
      * columns [col0, col0 + ncol) of its transpose; every rank's, too. */
     ptrdiff_t row0, nrow, col0, ncol, alloc;
     ptrdiff_t *rows_start, *rows_count, *cols_start, *cols_count;
-    int *row_owner, *drow_owner; /* the owners of the gy grid rows, the ny density rows */
+    int *row_owner; /* the owners of the gy grid rows */
+    /* The weights' density grid (wnx by wny cells, weighting.h): density row
+     * dr belongs to the rank that holds grid row qy dr, qy = gy / wny. */
+    int wnx, wny, qy;
+    int *drow_owner;
     double complex *slab, *tslab;
     fftw_plan row_fwd, row_bwd, col_fwd, col_bwd, to_cols, to_rows;
 
@@ -56,35 +61,10 @@ struct ct_imager {
 
     int loaded;
     double wsum;
-    int nchan;
-    double *chan_w;
+    int nchan, nepoch;
+    double *chan_w, *epoch_w;
     ct_imager_stats st;
 };
-
-/* ---- agreement: every collective call returns the same code on every rank ---- */
-
-/* Makes rc collective: when any rank failed, every rank returns the lowest
- * failing rank's code and message. */
-static ct_code agree(MPI_Comm comm, ct_code rc, ct_err *err)
-{
-    int rank;
-    MPI_Comm_rank(comm, &rank);
-    int mine = rc != CT_OK ? rank : INT_MAX, first;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == INT_MAX)
-        return CT_OK;
-    struct {
-        int code;
-        char msg[CT_ERRMSG_MAX];
-    } m = {(int)rc, ""};
-    if (rank == first && err)
-        memcpy(m.msg, err->msg, sizeof m.msg);
-    MPI_Bcast(&m, (int)sizeof m, MPI_BYTE, first, comm);
-    m.msg[CT_ERRMSG_MAX - 1] = 0;
-    if (rank == first)
-        return rc;
-    return ct_fail(err, (ct_code)m.code, "%s", m.msg);
-}
 
 static long mod_long(long a, long n)
 {
@@ -97,11 +77,13 @@ static long mod_long(long a, long n)
  * on that row. Rank r owns density rows [drow_start, drow_end). */
 static long drow_start(const ct_imager *im, int r)
 {
-    return im->rows_count[r] > 0 ? (long)(im->rows_start[r] + 1) / 2 : 0;
+    return im->rows_count[r] > 0 ? (long)(im->rows_start[r] + im->qy - 1) / im->qy : 0;
 }
 static long drow_end(const ct_imager *im, int r)
 {
-    return im->rows_count[r] > 0 ? (long)(im->rows_start[r] + im->rows_count[r] + 1) / 2 : 0;
+    return im->rows_count[r] > 0
+               ? (long)(im->rows_start[r] + im->rows_count[r] + im->qy - 1) / im->qy
+               : 0;
 }
 
 /* A contiguous MPI type of n doubles (rows of records or grid rows, so that
@@ -260,7 +242,7 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
         rc = ct_fail(err, CT_EINVAL, "gridder accuracy %g: must be in [1e-14, 1e-1]", g->epsilon);
     else if (!(g->max_bytes >= 0))
         rc = ct_fail(err, CT_EINVAL, "memory limit %g: must be >= 0", g->max_bytes);
-    if ((rc = agree(comm, rc, err)) != CT_OK)
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         return rc;
 
     fftw_mpi_init();
@@ -286,13 +268,13 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
                      "image %d x %d needs %.3g GiB per rank on %d rank(s), over the %.3g GiB "
                      "available: make it smaller or use more ranks",
                      g->nx, g->ny, need / 1073741824.0, P, limit / 1073741824.0);
-    if ((rc = agree(comm, rc, err)) != CT_OK)
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         return rc;
 
     ct_imager *im = calloc(1, sizeof *im);
     if (!im)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for an imager");
-    if ((rc = agree(comm, rc, err)) != CT_OK)
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         return rc;
     MPI_Comm_dup(comm, &im->comm);
     im->rank = rank;
@@ -337,17 +319,14 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
             free(all);
         }
         im->corr_y = im->corr_x + g->nx;
-        im->row_owner = malloc(((size_t)gy + (size_t)g->ny) * sizeof(int));
+        im->row_owner = malloc(((size_t)gy + 1) * sizeof(int));
         if (!im->row_owner)
             rc = ct_fail(err, CT_ENOMEM, "out of memory for the slab table");
     }
     if (rc == CT_OK) {
-        im->drow_owner = im->row_owner + gy;
         for (int r = 0; r < P; r++)
             for (ptrdiff_t i = 0; i < im->rows_count[r]; i++)
                 im->row_owner[im->rows_start[r] + i] = r;
-        for (int d = 0; d < g->ny; d++)
-            im->drow_owner[d] = im->row_owner[2 * d];
     }
     if (rc == CT_OK) {
         /* One plan per axis and direction, applied to every row: rows are
@@ -372,7 +351,7 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
         rc = setup_pixels(im, err);
     im->st.support = im->k.support;
     im->st.ranks = P;
-    if ((rc = agree(comm, rc, err)) != CT_OK) {
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK) {
         ct_imager_destroy(im);
         return rc;
     }
@@ -390,7 +369,9 @@ static void free_rows(ct_imager *im)
     free(im->bucket);
     fftw_free(im->ext);
     free(im->chan_w);
-    im->uvw = im->wt = im->chan_w = NULL;
+    free(im->drow_owner);
+    im->drow_owner = NULL;
+    im->uvw = im->wt = im->chan_w = im->epoch_w = NULL;
     im->vis = im->res = im->ext = NULL;
     im->first_row = NULL;
     im->bucket = NULL;
@@ -426,9 +407,23 @@ void ct_imager_get_stats(const ct_imager *im, ct_imager_stats *out)
     *out = im->st;
 }
 
+void ct_imager_rows(const ct_imager *im, const double **uvw, const double complex **vis,
+                    const double **weight, size_t *n)
+{
+    *uvw = im->uvw;
+    *vis = im->vis;
+    *weight = im->wt;
+    *n = im->n;
+}
+
 const double *ct_imager_channel_weights(const ct_imager *im)
 {
     return im->chan_w;
+}
+
+const double *ct_imager_epoch_weights(const ct_imager *im)
+{
+    return im->epoch_w;
 }
 
 /* ---- load: weights, then rows to slabs ---- */
@@ -459,7 +454,7 @@ static ct_code exchange_records(ct_imager *im, const double *send, const int *sc
     *recv = rc == CT_OK ? malloc(((size_t)total * REC_LEN + 1) * sizeof(double)) : NULL;
     if (rc == CT_OK && !*recv)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld visibility rows", total);
-    if ((rc = agree(im->comm, rc, err)) == CT_OK) {
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK) {
         MPI_Datatype t = row_type(REC_LEN);
         MPI_Alltoallv(send, scount, sdisp, t, *recv, rcount, rdisp, t, im->comm);
         MPI_Type_free(&t);
@@ -494,8 +489,8 @@ static long density_row(const ct_imager *im, const ct_weight_opts *o, double u, 
 {
     long long iu, iv;
     ct_weight_cell(o, u, v, &iu, &iv);
-    *iu_out = mod_long((long)iu, im->nx);
-    return mod_long((long)iv, im->ny);
+    *iu_out = mod_long((long)iu, im->wnx);
+    return mod_long((long)iv, im->wny);
 }
 
 /* Sums per density row (a row-major table of nrows x width on each owner)
@@ -506,7 +501,7 @@ static ct_code sum_by_rows(ct_imager *im, const double *mine, size_t width, doub
 {
     int P = im->size;
     int *cnt = malloc(2 * (size_t)P * sizeof *cnt);
-    double *all = malloc(((size_t)im->ny * width + 1) * sizeof *all);
+    double *all = malloc(((size_t)im->wny * width + 1) * sizeof *all);
     if (!cnt || !all) {
         free(cnt);
         free(all);
@@ -522,7 +517,7 @@ static ct_code sum_by_rows(ct_imager *im, const double *mine, size_t width, doub
     MPI_Type_free(&t);
     for (size_t c = 0; c < width; c++)
         total[c] = 0;
-    for (int r = 0; r < im->ny; r++)
+    for (int r = 0; r < im->wny; r++)
         for (size_t c = 0; c < width; c++)
             total[c] += all[(size_t)r * width + c];
     free(cnt);
@@ -532,8 +527,8 @@ static ct_code sum_by_rows(ct_imager *im, const double *mine, size_t width, doub
 
 /* Step 1 of a load: rows to the owners of their density rows, which weight them. */
 static ct_code weight_rows(ct_imager *im, const double *uvw, const double complex *vis,
-                           const double *nat, const int *chan, size_t n, const ct_weight_opts *o,
-                           double **owned, size_t *nowned, ct_err *err)
+                           const double *nat, const int *chan, const int *epoch, size_t n,
+                           const ct_weight_opts *o, double **owned, size_t *nowned, ct_err *err)
 {
     int P = im->size;
     ct_code rc = CT_OK;
@@ -560,7 +555,7 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
         rc = ct_fail(err, CT_EINVAL, "%zu rows on one rank: use more ranks", nkept);
     if (rc == CT_OK && !(send = malloc((nkept * REC_LEN + 1) * sizeof *send)))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu rows", nkept);
-    if ((rc = agree(im->comm, rc, err)) != CT_OK) {
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
         free(scount);
         free(dest);
         free(send);
@@ -583,6 +578,7 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
             r[REC_IM] = cimag(vis[i]);
             r[REC_WT] = nat[i];
             r[REC_CHAN] = chan[i];
+            r[REC_EPOCH] = epoch[i];
             r[REC_K] = (double)(k0 + (long long)i);
         }
     }
@@ -599,27 +595,28 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
      * (the records arrived in it), then W_c = P_c + P_-c with the mirrored
      * rows fetched from their owners. */
     const long d0 = drow_start(im, im->rank), nd = drow_end(im, im->rank) - d0;
-    const size_t width = 3 + (size_t)im->nchan; /* sum w, sum w W, sum w_img, per channel */
-    double *dens = calloc((size_t)nd * im->nx + 1, sizeof *dens);
-    double *mirror = malloc(((size_t)nd * im->nx + 1) * sizeof *mirror);
+    /* sum w, sum w W, sum w_img, then sum w_img per channel and per epoch */
+    const size_t width = 3 + (size_t)im->nchan + (size_t)im->nepoch;
+    double *dens = calloc((size_t)nd * im->wnx + 1, sizeof *dens);
+    double *mirror = malloc(((size_t)nd * im->wnx + 1) * sizeof *mirror);
     double *rowsum = calloc((size_t)nd * width + 1, sizeof *rowsum);
     long *want = malloc(((size_t)nd + 1) * sizeof *want);
     if (!dens || !mirror || !rowsum || !want)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the weight density");
-    rc = agree(im->comm, rc, err);
+    rc = ct_mpi_agree(im->comm, rc, err);
     const int density = o->kind != CT_WEIGHT_NATURAL;
     if (rc == CT_OK && density) {
         for (size_t i = 0; i < nrecv; i++) {
             const double *r = recv + i * REC_LEN;
             long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
-            dens[(size_t)(dr - d0) * im->nx + iu] += r[REC_WT];
+            dens[(size_t)(dr - d0) * im->wnx + iu] += r[REC_WT];
         }
         for (long d = 0; d < nd; d++)
-            want[d] = mod_long(-(d0 + d), im->ny);
-        rc = agree(im->comm,
-                   fetch_rows(im, dens, (size_t)im->nx, (size_t)im->nx, im->drow_owner, d0, want,
-                              (size_t)nd, mirror, err),
-                   err);
+            want[d] = mod_long(-(d0 + d), im->wny);
+        rc = ct_mpi_agree(im->comm,
+                          fetch_rows(im, dens, (size_t)im->wnx, (size_t)im->wnx, im->drow_owner, d0,
+                                     want, (size_t)nd, mirror, err),
+                          err);
     }
     /* Per density row, in record order: sum w and sum w W (Briggs' mean density). */
     for (size_t i = 0; rc == CT_OK && i < nrecv; i++) {
@@ -628,8 +625,8 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
         double *rs = rowsum + (size_t)(dr - d0) * width;
         double W = 0;
         if (density) {
-            W = dens[(size_t)(dr - d0) * im->nx + iu] +
-                mirror[(size_t)(dr - d0) * im->nx + mod_long(-iu, im->nx)];
+            W = dens[(size_t)(dr - d0) * im->wnx + iu] +
+                mirror[(size_t)(dr - d0) * im->wnx + mod_long(-iu, im->wnx)];
         }
         rs[0] += r[REC_WT];
         rs[1] += r[REC_WT] * W;
@@ -637,8 +634,8 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
     double *tot = malloc((width + 1) * sizeof *tot);
     if (rc == CT_OK && !tot)
         rc = ct_fail(err, CT_ENOMEM, "out of memory summing weights");
-    if ((rc = agree(im->comm, rc, err)) == CT_OK)
-        rc = agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK)
+        rc = ct_mpi_agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
     double f2 = 0;
     if (rc == CT_OK && o->kind == CT_WEIGHT_BRIGGS)
         f2 = ct_weight_briggs_f2(o->robust, tot[1], tot[0]);
@@ -649,24 +646,27 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
         for (size_t i = 0; i < nrecv; i++) {
             double *r = recv + i * REC_LEN;
             long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
-            double W = density ? dens[(size_t)(dr - d0) * im->nx + iu] +
-                                     mirror[(size_t)(dr - d0) * im->nx + mod_long(-iu, im->nx)]
+            double W = density ? dens[(size_t)(dr - d0) * im->wnx + iu] +
+                                     mirror[(size_t)(dr - d0) * im->wnx + mod_long(-iu, im->wnx)]
                                : 0;
             r[REC_WT] = ct_weight_final(o, r[REC_WT], W, f2);
             double *rs = rowsum + (size_t)(dr - d0) * width;
             rs[2] += r[REC_WT];
             rs[3 + (size_t)r[REC_CHAN]] += r[REC_WT];
+            rs[3 + (size_t)im->nchan + (size_t)r[REC_EPOCH]] += r[REC_WT];
         }
-        rc = agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
+        rc = ct_mpi_agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
     }
     if (rc == CT_OK) {
         im->wsum = tot[2];
-        im->chan_w = malloc(((size_t)im->nchan + 1) * sizeof *im->chan_w);
+        im->chan_w = malloc(((size_t)im->nchan + (size_t)im->nepoch + 1) * sizeof *im->chan_w);
         if (!im->chan_w)
             rc = ct_fail(err, CT_ENOMEM, "out of memory");
-        else
-            memcpy(im->chan_w, tot + 3, (size_t)im->nchan * sizeof(double));
-        rc = agree(im->comm, rc, err);
+        else {
+            memcpy(im->chan_w, tot + 3, ((size_t)im->nchan + (size_t)im->nepoch) * sizeof(double));
+            im->epoch_w = im->chan_w + im->nchan;
+        }
+        rc = ct_mpi_agree(im->comm, rc, err);
     }
     free(tot);
     free(dens);
@@ -717,7 +717,7 @@ static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_
     double *send = scount ? malloc((total * REC_LEN + 1) * sizeof *send) : NULL;
     if (!send)
         rc = ct_fail(err, CT_ENOMEM, "out of memory sharing %zu visibility rows", total);
-    if ((rc = agree(im->comm, rc, err)) != CT_OK) {
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
         free(scount);
         free(send);
         return rc;
@@ -777,7 +777,7 @@ static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_
             long iu;
             key[i] = density_row(im, o, recv[i * REC_LEN + REC_U], recv[i * REC_LEN + REC_V], &iu);
         }
-        rc = counting_order(key, n, im->ny, perm1, err);
+        rc = counting_order(key, n, im->wny, perm1, err);
     }
     if (rc == CT_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -823,26 +823,29 @@ static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_
     free(perm1);
     free(perm2);
     free(recv);
-    return agree(im->comm, rc, err);
+    return ct_mpi_agree(im->comm, rc, err);
 }
 
 ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *vis,
-                       const double *natural_w, const int *chan, size_t n, const double *freq_hz,
-                       int nchan, const ct_weight_opts *wopts, ct_err *err)
+                       const double *natural_w, const int *chan, int nchan, const int *epoch,
+                       int nepoch, size_t n, const ct_weight_opts *wopts, ct_err *err)
 {
     double t0 = MPI_Wtime();
     free_rows(im);
     ct_code rc = ct_weight_opts_check(wopts, err);
-    if (rc == CT_OK && (wopts->nx != im->nx || wopts->ny != im->ny || wopts->cell_rad != im->cell))
-        rc = ct_fail(err, CT_EINVAL, "weights: grid %d x %d of cell %g differs from the image's",
-                     wopts->nx, wopts->ny, wopts->cell_rad);
-    int nc[2] = {nchan, -nchan}, gnc[2];
-    MPI_Allreduce(nc, gnc, 2, MPI_INT, MPI_MAX, im->comm);
-    if (rc == CT_OK && (nchan < 1 || gnc[0] != nchan || -gnc[1] != nchan || !freq_hz))
+    if (rc == CT_OK && (im->gx % wopts->nx || im->gy % wopts->ny || wopts->cell_rad != im->cell))
         rc = ct_fail(err, CT_EINVAL,
-                     "the channel table (%d channels) must be the same, and not "
-                     "empty, on every rank",
-                     nchan);
+                     "weights: grid %d x %d of cell %g does not divide the image's padded grid "
+                     "%d x %d of cell %g",
+                     wopts->nx, wopts->ny, wopts->cell_rad, im->gx, im->gy, im->cell);
+    int nc[4] = {nchan, -nchan, nepoch, -nepoch}, gnc[4];
+    MPI_Allreduce(nc, gnc, 4, MPI_INT, MPI_MAX, im->comm);
+    if (rc == CT_OK && (nchan < 1 || gnc[0] != nchan || -gnc[1] != nchan || nepoch < 1 ||
+                        gnc[2] != nepoch || -gnc[3] != nepoch))
+        rc = ct_fail(err, CT_EINVAL,
+                     "the channel and epoch counts (%d, %d) must be the same, and positive, on "
+                     "every rank",
+                     nchan, nepoch);
     for (size_t i = 0; rc == CT_OK && i < n; i++) {
         if (!isfinite(uvw[3 * i]) || !isfinite(uvw[3 * i + 1]) || !isfinite(uvw[3 * i + 2]) ||
             fabs(uvw[3 * i]) * im->cell * im->gx > 1e12 ||
@@ -856,16 +859,26 @@ ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *v
                          "corrupt input: row %zu has a non-finite visibility and weight %g "
                          "(flag it)",
                          i, natural_w[i]);
-        else if (chan[i] < 0 || chan[i] >= nchan)
-            rc = ct_fail(err, CT_EINVAL, "row %zu: channel %d outside the table of %d", i, chan[i],
-                         nchan);
+        else if (chan[i] < 0 || chan[i] >= nchan || epoch[i] < 0 || epoch[i] >= nepoch)
+            rc = ct_fail(err, CT_EINVAL, "row %zu: channel %d or epoch %d outside 0..%d, 0..%d", i,
+                         chan[i], epoch[i], nchan - 1, nepoch - 1);
     }
-    if ((rc = agree(im->comm, rc, err)) != CT_OK)
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
         return rc;
     im->nchan = nchan;
+    im->nepoch = nepoch;
+    im->wnx = wopts->nx;
+    im->wny = wopts->ny;
+    im->qy = im->gy / wopts->ny;
+    im->drow_owner = malloc(((size_t)im->wny + 1) * sizeof(int));
+    rc = im->drow_owner ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory");
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
+        return rc;
+    for (int d = 0; d < im->wny; d++)
+        im->drow_owner[d] = im->row_owner[(long)im->qy * d];
     double *owned = NULL;
     size_t nowned = 0;
-    rc = weight_rows(im, uvw, vis, natural_w, chan, n, wopts, &owned, &nowned, err);
+    rc = weight_rows(im, uvw, vis, natural_w, chan, epoch, n, wopts, &owned, &nowned, err);
     if (rc == CT_OK) {
         unsigned long long mine = nowned, all = 0;
         MPI_Allreduce(&mine, &all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, im->comm);
@@ -873,7 +886,7 @@ ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *v
         if (all == 0)
             rc = ct_fail(err, CT_EINVAL,
                          "no data: nothing left to image after flags and the uv cut");
-        rc = agree(im->comm, rc, err);
+        rc = ct_mpi_agree(im->comm, rc, err);
     }
     if (rc == CT_OK)
         rc = share_rows(im, owned, nowned, wopts, err);
@@ -957,7 +970,7 @@ static ct_code gather_image(ct_imager *im, const double *cols, double *image, ct
             }
         }
     }
-    if ((rc = agree(im->comm, rc, err)) == CT_OK) {
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK) {
         MPI_Datatype t = row_type((size_t)im->ny);
         MPI_Gatherv(cols, im->nxo, t, all, cnt, disp, t, 0, im->comm);
         MPI_Type_free(&t);
@@ -993,7 +1006,7 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
     double *cols = rc == CT_OK ? malloc((np + 1) * sizeof *cols) : NULL;
     if (rc == CT_OK && (!acc || !g || !cols))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the image's columns");
-    if ((rc = agree(im->comm, rc, err)) != CT_OK) {
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
         free(acc);
         free(g);
         free(cols);
@@ -1089,13 +1102,12 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
         comp[3 * c + 1] = cc->iy;
         comp[3 * c + 2] = cc->flux;
     }
-    if ((rc = agree(im->comm, rc, err)) != CT_OK) {
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
         free(comp);
         free(xpos);
         free(model);
         return rc;
     }
-    double t0 = MPI_Wtime();
     MPI_Bcast(comp, (int)(3 * ncomp), MPI_DOUBLE, 0, im->comm);
     for (int x = 0; x < im->nx; x++)
         xpos[x] = -1;
@@ -1130,12 +1142,12 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
             rc = want ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory for grid rows");
             for (long t = 0; want && t < im->ext_n; t++)
                 want[t] = mod_long(im->row0 + im->ext_lo + t, im->gy);
-            if ((rc = agree(im->comm, rc, err)) == CT_OK)
-                rc = agree(im->comm,
-                           fetch_rows(im, (const double *)im->slab, 2 * (size_t)im->gx,
-                                      2 * (size_t)im->gx, im->row_owner, (long)im->row0, want,
-                                      (size_t)im->ext_n, (double *)im->ext, err),
-                           err);
+            if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK)
+                rc = ct_mpi_agree(im->comm,
+                                  fetch_rows(im, (const double *)im->slab, 2 * (size_t)im->gx,
+                                             2 * (size_t)im->gx, im->row_owner, (long)im->row0,
+                                             want, (size_t)im->ext_n, (double *)im->ext, err),
+                                  err);
             free(want);
             im->st.t_comm += MPI_Wtime() - tc;
             if (rc != CT_OK)
@@ -1172,7 +1184,6 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
                 m *= cexp(2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid);
             im->res[i] = im->vis[i] - m;
         }
-    im->st.t_degrid += MPI_Wtime() - t0 - im->st.t_degrid * 0;
     free(comp);
     free(xpos);
     free(model);

@@ -31,8 +31,9 @@
  * Input. Each rank passes its own rows, a contiguous block of one global
  * sequence, the blocks in rank order (rank 0 the first rows); the global order
  * fixes the order of summation. A row has uvw, a visibility, a natural weight
- * (0 = flagged) and a channel number into a frequency table common to all
- * ranks (for the primary beam's wideband weighting).
+ * (0 = flagged), and two labels for the primary beam's average over the
+ * observation: its channel (0..nchan-1) and its epoch (0..nepoch-1, the
+ * integration), whose imaging weights the imager sums.
  *
  * Lifecycle (every call collective over the communicator, PETSc-style: every
  * rank returns the same code; a failure on one rank is reported on all, with
@@ -69,14 +70,18 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
 void ct_imager_destroy(ct_imager *im);
 
 /* Takes this rank's n rows (see the top of this file), computes the imaging
- * weights (wopts: its nx, ny and cell must match the geometry) and shares the
- * rows out among the slabs. freq_hz holds nchan frequencies, the same on every
- * rank; chan[k] indexes it. Refuses with CT_EINVAL a non-finite uvw, weight
- * or weighted visibility, a channel outside the table, and data with nothing
- * left after flags and uv cuts ("no data"). The arrays are copied. */
+ * weights and shares the rows out among the slabs. chan[k] in 0..nchan-1 and
+ * epoch[k] in 0..nepoch-1 label each row (nchan and nepoch the same on every
+ * rank). wopts' cell must be the image's and its density grid (nx, ny) must
+ * divide the padded grid (2 nx, 2 ny of the image): normally the image's own
+ * size; an imager of twice the size (for a PSF that covers every offset,
+ * clean.h) loaded with the first one's wopts weights every row exactly alike,
+ * bit for bit. Refuses with CT_EINVAL a non-finite uvw, weight or weighted
+ * visibility, a label out of range, and data with nothing left after flags
+ * and uv cuts ("no data"). The arrays are copied. */
 ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *vis,
-                       const double *natural_w, const int *chan, size_t n, const double *freq_hz,
-                       int nchan, const ct_weight_opts *wopts, ct_err *err);
+                       const double *natural_w, const int *chan, int nchan, const int *epoch,
+                       int nepoch, size_t n, const ct_weight_opts *wopts, ct_err *err);
 
 /* The dirty image of the residual visibilities (the loaded ones less the
  * model's prediction, see ct_imager_set_model), or with psf nonzero the PSF
@@ -87,6 +92,13 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err);
  * NULL): the residual visibilities become the loaded ones less the model's
  * predicted visibilities (degridded, to the same epsilon). */
 ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root_components, ct_err *err);
+
+/* The rows this rank holds, as imaged (uvw, loaded visibility, imaging
+ * weight): on one rank, every kept row once (in the imager's order); on more,
+ * rows near slab edges are held by two ranks. Valid until the next load or
+ * destroy. */
+void ct_imager_rows(const ct_imager *im, const double **uvw, const double complex **vis,
+                    const double **weight, size_t *n);
 
 typedef struct ct_imager_stats {
     size_t n_rows;     /* rows imaged, over all ranks */
@@ -100,8 +112,10 @@ typedef struct ct_imager_stats {
 
 void ct_imager_get_stats(const ct_imager *im, ct_imager_stats *out);
 
-/* The sum of the imaging weights per channel (nchan values, the same on every
- * rank): the weights of the primary beam's wideband average. */
+/* The sums of the imaging weights per channel (nchan values) and per epoch
+ * (nepoch), the same on every rank: the weights of the primary beam's average
+ * over the band and over the drift. */
 const double *ct_imager_channel_weights(const ct_imager *im);
+const double *ct_imager_epoch_weights(const ct_imager *im);
 
 #endif

@@ -74,7 +74,81 @@ void ct_visset_free(ct_visset *v)
     free(v->vis);
     free(v->weight);
     free(v->freq_hz);
+    free(v->chan);
+    free(v->blt);
     memset(v, 0, sizeof *v);
+}
+
+static int cmp_jd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+ct_code ct_vis_pointings(const ct_uvh5_header *h, const ct_vis_centre *c, ct_vis_pointing *out,
+                         ct_err *err)
+{
+    memset(out, 0, sizeof *out);
+    double ha, dec;
+    ct_code rc = phase_centre(h, &ha, &dec, err);
+    if (rc != CT_OK)
+        return rc;
+    if (h->Nblts < 1 || h->time_array == NULL)
+        return ct_fail(err, CT_EINVAL, "visset: the file has no times");
+    size_t nb = (size_t)h->Nblts;
+    double *t = malloc(nb * sizeof *t);
+    if (!t)
+        return ct_fail(err, CT_ENOMEM, "out of memory for %zu times", nb);
+    memcpy(t, h->time_array, nb * sizeof *t);
+    qsort(t, nb, sizeof *t, cmp_jd);
+    size_t n = 0;
+    for (size_t k = 0; k < nb; k++)
+        if (n == 0 || t[k] != t[n - 1])
+            t[n++] = t[k];
+    out->jd = t;
+    out->n = n;
+    out->l = malloc(2 * n * sizeof *out->l);
+    if (!out->l) {
+        ct_vis_pointing_free(out);
+        return ct_fail(err, CT_ENOMEM, "out of memory for %zu pointings", n);
+    }
+    out->m = out->l + n;
+    ct_site site;
+    site_of(h, &site);
+    for (size_t k = 0; k < n && rc == CT_OK; k++) {
+        /* Where the dishes point at t, as an offset from the centre in the
+         * image's tangent plane (SIN: l east, m north). */
+        double ra, de;
+        rc = ct_hadec_to_icrs(ha, dec, t[k], 0.0, &site, &ra, &de, err);
+        double da = ra - c->ra_rad;
+        out->l[k] = cos(de) * sin(da);
+        out->m[k] = sin(de) * cos(c->dec_rad) - cos(de) * sin(c->dec_rad) * cos(da);
+    }
+    if (rc != CT_OK)
+        ct_vis_pointing_free(out);
+    return rc;
+}
+
+void ct_vis_pointing_free(ct_vis_pointing *p)
+{
+    if (!p)
+        return;
+    free(p->jd);
+    free(p->l);
+    memset(p, 0, sizeof *p);
+}
+
+long ct_vis_pointing_index(const ct_vis_pointing *p, double jd)
+{
+    size_t lo = 0, hi = p->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p->jd[mid] < jd)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < p->n && p->jd[lo] == jd ? (long)lo : -1;
 }
 
 /* --- Per-time geometry --------------------------------------------------------------- */
@@ -314,9 +388,12 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
         out->vis = malloc(cap * sizeof *out->vis);
         out->weight = malloc(cap * sizeof *out->weight);
         out->freq_hz = malloc(cap * sizeof *out->freq_hz);
+        out->chan = malloc(cap * sizeof *out->chan);
+        out->blt = malloc(cap * sizeof *out->blt);
     }
     if (!vis || !flags || !ns ||
-        (cap > 0 && (!out->uvw || !out->vis || !out->weight || !out->freq_hz)))
+        (cap > 0 &&
+         (!out->uvw || !out->vis || !out->weight || !out->freq_hz || !out->chan || !out->blt)))
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
     if (rc == CT_OK)
         rc = epochs_make(h, &g, blt_start, n_blt, &ep, &n_ep, err);
@@ -367,6 +444,8 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
                 out->uvw[3 * n + 2] = uvw[2] * per_m;
                 out->weight[n] = w;
                 out->freq_hz[n] = fr;
+                out->chan[n] = (int)ch;
+                out->blt[n] = blt;
                 n++;
             }
         }
@@ -386,10 +465,14 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
         free(out->vis);
         free(out->weight);
         free(out->freq_hz);
+        free(out->chan);
+        free(out->blt);
         out->uvw = NULL;
         out->vis = NULL;
         out->weight = NULL;
         out->freq_hz = NULL;
+        out->chan = NULL;
+        out->blt = NULL;
     } else if (n < cap) {
         /* Give back what dropped rows left unused; shrinking cannot fail in practice, and
          * when it does the larger block is still valid. */
@@ -397,6 +480,10 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
         double complex *vv = realloc(out->vis, n * sizeof *vv);
         double *wt = realloc(out->weight, n * sizeof *wt);
         double *fq = realloc(out->freq_hz, n * sizeof *fq);
+        int *chn = realloc(out->chan, n * sizeof *chn);
+        size_t *bl = realloc(out->blt, n * sizeof *bl);
+        out->chan = chn ? chn : out->chan;
+        out->blt = bl ? bl : out->blt;
         out->uvw = u ? u : out->uvw;
         out->vis = vv ? vv : out->vis;
         out->weight = wt ? wt : out->weight;

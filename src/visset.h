@@ -78,12 +78,30 @@ typedef struct ct_vis_centre {
  * header lacks a usable phase_center_dec or has no valid times. */
 ct_code ct_vis_centre_of(const ct_uvh5_header *h, ct_vis_centre *out, ct_err *err);
 
+/* Where the dishes point at each of the file's distinct times: a drift scan's
+ * pointing (the phase centre, apparent HA 0 at phase_center_dec) moves east
+ * across the sky with time. jd[k] ascending (UTC Julian dates), and the
+ * pointing's offset from the centre c in the image's tangent plane: l[k]
+ * east, m[k] north (direction cosines, SIN projection, ICRS). */
+typedef struct ct_vis_pointing {
+    size_t n;
+    double *jd, *l, *m;
+} ct_vis_pointing;
+
+ct_code ct_vis_pointings(const ct_uvh5_header *h, const ct_vis_centre *c, ct_vis_pointing *out,
+                         ct_err *err);
+void ct_vis_pointing_free(ct_vis_pointing *p);
+/* The index k with jd[k] == jd exactly, or -1. */
+long ct_vis_pointing_index(const ct_vis_pointing *p, double jd);
+
 typedef struct ct_visset {
     size_t n;                        /* rows kept */
     double *uvw;                     /* n x 3, wavelengths, relative to the centre, ICRS axes */
     double complex *vis;             /* Stokes I, Jy, phased to the centre */
     double *weight;                  /* natural weight, > 0 */
     double *freq_hz;                 /* n: each row's frequency (for primary-beam weighting) */
+    int *chan;                       /* n: its channel (index into the header's freq_array) */
+    size_t *blt;                     /* n: its baseline-time (index into the header's arrays) */
     size_t n_flagged;                /* pol samples dropped: flagged or nsamples <= 0 */
     size_t n_nonfinite;              /* pol samples dropped: NaN/Inf data or nsamples */
     size_t n_autos_dropped;          /* autocorrelation blt-channels left out */

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "cli_util.h"
 
+#include <mpi.h>
+
 #include "database.h"
 
 #include <ctype.h>
@@ -229,4 +231,22 @@ void cli_print_json(json_t *v)
         free(s);
     }
     json_decref(v);
+}
+
+int cli_mpi_main(const char *name, int (*body)(int argc, char **argv, const ct_config *cfg),
+                 int argc, char **argv, const ct_config *cfg)
+{
+    int inited = 0, finalized = 0;
+    MPI_Initialized(&inited);
+    if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+        fprintf(stderr, "contimg: %s: MPI_Init failed\n", name);
+        return EXIT_FAILURE_INTERNAL;
+    }
+    int code = body(argc, argv, cfg);
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Finalized(&finalized);
+    if (!inited && !finalized)
+        MPI_Finalize();
+    return code;
 }

@@ -40,6 +40,12 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same with a va_list, for wrappers. */
 int cli_vusage_error(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/* Runs body(argc, argv, cfg) between MPI_Init and MPI_Finalize (when MPI is
+ * not already up), for the commands that run plainly or under mpirun; the
+ * exit code is body's, which must be the same on every rank. */
+int cli_mpi_main(const char *name, int (*body)(int argc, char **argv, const ct_config *cfg),
+                 int argc, char **argv, const ct_config *cfg);
+
 /* Dispatches argv[0] among cmds (a NULL-named terminator ends the list);
  * prints `usage` and the list for --help or no subcommand. */
 int cli_dispatch(const char *prog, const char *usage, const cli_command *cmds, int argc,

@@ -315,21 +315,14 @@ static int convert_main(const conv_ctx *c0, int argc, char **argv)
     return code;
 }
 
-int cmd_convert(int argc, char **argv, const ct_config *cfg)
+static int convert_body(int argc, char **argv, const ct_config *cfg)
 {
-    int inited = 0, finalized = 0;
-    MPI_Initialized(&inited);
-    if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
-        fprintf(stderr, "contimg: convert: MPI_Init failed\n");
-        return EXIT_FAILURE_INTERNAL;
-    }
     conv_ctx c = {0, false, cfg};
     MPI_Comm_rank(MPI_COMM_WORLD, &c.rank);
-    int code = convert_main(&c, argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    MPI_Finalized(&finalized);
-    if (!inited && !finalized)
-        MPI_Finalize();
-    return code;
+    return convert_main(&c, argc, argv);
+}
+
+int cmd_convert(int argc, char **argv, const ct_config *cfg)
+{
+    return cli_mpi_main("convert", convert_body, argc, argv, cfg);
 }

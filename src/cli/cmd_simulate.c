@@ -25,6 +25,9 @@ static const char usage[] =
     "                            [SPECTRAL_INDEX] (ICRS; flux at 1.4 GHz; # comments).\n"
     "                            Default: one 10 Jy source at the phase centre at\n"
     "                            mid-observation.\n"
+    "  --relative                the sources' first two columns are offsets EAST_DEG\n"
+    "                            NORTH_DEG from the pointing at mid-observation\n"
+    "                            (direction cosines l, m in degrees; the image centre)\n"
     "  --noise-jy SIGMA          thermal noise per real and imaginary part (default 0)\n"
     "  --sefd JY                 system noise power added to autocorrelations (5000)\n"
     "  --gains-seed N            apply per-antenna complex gains and bandpass (default none)\n"
@@ -47,7 +50,7 @@ static bool parse_iso(const char *s, double *unix_sec)
 }
 
 /* Reads a sources file; *out is malloc'd. */
-static int read_sources(const char *path, ct_source **out, size_t *n)
+static int read_sources(const char *path, bool relative, ct_source **out, size_t *n)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -71,11 +74,14 @@ static int read_sources(const char *path, ct_source **out, size_t *n)
         int got = sscanf(line, "%lf %lf %lf %lf %1s", &ra, &dec, &flux, &alpha, extra);
         if (got <= 0)
             continue; /* blank or comment */
-        if (got < 3 || got > 4 || !(ra >= 0 && ra < 360) || !(dec >= -90 && dec <= 90) ||
+        /* Offsets (--relative) are direction cosines in degrees: within +-57.3. */
+        double ra_lo = relative ? -57.3 : 0, ra_hi = relative ? 57.3 : 360;
+        if (got < 3 || got > 4 || !(ra >= ra_lo && ra < ra_hi) || !(dec >= -90 && dec <= 90) ||
             !isfinite(flux) || !isfinite(alpha)) {
-            rc = cli_usage_error("--sources %s line %d: expected RA_DEG (0..360) DEC_DEG "
-                                 "(-90..90) FLUX_JY [SPECTRAL_INDEX]",
-                                 path, lineno);
+            rc = cli_usage_error("--sources %s line %d: expected %s FLUX_JY [SPECTRAL_INDEX]", path,
+                                 lineno,
+                                 relative ? "EAST_DEG NORTH_DEG (-57.3..57.3)"
+                                          : "RA_DEG (0..360) DEC_DEG (-90..90)");
             break;
         }
         if (count == cap) {
@@ -114,11 +120,12 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
                                          {"times", required_argument, NULL, 't'},
                                          {"uvw-float32", no_argument, NULL, 'F'},
                                          {"flag-fraction", required_argument, NULL, 'f'},
+                                         {"relative", no_argument, NULL, 'R'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     ct_sim_config sim = ct_sim_defaults();
     const char *sources_path = NULL;
-    bool have_start = false;
+    bool have_start = false, relative = false;
     long v;
     double d;
     optind = 0;
@@ -167,6 +174,7 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
             *(ch == 'a' ? &sim.n_antennas : ch == 'c' ? &sim.n_channels : &sim.n_times) = (int)v;
             break;
         case 'F': sim.uvw_float32 = true; break;
+        case 'R': relative = true; break;
         case 'f':
             if (!cli_parse_double(optarg, 0, 1, &sim.flag_fraction))
                 return cli_usage_error("--flag-fraction must be 0..1, got '%s'", optarg);
@@ -183,19 +191,33 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
     ct_source *sources = NULL, centre = {0, 0, 0, 0};
     size_t n_sources = 0;
     ct_err err;
+    /* The pointing at mid-observation: the default source's place, and the
+     * origin of --relative offsets. */
+    ct_site site;
+    ct_dsa110_site(&site);
+    double mid = sim.start_unix + 0.5 * sim.n_times * CT_INTEGRATION_SEC;
+    centre = (ct_source){0, 0, 10.0, 0.0};
+    if (ct_hadec_to_icrs(0, sim.dec_rad, 2440587.5 + mid / 86400.0, 0, &site, &centre.ra_rad,
+                         &centre.dec_rad, &err) != CT_OK)
+        return cli_report(&err);
     if (sources_path != NULL) {
-        int rc = read_sources(sources_path, &sources, &n_sources);
+        int rc = read_sources(sources_path, relative, &sources, &n_sources);
         if (rc >= 0)
             return rc;
-    } else {
-        /* One 10 Jy source where the phase centre points at mid-observation. */
-        ct_site site;
-        ct_dsa110_site(&site);
-        double mid = sim.start_unix + 0.5 * sim.n_times * CT_INTEGRATION_SEC;
-        centre = (ct_source){0, 0, 10.0, 0.0};
-        if (ct_hadec_to_icrs(0, sim.dec_rad, 2440587.5 + mid / 86400.0, 0, &site, &centre.ra_rad,
-                             &centre.dec_rad, &err) != CT_OK)
-            return cli_report(&err);
+        for (size_t i = 0; relative && i < n_sources; i++) {
+            /* The SIN projection inverted: (l, m) about the centre to ICRS. */
+            double l = sources[i].ra_rad, m = sources[i].dec_rad, r2 = l * l + m * m;
+            if (r2 >= 1) {
+                free(sources);
+                return cli_usage_error("--relative: offset (%g, %g) deg is beyond the horizon",
+                                       l * 180 / M_PI, m * 180 / M_PI);
+            }
+            double n = sqrt(1 - r2), d0 = centre.dec_rad;
+            sources[i].dec_rad = asin(m * cos(d0) + n * sin(d0));
+            sources[i].ra_rad = centre.ra_rad + atan2(l, n * cos(d0) - m * sin(d0));
+        }
+    } else if (relative) {
+        return cli_usage_error("simulate: --relative needs --sources");
     }
     sim.sources = sources_path ? sources : &centre;
     sim.n_sources = sources_path ? n_sources : 1;

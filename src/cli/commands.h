@@ -13,5 +13,6 @@ int cmd_reap(int argc, char **argv, const ct_config *cfg);
 int cmd_demo(int argc, char **argv, const ct_config *cfg);
 int cmd_simulate(int argc, char **argv, const ct_config *cfg);
 int cmd_convert(int argc, char **argv, const ct_config *cfg);
+int cmd_image(int argc, char **argv, const ct_config *cfg);
 
 #endif

@@ -25,6 +25,7 @@ static const cli_command commands[] = {
     {"reap", "return tasks of dead or timed-out workers to their queue", cmd_reap},
     {"simulate", "write a simulated DSA-110 observation (16 UVH5 subband files)", cmd_simulate},
     {"convert", "combine one observation's 16 subband files into one UVH5 file (MPI)", cmd_convert},
+    {"image", "image one observation: CLEANed, primary-beam corrected FITS (MPI)", cmd_image},
     {"demo", "run a small task chain through the queue and show the stats", cmd_demo},
     {"version", "print the version", cmd_version},
     {NULL, NULL, NULL},

@@ -1,0 +1,237 @@
+/* cmd_image.c -- `contimg image`: one combined observation to FITS images, on one
+ * process or across the ranks of `mpirun`. */
+#define _GNU_SOURCE
+#include "cli_util.h"
+#include "commands.h"
+#include "imaging.h"
+
+#include <getopt.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: contimg image VISFILE --out PREFIX [options]\n\n"
+    "Images one UVH5 observation (a combined file from `contimg convert`, or any UVH5\n"
+    "file with XX/YY) in Stokes I: re-phased to the pointing at mid-observation,\n"
+    "weighted, gridded with w-stacking, CLEANed (Hogbom, major cycles), restored and\n"
+    "corrected for the primary beam. Run it plainly or under `mpirun -np N`: the images\n"
+    "are the same bit for bit whatever N is.\n\n"
+    "Writes PREFIX-dirty.fits, -psf.fits, -model.fits, -residual.fits, -image.fits\n"
+    "(restored) and -image-pb.fits (primary-beam corrected, blank below --pblimit).\n\n"
+    "  --out PREFIX            output prefix (required)\n"
+    "  --size N                pixels per side, even (default: 3.5 deg / cell)\n"
+    "  --cell ARCSEC           pixel size (default: 0.5 lambda / u_max / 5, 0.1..60\")\n"
+    "  --weight KIND           natural, uniform or briggs (default briggs)\n"
+    "  --robust R              Briggs robust, -2..2 (default 0)\n"
+    "  --min-uv-lambda L       leave out baselines shorter than L wavelengths\n"
+    "  --niter N               CLEAN components at most (default 1000; 0: no CLEAN)\n"
+    "  --threshold JY          stop CLEAN at this peak residual (default 0)\n"
+    "  --gain G                CLEAN loop gain (default 0.1)\n"
+    "  --mgain G               major-cycle gain (default 0.8)\n"
+    "  --epsilon E             gridding accuracy against a direct Fourier transform\n"
+    "                          (default 1e-4)\n"
+    "  --pblimit P             primary-beam cutoff (default 0.2)\n"
+    "  --no-wterms             2-D gridding (exact only near the centre)\n"
+    "  --successor             the continuum successor's settings: --size 4800 --cell 3\n"
+    "                          --robust 0.5 --min-uv-lambda 1000 (later options override)\n"
+    "  --max-memory-gb G       per-rank memory for the grids (default: 80 %% of the node's\n"
+    "                          memory shared among its ranks)\n"
+    "  --export-vis FILE       also write the rows as imaged (u, v, w [lambda], re, im,\n"
+    "                          weight as little-endian doubles), one rank only\n"
+    "  --json                  print the result as JSON\n\n"
+    "Errors: corrupt_input / no data / bad options exit 2; a missing file exits 4;\n"
+    "I/O failures exit 1. Files appear complete or not at all.";
+
+static int rank0_usage(int rank, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int rank0_usage(int rank, const char *fmt, ...)
+{
+    if (rank != 0)
+        return EXIT_USAGE;
+    va_list ap;
+    va_start(ap, fmt);
+    int code = cli_vusage_error(fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static json_t *result_json(const ct_image_result *r)
+{
+    json_t *t = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "read", r->t_read, "weights",
+                          r->t_weights, "grid", r->t_grid, "fft", r->t_fft, "degrid", r->t_degrid,
+                          "clean", r->t_clean, "write", r->t_write, "total", r->t_total);
+    json_t *qa =
+        json_pack("{s:f, s:f, s:i, s:i, s:f, s:f, s:f, s:f, s:I, s:f, s:I, s:I}", "rms_jy",
+                  r->qa.rms_jy, "peak_jy", r->qa.peak_jy, "peak_x", r->qa.peak_x, "peak_y",
+                  r->qa.peak_y, "dynamic_range", r->qa.dynamic_range, "bmaj_arcsec",
+                  r->qa.bmaj_arcsec, "bmin_arcsec", r->qa.bmin_arcsec, "bpa_deg", r->qa.bpa_deg,
+                  "n_components", (json_int_t)r->qa.n_components, "mean_jy", r->qa.mean_jy,
+                  "n_finite", (json_int_t)r->qa.n_finite, "n_blank", (json_int_t)r->qa.n_blank);
+    json_t *o =
+        json_pack("{s:I, s:I, s:I, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:s}", "n_vis",
+                  (json_int_t)r->n_vis, "n_flagged", (json_int_t)r->n_flagged, "n_nonfinite",
+                  (json_int_t)r->n_nonfinite, "nx", r->nx, "ny", r->ny, "cell_arcsec",
+                  r->cell_arcsec, "centre_ra_deg", r->ra_deg, "centre_dec_deg", r->dec_deg,
+                  "freq_hz", r->freq_hz, "bandwidth_hz", r->bandwidth_hz, "date_obs", r->date_obs);
+    json_object_set_new(o, "w_planes", json_integer(r->w_planes));
+    json_object_set_new(o, "support", json_integer(r->support));
+    json_object_set_new(o, "ranks", json_integer(r->ranks));
+    json_object_set_new(o, "major_cycles", json_integer(r->major_cycles));
+    json_object_set_new(o, "iterations", json_integer(r->iterations));
+    json_object_set_new(o, "stop_reason", json_string(r->stop_reason ? r->stop_reason : ""));
+    json_object_set_new(o, "qa", qa);
+    json_object_set_new(o, "timings", t);
+    return o;
+}
+
+static int image_body(int argc, char **argv, const ct_config *cfg)
+{
+    (void)cfg;
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"size", required_argument, NULL, 's'},
+                                         {"cell", required_argument, NULL, 'c'},
+                                         {"weight", required_argument, NULL, 'w'},
+                                         {"robust", required_argument, NULL, 'r'},
+                                         {"min-uv-lambda", required_argument, NULL, 'u'},
+                                         {"niter", required_argument, NULL, 'n'},
+                                         {"threshold", required_argument, NULL, 't'},
+                                         {"gain", required_argument, NULL, 'g'},
+                                         {"mgain", required_argument, NULL, 'G'},
+                                         {"epsilon", required_argument, NULL, 'e'},
+                                         {"pblimit", required_argument, NULL, 'p'},
+                                         {"no-wterms", no_argument, NULL, 'W'},
+                                         {"successor", no_argument, NULL, 'S'},
+                                         {"max-memory-gb", required_argument, NULL, 'm'},
+                                         {"export-vis", required_argument, NULL, 'x'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    ct_image_opts o;
+    ct_image_opts_default(&o);
+    bool json = false;
+    long v;
+    double d;
+    /* --successor first, so that the options after it (in any order) override it. */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--successor") == 0)
+            ct_image_opts_successor(&o);
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h':
+            if (rank == 0)
+                printf("%s\n", usage);
+            return EXIT_OK;
+        case 'o': o.out_prefix = optarg; break;
+        case 's':
+            if (!cli_parse_long(optarg, 2, 1000000, &v) || v % 2)
+                return rank0_usage(rank, "--size must be an even number 2..1000000, got '%s'",
+                                   optarg);
+            o.size = (int)v;
+            break;
+        case 'c':
+            if (!cli_parse_double(optarg, 1e-4, 36000, &o.cell_arcsec))
+                return rank0_usage(rank, "--cell must be 0.0001..36000 arcsec, got '%s'", optarg);
+            break;
+        case 'w':
+            if (strcmp(optarg, "natural") == 0)
+                o.weight = CT_WEIGHT_NATURAL;
+            else if (strcmp(optarg, "uniform") == 0)
+                o.weight = CT_WEIGHT_UNIFORM;
+            else if (strcmp(optarg, "briggs") == 0)
+                o.weight = CT_WEIGHT_BRIGGS;
+            else
+                return rank0_usage(rank, "--weight must be natural, uniform or briggs, got '%s'",
+                                   optarg);
+            break;
+        case 'r':
+            if (!cli_parse_double(optarg, -2, 2, &o.robust))
+                return rank0_usage(rank, "--robust must be -2..2, got '%s'", optarg);
+            break;
+        case 'u':
+            if (!cli_parse_double(optarg, 0, 1e9, &o.min_uv_lambda))
+                return rank0_usage(rank, "--min-uv-lambda must be >= 0, got '%s'", optarg);
+            break;
+        case 'n':
+            if (!cli_parse_long(optarg, 0, 100000000, &v))
+                return rank0_usage(rank, "--niter must be 0..100000000, got '%s'", optarg);
+            o.niter = (int)v;
+            break;
+        case 't':
+            if (!cli_parse_double(optarg, 0, 1e9, &o.threshold_jy))
+                return rank0_usage(rank, "--threshold must be >= 0 Jy, got '%s'", optarg);
+            break;
+        case 'g':
+            if (!cli_parse_double(optarg, 1e-6, 1, &o.gain))
+                return rank0_usage(rank, "--gain must be in (0, 1], got '%s'", optarg);
+            break;
+        case 'G':
+            if (!cli_parse_double(optarg, 1e-6, 1, &o.mgain))
+                return rank0_usage(rank, "--mgain must be in (0, 1], got '%s'", optarg);
+            break;
+        case 'e':
+            if (!cli_parse_double(optarg, 1e-14, 0.1, &o.epsilon))
+                return rank0_usage(rank, "--epsilon must be 1e-14..0.1, got '%s'", optarg);
+            break;
+        case 'p':
+            if (!cli_parse_double(optarg, 1e-6, 1, &o.pblimit))
+                return rank0_usage(rank, "--pblimit must be in (0, 1], got '%s'", optarg);
+            break;
+        case 'W': o.no_wterms = 1; break;
+        case 'S': break; /* applied above */
+        case 'm':
+            if (!cli_parse_double(optarg, 1e-3, 1e6, &d))
+                return rank0_usage(rank, "--max-memory-gb must be positive, got '%s'", optarg);
+            o.max_bytes = d * 1073741824.0;
+            break;
+        case 'x': o.export_vis = optarg; break;
+        case 'j': json = true; break;
+        case ':': return rank0_usage(rank, "image: option '%s' needs a value", argv[optind - 1]);
+        default:
+            return rank0_usage(rank, "image: unknown option '%s'; see --help", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1)
+        return rank0_usage(rank, "image: give exactly one VISFILE; see --help");
+    if (!o.out_prefix)
+        return rank0_usage(rank, "image: --out PREFIX is required");
+
+    ct_image_result r;
+    ct_err err;
+    ct_err_clear(&err);
+    ct_code rc = ct_image_observation(MPI_COMM_WORLD, argv[optind], &o, &r, &err);
+    if (rc != CT_OK)
+        return rank == 0 ? cli_report(&err) : cli_exit_code(rc);
+    if (rank == 0) {
+        if (json) {
+            cli_print_json(result_json(&r));
+        } else {
+            printf("%s-image.fits\n", o.out_prefix);
+            printf("image: %d x %d at %.4g arcsec, centre RA %.6f Dec %.6f deg, %zu visibilities, "
+                   "%d rank(s)\n",
+                   r.nx, r.ny, r.cell_arcsec, r.ra_deg, r.dec_deg, r.n_vis, r.ranks);
+            printf("clean: %d iterations in %d major cycles (stopped: %s); beam %.2f x %.2f "
+                   "arcsec, PA %.1f deg\n",
+                   r.iterations, r.major_cycles, r.stop_reason, r.qa.bmaj_arcsec, r.qa.bmin_arcsec,
+                   r.qa.bpa_deg);
+            printf("qa: peak %.6g Jy/beam, rms %.6g Jy/beam, dynamic range %.1f\n", r.qa.peak_jy,
+                   r.qa.rms_jy, r.qa.dynamic_range);
+            printf("time: %.2f s (read %.2f, weights %.2f, grid %.2f, fft %.2f, degrid %.2f, clean "
+                   "%.2f, write %.2f)\n",
+                   r.t_total, r.t_read, r.t_weights, r.t_grid, r.t_fft, r.t_degrid, r.t_clean,
+                   r.t_write);
+        }
+    }
+    return EXIT_OK;
+}
+
+int cmd_image(int argc, char **argv, const ct_config *cfg)
+{
+    return cli_mpi_main("image", image_body, argc, argv, cfg);
+}

@@ -1,0 +1,502 @@
+/* imaging.c -- see imaging.h. */
+#define _GNU_SOURCE /* M_PI */
+#include "imaging.h"
+
+#include "beam.h"
+#include "fitsimage.h"
+#include "fsutil.h"
+#include "imager.h"
+#include "mpiutil.h"
+#include "uvh5.h"
+#include "visset.h"
+
+#include <erfa.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ARCSEC (M_PI / 180.0 / 3600.0)
+
+void ct_image_opts_default(ct_image_opts *o)
+{
+    *o = (ct_image_opts){
+        .weight = CT_WEIGHT_BRIGGS,
+        .robust = 0.0,
+        .niter = 1000,
+        .gain = 0.1,
+        .mgain = 0.8,
+        .max_major = 20,
+        .epsilon = 1e-4,
+        .pblimit = 0.2,
+    };
+}
+
+void ct_image_opts_successor(ct_image_opts *o)
+{
+    ct_image_opts_default(o);
+    o->size = 4800;
+    o->cell_arcsec = 3.0;
+    o->robust = 0.5;
+    o->min_uv_lambda = 1000.0;
+}
+
+static ct_code check_opts(const ct_image_opts *o, ct_err *err)
+{
+    if (!o->out_prefix || !o->out_prefix[0])
+        return ct_fail(err, CT_EINVAL, "imaging: no output prefix");
+    if (o->size != 0 && (o->size < 2 || o->size % 2))
+        return ct_fail(err, CT_EINVAL, "imaging: size %d must be even and at least 2", o->size);
+    if (!(o->cell_arcsec >= 0) || isinf(o->cell_arcsec))
+        return ct_fail(err, CT_EINVAL, "imaging: cell %g arcsec must be positive", o->cell_arcsec);
+    if (o->weight == CT_WEIGHT_BRIGGS && !(o->robust >= -2 && o->robust <= 2))
+        return ct_fail(err, CT_EINVAL, "imaging: robust %g is outside [-2, 2]", o->robust);
+    if (!(o->min_uv_lambda >= 0) || isinf(o->min_uv_lambda))
+        return ct_fail(err, CT_EINVAL, "imaging: min uv %g lambda must be >= 0", o->min_uv_lambda);
+    if (o->niter < 0 || !(o->threshold_jy >= 0) || isinf(o->threshold_jy))
+        return ct_fail(err, CT_EINVAL, "imaging: niter %d and threshold %g must be >= 0", o->niter,
+                       o->threshold_jy);
+    if (!(o->gain > 0 && o->gain <= 1) || !(o->mgain > 0 && o->mgain <= 1))
+        return ct_fail(err, CT_EINVAL, "imaging: gain %g and mgain %g must be in (0, 1]", o->gain,
+                       o->mgain);
+    if (o->max_major < 1)
+        return ct_fail(err, CT_EINVAL, "imaging: at least one major cycle");
+    if (!(o->epsilon >= 1e-14 && o->epsilon <= 1e-1))
+        return ct_fail(err, CT_EINVAL, "imaging: epsilon %g is outside [1e-14, 1e-1]", o->epsilon);
+    if (!(o->pblimit > 0 && o->pblimit <= 1))
+        return ct_fail(err, CT_EINVAL, "imaging: pblimit %g is outside (0, 1]", o->pblimit);
+    return CT_OK;
+}
+
+/* "YYYY-MM-DDThh:mm:ss.sss" of a UTC Julian date. */
+static void iso_date(double jd, char *out, size_t n)
+{
+    int iy, im, id, hmsf[4];
+    if (eraD2dtf("UTC", 3, jd, 0.0, &iy, &im, &id, hmsf) < 0) {
+        snprintf(out, n, "%s", "");
+        return;
+    }
+    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03d", iy, im, id, hmsf[0], hmsf[1], hmsf[2],
+             hmsf[3]);
+}
+
+/* The image as FITS wants it: 32-bit floats, with the x axis reversed so
+ * that RA increases to the left (CDELT1 < 0): our column ix lies at
+ * l = (ix - nx/2) cell, east positive, and FITS column nx - 1 - ix then has
+ * the reference pixel nx/2 (1-based) at our centre column. */
+static ct_code write_fits(const char *path, const ct_fits_image_desc *d, const double *img,
+                          ct_err *err)
+{
+    float *f = malloc((size_t)d->nx * d->ny * sizeof *f);
+    if (!f)
+        return ct_fail(err, CT_ENOMEM, "out of memory writing %s", path);
+    for (int y = 0; y < d->ny; y++)
+        for (int x = 0; x < d->nx; x++)
+            f[(size_t)y * d->nx + (d->nx - 1 - x)] = (float)img[(size_t)y * d->nx + x];
+    ct_code rc = ct_fits_write_image(path, d, f, err);
+    free(f);
+    return rc;
+}
+
+typedef struct products {
+    double *psf, *dirty, *residual, *model, *restored, *pbcor;
+    double *psf2; /* the PSF CLEAN uses: psf_n by psf_n (2n, or n as psf) */
+    int psf_n;
+} products;
+
+static void products_free(products *p)
+{
+    free(p->psf2);
+    free(p->psf);
+    free(p->dirty);
+    free(p->residual);
+    free(p->model);
+    free(p->restored);
+    free(p->pbcor);
+}
+
+static double max_abs(const double *a, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+/* Writes the six images and, with export_vis, the rows as imaged. */
+static ct_code write_products(const ct_image_opts *o, const ct_image_result *r, const products *p,
+                              const char *object, ct_err *err)
+{
+    ct_fits_keyword qa[] = {
+        {"NVIS", (double)r->n_vis, "visibilities imaged (Stokes I rows)"},
+        {"NCOMP", (double)r->qa.n_components, "CLEAN components"},
+        {"NITER", (double)r->iterations, "CLEAN iterations"},
+        {"NMAJOR", (double)r->major_cycles, "major cycles"},
+        {"RMSNOISE", r->qa.rms_jy, "Jy/beam, 1.4826 MAD of the residual"},
+        {"PEAKFLUX", r->qa.peak_jy, "Jy/beam, restored image"},
+        {"DYNRANGE", r->qa.dynamic_range, "peak / rms"},
+        {"ROBUST", o->robust, "Briggs robust (if Briggs)"},
+        {"GRIDEPS", o->epsilon, "gridding accuracy"},
+        {"PBLIMIT", o->pblimit, "primary-beam cutoff"},
+    };
+    ct_fits_image_desc d = {
+        .nx = r->nx,
+        .ny = r->ny,
+        .ra_deg = r->ra_deg,
+        .dec_deg = r->dec_deg,
+        .crpix1 = r->nx / 2,
+        .crpix2 = r->ny / 2 + 1,
+        .cdelt_deg = r->cell_arcsec / 3600.0,
+        .projection = "SIN",
+        .freq_hz = r->freq_hz,
+        .bandwidth_hz = r->bandwidth_hz,
+        .bmaj_deg = r->beam.bmaj * 180.0 / M_PI,
+        .bmin_deg = r->beam.bmin * 180.0 / M_PI,
+        .bpa_deg = r->beam.bpa * 180.0 / M_PI,
+        .date_obs = r->date_obs[0] ? r->date_obs : NULL,
+        .object = object,
+        .extra = qa,
+        .n_extra = (int)(sizeof qa / sizeof qa[0]),
+    };
+    const struct {
+        const char *suffix;
+        const double *img;
+        const char *bunit;
+    } files[] = {
+        {"dirty", p->dirty, NULL},       {"psf", p->psf, NULL},
+        {"model", p->model, "JY/PIXEL"}, {"residual", p->residual, NULL},
+        {"image", p->restored, NULL},    {"image-pb", p->pbcor, NULL},
+    };
+    ct_code rc = CT_OK;
+    char path[4096];
+    for (size_t i = 0; rc == CT_OK && i < sizeof files / sizeof files[0]; i++) {
+        if (snprintf(path, sizeof path, "%s-%s.fits", o->out_prefix, files[i].suffix) >=
+            (int)sizeof path)
+            return ct_fail(err, CT_EINVAL, "imaging: output prefix too long");
+        d.bunit = files[i].bunit;
+        rc = write_fits(path, &d, files[i].img, err);
+    }
+    return rc;
+}
+
+/* The rows as imaged, for a peer gridder: n rows of little-endian doubles
+ * (u, v, w in wavelengths, re, im, imaging weight), written atomically. */
+static ct_code export_rows(const char *path, const ct_imager *im, ct_err *err)
+{
+    const double *uvw, *wt;
+    const double complex *vis;
+    size_t n;
+    ct_imager_rows(im, &uvw, &vis, &wt, &n);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return ct_fail(err, CT_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    int ok = 1;
+    for (size_t k = 0; k < n && ok; k++) {
+        double row[6] = {uvw[3 * k],    uvw[3 * k + 1], uvw[3 * k + 2],
+                         creal(vis[k]), cimag(vis[k]),  wt[k]};
+        ok = fwrite(row, sizeof row, 1, f) == 1;
+    }
+    ok = (fflush(f) == 0) & ok;
+    ok = (fsync(fileno(f)) == 0) & ok;
+    ok = (fclose(f) == 0) & ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return ct_fail(err, CT_EIO, "cannot write %s: %s", path, strerror(errno));
+    }
+    return CT_OK;
+}
+
+/* Rank 0's minor cycle: Hogbom until the peak residual falls by mgain (or
+ * the threshold, or niter). Returns 0 when nothing more is to be done. */
+static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, int n,
+                       ct_clean_components *comps, ct_err *err, ct_code *rc)
+{
+    double peak = max_abs(p->residual, (size_t)n * n);
+    if (r->iterations >= o->niter) {
+        r->stop_reason = "niter";
+        return 0;
+    }
+    if (peak <= o->threshold_jy) {
+        r->stop_reason = "threshold";
+        return 0;
+    }
+    if (r->major_cycles >= o->max_major) {
+        r->stop_reason = "major cycles";
+        return 0;
+    }
+    ct_clean_opts co;
+    ct_clean_opts_default(&co);
+    co.gain = o->gain;
+    co.niter = o->niter - r->iterations;
+    co.threshold = fmax(o->threshold_jy, (1.0 - o->mgain) * peak);
+    co.psf_nx = co.psf_ny = p->psf_n;
+    ct_clean_result cr;
+    *rc = ct_clean_hogbom(p->residual, p->psf2 ? p->psf2 : p->psf, n, n, &co, comps, &cr, err);
+    if (*rc != CT_OK)
+        return 0;
+    r->iterations += cr.iterations;
+    if (getenv("CT_DEBUG_CLEAN"))
+        fprintf(stderr, "minor: peak %g -> %g after %d (threshold %g), components %zu\n", peak,
+                cr.peak_residual, cr.iterations, co.threshold, comps->n);
+    if (cr.iterations == 0) {
+        r->stop_reason = "threshold";
+        return 0;
+    }
+    return 1;
+}
+
+ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_opts *o,
+                             ct_image_result *res, ct_err *err)
+{
+    double t_start = MPI_Wtime();
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    memset(res, 0, sizeof *res);
+    res->ranks = size;
+    res->stop_reason = "niter";
+    ct_code rc = check_opts(o, err);
+    if (rc == CT_OK && o->export_vis && size != 1)
+        rc = ct_fail(err, CT_EINVAL, "imaging: --export-vis runs on one rank only");
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        return rc;
+
+    /* 1. Read this rank's baseline-times. */
+    ct_uvh5_file *f = NULL;
+    ct_visset vs = {0};
+    ct_vis_centre centre = {0};
+    ct_vis_pointing pt = {0};
+    int *epoch = NULL;
+    rc = ct_uvh5_open(visfile, &f, err);
+    const ct_uvh5_header *h = rc == CT_OK ? ct_uvh5_header_get(f) : NULL;
+    if (rc == CT_OK)
+        rc = ct_vis_centre_of(h, &centre, err);
+    if (rc == CT_OK) {
+        size_t nb = (size_t)h->Nblts, b0 = nb * (size_t)rank / (size_t)size,
+               b1 = nb * ((size_t)rank + 1) / (size_t)size;
+        rc = ct_visset_read(f, b0, b1 - b0, &centre, &vs, err);
+    }
+    if (rc == CT_OK)
+        rc = ct_vis_pointings(h, &centre, &pt, err);
+    if (rc == CT_OK && !(epoch = malloc((vs.n + 1) * sizeof *epoch)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu rows", vs.n);
+    for (size_t k = 0; rc == CT_OK && k < vs.n; k++)
+        if ((epoch[k] = (int)ct_vis_pointing_index(&pt, h->time_array[vs.blt[k]])) < 0)
+            rc = ct_fail(err, CT_EINVAL, "corrupt input: baseline-time %zu has no time", vs.blt[k]);
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        goto out;
+    unsigned long long cnt[2] = {vs.n_flagged, vs.n_nonfinite}, tot[2];
+    MPI_Allreduce(cnt, tot, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);
+    res->n_flagged = (size_t)tot[0];
+    res->n_nonfinite = (size_t)tot[1];
+    res->ra_deg = centre.ra_rad * 180.0 / M_PI;
+    res->dec_deg = centre.dec_rad * 180.0 / M_PI;
+    res->freq_hz = 0.5 * (vs.freq_min_hz + vs.freq_max_hz);
+    res->bandwidth_hz = vs.bandwidth_hz;
+    {
+        double t0 = INFINITY;
+        for (int i = 0; i < h->Nblts; i++)
+            t0 = fmin(t0, h->time_array[i] - 0.5 * h->integration_time[i] / 86400.0);
+        iso_date(t0, res->date_obs, sizeof res->date_obs);
+    }
+    res->t_read = MPI_Wtime() - t_start;
+
+    /* 2. Geometry: the cell from the longest baseline kept, the size from
+     * the field's extent. */
+    double uvmax = 0;
+    for (size_t k = 0; k < vs.n; k++) {
+        double r = hypot(vs.uvw[3 * k], vs.uvw[3 * k + 1]);
+        if (r >= o->min_uv_lambda)
+            uvmax = fmax(uvmax, r);
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &uvmax, 1, MPI_DOUBLE, MPI_MAX, comm);
+    double cell = o->cell_arcsec * ARCSEC;
+    if (o->cell_arcsec == 0) {
+        if (!(uvmax > 0))
+            rc = ct_fail(err, CT_EINVAL, "no data: no unflagged baseline to set the cell from");
+        cell = 0.5 / uvmax / 5.0;
+        cell = fmin(fmax(cell, 0.1 * ARCSEC), 60.0 * ARCSEC);
+    }
+    int n = o->size;
+    if (rc == CT_OK && n == 0) {
+        double want = ceil(CT_IMAGING_EXTENT_DEG * M_PI / 180.0 / cell);
+        if (want > 1e6)
+            rc = ct_fail(err, CT_EINVAL, "imaging: %.0f pixels per side is absurd", want);
+        else
+            n = 2 * (int)ceil(want / 2);
+    }
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        goto out;
+    res->nx = res->ny = n;
+    res->cell_arcsec = cell / ARCSEC;
+
+    /* 3. The PSF at twice the image's size, so that CLEAN subtracts every
+     * component's sidelobes over the whole image (clean.h), with the very
+     * weights of the image; then the imager itself. */
+    ct_weight_opts wo = {.kind = o->weight,
+                         .robust = o->robust,
+                         .min_uv_lambda = o->min_uv_lambda,
+                         .nx = n,
+                         .ny = n,
+                         .cell_rad = cell};
+    size_t npix = (size_t)n * n;
+    double *psf2 = NULL;
+    {
+        ct_imager *big = NULL;
+        ct_err e2;
+        ct_imager_geom g2 = {.nx = 2 * n,
+                             .ny = 2 * n,
+                             .cell_rad = cell,
+                             .epsilon = o->epsilon,
+                             .no_wterms = o->no_wterms,
+                             .max_bytes = o->max_bytes};
+        ct_code r2 = ct_imager_create(comm, &g2, &big, &e2);
+        if (r2 == CT_OK) {
+            if (rank == 0 && !(psf2 = malloc(4 * npix * sizeof *psf2)))
+                r2 = ct_fail(&e2, CT_ENOMEM, "out of memory for the PSF");
+            if ((r2 = ct_mpi_agree(comm, r2, &e2)) == CT_OK)
+                r2 = ct_imager_load(big, vs.uvw, vs.vis, vs.weight, vs.chan, h->Nfreqs, epoch,
+                                    (int)pt.n, vs.n, &wo, &e2);
+            if (r2 == CT_OK)
+                r2 = ct_imager_image(big, 1, psf2, &e2);
+            ct_imager_get_stats(big, &res->psf_stats);
+            ct_imager_destroy(big);
+        }
+        if (r2 != CT_OK) {
+            /* Too large for memory, or reaching the horizon: CLEAN with a
+             * PSF of the image's size (far sidelobes cut, see clean.h). */
+            free(psf2);
+            psf2 = NULL;
+        }
+        res->psf_size = psf2 || r2 == CT_OK ? 2 * n : n;
+    }
+    ct_imager *im = NULL;
+    ct_imager_geom g = {.nx = n,
+                        .ny = n,
+                        .cell_rad = cell,
+                        .epsilon = o->epsilon,
+                        .no_wterms = o->no_wterms,
+                        .max_bytes = o->max_bytes};
+    if ((rc = ct_imager_create(comm, &g, &im, err)) != CT_OK) {
+        free(psf2);
+        goto out;
+    }
+    rc = ct_imager_load(im, vs.uvw, vs.vis, vs.weight, vs.chan, h->Nfreqs, epoch, (int)pt.n, vs.n,
+                        &wo, err);
+    char object[72] = "";
+    if (h->object_name)
+        snprintf(object, sizeof object, "%s", h->object_name);
+    ct_visset_free(&vs);
+    free(epoch);
+    epoch = NULL;
+    if (rc != CT_OK) {
+        ct_imager_destroy(im);
+        free(psf2);
+        goto out;
+    }
+
+    /* 4. PSF, dirty image, CLEAN in major cycles (rank 0 holds the images). */
+    products p = {0};
+    p.psf2 = psf2;
+    p.psf_n = res->psf_size;
+    if (rank == 0) {
+        p.psf = malloc(npix * sizeof(double));
+        p.dirty = malloc(npix * sizeof(double));
+        p.residual = malloc(npix * sizeof(double));
+        p.model = calloc(npix, sizeof(double));
+        p.restored = malloc(npix * sizeof(double));
+        p.pbcor = malloc(npix * sizeof(double));
+        if (!p.psf || !p.dirty || !p.residual || !p.model || !p.restored || !p.pbcor)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for %d x %d images", n, n);
+    }
+    if ((rc = ct_mpi_agree(comm, rc, err)) == CT_OK && res->psf_size == n)
+        rc = ct_imager_image(im, 1, p.psf, err);
+    if (rc == CT_OK && rank == 0 && res->psf_size != n) {
+        /* The image-sized PSF written out is the big one's centre. */
+        for (int y = 0; y < n; y++)
+            memcpy(p.psf + (size_t)y * n, psf2 + (size_t)(y + n / 2) * 2 * n + n / 2,
+                   (size_t)n * sizeof(double));
+    }
+    if (rc == CT_OK && rank == 0)
+        rc = ct_beam_fit(p.psf, n, n, cell, &res->beam, err);
+    if ((rc = ct_mpi_agree(comm, rc, err)) == CT_OK)
+        rc = ct_imager_image(im, 0, p.dirty, err);
+    if (rc == CT_OK && rank == 0)
+        memcpy(p.residual, p.dirty, npix * sizeof(double));
+    ct_clean_components comps = {0};
+    double t_clean = 0;
+    while (rc == CT_OK) {
+        int go = 0;
+        if (rank == 0) {
+            double t0 = MPI_Wtime();
+            go = minor_cycle(o, res, &p, n, &comps, err, &rc);
+            t_clean += MPI_Wtime() - t0;
+        }
+        if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+            break;
+        MPI_Bcast(&go, 1, MPI_INT, 0, comm);
+        if (!go)
+            break;
+        res->major_cycles++;
+        rc = ct_imager_set_model(im, &comps, err);
+        if (rc == CT_OK)
+            rc = ct_imager_image(im, 0, p.residual, err);
+    }
+
+    /* 5-6. Restore, primary beam, QA, files (rank 0). */
+    if (rc == CT_OK && rank == 0) {
+        double t0 = MPI_Wtime();
+        rc = ct_clean_restore(&comps, &res->beam, cell, p.residual, n, n, p.restored, err);
+        for (size_t c = 0; c < comps.n; c++)
+            p.model[(size_t)comps.items[c].iy * n + comps.items[c].ix] = comps.items[c].flux;
+        if (rc == CT_OK)
+            rc = ct_pb_correct_drift(p.restored, n, n, cell, h->freq_array,
+                                     ct_imager_channel_weights(im), (size_t)h->Nfreqs, pt.l, pt.m,
+                                     ct_imager_epoch_weights(im), pt.n, o->pblimit, p.pbcor, NULL,
+                                     err);
+        if (rc == CT_OK)
+            rc = ct_image_qa_measure(p.restored, p.residual, n, n, &res->beam, comps.n, &res->qa,
+                                     err);
+        t_clean += MPI_Wtime() - t0;
+        ct_imager_stats st;
+        ct_imager_get_stats(im, &st);
+        res->n_vis = st.n_rows;
+        res->w_planes = st.w_planes;
+        res->support = st.support;
+        t0 = MPI_Wtime();
+        if (rc == CT_OK)
+            rc = write_products(o, res, &p, object[0] ? object : NULL, err);
+        if (rc == CT_OK && o->export_vis)
+            rc = export_rows(o->export_vis, im, err);
+        res->t_write = MPI_Wtime() - t0;
+    }
+    rc = ct_mpi_agree(comm, rc, err);
+    MPI_Bcast(&res->qa, (int)sizeof res->qa, MPI_BYTE, 0, comm);
+    {
+        ct_imager_stats st;
+        ct_imager_get_stats(im, &st);
+        res->n_vis = st.n_rows;
+        res->w_planes = st.w_planes;
+        res->support = st.support;
+        res->t_weights = st.t_weights;
+        res->t_grid = st.t_grid;
+        res->t_fft = st.t_fft;
+        res->t_degrid = st.t_degrid;
+    }
+    res->t_clean = t_clean;
+    ct_clean_components_free(&comps);
+    products_free(&p);
+    ct_imager_destroy(im);
+out:
+    ct_visset_free(&vs);
+    ct_vis_pointing_free(&pt);
+    free(epoch);
+    if (f)
+        ct_uvh5_close(f, NULL);
+    res->t_total = MPI_Wtime() - t_start;
+    return rc;
+}

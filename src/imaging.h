@@ -1,0 +1,93 @@
+/*
+ * imaging.h -- the imaging stage: one combined observation (UVH5) to a
+ * CLEANed, primary-beam-corrected Stokes-I image with full WCS and its QA
+ * figures, on the ranks of a communicator.
+ *
+ * Steps (docs/imaging.md has the algorithms and their accuracy):
+ *   1. read: each rank reads a contiguous range of baseline-times and turns
+ *      it into Stokes-I rows phased to the pointing at mid-observation
+ *      (visset.h);
+ *   2. geometry: the cell from the longest baseline when not given
+ *      (0.5 lambda / u_max / 5, clamped to 0.1-60 arcsec, the seed
+ *      pipeline's rule) and the size from the field extent (3.5 deg);
+ *   3. weights, gridding and FFT across the ranks (imager.h);
+ *   4. Hogbom CLEAN in major cycles: the minor cycle (clean.h, on rank 0)
+ *      stops once the peak residual falls by the major-cycle gain (mgain,
+ *      0.8 by default: to 20 % of where it started) or at the threshold or
+ *      niter; the model's visibilities are then predicted by degridding and
+ *      subtracted, and the residual image made again from the visibilities;
+ *   5. restore with the beam fitted to the PSF; correct for the primary
+ *      beam (the Airy pattern of 4.65 m dishes averaged over the channels
+ *      with the imaging weights), blanking where it is below pblimit;
+ *   6. QA (imageqa.h) and FITS files (fitsimage.h) from rank 0, each
+ *      written under a temporary name and renamed:
+ *      PREFIX-dirty.fits, -psf.fits, -model.fits, -residual.fits,
+ *      -image.fits (restored) and -image-pb.fits.
+ *
+ * Every rank returns the same code. Errors: CT_EINVAL for bad options or
+ * input ("corrupt input: ..." for damaged data, "no data: ..." when nothing
+ * is left to image), CT_ENOTFOUND for a missing file, CT_EIO, CT_ENOMEM.
+ */
+#ifndef CONTIMG_IMAGING_H
+#define CONTIMG_IMAGING_H
+
+#include "clean.h"
+#include "error.h"
+#include "imageqa.h"
+#include "imager.h"
+#include "weighting.h"
+
+#include <mpi.h>
+#include <stddef.h>
+
+#define CT_IMAGING_EXTENT_DEG 3.5
+
+typedef struct ct_image_opts {
+    const char *out_prefix; /* output files PREFIX-*.fits */
+    int size;               /* pixels per side (even); 0: the extent / cell */
+    double cell_arcsec;     /* 0: from the longest baseline */
+    ct_weight_kind weight;  /* Briggs by default */
+    double robust;          /* 0 by default */
+    double min_uv_lambda;   /* 0: none */
+    int niter;              /* CLEAN components at most (1000) */
+    double threshold_jy;    /* stop CLEAN at this peak residual (0) */
+    double gain, mgain;     /* loop gain (0.1), major-cycle gain (0.8) */
+    int max_major;          /* major cycles at most (20) */
+    double epsilon;         /* gridding accuracy (1e-4) */
+    double pblimit;         /* primary-beam cutoff (0.2) */
+    int no_wterms;          /* nonzero: 2-D gridding */
+    double max_bytes;       /* per-rank grid memory; 0: automatic (imager.h) */
+    const char *export_vis; /* NULL, or a file for the rows as imaged (one rank only) */
+} ct_image_opts;
+
+/* The seed pipeline's defaults (above). */
+void ct_image_opts_default(ct_image_opts *o);
+/* The continuum successor's settings: 4800 pixels of 3 arcsec, Briggs 0.5,
+ * min uv 1000 lambda (the rest as the defaults). */
+void ct_image_opts_successor(ct_image_opts *o);
+
+typedef struct ct_image_result {
+    int nx, ny;
+    double cell_arcsec;
+    double ra_deg, dec_deg; /* the image centre, ICRS */
+    double freq_hz, bandwidth_hz;
+    char date_obs[32];
+    size_t n_vis;                  /* rows imaged */
+    size_t n_flagged, n_nonfinite; /* samples dropped (visset.h) */
+    long w_planes;
+    int support, ranks, major_cycles, iterations;
+    int psf_size;              /* pixels per side of the PSF CLEAN used: 2 nx, or nx when that
+                                  did not fit in memory */
+    ct_imager_stats psf_stats; /* the PSF imager's figures */
+    const char *stop_reason;   /* "niter", "threshold" or "major cycles" */
+    ct_beam beam;
+    ct_image_qa qa;
+    /* Seconds (rank 0): */
+    double t_read, t_weights, t_grid, t_fft, t_degrid, t_clean, t_write, t_total;
+} ct_image_result;
+
+/* Images the UVH5 file visfile (collective over comm). */
+ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_opts *o,
+                             ct_image_result *res, ct_err *err);
+
+#endif

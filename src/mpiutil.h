@@ -1,0 +1,21 @@
+/*
+ * mpiutil.h -- the one error-check idiom of contimg's collective code.
+ *
+ * A collective call must return the same code on every rank, or ranks part
+ * ways and the job hangs. After each step that can fail locally (an
+ * allocation, a read), every rank passes its own outcome to ct_mpi_agree and
+ * goes on with the common one.
+ */
+#ifndef CONTIMG_MPIUTIL_H
+#define CONTIMG_MPIUTIL_H
+
+#include "error.h"
+
+#include <mpi.h>
+
+/* Every rank passes its own outcome; all get the outcome of the lowest-numbered
+ * rank that failed (its code and message), or CT_OK when none did. err may be
+ * NULL on ranks that do not want the message. */
+ct_code ct_mpi_agree(MPI_Comm comm, ct_code rc, ct_err *err);
+
+#endif
