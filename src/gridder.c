@@ -80,7 +80,8 @@ ct_code ct_gridder_plan_create(int nx, int ny, double cell_rad, double epsilon,
     p->grid = fftw_malloc((size_t)p->gx * (size_t)p->gy * sizeof(double complex));
     if (!p->corr_x || !p->grid) {
         ct_gridder_plan_destroy(p);
-        return ct_fail(err, CT_ENOMEM, "out of memory for a %d x %d grid", p->gx, p->gy);
+        return ct_fail(err, CT_ENOMEM, "out of memory for a %d x %d grid",
+                       CT_GRID_OVERSAMPLING * nx, CT_GRID_OVERSAMPLING * ny);
     }
     p->corr_y = p->corr_x + nx;
     ct_code rc = fill_corrections(p, err);
@@ -94,7 +95,8 @@ ct_code ct_gridder_plan_create(int nx, int ny, double cell_rad, double epsilon,
     p->backward = fftw_plan_dft_2d(p->gy, p->gx, p->grid, p->grid, FFTW_BACKWARD, FFTW_ESTIMATE);
     if (!p->forward || !p->backward) {
         ct_gridder_plan_destroy(p);
-        return ct_fail(err, CT_ENOMEM, "FFTW could not plan a %d x %d transform", p->gx, p->gy);
+        return ct_fail(err, CT_ENOMEM, "FFTW could not plan a %d x %d transform",
+                       CT_GRID_OVERSAMPLING * nx, CT_GRID_OVERSAMPLING * ny);
     }
     *out = p;
     return CT_OK;

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The w planes' spacing puts the largest phase frequency |dw (n - 1 - mid)|
  * at 1 / (2 W_OVERSAMPLING) cycles per plane: at 2 (matching u and v) the
@@ -31,18 +32,85 @@ static const struct {
     {15, 34.5, 3e-13},  {16, 35.2, 1e-13},
 };
 
+double ct_gkernel_value(const ct_gkernel *k, double x)
+{
+    double s = 1.0 - x * x;
+    return exp(k->beta * (s > 0 ? sqrt(s) - 1.0 : -1.0));
+}
+
+/* The exact value of tap i at series offset t in [-1, 1]: the kernel at
+ * x = (i + (t + 1) / 2 - W/2) / (W/2), the cell's first tap sitting at the
+ * fractional offset (t + 1) / 2 in [0, 1) from the kernel's left edge. */
+static double tap_exact(const ct_gkernel *k, int i, double t)
+{
+    double h = 0.5 * k->support;
+    return ct_gkernel_value(k, (i + 0.5 * (t + 1.0) - h) / h);
+}
+
+/* Clenshaw's recurrence for every tap at once (the inner loop vectorizes). */
+static void taps_series(const ct_gkernel *k, double t, double *val)
+{
+    const int W = k->support;
+    double b1[CT_GRID_MAX_SUPPORT] = {0}, b2[CT_GRID_MAX_SUPPORT] = {0};
+    const double t2 = 2.0 * t;
+    for (int d = k->degree; d >= 1; d--) {
+        const double *c = k->cheb[d];
+        for (int i = 0; i < W; i++) {
+            double b0 = c[i] + t2 * b1[i] - b2[i];
+            b2[i] = b1[i];
+            b1[i] = b0;
+        }
+    }
+    for (int i = 0; i < W; i++)
+        val[i] = k->cheb[0][i] + t * b1[i] - b2[i];
+}
+
+/* Chebyshev interpolation of every tap at degree k->degree. */
+static void fit_series(ct_gkernel *k)
+{
+    const int D = k->degree, W = k->support;
+    double f[CT_GKERNEL_MAX_DEGREE + 1];
+    for (int i = 0; i < W; i++) {
+        for (int q = 0; q <= D; q++)
+            f[q] = tap_exact(k, i, cos(M_PI * (q + 0.5) / (D + 1)));
+        for (int d = 0; d <= D; d++) {
+            double sum = 0;
+            for (int q = 0; q <= D; q++)
+                sum += f[q] * cos(M_PI * d * (q + 0.5) / (D + 1));
+            k->cheb[d][i] = (d == 0 ? 1.0 : 2.0) * sum / (D + 1);
+        }
+    }
+}
+
+static double series_error(const ct_gkernel *k)
+{
+    double worst = 0, val[CT_GRID_MAX_SUPPORT];
+    for (int s = 0; s <= 2000; s++) {
+        double t = -1.0 + s / 1000.0;
+        taps_series(k, t, val);
+        for (int i = 0; i < k->support; i++)
+            worst = fmax(worst, fabs(val[i] - tap_exact(k, i, t)));
+    }
+    return worst;
+}
+
 ct_gkernel ct_gkernel_for(double epsilon)
 {
     size_t row = 0, nrows = sizeof kernel_table / sizeof kernel_table[0];
     while (row + 1 < nrows && kernel_table[row].epsilon > epsilon)
         row++;
-    return (ct_gkernel){kernel_table[row].support, kernel_table[row].beta};
-}
-
-double ct_gkernel_value(const ct_gkernel *k, double x)
-{
-    double s = 1.0 - x * x;
-    return exp(k->beta * (s > 0 ? sqrt(s) - 1.0 : -1.0));
+    ct_gkernel k;
+    memset(&k, 0, sizeof k);
+    k.support = kernel_table[row].support;
+    k.beta = kernel_table[row].beta;
+    /* The lowest degree within 1/50 of the kernel's epsilon (or the highest
+     * allowed, whose error is then at the level of rounding). */
+    for (k.degree = k.support; k.degree <= CT_GKERNEL_MAX_DEGREE; k.degree++) {
+        fit_series(&k);
+        if (series_error(&k) <= kernel_table[row].epsilon / 50 || k.degree == CT_GKERNEL_MAX_DEGREE)
+            break;
+    }
+    return k;
 }
 
 long ct_gkernel_first(const ct_gkernel *k, double g)
@@ -56,10 +124,10 @@ void ct_gkernel_taps(const ct_gkernel *k, double g, int n, int *idx, double *val
     double first = ceil(g - h);
     double wrapped = first - n * floor(first / n); /* in [0, n) exactly: integers */
     long j = (long)wrapped;
-    for (int i = 0; i < k->support; i++) {
-        val[i] = ct_gkernel_value(k, (first + i - g) / h);
+    /* first - g + h in (0, 1]: the first tap's offset from the kernel's edge. */
+    taps_series(k, 2.0 * (first - g + h) - 1.0, val);
+    for (int i = 0; i < k->support; i++)
         idx[i] = (int)((j + i) % n);
-    }
 }
 
 /* n-point (n >= 2) Gauss-Legendre nodes and weights on [-1, 1]: Newton's
@@ -96,6 +164,13 @@ ct_code ct_gkernel_ft_init(ct_gkernel_ft *ft, ct_gkernel k, ct_err *err)
         return ct_fail(err, CT_ENOMEM, "out of memory for the gridder's quadrature");
     ft->w = ft->x + ft->nq;
     gauss_legendre(ft->nq, ft->x, ft->w);
+    /* What does not depend on xi, once: x becomes sin(th) at each node, w the
+     * node's weight times exp(beta (cos th - 1)) cos th. */
+    for (int i = 0; i < ft->nq; i++) {
+        double th = 0.25 * M_PI * (1.0 + ft->x[i]);
+        ft->w[i] *= exp(k.beta * (cos(th) - 1.0)) * cos(th);
+        ft->x[i] = sin(th);
+    }
     return CT_OK;
 }
 
@@ -111,12 +186,9 @@ void ct_gkernel_ft_free(ct_gkernel_ft *ft)
  * leaving an analytic integrand for Gauss-Legendre). */
 double ct_gkernel_ft_at(const ct_gkernel_ft *ft, double xi)
 {
-    double h = 0.5 * ft->k.support, sum = 0.0;
-    for (int i = 0; i < ft->nq; i++) {
-        double th = 0.25 * M_PI * (1.0 + ft->x[i]);
-        sum += ft->w[i] * exp(ft->k.beta * (cos(th) - 1.0)) * cos(2.0 * M_PI * h * xi * sin(th)) *
-               cos(th);
-    }
+    double h = 0.5 * ft->k.support, sum = 0.0, f = 2.0 * M_PI * h * xi;
+    for (int i = 0; i < ft->nq; i++)
+        sum += ft->w[i] * cos(f * ft->x[i]);
     return 2.0 * h * 0.25 * M_PI * sum;
 }
 
@@ -154,13 +226,24 @@ long ct_wplane_first(const ct_gkernel *k, double w, double wmin, double dw)
     return (long)ceil((w - wmin) / dw - 0.5 * k->support);
 }
 
+long ct_wplane_taps(const ct_gkernel *k, double w, double wmin, double dw, double *val)
+{
+    double h = 0.5 * k->support, t = (w - wmin) / dw;
+    double first = ceil(t - h);
+    taps_series(k, 2.0 * (first - t + h) - 1.0, val);
+    return (long)first;
+}
+
 double ct_wplane_tap(const ct_gkernel *k, double w, double wmin, double dw, long j)
 {
     double h = 0.5 * k->support, t = (w - wmin) / dw;
     double first = ceil(t - h);
     if ((double)j < first || (double)j >= first + k->support)
         return 0.0;
-    return ct_gkernel_value(k, ((double)j - t) / h);
+    /* From the series, as ct_wplane_taps: the same numbers either way. */
+    double val[CT_GRID_MAX_SUPPORT];
+    taps_series(k, 2.0 * (first - t + h) - 1.0, val);
+    return val[j - (long)first];
 }
 
 ct_code ct_wplane_range(const ct_gkernel *k, double wmin, double wmax, double dw, long *lo,

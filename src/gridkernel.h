@@ -22,9 +22,21 @@
 /* More w planes than this is refused (a w range far beyond any array's). */
 #define CT_GRID_MAX_W_PLANES 100000
 
+#define CT_GKERNEL_MAX_DEGREE 32
+
+/* The kernel and, for speed, each tap as a Chebyshev series in the
+ * visibility's fractional cell offset: the W values a visibility spreads are
+ * then a few multiply-adds each instead of an exp and a sqrt. The series'
+ * degree is chosen when the kernel is (ct_gkernel_for) so that it stays
+ * within 1/50 of the kernel's epsilon everywhere (measured on a fine grid of
+ * offsets); gridding and degridding use the series, the grid correction the
+ * exact kernel. */
 typedef struct ct_gkernel {
     int support; /* W, grid cells */
     double beta;
+    int degree;
+    /* tap i at offset t in [-1, 1]: sum_d cheb[d][i] T_d(t) */
+    double cheb[CT_GKERNEL_MAX_DEGREE + 1][CT_GRID_MAX_SUPPORT];
 } ct_gkernel;
 
 /* The kernel trusted to epsilon (requests below the table's best get the best). */
@@ -34,7 +46,8 @@ ct_gkernel ct_gkernel_for(double epsilon);
 double ct_gkernel_value(const ct_gkernel *k, double x);
 
 /* Where the kernel around coordinate g (in grid cells) falls on an axis of n
- * cells: the W wrapped indices idx[] and the kernel's values val[] there. */
+ * cells: the W wrapped indices idx[] and the kernel's values val[] there (from
+ * the Chebyshev series). */
 void ct_gkernel_taps(const ct_gkernel *k, double g, int n, int *idx, double *val);
 
 /* The index of the first of the W cells the kernel around g covers (not wrapped). */
@@ -44,7 +57,7 @@ long ct_gkernel_first(const ct_gkernel *k, double g);
 typedef struct ct_gkernel_ft {
     ct_gkernel k;
     int nq;
-    double *x, *w;
+    double *x, *w; /* per quadrature node: sin(theta), and the weight with the kernel folded in */
 } ct_gkernel_ft;
 
 ct_code ct_gkernel_ft_init(ct_gkernel_ft *ft, ct_gkernel k, ct_err *err);
@@ -67,6 +80,8 @@ ct_code ct_wstack_geometry(int nx, int ny, double cell, int *usable, double *nm1
  * ct_wplane_first(..) .. + W - 1 with weight ct_wplane_tap(..). */
 long ct_wplane_first(const ct_gkernel *k, double w, double wmin, double dw);
 double ct_wplane_tap(const ct_gkernel *k, double w, double wmin, double dw, long j);
+/* All W weights at once, from the series: val[i] for plane first + i; returns first. */
+long ct_wplane_taps(const ct_gkernel *k, double w, double wmin, double dw, double *val);
 /* The planes [*lo, *hi] that rows with w in [wmin, wmax] reach; CT_EINVAL
  * beyond CT_GRID_MAX_W_PLANES. */
 ct_code ct_wplane_range(const ct_gkernel *k, double wmin, double wmax, double dw, long *lo,

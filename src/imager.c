@@ -58,6 +58,14 @@ struct ct_imager {
     /* Rows of the grid a degrid needs: (row0 + ext_lo + t) mod gy, t < ext_n. */
     long ext_lo, ext_n;
     double complex *ext;
+    /* Plane groups (setup_groups): G slabs (the first is slab) and, on more
+     * than one rank, G halo buffers (the first is ext); which planes have
+     * rows on some rank; per pixel, the screen's step from plane to plane. */
+    int group;
+    double complex **gslab, **gext;
+    unsigned char *plane_any;
+    double complex *wstep;
+    double need_bytes; /* what ct_imager_create counted */
 
     int loaded;
     double wsum;
@@ -208,7 +216,8 @@ static ct_code setup_pixels(ct_imager *im, ct_err *err)
         size_t np = (size_t)im->nxo * (size_t)im->ny;
         im->wshift = malloc((np + 1) * sizeof *im->wshift);
         im->corr_w = malloc((np + 1) * sizeof *im->corr_w);
-        if (!im->wshift || !im->corr_w)
+        im->wstep = malloc((np + 1) * sizeof *im->wstep);
+        if (!im->wshift || !im->corr_w || !im->wstep)
             rc = ct_fail(err, CT_ENOMEM, "out of memory for the w-term corrections");
         for (int i = 0; rc == CT_OK && i < im->nxo; i++) {
             int x = im->xs[i];
@@ -218,6 +227,7 @@ static ct_code setup_pixels(ct_imager *im, ct_err *err)
                     ct_n_minus_1((x - im->nx / 2) * im->cell, (y - im->ny / 2) * im->cell) -
                     im->nm1_mid;
                 im->corr_w[p] = 1.0 / ct_gkernel_ft_at(&ft, im->dw * im->wshift[p]);
+                im->wstep[p] = cexp(-2.0 * M_PI * I * im->dw * im->wshift[p]);
             }
         }
     }
@@ -287,6 +297,7 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
     im->k = ct_gkernel_for(g->epsilon);
     im->no_wterms = g->no_wterms != 0;
     im->max_bytes = limit;
+    im->need_bytes = need;
     im->row0 = s0;
     im->nrow = n0;
     im->col0 = s1;
@@ -359,8 +370,12 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
     return CT_OK;
 }
 
+static void free_groups(ct_imager *im);
+static ct_code setup_groups(ct_imager *im, ct_err *err);
+
 static void free_rows(ct_imager *im)
 {
+    free_groups(im);
     free(im->uvw);
     free(im->wt);
     free(im->vis);
@@ -397,6 +412,7 @@ void ct_imager_destroy(ct_imager *im)
     free(im->xs);
     free(im->wshift);
     free(im->corr_w);
+    free(im->wstep);
     if (im->comm != MPI_COMM_NULL && im->comm != 0)
         MPI_Comm_free(&im->comm);
     free(im);
@@ -891,6 +907,8 @@ ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *v
     if (rc == CT_OK)
         rc = share_rows(im, owned, nowned, wopts, err);
     free(owned);
+    if (rc == CT_OK)
+        rc = setup_groups(im, err);
     if (rc != CT_OK) {
         free_rows(im);
         return rc;
@@ -904,43 +922,124 @@ ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *v
 
 /* ---- the transforms ---- */
 
-/* Rows of plane j: the buckets of first planes j - W + 1 .. j. */
-static void plane_rows(const ct_imager *im, long j, size_t *from, size_t *to)
+/* A buffer's rows forward-transformed along u, transposed (FFTW-MPI), and
+ * forward transformed along v: the plane's image columns in tslab. */
+static void forward_fft(ct_imager *im, double complex *buf)
+{
+    double t0 = MPI_Wtime();
+    for (ptrdiff_t r = 0; r < im->nrow; r++)
+        fftw_execute_dft(im->row_fwd, buf + r * im->gx, buf + r * im->gx);
+    fftw_mpi_execute_r2r(im->to_cols, (double *)buf, (double *)im->tslab);
+    for (ptrdiff_t c = 0; c < im->ncol; c++)
+        fftw_execute_dft(im->col_fwd, im->tslab + c * im->gy, im->tslab + c * im->gy);
+    im->st.t_fft += MPI_Wtime() - t0;
+}
+
+/* The inverse: tslab's columns back to the rows of buf. */
+static void backward_fft(ct_imager *im, double complex *buf)
+{
+    double t0 = MPI_Wtime();
+    for (ptrdiff_t c = 0; c < im->ncol; c++)
+        fftw_execute_dft(im->col_bwd, im->tslab + c * im->gy, im->tslab + c * im->gy);
+    fftw_mpi_execute_r2r(im->to_rows, (double *)im->tslab, (double *)buf);
+    for (ptrdiff_t r = 0; r < im->nrow; r++)
+        fftw_execute_dft(im->row_bwd, buf + r * im->gx, buf + r * im->gx);
+    im->st.t_fft += MPI_Wtime() - t0;
+}
+
+/* Plane groups. A visibility's kernel in u and v is the same on each of the
+ * W w planes it reaches, so planes are gridded G at a time into G slabs and
+ * each visibility's u and v taps are worked out once per group, not once per
+ * plane. A cell still receives its contributions in the order of the rows
+ * (w-plane bucket, density row, global index), whatever G is, so G (chosen
+ * from the memory left, at most W) changes the speed only. */
+static ct_code setup_groups(ct_imager *im, ct_err *err)
+{
+    const long np = im->plane_hi - im->plane_lo + 1;
+    const int W = im->k.support;
+    ct_code rc = CT_OK;
+    im->plane_any = calloc((size_t)np + 1, sizeof *im->plane_any);
+    if (!im->plane_any)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld w planes", np);
+    for (long j = 0; rc == CT_OK && j < np; j++) {
+        long b1 = im->use_w ? j : im->nbuckets - 1, b0 = im->use_w ? j - W + 1 : 0;
+        b0 = b0 < 0 ? 0 : b0;
+        b1 = b1 >= im->nbuckets ? im->nbuckets - 1 : b1;
+        im->plane_any[j] = b0 <= b1 && im->bucket[b1 + 1] > im->bucket[b0];
+    }
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
+        return rc;
+    MPI_Allreduce(MPI_IN_PLACE, im->plane_any, (int)np, MPI_UNSIGNED_CHAR, MPI_MAX, im->comm);
+
+    double slab = (double)im->nrow * im->gx * sizeof(double complex);
+    double ext = im->size > 1 ? (double)im->ext_n * im->gx * sizeof(double complex) : 0;
+    double rows = (double)im->n * 96.0;
+    double left = im->max_bytes - im->need_bytes - rows;
+    long g = 1 + (slab + ext > 0 ? (long)fmax(0, floor(left / (slab + ext))) : W);
+    g = g > W ? W : g;
+    g = g > np ? np : g;
+    g = g < 1 ? 1 : g;
+    long gmin = g;
+    MPI_Allreduce(&g, &gmin, 1, MPI_LONG, MPI_MIN, im->comm);
+    im->group = (int)gmin;
+    if (im->size > 1 && !im->ext && !(im->ext = fftw_malloc(16)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    im->gslab = calloc((size_t)im->group, sizeof *im->gslab);
+    im->gext = calloc((size_t)im->group, sizeof *im->gext);
+    if (!im->gslab || !im->gext)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    for (int q = 0; rc == CT_OK && q < im->group; q++) {
+        im->gslab[q] = q == 0 ? im->slab : fftw_malloc((size_t)im->alloc * sizeof(double) + 64);
+        im->gext[q] = im->size == 1 ? im->gslab[q]
+                      : q == 0
+                          ? im->ext
+                          : fftw_malloc((size_t)im->ext_n * im->gx * sizeof(double complex) + 16);
+        if (!im->gslab[q] || !im->gext[q])
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for %d w planes at once", im->group);
+    }
+    im->st.plane_group = im->group;
+    return ct_mpi_agree(im->comm, rc, err);
+}
+
+static void free_groups(ct_imager *im)
+{
+    for (int q = 1; im->gslab && q < im->group; q++)
+        fftw_free(im->gslab[q]);
+    for (int q = 1; im->gext && im->size > 1 && q < im->group; q++)
+        fftw_free(im->gext[q]);
+    free(im->gslab);
+    free(im->gext);
+    free(im->plane_any);
+    im->gslab = im->gext = NULL;
+    im->plane_any = NULL;
+    im->group = 0;
+}
+
+/* The rows whose planes meet the group [j0, j1]: buckets j0 - W + 1 .. j1. */
+static void group_rows(const ct_imager *im, long j0, long j1, size_t *from, size_t *to)
 {
     if (!im->use_w) {
         *from = 0;
         *to = im->n;
         return;
     }
-    long b1 = j - im->plane_lo, b0 = b1 - im->k.support + 1;
+    long b0 = j0 - im->plane_lo - im->k.support + 1, b1 = j1 - im->plane_lo;
     b0 = b0 < 0 ? 0 : b0;
     b1 = b1 >= im->nbuckets ? im->nbuckets - 1 : b1;
     *from = b0 <= b1 ? im->bucket[b0] : 0;
     *to = b0 <= b1 ? im->bucket[b1 + 1] : 0;
 }
 
-/* The slab's rows forward-transformed along u, transposed, and forward
- * transformed along v: the plane's image columns in tslab. */
-static void forward_fft(ct_imager *im)
+/* The planes of row i within [j0, j1] (none when *pa > *pb). */
+static void row_planes(const ct_imager *im, size_t i, long j0, long j1, long *pa, long *pb)
 {
-    double t0 = MPI_Wtime();
-    for (ptrdiff_t r = 0; r < im->nrow; r++)
-        fftw_execute_dft(im->row_fwd, im->slab + r * im->gx, im->slab + r * im->gx);
-    fftw_execute(im->to_cols);
-    for (ptrdiff_t c = 0; c < im->ncol; c++)
-        fftw_execute_dft(im->col_fwd, im->tslab + c * im->gy, im->tslab + c * im->gy);
-    im->st.t_fft += MPI_Wtime() - t0;
-}
-
-static void backward_fft(ct_imager *im)
-{
-    double t0 = MPI_Wtime();
-    for (ptrdiff_t c = 0; c < im->ncol; c++)
-        fftw_execute_dft(im->col_bwd, im->tslab + c * im->gy, im->tslab + c * im->gy);
-    fftw_execute(im->to_rows);
-    for (ptrdiff_t r = 0; r < im->nrow; r++)
-        fftw_execute_dft(im->row_bwd, im->slab + r * im->gx, im->slab + r * im->gx);
-    im->st.t_fft += MPI_Wtime() - t0;
+    if (!im->use_w) {
+        *pa = *pb = j0;
+        return;
+    }
+    long f = ct_wplane_first(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw);
+    *pa = f > j0 ? f : j0;
+    *pb = f + im->k.support - 1 < j1 ? f + im->k.support - 1 : j1;
 }
 
 /* Gathers this rank's image columns (i-major, nxo x ny) into image on rank 0. */
@@ -1002,12 +1101,14 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
         rc = ct_fail(err, CT_EINVAL, "image: NULL output on rank 0");
     const size_t np = (size_t)im->nxo * im->ny;
     double complex *acc = rc == CT_OK ? calloc(np + 1, sizeof *acc) : NULL;
+    double complex *scr = rc == CT_OK && im->use_w ? malloc((np + 1) * sizeof *scr) : NULL;
     double complex *g = rc == CT_OK ? malloc((im->n + 1) * sizeof *g) : NULL;
     double *cols = rc == CT_OK ? malloc((np + 1) * sizeof *cols) : NULL;
-    if (rc == CT_OK && (!acc || !g || !cols))
+    if (rc == CT_OK && (!acc || !g || !cols || (im->use_w && !scr)))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the image's columns");
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
         free(acc);
+        free(scr);
         free(g);
         free(cols);
         return rc;
@@ -1019,47 +1120,61 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
         if (im->use_w)
             g[i] *= cexp(-2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid);
     }
+    /* Each pixel's phase screen exp(-2 pi i w_j (n - 1 - mid)), from the
+     * first plane on by one multiplication per plane. */
+    for (size_t p = 0; im->use_w && p < np; p++)
+        scr[p] = cexp(-2.0 * M_PI * I * (im->wmin + (double)im->plane_lo * im->dw) * im->wshift[p]);
     const int W = im->k.support;
-    for (long j = im->plane_lo; j <= im->plane_hi; j++) {
+    for (long j0 = im->plane_lo; j0 <= im->plane_hi; j0 += im->group) {
+        long j1 = j0 + im->group - 1 < im->plane_hi ? j0 + im->group - 1 : im->plane_hi;
         double t0 = MPI_Wtime();
+        for (long j = j0; j <= j1; j++)
+            if (im->plane_any[j - im->plane_lo])
+                memset(im->gslab[j - j0], 0, (size_t)im->nrow * im->gx * sizeof(double complex));
         size_t from, to;
-        plane_rows(im, j, &from, &to);
-        unsigned long long mine = to - from, any = 0;
-        MPI_Allreduce(&mine, &any, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, im->comm);
-        if (any == 0)
-            continue;
-        memset(im->slab, 0, (size_t)im->nrow * im->gx * sizeof(double complex));
+        group_rows(im, j0, j1, &from, &to);
         for (size_t i = from; i < to; i++) {
-            double kw =
-                im->use_w ? ct_wplane_tap(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw, j) : 1.0;
-            if (kw == 0)
+            long pa, pb;
+            row_planes(im, i, j0, j1, &pa, &pb);
+            if (pa > pb)
                 continue;
             int ix[CT_GRID_MAX_SUPPORT], iy[CT_GRID_MAX_SUPPORT];
             double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT];
             ct_gkernel_taps(&im->k, im->uvw[3 * i] * im->gx * im->cell, im->gx, ix, kx);
             ct_gkernel_taps(&im->k, im->uvw[3 * i + 1] * im->gy * im->cell, im->gy, iy, ky);
-            double complex v = kw * g[i];
-            for (int b = 0; b < W; b++) {
-                long lr = iy[b] - im->row0;
-                if (lr < 0 || lr >= im->nrow)
-                    continue;
-                double complex vb = v * ky[b];
-                double complex *row = im->slab + lr * im->gx;
-                for (int a = 0; a < W; a++)
-                    row[ix[a]] += vb * kx[a];
+            double kws[CT_GRID_MAX_SUPPORT] = {1.0};
+            long wf =
+                im->use_w ? ct_wplane_taps(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw, kws) : pa;
+            for (long j = pa; j <= pb; j++) {
+                double kw = kws[j - wf];
+                double complex v = kw * g[i], *slab = im->gslab[j - j0];
+                for (int b = 0; b < W; b++) {
+                    long lr = iy[b] - im->row0;
+                    if (lr < 0 || lr >= im->nrow)
+                        continue;
+                    double complex vb = v * ky[b];
+                    double complex *row = slab + lr * im->gx;
+                    for (int a = 0; a < W; a++)
+                        row[ix[a]] += vb * kx[a];
+                }
             }
         }
         im->st.t_grid += MPI_Wtime() - t0;
-        forward_fft(im);
-        double wj = im->wmin + (double)j * im->dw;
-        for (int i = 0; i < im->nxo; i++) {
-            long c = mod_long(im->xs[i] - im->nx / 2, im->gx) - im->col0;
-            const double complex *trow = im->tslab + c * im->gy;
-            for (int y = 0; y < im->ny; y++) {
-                size_t p = (size_t)i * im->ny + y;
-                double complex val = trow[mod_long(y - im->ny / 2, im->gy)];
-                acc[p] += im->use_w ? val * cexp(-2.0 * M_PI * I * wj * im->wshift[p]) : val;
+        for (long j = j0; j <= j1; j++) {
+            if (im->plane_any[j - im->plane_lo]) {
+                forward_fft(im, im->gslab[j - j0]);
+                for (int i = 0; i < im->nxo; i++) {
+                    long c = mod_long(im->xs[i] - im->nx / 2, im->gx) - im->col0;
+                    const double complex *trow = im->tslab + c * im->gy;
+                    for (int y = 0; y < im->ny; y++) {
+                        size_t p = (size_t)i * im->ny + y;
+                        double complex val = trow[mod_long(y - im->ny / 2, im->gy)];
+                        acc[p] += im->use_w ? val * scr[p] : val;
+                    }
+                }
             }
+            for (size_t p = 0; im->use_w && p < np; p++)
+                scr[p] *= im->wstep[p];
         }
     }
     for (int i = 0; i < im->nxo; i++) {
@@ -1071,6 +1186,7 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
         }
     }
     free(acc);
+    free(scr);
     free(g);
     double t0 = MPI_Wtime();
     rc = gather_image(im, cols, image, err);
@@ -1091,7 +1207,8 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
     double *comp = malloc(((size_t)ncomp * 3 + 1) * sizeof *comp);
     int *xpos = malloc(((size_t)im->nx + 1) * sizeof *xpos);
     double complex *model = calloc(im->n + 1, sizeof *model);
-    if (rc == CT_OK && (!comp || !xpos || !model))
+    long *want = malloc(((size_t)im->ext_n + 1) * sizeof *want);
+    if (rc == CT_OK && (!comp || !xpos || !model || !want))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the model");
     for (long c = 0; rc == CT_OK && im->rank == 0 && c < ncomp; c++) {
         const ct_clean_component *cc = &root->items[c];
@@ -1106,6 +1223,7 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
         free(comp);
         free(xpos);
         free(model);
+        free(want);
         return rc;
     }
     MPI_Bcast(comp, (int)(3 * ncomp), MPI_DOUBLE, 0, im->comm);
@@ -1113,67 +1231,71 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
         xpos[x] = -1;
     for (int i = 0; i < im->nxo; i++)
         xpos[im->xs[i]] = i;
+    for (long t = 0; t < im->ext_n; t++)
+        want[t] = mod_long(im->row0 + im->ext_lo + t, im->gy);
     const int W = im->k.support;
-    for (long j = im->plane_lo; j <= im->plane_hi; j++) {
-        size_t from, to;
-        plane_rows(im, j, &from, &to);
-        unsigned long long mine = to - from, any = 0;
-        MPI_Allreduce(&mine, &any, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, im->comm);
-        if (any == 0)
-            continue;
-        double wj = im->wmin + (double)j * im->dw;
-        memset(im->tslab, 0, (size_t)im->ncol * im->gy * sizeof(double complex));
-        for (long c = 0; c < ncomp; c++) {
-            int x = (int)comp[3 * c], y = (int)comp[3 * c + 1], i = xpos[x];
-            if (i < 0)
+    for (long j0 = im->plane_lo; rc == CT_OK && j0 <= im->plane_hi; j0 += im->group) {
+        long j1 = j0 + im->group - 1 < im->plane_hi ? j0 + im->group - 1 : im->plane_hi;
+        /* The group's planes of the model, transformed to the uv grid. */
+        for (long j = j0; rc == CT_OK && j <= j1; j++) {
+            if (!im->plane_any[j - im->plane_lo])
                 continue;
-            size_t p = (size_t)i * im->ny + y;
-            double complex val = comp[3 * c + 2] * im->corr_x[x] * im->corr_y[y];
-            if (im->use_w)
-                val *= im->corr_w[p] * cexp(2.0 * M_PI * I * wj * im->wshift[p]);
-            long col = mod_long(x - im->nx / 2, im->gx) - im->col0;
-            im->tslab[col * im->gy + mod_long(y - im->ny / 2, im->gy)] += val;
-        }
-        backward_fft(im);
-        const double complex *ext = im->slab;
-        if (im->size > 1) {
-            double tc = MPI_Wtime();
-            long *want = malloc(((size_t)im->ext_n + 1) * sizeof *want);
-            rc = want ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory for grid rows");
-            for (long t = 0; want && t < im->ext_n; t++)
-                want[t] = mod_long(im->row0 + im->ext_lo + t, im->gy);
-            if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK)
+            double wj = im->wmin + (double)j * im->dw;
+            memset(im->tslab, 0, (size_t)im->ncol * im->gy * sizeof(double complex));
+            for (long c = 0; c < ncomp; c++) {
+                int x = (int)comp[3 * c], y = (int)comp[3 * c + 1], i = xpos[x];
+                if (i < 0)
+                    continue;
+                size_t p = (size_t)i * im->ny + y;
+                double complex val = comp[3 * c + 2] * im->corr_x[x] * im->corr_y[y];
+                if (im->use_w)
+                    val *= im->corr_w[p] * cexp(2.0 * M_PI * I * wj * im->wshift[p]);
+                long col = mod_long(x - im->nx / 2, im->gx) - im->col0;
+                im->tslab[col * im->gy + mod_long(y - im->ny / 2, im->gy)] += val;
+            }
+            backward_fft(im, im->gslab[j - j0]);
+            if (im->size > 1) {
+                double tc = MPI_Wtime();
                 rc = ct_mpi_agree(im->comm,
-                                  fetch_rows(im, (const double *)im->slab, 2 * (size_t)im->gx,
-                                             2 * (size_t)im->gx, im->row_owner, (long)im->row0,
-                                             want, (size_t)im->ext_n, (double *)im->ext, err),
+                                  fetch_rows(im, (const double *)im->gslab[j - j0],
+                                             2 * (size_t)im->gx, 2 * (size_t)im->gx, im->row_owner,
+                                             (long)im->row0, want, (size_t)im->ext_n,
+                                             (double *)im->gext[j - j0], err),
                                   err);
-            free(want);
-            im->st.t_comm += MPI_Wtime() - tc;
-            if (rc != CT_OK)
-                break;
-            ext = im->ext;
+                im->st.t_comm += MPI_Wtime() - tc;
+            }
         }
+        if (rc != CT_OK)
+            break;
         double td = MPI_Wtime();
+        size_t from, to;
+        group_rows(im, j0, j1, &from, &to);
         for (size_t i = from; i < to; i++) {
-            double kw =
-                im->use_w ? ct_wplane_tap(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw, j) : 1.0;
-            if (kw == 0)
+            long pa, pb;
+            row_planes(im, i, j0, j1, &pa, &pb);
+            if (pa > pb)
                 continue;
             int ix[CT_GRID_MAX_SUPPORT], iy[CT_GRID_MAX_SUPPORT];
             double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT];
             ct_gkernel_taps(&im->k, im->uvw[3 * i] * im->gx * im->cell, im->gx, ix, kx);
             ct_gkernel_taps(&im->k, im->uvw[3 * i + 1] * im->gy * im->cell, im->gy, iy, ky);
-            double complex sum = 0;
-            for (int b = 0; b < W; b++) {
-                long er = mod_long(im->first_row[i] + b - im->row0 - im->ext_lo, im->gy);
-                const double complex *row = ext + er * im->gx;
-                double complex sb = 0;
-                for (int a = 0; a < W; a++)
-                    sb += row[ix[a]] * kx[a];
-                sum += sb * ky[b];
+            double kws[CT_GRID_MAX_SUPPORT] = {1.0};
+            long wf =
+                im->use_w ? ct_wplane_taps(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw, kws) : pa;
+            for (long j = pa; j <= pb; j++) {
+                double kw = kws[j - wf];
+                const double complex *ext = im->gext[j - j0];
+                double complex sum = 0;
+                for (int b = 0; b < W; b++) {
+                    long er = mod_long(im->first_row[i] + b - im->row0 - im->ext_lo, im->gy);
+                    const double complex *row = ext + er * im->gx;
+                    double complex sb = 0;
+                    for (int a = 0; a < W; a++)
+                        sb += row[ix[a]] * kx[a];
+                    sum += sb * ky[b];
+                }
+                model[i] += kw * sum;
             }
-            model[i] += kw * sum;
         }
         im->st.t_degrid += MPI_Wtime() - td;
     }
@@ -1187,5 +1309,6 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
     free(comp);
     free(xpos);
     free(model);
+    free(want);
     return rc;
 }

@@ -105,6 +105,7 @@ typedef struct ct_imager_stats {
     double weight_sum; /* sum of the imaging weights */
     long w_planes;     /* planes per transform (1 without w-terms) */
     int support;       /* kernel support W */
+    int plane_group;   /* w planes gridded at once (memory allowing, up to W) */
     int ranks;
     /* Seconds on this rank, summed over calls: */
     double t_weights, t_grid, t_fft, t_degrid, t_comm;

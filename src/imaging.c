@@ -27,7 +27,7 @@ void ct_image_opts_default(ct_image_opts *o)
         .robust = 0.0,
         .niter = 1000,
         .gain = 0.1,
-        .mgain = 0.8,
+        .mgain = 0.5,
         .max_major = 20,
         .epsilon = 1e-4,
         .pblimit = 0.2,
@@ -482,6 +482,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         res->n_vis = st.n_rows;
         res->w_planes = st.w_planes;
         res->support = st.support;
+        res->plane_group = st.plane_group;
+        res->epsilon = o->epsilon;
         res->t_weights = st.t_weights;
         res->t_grid = st.t_grid;
         res->t_fft = st.t_fft;

@@ -13,7 +13,7 @@
  *   3. weights, gridding and FFT across the ranks (imager.h);
  *   4. Hogbom CLEAN in major cycles: the minor cycle (clean.h, on rank 0)
  *      stops once the peak residual falls by the major-cycle gain (mgain,
- *      0.8 by default: to 20 % of where it started) or at the threshold or
+ *      0.5 by default: to half of where it started) or at the threshold or
  *      niter; the model's visibilities are then predicted by degridding and
  *      subtracted, and the residual image made again from the visibilities;
  *   5. restore with the beam fitted to the PSF; correct for the primary
@@ -76,6 +76,8 @@ typedef struct ct_image_result {
     size_t n_flagged, n_nonfinite; /* samples dropped (visset.h) */
     long w_planes;
     int support, ranks, major_cycles, iterations;
+    int plane_group;           /* w planes gridded at once (imager.h) */
+    double epsilon;            /* the gridding accuracy asked for */
     int psf_size;              /* pixels per side of the PSF CLEAN used: 2 nx, or nx when that
                                   did not fit in memory */
     ct_imager_stats psf_stats; /* the PSF imager's figures */

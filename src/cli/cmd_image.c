@@ -30,7 +30,7 @@ static const char usage[] =
     "  --niter N               CLEAN components at most (default 1000; 0: no CLEAN)\n"
     "  --threshold JY          stop CLEAN at this peak residual (default 0)\n"
     "  --gain G                CLEAN loop gain (default 0.1)\n"
-    "  --mgain G               major-cycle gain (default 0.8)\n"
+    "  --mgain G               major-cycle gain (default 0.5)\n"
     "  --epsilon E             gridding accuracy against a direct Fourier transform\n"
     "                          (default 1e-4)\n"
     "  --pblimit P             primary-beam cutoff (default 0.2)\n"
@@ -77,6 +77,9 @@ static json_t *result_json(const ct_image_result *r)
                   "freq_hz", r->freq_hz, "bandwidth_hz", r->bandwidth_hz, "date_obs", r->date_obs);
     json_object_set_new(o, "w_planes", json_integer(r->w_planes));
     json_object_set_new(o, "support", json_integer(r->support));
+    json_object_set_new(o, "psf_size", json_integer(r->psf_size));
+    json_object_set_new(o, "plane_group", json_integer(r->plane_group));
+    json_object_set_new(o, "epsilon", json_real(r->epsilon));
     json_object_set_new(o, "ranks", json_integer(r->ranks));
     json_object_set_new(o, "major_cycles", json_integer(r->major_cycles));
     json_object_set_new(o, "iterations", json_integer(r->iterations));

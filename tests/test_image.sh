@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# test_image.sh CONTIMG -- `contimg image` end to end: a simulated DSA-110 observation
+# (96 antennas, point sources at known positions, thermal noise) combined and imaged;
+# astropy reads every FITS file without a warning and finds each source where its ICRS
+# position says, with its flux; the same images bit for bit on 1, 2 and 4 ranks; a
+# noise-only image against the radiometer equation; bad input refused, nothing left.
+set -u
+CONTIMG=${1:?usage: test_image.sh CONTIMG}
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=/usr/bin/python3
+CHECK=("$PY" "$HERE/check_image.py")
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPIRUN=(mpirun -q --allow-run-as-root --oversubscribe)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+failed=0
+bad() {
+    failed=$((failed + 1))
+    echo "FAIL: $*" >&2
+}
+run() { # run DESCRIPTION COMMAND... (must exit 0)
+    local what=$1
+    shift
+    if ! "$@"; then bad "$what"; fi
+}
+
+# Offsets from the pointing at mid-observation (deg east, deg north), flux (Jy). The
+# cell is 20 arcsec, so all but the last lie on pixel centres; the last sits half a
+# pixel off, for the position fit alone.
+cat >"$T/sources.txt" <<'SRC'
+0 0 5.0
+0.5 0.3 3.0
+-0.4 -0.5 2.0
+0.25 -0.2 1.0
+-0.1027778 0.2 0.8 nof
+SRC
+SIM=(--start 2026-11-22T10:00:00 --dec 55 --channels-per-subband 1 --times 12)
+run "simulate" "$CONTIMG" simulate --out "$T/obs" "${SIM[@]}" --noise-jy 0.05 \
+    --sources "$T/sources.txt" --relative >/dev/null
+run "convert" "$CONTIMG" convert "$T/obs" --out "$T/obs.hdf5" >/dev/null
+IMG=(--size 512 --cell 20 --niter 2000 --threshold 0.02)
+
+# ---- one rank: positions and fluxes through astropy ----------------------------------------
+"$CONTIMG" image "$T/obs.hdf5" --out "$T/one" "${IMG[@]}" --json >"$T/one.json" 2>"$T/one.err"
+rc=$?
+[ $rc -eq 0 ] || bad "image on one rank exits $rc: $(cat "$T/one.err")"
+run "the JSON reports the run" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["nx"] == 512 and r["n_vis"] > 400000 and r["iterations"] > 0, r
+assert r["stop_reason"] in ("threshold", "niter"), r["stop_reason"]
+assert abs(r["cell_arcsec"] - 20) < 1e-9 and r["psf_size"] == 1024, r
+print("ok   json: %d visibilities, %d iterations, %d major cycles, %s" % (
+    r["n_vis"], r["iterations"], r["major_cycles"], r["stop_reason"]))
+' "$T/one.json"
+run "astropy opens every image" "${CHECK[@]}" opens "$T/one"
+run "sources where and as bright as they are" "${CHECK[@]}" sources "$T/one" "$T/sources.txt"
+
+# ---- 2 and 4 ranks: the same images, bit for bit --------------------------------------------
+for n in 2 4; do
+    "${MPIRUN[@]}" -np $n "$CONTIMG" image "$T/obs.hdf5" --out "$T/r$n" "${IMG[@]}" \
+        >/dev/null 2>"$T/r$n.err" || bad "image on $n ranks: $(cat "$T/r$n.err")"
+    run "$n ranks give the 1-rank images" "${CHECK[@]}" same "$T/one" "$T/r$n"
+done
+
+# ---- noise only: the radiometer equation -------------------------------------------------
+echo "0 0 0" >"$T/none.txt"
+run "simulate noise" "$CONTIMG" simulate --out "$T/noise" "${SIM[@]}" --noise-jy 1 \
+    --sources "$T/none.txt" --relative >/dev/null
+run "convert noise" "$CONTIMG" convert "$T/noise" --out "$T/noise.hdf5" >/dev/null
+run "image noise" "$CONTIMG" image "$T/noise.hdf5" --out "$T/noise" --size 256 --cell 20 \
+    --weight natural --niter 0 --json >"$T/noise.json"
+run "noise within 10 % of theory" "${CHECK[@]}" noise "$T/noise" "$T/noise.json" 1
+
+# ---- bad input: categorized errors, no files left ---------------------------------------------
+expect() { # expect CODE PATTERN DESCRIPTION COMMAND...
+    local code=$1 pat=$2 what=$3
+    shift 3
+    "$@" >"$T/bad.out" 2>"$T/bad.err"
+    local rc=$?
+    if [ $rc -ne "$code" ] || ! grep -q -- "$pat" "$T/bad.err"; then
+        bad "$what: exit $rc (wanted $code), stderr: $(cat "$T/bad.err")"
+    else
+        echo "ok   $what: exit $rc: $(head -c 150 "$T/bad.err")"
+    fi
+    if ls "$T"/bad-*.fits >/dev/null 2>&1 || ls "$T"/bad-*.tmp* >/dev/null 2>&1; then
+        bad "$what: files were left behind"
+        rm -f "$T"/bad-*
+    fi
+}
+expect 2 "GiB" "an image too large for memory is refused" \
+    "$CONTIMG" image "$T/obs.hdf5" --out "$T/bad" --size 400000 --cell 1
+expect 2 "cell" "a negative cell" "$CONTIMG" image "$T/obs.hdf5" --out "$T/bad" --cell -3
+expect 2 "cell" "a cell that is not a number" "$CONTIMG" image "$T/obs.hdf5" --out "$T/bad" --cell x
+expect 2 "size" "an odd size" "$CONTIMG" image "$T/obs.hdf5" --out "$T/bad" --size 511
+expect 2 "horizon" "a field beyond the horizon" \
+    "$CONTIMG" image "$T/obs.hdf5" --out "$T/bad" --size 4096 --cell 600 --niter 0
+expect 4 "" "a missing file" "$CONTIMG" image "$T/none.hdf5" --out "$T/bad"
+head -c 100000 "$T/obs.hdf5" >"$T/trunc.hdf5"
+expect 2 "corrupt" "a truncated file" "$CONTIMG" image "$T/trunc.hdf5" --out "$T/bad"
+run "simulate flagged" "$CONTIMG" simulate --out "$T/flagged" "${SIM[@]}" --times 2 \
+    --flag-fraction 1 >/dev/null
+run "convert flagged" "$CONTIMG" convert "$T/flagged" --out "$T/flagged.hdf5" >/dev/null 2>&1 ||
+    true
+if [ -f "$T/flagged.hdf5" ]; then
+    expect 2 "no data" "fully flagged data" "$CONTIMG" image "$T/flagged.hdf5" --out "$T/bad" \
+        --size 64 --cell 60
+else
+    bad "the fully flagged observation was not converted"
+fi
+# NaNs: non-finite samples are dropped like flags, counted, and the image still made.
+cp "$T/obs.hdf5" "$T/nan.hdf5"
+run "poison samples with NaN" "$PY" -c '
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    d = f["Data/visdata"]
+    row = d[100:110]
+    if row.dtype.names:  # the {r, i} compound as fields
+        row["r"][...] = np.nan
+    else:  # or handed back as complex numbers
+        row.real[...] = np.nan
+    d[100:110] = row
+' "$T/nan.hdf5"
+"$CONTIMG" image "$T/nan.hdf5" --out "$T/nan" --size 128 --cell 20 --niter 0 --json \
+    >"$T/nan.json" 2>"$T/nan.err" || bad "image with NaN samples: $(cat "$T/nan.err")"
+run "NaN samples are counted and left out" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["n_nonfinite"] > 0, r["n_nonfinite"]
+print("ok   %d non-finite samples left out" % r["n_nonfinite"])
+' "$T/nan.json"
+
+if [ $failed -eq 0 ]; then
+    echo "test_image: all passed"
+    exit 0
+fi
+echo "test_image: $failed failed" >&2
+exit 1
