@@ -52,8 +52,7 @@ struct ct_imager {
     size_t n;
     double *uvw, *wt;
     double complex *vis, *res;
-    long *first_row; /* the kernel's first grid row, unwrapped */
-    size_t *bucket;  /* rows of plane bucket b: [bucket[b], bucket[b + 1]) */
+    size_t *bucket; /* rows of plane bucket b: [bucket[b], bucket[b + 1]) */
     long nbuckets;
     /* Rows of the grid a degrid needs: (row0 + ext_lo + t) mod gy, t < ext_n. */
     long ext_lo, ext_n;
@@ -380,7 +379,6 @@ static void free_rows(ct_imager *im)
     free(im->wt);
     free(im->vis);
     free(im->res);
-    free(im->first_row);
     free(im->bucket);
     fftw_free(im->ext);
     free(im->chan_w);
@@ -388,7 +386,6 @@ static void free_rows(ct_imager *im)
     im->drow_owner = NULL;
     im->uvw = im->wt = im->chan_w = im->epoch_w = NULL;
     im->vis = im->res = im->ext = NULL;
-    im->first_row = NULL;
     im->bucket = NULL;
     im->n = 0;
     im->loaded = 0;
@@ -444,13 +441,22 @@ const double *ct_imager_epoch_weights(const ct_imager *im)
 
 /* ---- load: weights, then rows to slabs ---- */
 
-/* Exchanges records: send[] holds the records for rank r at
- * [sdisp[r], sdisp[r] + scount[r]); returns the received ones, in source-rank
- * order, in *recv (malloc'd) and their number in *nrecv. */
-static ct_code exchange_records(ct_imager *im, const double *send, const int *scount,
-                                const int *sdisp, double **recv, size_t *nrecv, ct_err *err)
+/* Exchanges records: *send holds the records for rank r at
+ * [sdisp[r], sdisp[r] + scount[r]) and is consumed (freed, or on one rank
+ * handed over as the result: the visibilities are the largest thing in
+ * memory, so no copy is made that need not be); returns the received ones, in
+ * source-rank order, in *recv (malloc'd) and their number in *nrecv. */
+static ct_code exchange_records(ct_imager *im, double **send, const int *scount, const int *sdisp,
+                                double **recv, size_t *nrecv, ct_err *err)
 {
     int P = im->size;
+    if (P == 1) {
+        /* One rank sends everything to itself: hand the buffer over. */
+        *recv = *send;
+        *send = NULL;
+        *nrecv = (size_t)scount[0];
+        return CT_OK;
+    }
     int *rcount = malloc(2 * (size_t)P * sizeof *rcount);
     if (!rcount)
         return ct_fail(err, CT_ENOMEM, "out of memory exchanging visibilities");
@@ -472,7 +478,7 @@ static ct_code exchange_records(ct_imager *im, const double *send, const int *sc
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld visibility rows", total);
     if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK) {
         MPI_Datatype t = row_type(REC_LEN);
-        MPI_Alltoallv(send, scount, sdisp, t, *recv, rcount, rdisp, t, im->comm);
+        MPI_Alltoallv(*send, scount, sdisp, t, *recv, rcount, rdisp, t, im->comm);
         MPI_Type_free(&t);
         *nrecv = (size_t)total;
     } else {
@@ -480,6 +486,8 @@ static ct_code exchange_records(ct_imager *im, const double *send, const int *sc
         *recv = NULL;
     }
     free(rcount);
+    free(*send);
+    *send = NULL;
     return rc;
 }
 
@@ -601,8 +609,7 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
     free(dest);
     double *recv = NULL;
     size_t nrecv = 0;
-    rc = exchange_records(im, send, scount, sdisp, &recv, &nrecv, err);
-    free(send);
+    rc = exchange_records(im, &send, scount, sdisp, &recv, &nrecv, err);
     free(scount);
     if (rc != CT_OK)
         return rc;
@@ -715,11 +722,12 @@ static int kernel_ranks(const ct_imager *im, long first, int *ranks)
     return n;
 }
 
-static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_weight_opts *o,
+static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const ct_weight_opts *o,
                           ct_err *err)
 {
     int P = im->size, W = im->k.support;
     ct_code rc = CT_OK;
+    double *owned = *owned_p;
     int *scount = calloc(2 * (size_t)P, sizeof *scount);
     size_t total = 0;
     int dests[CT_GRID_MAX_SUPPORT];
@@ -730,8 +738,13 @@ static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_
             scount[dests[q]]++;
         total += (size_t)nd;
     }
-    double *send = scount ? malloc((total * REC_LEN + 1) * sizeof *send) : NULL;
-    if (!send)
+    double *send = NULL;
+    if (P == 1) { /* every row stays: the owned records are the ones to send */
+        send = owned;
+        *owned_p = owned = NULL;
+    } else if (scount)
+        send = malloc((total * REC_LEN + 1) * sizeof *send);
+    if (!send || !scount)
         rc = ct_fail(err, CT_ENOMEM, "out of memory sharing %zu visibility rows", total);
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
         free(scount);
@@ -741,7 +754,7 @@ static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_
     int *sdisp = scount + P;
     for (int r = 1; r < P; r++)
         sdisp[r] = sdisp[r - 1] + scount[r - 1];
-    {
+    if (P > 1) {
         int fill[P];
         memcpy(fill, sdisp, (size_t)P * sizeof(int));
         for (size_t i = 0; i < nowned; i++) {
@@ -752,10 +765,11 @@ static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_
                 memcpy(send + (size_t)fill[dests[q]]++ * REC_LEN, r, REC_LEN * sizeof(double));
         }
     }
+    free(*owned_p);
+    *owned_p = NULL;
     double *recv = NULL;
     size_t n = 0;
-    rc = exchange_records(im, send, scount, sdisp, &recv, &n, err);
-    free(send);
+    rc = exchange_records(im, &send, scount, sdisp, &recv, &n, err);
     free(scount);
     if (rc != CT_OK)
         return rc;
@@ -782,11 +796,8 @@ static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_
     im->uvw = malloc((3 * n + 1) * sizeof *im->uvw);
     im->wt = malloc((n + 1) * sizeof *im->wt);
     im->vis = malloc((n + 1) * sizeof *im->vis);
-    im->res = malloc((n + 1) * sizeof *im->res);
-    im->first_row = malloc((n + 1) * sizeof *im->first_row);
     im->bucket = calloc((size_t)im->nbuckets + 1, sizeof *im->bucket);
-    if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->uvw || !im->wt || !im->vis || !im->res ||
-                        !im->first_row || !im->bucket))
+    if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->uvw || !im->wt || !im->vis || !im->bucket))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
     if (rc == CT_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -812,10 +823,10 @@ static ct_code share_rows(ct_imager *im, double *owned, size_t nowned, const ct_
         for (size_t i = 0; i < n; i++) {
             const double *r = recv + perm1[perm2[i]] * REC_LEN;
             memcpy(im->uvw + 3 * i, r + REC_U, 3 * sizeof(double));
-            im->vis[i] = im->res[i] = r[REC_RE] + I * r[REC_IM];
+            im->vis[i] = r[REC_RE] + I * r[REC_IM];
             im->wt[i] = r[REC_WT];
-            im->first_row[i] = ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell);
-            long d = mod_long(im->first_row[i] - im->row0, im->gy);
+            long d =
+                mod_long(ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell) - im->row0, im->gy);
             if (d > im->gy / 2)
                 d -= im->gy;
             dmin = d < dmin ? d : dmin;
@@ -905,7 +916,7 @@ ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *v
         rc = ct_mpi_agree(im->comm, rc, err);
     }
     if (rc == CT_OK)
-        rc = share_rows(im, owned, nowned, wopts, err);
+        rc = share_rows(im, &owned, nowned, wopts, err);
     free(owned);
     if (rc == CT_OK)
         rc = setup_groups(im, err);
@@ -1116,7 +1127,8 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
     /* What each row grids: weight x visibility, with the phase common to
      * the field (n - 1 at the middle of its range) already applied. */
     for (size_t i = 0; i < im->n; i++) {
-        g[i] = im->wt[i] * (psf ? 1.0 : im->res[i]);
+        /* The residual visibilities are the loaded ones until a model is set. */
+        g[i] = im->wt[i] * (psf ? 1.0 : im->res ? im->res[i] : im->vis[i]);
         if (im->use_w)
             g[i] *= cexp(-2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid);
     }
@@ -1279,6 +1291,7 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
             double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT];
             ct_gkernel_taps(&im->k, im->uvw[3 * i] * im->gx * im->cell, im->gx, ix, kx);
             ct_gkernel_taps(&im->k, im->uvw[3 * i + 1] * im->gy * im->cell, im->gy, iy, ky);
+            long first = ct_gkernel_first(&im->k, im->uvw[3 * i + 1] * im->gy * im->cell);
             double kws[CT_GRID_MAX_SUPPORT] = {1.0};
             long wf =
                 im->use_w ? ct_wplane_taps(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw, kws) : pa;
@@ -1287,7 +1300,7 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
                 const double complex *ext = im->gext[j - j0];
                 double complex sum = 0;
                 for (int b = 0; b < W; b++) {
-                    long er = mod_long(im->first_row[i] + b - im->row0 - im->ext_lo, im->gy);
+                    long er = mod_long(first + b - im->row0 - im->ext_lo, im->gy);
                     const double complex *row = ext + er * im->gx;
                     double complex sb = 0;
                     for (int a = 0; a < W; a++)
@@ -1299,6 +1312,9 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
         }
         im->st.t_degrid += MPI_Wtime() - td;
     }
+    if (rc == CT_OK && !im->res && !(im->res = malloc((im->n + 1) * sizeof *im->res)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu residual visibilities", im->n);
+    rc = ct_mpi_agree(im->comm, rc, err);
     if (rc == CT_OK)
         for (size_t i = 0; i < im->n; i++) {
             double complex m = model[i];

@@ -289,6 +289,11 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
             rc = ct_fail(err, CT_EINVAL, "corrupt input: baseline-time %zu has no time", vs.blt[k]);
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         goto out;
+    /* What the imager does not need goes now: the rows are most of the memory. */
+    free(vs.freq_hz);
+    free(vs.blt);
+    vs.freq_hz = NULL;
+    vs.blt = NULL;
     unsigned long long cnt[2] = {vs.n_flagged, vs.n_nonfinite}, tot[2];
     MPI_Allreduce(cnt, tot, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);
     res->n_flagged = (size_t)tot[0];
