@@ -19,7 +19,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
 build=$top/build keep="" small=false size="" cell=6 niter=1000 threshold=""
 weight=briggs robust=0.5 minuv="" ranks=1 epsilons="1e-4 1e-5" passes=""
-threads_all=false do_ducc=true mgain=0.8 do_wsclean=true
+threads_all=false do_ducc=true mgain=0.5 do_wsclean=true
 while [ $# -gt 0 ]; do
     case "$1" in
     --keep) keep=$2; shift 2 ;;

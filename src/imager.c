@@ -283,8 +283,10 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
     ct_imager *im = calloc(1, sizeof *im);
     if (!im)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for an imager");
-    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK) {
+        free(im); /* allocated here, failed on another rank */
         return rc;
+    }
     MPI_Comm_dup(comm, &im->comm);
     im->rank = rank;
     im->size = P;
@@ -1041,16 +1043,32 @@ static void group_rows(const ct_imager *im, long j0, long j1, size_t *from, size
     *to = b0 <= b1 ? im->bucket[b1 + 1] : 0;
 }
 
-/* The planes of row i within [j0, j1] (none when *pa > *pb). */
-static void row_planes(const ct_imager *im, size_t i, long j0, long j1, long *pa, long *pb)
+/* Row i's kernel for the plane group [j0, j1]: its taps in u and v, its
+ * weights on the w planes (plane wf + q has kw[q]; 1 without w-terms), and
+ * the planes pa..pb of the group it reaches. Returns 0 when it reaches none. */
+typedef struct row_kernel {
+    int ix[CT_GRID_MAX_SUPPORT], iy[CT_GRID_MAX_SUPPORT];
+    double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT], kw[CT_GRID_MAX_SUPPORT];
+    long first_row, wf, pa, pb;
+} row_kernel;
+
+static int row_kernel_at(const ct_imager *im, size_t i, long j0, long j1, row_kernel *rk)
 {
-    if (!im->use_w) {
-        *pa = *pb = j0;
-        return;
+    const double *uvw = im->uvw + 3 * i;
+    if (im->use_w) {
+        rk->wf = ct_wplane_taps(&im->k, uvw[2], im->wmin, im->dw, rk->kw);
+        rk->pa = rk->wf > j0 ? rk->wf : j0;
+        rk->pb = rk->wf + im->k.support - 1 < j1 ? rk->wf + im->k.support - 1 : j1;
+    } else {
+        rk->wf = rk->pa = rk->pb = j0;
+        rk->kw[0] = 1.0;
     }
-    long f = ct_wplane_first(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw);
-    *pa = f > j0 ? f : j0;
-    *pb = f + im->k.support - 1 < j1 ? f + im->k.support - 1 : j1;
+    if (rk->pa > rk->pb)
+        return 0;
+    ct_gkernel_taps(&im->k, uvw[0] * im->gx * im->cell, im->gx, rk->ix, rk->kx);
+    ct_gkernel_taps(&im->k, uvw[1] * im->gy * im->cell, im->gy, rk->iy, rk->ky);
+    rk->first_row = ct_gkernel_first(&im->k, uvw[1] * im->gy * im->cell);
+    return 1;
 }
 
 /* Gathers this rank's image columns (i-major, nxo x ny) into image on rank 0. */
@@ -1124,6 +1142,7 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
         free(cols);
         return rc;
     }
+    im->st.grid_passes++;
     /* What each row grids: weight x visibility, with the phase common to
      * the field (n - 1 at the middle of its range) already applied. */
     for (size_t i = 0; i < im->n; i++) {
@@ -1145,29 +1164,20 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
                 memset(im->gslab[j - j0], 0, (size_t)im->nrow * im->gx * sizeof(double complex));
         size_t from, to;
         group_rows(im, j0, j1, &from, &to);
+        row_kernel rk;
         for (size_t i = from; i < to; i++) {
-            long pa, pb;
-            row_planes(im, i, j0, j1, &pa, &pb);
-            if (pa > pb)
+            if (!row_kernel_at(im, i, j0, j1, &rk))
                 continue;
-            int ix[CT_GRID_MAX_SUPPORT], iy[CT_GRID_MAX_SUPPORT];
-            double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT];
-            ct_gkernel_taps(&im->k, im->uvw[3 * i] * im->gx * im->cell, im->gx, ix, kx);
-            ct_gkernel_taps(&im->k, im->uvw[3 * i + 1] * im->gy * im->cell, im->gy, iy, ky);
-            double kws[CT_GRID_MAX_SUPPORT] = {1.0};
-            long wf =
-                im->use_w ? ct_wplane_taps(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw, kws) : pa;
-            for (long j = pa; j <= pb; j++) {
-                double kw = kws[j - wf];
-                double complex v = kw * g[i], *slab = im->gslab[j - j0];
+            for (long j = rk.pa; j <= rk.pb; j++) {
+                double complex v = rk.kw[j - rk.wf] * g[i], *slab = im->gslab[j - j0];
                 for (int b = 0; b < W; b++) {
-                    long lr = iy[b] - im->row0;
+                    long lr = rk.iy[b] - im->row0;
                     if (lr < 0 || lr >= im->nrow)
                         continue;
-                    double complex vb = v * ky[b];
+                    double complex vb = v * rk.ky[b];
                     double complex *row = slab + lr * im->gx;
                     for (int a = 0; a < W; a++)
-                        row[ix[a]] += vb * kx[a];
+                        row[rk.ix[a]] += vb * rk.kx[a];
                 }
             }
         }
@@ -1282,32 +1292,22 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
         double td = MPI_Wtime();
         size_t from, to;
         group_rows(im, j0, j1, &from, &to);
+        row_kernel rk;
         for (size_t i = from; i < to; i++) {
-            long pa, pb;
-            row_planes(im, i, j0, j1, &pa, &pb);
-            if (pa > pb)
+            if (!row_kernel_at(im, i, j0, j1, &rk))
                 continue;
-            int ix[CT_GRID_MAX_SUPPORT], iy[CT_GRID_MAX_SUPPORT];
-            double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT];
-            ct_gkernel_taps(&im->k, im->uvw[3 * i] * im->gx * im->cell, im->gx, ix, kx);
-            ct_gkernel_taps(&im->k, im->uvw[3 * i + 1] * im->gy * im->cell, im->gy, iy, ky);
-            long first = ct_gkernel_first(&im->k, im->uvw[3 * i + 1] * im->gy * im->cell);
-            double kws[CT_GRID_MAX_SUPPORT] = {1.0};
-            long wf =
-                im->use_w ? ct_wplane_taps(&im->k, im->uvw[3 * i + 2], im->wmin, im->dw, kws) : pa;
-            for (long j = pa; j <= pb; j++) {
-                double kw = kws[j - wf];
+            for (long j = rk.pa; j <= rk.pb; j++) {
                 const double complex *ext = im->gext[j - j0];
                 double complex sum = 0;
                 for (int b = 0; b < W; b++) {
-                    long er = mod_long(first + b - im->row0 - im->ext_lo, im->gy);
+                    long er = mod_long(rk.first_row + b - im->row0 - im->ext_lo, im->gy);
                     const double complex *row = ext + er * im->gx;
                     double complex sb = 0;
                     for (int a = 0; a < W; a++)
-                        sb += row[ix[a]] * kx[a];
-                    sum += sb * ky[b];
+                        sb += row[rk.ix[a]] * rk.kx[a];
+                    sum += sb * rk.ky[b];
                 }
-                model[i] += kw * sum;
+                model[i] += rk.kw[j - rk.wf] * sum;
             }
         }
         im->st.t_degrid += MPI_Wtime() - td;

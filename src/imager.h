@@ -106,6 +106,7 @@ typedef struct ct_imager_stats {
     long w_planes;     /* planes per transform (1 without w-terms) */
     int support;       /* kernel support W */
     int plane_group;   /* w planes gridded at once (memory allowing, up to W) */
+    int grid_passes;   /* images made (ct_imager_image calls) */
     int ranks;
     /* Seconds on this rank, summed over calls: */
     double t_weights, t_grid, t_fft, t_degrid, t_comm;

@@ -488,6 +488,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         res->w_planes = st.w_planes;
         res->support = st.support;
         res->plane_group = st.plane_group;
+        res->grid_passes = st.grid_passes;
         res->epsilon = o->epsilon;
         res->t_weights = st.t_weights;
         res->t_grid = st.t_grid;

@@ -27,7 +27,8 @@ static void site_of(const ct_uvh5_header *h, ct_site *s)
     ct_geodetic_to_ecef(s->lat_rad, s->lon_rad, s->height_m, s->ecef);
 }
 
-/* The file's phase centre: apparent hour angle (default 0) and declination. */
+/* The file's phase centre: apparent hour angle (default 0) and declination;
+ * CT_EINVAL too for a file without times. */
 static ct_code phase_centre(const ct_uvh5_header *h, double *ha, double *dec, ct_err *err)
 {
     const ct_uvh5_keyword *kd = ct_uvh5_keyword_find(h, "phase_center_dec");
@@ -42,6 +43,8 @@ static ct_code phase_centre(const ct_uvh5_header *h, double *ha, double *dec, ct
         *ha = kh->value;
     }
     *dec = kd->value;
+    if (h->Nblts < 1 || h->time_array == NULL)
+        return ct_fail(err, CT_EINVAL, "visset: the file has no times");
     return CT_OK;
 }
 
@@ -51,8 +54,6 @@ ct_code ct_vis_centre_of(const ct_uvh5_header *h, ct_vis_centre *out, ct_err *er
     ct_code rc = phase_centre(h, &ha, &dec, err);
     if (rc != CT_OK)
         return rc;
-    if (h->Nblts < 1 || h->time_array == NULL)
-        return ct_fail(err, CT_EINVAL, "visset: the file has no times");
     double tmin = INFINITY, tmax = -INFINITY;
     for (int k = 0; k < h->Nblts; k++) {
         if (!isfinite(h->time_array[k]))
@@ -93,8 +94,6 @@ ct_code ct_vis_pointings(const ct_uvh5_header *h, const ct_vis_centre *c, ct_vis
     ct_code rc = phase_centre(h, &ha, &dec, err);
     if (rc != CT_OK)
         return rc;
-    if (h->Nblts < 1 || h->time_array == NULL)
-        return ct_fail(err, CT_EINVAL, "visset: the file has no times");
     size_t nb = (size_t)h->Nblts;
     double *t = malloc(nb * sizeof *t);
     if (!t)

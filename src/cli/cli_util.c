@@ -250,3 +250,14 @@ int cli_mpi_main(const char *name, int (*body)(int argc, char **argv, const ct_c
         MPI_Finalize();
     return code;
 }
+
+int cli_rank_usage_error(int rank, const char *fmt, ...)
+{
+    if (rank != 0)
+        return EXIT_USAGE;
+    va_list ap;
+    va_start(ap, fmt);
+    int code = cli_vusage_error(fmt, ap);
+    va_end(ap);
+    return code;
+}

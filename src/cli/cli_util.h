@@ -39,6 +39,8 @@ int cli_report(const ct_err *err);
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same with a va_list, for wrappers. */
 int cli_vusage_error(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* For commands run under mpirun: only rank 0 prints; every rank returns EXIT_USAGE. */
+int cli_rank_usage_error(int rank, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Runs body(argc, argv, cfg) between MPI_Init and MPI_Finalize (when MPI is
  * not already up), for the commands that run plainly or under mpirun; the

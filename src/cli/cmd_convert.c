@@ -41,19 +41,8 @@ typedef struct conv_ctx {
     const ct_config *cfg;
 } conv_ctx;
 
-static int report_usage(const conv_ctx *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int report_usage(const conv_ctx *c, const char *fmt, ...)
-{
-    /* Only rank 0 speaks; every rank returns the same code. */
-    if (c->rank != 0)
-        return EXIT_USAGE;
-    va_list ap;
-    va_start(ap, fmt);
-    int code = cli_vusage_error(fmt, ap);
-    va_end(ap);
-    return code;
-}
+/* Only rank 0 speaks; every rank returns the same code. */
+#define report_usage(c, ...) cli_rank_usage_error((c)->rank, __VA_ARGS__)
 
 static int report(const conv_ctx *c, const ct_err *err)
 {

@@ -45,18 +45,6 @@ static const char usage[] =
     "Errors: corrupt_input / no data / bad options exit 2; a missing file exits 4;\n"
     "I/O failures exit 1. Files appear complete or not at all.";
 
-static int rank0_usage(int rank, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int rank0_usage(int rank, const char *fmt, ...)
-{
-    if (rank != 0)
-        return EXIT_USAGE;
-    va_list ap;
-    va_start(ap, fmt);
-    int code = cli_vusage_error(fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 static json_t *result_json(const ct_image_result *r)
 {
     json_t *t = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "read", r->t_read, "weights",
@@ -79,6 +67,7 @@ static json_t *result_json(const ct_image_result *r)
     json_object_set_new(o, "support", json_integer(r->support));
     json_object_set_new(o, "psf_size", json_integer(r->psf_size));
     json_object_set_new(o, "plane_group", json_integer(r->plane_group));
+    json_object_set_new(o, "grid_passes", json_integer(r->grid_passes));
     json_object_set_new(o, "epsilon", json_real(r->epsilon));
     json_object_set_new(o, "ranks", json_integer(r->ranks));
     json_object_set_new(o, "major_cycles", json_integer(r->major_cycles));
@@ -134,13 +123,14 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
         case 'o': o.out_prefix = optarg; break;
         case 's':
             if (!cli_parse_long(optarg, 2, 1000000, &v) || v % 2)
-                return rank0_usage(rank, "--size must be an even number 2..1000000, got '%s'",
-                                   optarg);
+                return cli_rank_usage_error(
+                    rank, "--size must be an even number 2..1000000, got '%s'", optarg);
             o.size = (int)v;
             break;
         case 'c':
             if (!cli_parse_double(optarg, 1e-4, 36000, &o.cell_arcsec))
-                return rank0_usage(rank, "--cell must be 0.0001..36000 arcsec, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--cell must be 0.0001..36000 arcsec, got '%s'",
+                                            optarg);
             break;
         case 'w':
             if (strcmp(optarg, "natural") == 0)
@@ -150,60 +140,63 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
             else if (strcmp(optarg, "briggs") == 0)
                 o.weight = CT_WEIGHT_BRIGGS;
             else
-                return rank0_usage(rank, "--weight must be natural, uniform or briggs, got '%s'",
-                                   optarg);
+                return cli_rank_usage_error(
+                    rank, "--weight must be natural, uniform or briggs, got '%s'", optarg);
             break;
         case 'r':
             if (!cli_parse_double(optarg, -2, 2, &o.robust))
-                return rank0_usage(rank, "--robust must be -2..2, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--robust must be -2..2, got '%s'", optarg);
             break;
         case 'u':
             if (!cli_parse_double(optarg, 0, 1e9, &o.min_uv_lambda))
-                return rank0_usage(rank, "--min-uv-lambda must be >= 0, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--min-uv-lambda must be >= 0, got '%s'", optarg);
             break;
         case 'n':
             if (!cli_parse_long(optarg, 0, 100000000, &v))
-                return rank0_usage(rank, "--niter must be 0..100000000, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--niter must be 0..100000000, got '%s'", optarg);
             o.niter = (int)v;
             break;
         case 't':
             if (!cli_parse_double(optarg, 0, 1e9, &o.threshold_jy))
-                return rank0_usage(rank, "--threshold must be >= 0 Jy, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--threshold must be >= 0 Jy, got '%s'", optarg);
             break;
         case 'g':
             if (!cli_parse_double(optarg, 1e-6, 1, &o.gain))
-                return rank0_usage(rank, "--gain must be in (0, 1], got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--gain must be in (0, 1], got '%s'", optarg);
             break;
         case 'G':
             if (!cli_parse_double(optarg, 1e-6, 1, &o.mgain))
-                return rank0_usage(rank, "--mgain must be in (0, 1], got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--mgain must be in (0, 1], got '%s'", optarg);
             break;
         case 'e':
             if (!cli_parse_double(optarg, 1e-14, 0.1, &o.epsilon))
-                return rank0_usage(rank, "--epsilon must be 1e-14..0.1, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--epsilon must be 1e-14..0.1, got '%s'", optarg);
             break;
         case 'p':
             if (!cli_parse_double(optarg, 1e-6, 1, &o.pblimit))
-                return rank0_usage(rank, "--pblimit must be in (0, 1], got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--pblimit must be in (0, 1], got '%s'", optarg);
             break;
         case 'W': o.no_wterms = 1; break;
         case 'S': break; /* applied above */
         case 'm':
             if (!cli_parse_double(optarg, 1e-3, 1e6, &d))
-                return rank0_usage(rank, "--max-memory-gb must be positive, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--max-memory-gb must be positive, got '%s'",
+                                            optarg);
             o.max_bytes = d * 1073741824.0;
             break;
         case 'x': o.export_vis = optarg; break;
         case 'j': json = true; break;
-        case ':': return rank0_usage(rank, "image: option '%s' needs a value", argv[optind - 1]);
+        case ':':
+            return cli_rank_usage_error(rank, "image: option '%s' needs a value", argv[optind - 1]);
         default:
-            return rank0_usage(rank, "image: unknown option '%s'; see --help", argv[optind - 1]);
+            return cli_rank_usage_error(rank, "image: unknown option '%s'; see --help",
+                                        argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
-        return rank0_usage(rank, "image: give exactly one VISFILE; see --help");
+        return cli_rank_usage_error(rank, "image: give exactly one VISFILE; see --help");
     if (!o.out_prefix)
-        return rank0_usage(rank, "image: --out PREFIX is required");
+        return cli_rank_usage_error(rank, "image: --out PREFIX is required");
 
     ct_image_result r;
     ct_err err;
