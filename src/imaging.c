@@ -359,7 +359,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                              .epsilon = o->epsilon,
                              .no_wterms = o->no_wterms,
                              .max_bytes = o->max_bytes};
-        ct_code r2 = ct_imager_create(comm, &g2, &big, &e2);
+        /* Without CLEAN the big PSF has no use: the image-sized one gives the beam. */
+        ct_code r2 = o->niter > 0 ? ct_imager_create(comm, &g2, &big, &e2) : CT_EINVAL;
         if (r2 == CT_OK) {
             if (rank == 0 && !(psf2 = malloc(4 * npix * sizeof *psf2)))
                 r2 = ct_fail(&e2, CT_ENOMEM, "out of memory for the PSF");
