@@ -239,9 +239,6 @@ static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, 
     if (*rc != CT_OK)
         return 0;
     r->iterations += cr.iterations;
-    if (getenv("CT_DEBUG_CLEAN"))
-        fprintf(stderr, "minor: peak %g -> %g after %d (threshold %g), components %zu\n", peak,
-                cr.peak_residual, cr.iterations, co.threshold, comps->n);
     if (cr.iterations == 0) {
         r->stop_reason = "threshold";
         return 0;
