@@ -93,6 +93,14 @@ static long drow_end(const ct_imager *im, int r)
                : 0;
 }
 
+/* disp[r] = count[0] + ... + count[r - 1]: where each rank's block starts in
+ * an MPI_Alltoallv buffer (disp[0] must already be 0). */
+static void displacements(const int *count, int *disp, int n)
+{
+    for (int r = 1; r < n; r++)
+        disp[r] = disp[r - 1] + count[r - 1];
+}
+
 /* A contiguous MPI type of n doubles (rows of records or grid rows, so that
  * counts stay small). */
 static MPI_Datatype row_type(size_t n)
@@ -125,8 +133,7 @@ static ct_code fetch_rows(ct_imager *im, const double *local, size_t stride, siz
         owner[i] = owner_tab[want[i]];
         scount[owner[i]]++;
     }
-    for (int r = 1; r < P; r++)
-        sdispl[r] = sdispl[r - 1] + scount[r - 1];
+    displacements(scount, sdispl, P);
     {
         int *fill = malloc((size_t)P * sizeof *fill);
         if (!fill) {
@@ -588,8 +595,7 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
         return rc;
     }
     int *sdisp = scount + P;
-    for (int r = 1; r < P; r++)
-        sdisp[r] = sdisp[r - 1] + scount[r - 1];
+    displacements(scount, sdisp, P);
     {
         int fill[P > 0 ? P : 1];
         memcpy(fill, sdisp, (size_t)P * sizeof(int));
@@ -754,8 +760,7 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
         return rc;
     }
     int *sdisp = scount + P;
-    for (int r = 1; r < P; r++)
-        sdisp[r] = sdisp[r - 1] + scount[r - 1];
+    displacements(scount, sdisp, P);
     if (P > 1) {
         int fill[P];
         memcpy(fill, sdisp, (size_t)P * sizeof(int));
