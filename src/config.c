@@ -79,8 +79,18 @@ ct_code ct_config_load(ct_config *cfg, ct_err *err)
         (rc = get_string("CONTIMG_PG_BINDIR", "", cfg->pg_bindir, sizeof cfg->pg_bindir, err)) ||
         (rc = get_string("CONTIMG_PG_OS_USER", "postgres", cfg->pg_os_user, sizeof cfg->pg_os_user,
                          err)) ||
-        (rc = get_string("CONTIMG_DATA_ROOTS", "", cfg->data_roots, sizeof cfg->data_roots, err)))
+        (rc = get_string("CONTIMG_DATA_ROOTS", "", cfg->data_roots, sizeof cfg->data_roots, err)) ||
+        (rc = get_string("CONTIMG_PRODUCTS_DIR", "", cfg->products_dir, sizeof cfg->products_dir,
+                         err)) ||
+        (rc = get_string("CONTIMG_CHAINS_FILE", "", cfg->chains_file, sizeof cfg->chains_file,
+                         err)) ||
+        (rc = get_string("CONTIMG_CHAIN", "quick", cfg->chain, sizeof cfg->chain, err)) ||
+        (rc = get_double("CONTIMG_DRAIN_GRACE_SEC", 240, 0, 86400, &cfg->drain_grace_sec, err)))
         return rc;
+    if (cfg->products_dir[0] == '\0' &&
+        snprintf(cfg->products_dir, sizeof cfg->products_dir, "%s/products", cfg->state_dir) >=
+            (int)sizeof cfg->products_dir)
+        return ct_fail(err, CT_EINVAL, "CONTIMG_STATE_DIR is too long");
     if (cfg->lease_sec <= cfg->heartbeat_interval_sec)
         return ct_fail(err, CT_EINVAL,
                        "ABSURD_LEASE_SEC (%g) must exceed ABSURD_HEARTBEAT_INTERVAL (%g), or every "

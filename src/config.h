@@ -30,6 +30,10 @@ typedef struct ct_config {
     char pg_bindir[CT_PATH_MAX];    /* CONTIMG_PG_BINDIR; "" = search */
     char pg_os_user[CT_NAME_MAX];   /* CONTIMG_PG_OS_USER, default postgres (when root) */
     char data_roots[CT_PATH_MAX];   /* CONTIMG_DATA_ROOTS: colon-separated; "" = anywhere */
+    char products_dir[CT_PATH_MAX]; /* CONTIMG_PRODUCTS_DIR, default STATE_DIR/products */
+    char chains_file[CT_PATH_MAX];  /* CONTIMG_CHAINS_FILE; "" = the built-in chains */
+    char chain[CT_NAME_MAX];        /* CONTIMG_CHAIN: what ingest starts, default quick */
+    double drain_grace_sec;         /* CONTIMG_DRAIN_GRACE_SEC, default 240 */
 } ct_config;
 
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */

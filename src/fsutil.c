@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -111,4 +112,36 @@ void ct_fsync_parent(const char *path)
         *slash = '\0';
     (void)ct_fsync_path(dir, true);
     free(dir);
+}
+
+ct_code ct_remove_stale_temps(const char *dir, const char *name_prefix, size_t *removed,
+                              ct_err *err)
+{
+    if (removed)
+        *removed = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return CT_OK;
+        return ct_fail(err, CT_EIO, "cannot list %s: %s", dir, strerror(errno));
+    }
+    size_t plen = strlen(name_prefix);
+    ct_code rc = CT_OK;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, name_prefix, plen) != 0 || strstr(e->d_name + plen, ".tmp-") == NULL)
+            continue;
+        char path[4096];
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path ||
+            lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (unlink(path) != 0 && errno != ENOENT) {
+            rc = ct_fail(err, CT_EIO, "cannot remove %s: %s", path, strerror(errno));
+            break;
+        }
+        if (removed)
+            (*removed)++;
+    }
+    closedir(d);
+    return rc;
 }

@@ -27,4 +27,12 @@ int ct_fsync_path(const char *path, bool directory);
  * durable. Failures are ignored: the file is complete at its path either way. */
 void ct_fsync_parent(const char *path);
 
+/* Removes the temporary files a killed writer left in dir: regular files
+ * whose names start with name_prefix and contain ".tmp-" (every writer in
+ * contimg names its temporary PATH.tmp-PID[-N] and renames it when done).
+ * Call it only while holding the claim on the task that owns those outputs.
+ * *removed (may be NULL) counts them; a missing dir is fine. */
+ct_code ct_remove_stale_temps(const char *dir, const char *name_prefix, size_t *removed,
+                              ct_err *err);
+
 #endif

@@ -37,6 +37,8 @@
 #include "imager.h"
 #include "weighting.h"
 
+#include <jansson.h>
+
 #include <mpi.h>
 #include <stddef.h>
 
@@ -92,5 +94,10 @@ typedef struct ct_image_result {
 /* Images the UVH5 file visfile (collective over comm). */
 ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_opts *o,
                              ct_image_result *res, ct_err *err);
+
+/* The result as JSON (what `contimg image --json` prints and the engine
+ * stores): geometry, counts, "qa" and "timings" objects. NULL when out of
+ * memory. */
+json_t *ct_image_result_json(const ct_image_result *r);
 
 #endif

@@ -42,6 +42,8 @@ enum {
     S_STATS,
     S_CREATE_QUEUE,
     S_REQUIRE_QUEUE,
+    S_COMMIT,
+    S_OUTSTANDING,
     S_COUNT
 };
 
@@ -97,6 +99,14 @@ static const stmt_def stmts[S_COUNT] = {
                  1, true},
     [S_CREATE_QUEUE] = {"cq_create_queue", "SELECT absurd.create_queue($1)", 1, true},
     [S_REQUIRE_QUEUE] = {"cq_require_queue", "SELECT absurd._require_queue($1)", 1, true},
+    [S_COMMIT] = {"cq_commit",
+                  "SELECT absurd.commit_task($1::uuid, $2::uuid, $3::jsonb, $4::jsonb, $5::jsonb, "
+                  "$6::boolean)",
+                  6, false},
+    [S_OUTSTANDING] = {"cq_outstanding",
+                       "SELECT n_outstanding, next_available_sec FROM absurd.outstanding($1, "
+                       "$2::text[])",
+                       2, true},
 };
 
 struct cq_client {
@@ -820,6 +830,64 @@ ct_code cq_complete(cq_client *c, const char *id, const char *token, const json_
     const char *v[3] = {id, token, res};
     rc = exec_simple(c, S_COMPLETE, v, err);
     free(res);
+    return rc;
+}
+
+/* JSON text of j, or of `empty` when j is NULL; NULL only when out of memory. */
+static char *json_text(const json_t *j, const char *empty)
+{
+    return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : strdup(empty);
+}
+
+ct_code cq_commit(cq_client *c, const char *id, const char *token, const json_t *result,
+                  const json_t *products, const json_t *spawns, bool allow_expired,
+                  json_t **spawned, ct_err *err)
+{
+    ct_code rc;
+    if (spawned)
+        *spawned = NULL;
+    if ((rc = require_uuid("task id", id, err)) || (rc = require_uuid("claim token", token, err)))
+        return rc;
+    char *res = json_text(result, "null"), *prod = json_text(products, "{}"),
+         *sp = json_text(spawns, "[]");
+    if (res == NULL || prod == NULL || sp == NULL) {
+        rc = ct_fail(err, CT_ENOMEM, "could not encode the commit as JSON");
+    } else {
+        const char *v[6] = {id, token, result ? res : NULL, prod, sp,
+                            allow_expired ? "true" : "false"};
+        PGresult *r = NULL;
+        rc = exec_stmt(c, S_COMMIT, v, &r, err);
+        if (rc == CT_OK && spawned != NULL && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+            json_t *out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+            *spawned = out ? json_incref(json_object_get(out, "spawned")) : NULL;
+            json_decref(out);
+        }
+        PQclear(r);
+    }
+    free(res);
+    free(prod);
+    free(sp);
+    return rc;
+}
+
+ct_code cq_outstanding(cq_client *c, const char *queue, const char *const *task_names,
+                       long *n_outstanding, double *next_available_sec, ct_err *err)
+{
+    size_t nn = 0;
+    while (task_names && task_names[nn])
+        nn++;
+    char *names = task_names ? array_literal(task_names, nn) : NULL;
+    if (task_names && names == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    const char *v[2] = {queue, names};
+    PGresult *r = NULL;
+    ct_code rc = exec_stmt(c, S_OUTSTANDING, v, &r, err);
+    if (rc == CT_OK) {
+        *n_outstanding = atol(PQgetvalue(r, 0, 0));
+        *next_available_sec = num_or_nan(r, 0, 1);
+    }
+    PQclear(r);
+    free(names);
     return rc;
 }
 

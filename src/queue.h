@@ -153,6 +153,26 @@ typedef enum cq_outcome {
 ct_code cq_complete_many(cq_client *c, const cq_uuid *ids, const cq_uuid *tokens,
                          json_t *const *results, size_t n, cq_outcome *outcomes, ct_err *err);
 
+/* The engine's commit, in ONE transaction: completes the task, upserts its
+ * products ({"visibilities": [...], "images": [...]}, NULL = none) and
+ * spawns the next tasks of its chain (a JSON array of spawn specs, NULL =
+ * none; see absurd.commit_task in sql/). Nothing happens unless all of it
+ * does. allow_expired accepts a lease that ran out while the claim token
+ * still matches (replaying a journaled commit after a database outage).
+ * spawned (may be NULL) receives [{"name", "task_id", "created"}, ...].
+ * Not retried when the connection breaks mid-call: CT_ECONNECT means the
+ * outcome is unknown, and the caller replays it (a second commit of a
+ * completed task is CT_ENOT_HOLDER). */
+ct_code cq_commit(cq_client *c, const char *id, const char *token, const json_t *result,
+                  const json_t *products, const json_t *spawns, bool allow_expired,
+                  json_t **spawned, ct_err *err);
+
+/* How many pending or retrying tasks of queue (restricted to task_names,
+ * NULL-terminated, when not NULL) a draining engine must still wait for,
+ * and in how many seconds the earliest becomes available (NAN: none). */
+ct_code cq_outstanding(cq_client *c, const char *queue, const char *const *task_names,
+                       long *n_outstanding, double *next_available_sec, ct_err *err);
+
 /* Records a failed attempt. after (may be NULL) receives the task as it is
  * now: retrying (with its next available_at) or failed (dead-lettered). */
 ct_code cq_fail(cq_client *c, const char *id, const char *token, const char *message,

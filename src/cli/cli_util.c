@@ -238,7 +238,9 @@ int cli_mpi_main(const char *name, int (*body)(int argc, char **argv, const ct_c
 {
     int inited = 0, finalized = 0;
     MPI_Initialized(&inited);
-    if (!inited && MPI_Init(NULL, NULL) != MPI_SUCCESS) {
+    /* FUNNELED: the engine's lease keeper is a second thread (it makes no MPI calls). */
+    int provided = 0;
+    if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "contimg: %s: MPI_Init failed\n", name);
         return EXIT_FAILURE_INTERNAL;
     }

@@ -45,39 +45,6 @@ static const char usage[] =
     "Errors: corrupt_input / no data / bad options exit 2; a missing file exits 4;\n"
     "I/O failures exit 1. Files appear complete or not at all.";
 
-static json_t *result_json(const ct_image_result *r)
-{
-    json_t *t = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "read", r->t_read, "weights",
-                          r->t_weights, "grid", r->t_grid, "fft", r->t_fft, "degrid", r->t_degrid,
-                          "clean", r->t_clean, "write", r->t_write, "total", r->t_total);
-    json_t *qa =
-        json_pack("{s:f, s:f, s:i, s:i, s:f, s:f, s:f, s:f, s:I, s:f, s:I, s:I}", "rms_jy",
-                  r->qa.rms_jy, "peak_jy", r->qa.peak_jy, "peak_x", r->qa.peak_x, "peak_y",
-                  r->qa.peak_y, "dynamic_range", r->qa.dynamic_range, "bmaj_arcsec",
-                  r->qa.bmaj_arcsec, "bmin_arcsec", r->qa.bmin_arcsec, "bpa_deg", r->qa.bpa_deg,
-                  "n_components", (json_int_t)r->qa.n_components, "mean_jy", r->qa.mean_jy,
-                  "n_finite", (json_int_t)r->qa.n_finite, "n_blank", (json_int_t)r->qa.n_blank);
-    json_t *o =
-        json_pack("{s:I, s:I, s:I, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:s}", "n_vis",
-                  (json_int_t)r->n_vis, "n_flagged", (json_int_t)r->n_flagged, "n_nonfinite",
-                  (json_int_t)r->n_nonfinite, "nx", r->nx, "ny", r->ny, "cell_arcsec",
-                  r->cell_arcsec, "centre_ra_deg", r->ra_deg, "centre_dec_deg", r->dec_deg,
-                  "freq_hz", r->freq_hz, "bandwidth_hz", r->bandwidth_hz, "date_obs", r->date_obs);
-    json_object_set_new(o, "w_planes", json_integer(r->w_planes));
-    json_object_set_new(o, "support", json_integer(r->support));
-    json_object_set_new(o, "psf_size", json_integer(r->psf_size));
-    json_object_set_new(o, "plane_group", json_integer(r->plane_group));
-    json_object_set_new(o, "grid_passes", json_integer(r->grid_passes));
-    json_object_set_new(o, "epsilon", json_real(r->epsilon));
-    json_object_set_new(o, "ranks", json_integer(r->ranks));
-    json_object_set_new(o, "major_cycles", json_integer(r->major_cycles));
-    json_object_set_new(o, "iterations", json_integer(r->iterations));
-    json_object_set_new(o, "stop_reason", json_string(r->stop_reason ? r->stop_reason : ""));
-    json_object_set_new(o, "qa", qa);
-    json_object_set_new(o, "timings", t);
-    return o;
-}
-
 static int image_body(int argc, char **argv, const ct_config *cfg)
 {
     (void)cfg;
@@ -206,7 +173,7 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
         return rank == 0 ? cli_report(&err) : cli_exit_code(rc);
     if (rank == 0) {
         if (json) {
-            cli_print_json(result_json(&r));
+            cli_print_json(ct_image_result_json(&r));
         } else {
             printf("%s-image.fits\n", o.out_prefix);
             printf("image: %d x %d at %.4g arcsec, centre RA %.6f Dec %.6f deg, %zu visibilities, "

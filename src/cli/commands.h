@@ -14,5 +14,7 @@ int cmd_demo(int argc, char **argv, const ct_config *cfg);
 int cmd_simulate(int argc, char **argv, const ct_config *cfg);
 int cmd_convert(int argc, char **argv, const ct_config *cfg);
 int cmd_image(int argc, char **argv, const ct_config *cfg);
+int cmd_run(int argc, char **argv, const ct_config *cfg);
+int cmd_ingest(int argc, char **argv, const ct_config *cfg);
 
 #endif

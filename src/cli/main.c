@@ -26,6 +26,8 @@ static const cli_command commands[] = {
     {"simulate", "write a simulated DSA-110 observation (16 UVH5 subband files)", cmd_simulate},
     {"convert", "combine one observation's 16 subband files into one UVH5 file (MPI)", cmd_convert},
     {"image", "image one observation: CLEANed, primary-beam corrected FITS (MPI)", cmd_image},
+    {"ingest", "spawn tasks for the complete observations in a directory", cmd_ingest},
+    {"run", "the pipeline engine: work the queue on MPI ranks (mpirun, srun)", cmd_run},
     {"demo", "run a small task chain through the queue and show the stats", cmd_demo},
     {"version", "print the version", cmd_version},
     {NULL, NULL, NULL},

@@ -1,0 +1,373 @@
+/* stages.c -- see stages.h. */
+#define _GNU_SOURCE
+#include "stages.h"
+
+#include "convert.h"
+#include "fsutil.h"
+#include "imaging.h"
+#include "mpiutil.h"
+
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const stage_names[] = {CT_TASK_CONVERT, CT_TASK_IMAGING, CT_TASK_NOOP, NULL};
+
+const char *const *ct_stage_names(void) { return stage_names; }
+
+bool ct_stage_known(const char *task_name)
+{
+    for (int i = 0; stage_names[i]; i++)
+        if (strcmp(stage_names[i], task_name) == 0)
+            return true;
+    return false;
+}
+
+int ct_stage_max_ranks(const char *task_name)
+{
+    /* Conversion deals blocks of baseline-times and imaging grid slabs: both
+     * use any number of ranks. A no-op has nothing to share. */
+    if (strcmp(task_name, CT_TASK_NOOP) == 0)
+        return 1;
+    return 1 << 20;
+}
+
+void ct_stage_outcome_free(ct_stage_outcome *o)
+{
+    if (o == NULL)
+        return;
+    json_decref(o->result);
+    json_decref(o->products);
+    o->result = o->products = NULL;
+}
+
+ct_category ct_stage_category(const ct_err *err)
+{
+    if (strncmp(err->msg, "corrupt_input", 13) == 0 || strncmp(err->msg, "corrupt input", 13) == 0)
+        return CT_CAT_CORRUPT_INPUT;
+    switch (err->code) {
+    case CT_EINVAL:
+    case CT_ENOTFOUND:
+        return CT_CAT_PERMANENT;
+    default:
+        return CT_CAT_TRANSIENT;
+    }
+}
+
+/* --- Params ------------------------------------------------------------------- */
+
+static const char *str_at(const json_t *params, const char *section, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(params, section), key));
+}
+
+static ct_code require_str(const json_t *params, const char *section, const char *key,
+                           const char **out, ct_err *err)
+{
+    *out = str_at(params, section, key);
+    if (*out == NULL || (*out)[0] == '\0')
+        return ct_fail(err, CT_EINVAL, "params.%s.%s is missing or not a string", section, key);
+    return CT_OK;
+}
+
+json_t *ct_stage_convert_params(const char *chain, const json_t *config, const char *group_id,
+                                const char *const files[16], const char *products_dir)
+{
+    json_t *list = json_array();
+    for (int i = 0; i < 16; i++)
+        json_array_append_new(list, json_string(files[i]));
+    char vis[4096];
+    snprintf(vis, sizeof vis, "%s/vis/%s.hdf5", products_dir, group_id);
+    return json_pack("{s:s, s:o, s:{s:s, s:o}, s:{s:s}}", "chain", chain, "config",
+                     config ? json_incref((json_t *)config) : json_object(), "inputs", "group_id", group_id, "files",
+                     list, "outputs", "vis_path", vis);
+}
+
+json_t *ct_stage_next_params(const char *next, const json_t *params, const json_t *result,
+                             const json_t *step_config, const char *products_dir)
+{
+    const char *group = str_at(params, "inputs", "group_id");
+    json_t *inputs = json_object();
+    if (group)
+        json_object_set_new(inputs, "group_id", json_string(group));
+    json_object_update(inputs, json_object_get(result, "outputs"));
+    json_t *outputs = json_object();
+    if (group && strcmp(next, CT_TASK_IMAGING) == 0) {
+        char prefix[4096];
+        snprintf(prefix, sizeof prefix, "%s/images/%s", products_dir, group);
+        json_object_set_new(outputs, "image_prefix", json_string(prefix));
+    }
+    json_t *chain = json_object_get(params, "chain");
+    return json_pack("{s:o, s:o, s:o, s:o}", "chain", chain ? json_incref(chain) : json_null(),
+                     "config", step_config ? json_incref((json_t *)step_config) : json_object(),
+                     "inputs", inputs, "outputs",
+                     outputs);
+}
+
+/* --- Shared steps --------------------------------------------------------------- */
+
+/* On comm's rank 0: the output's directory exists and holds no temporary file
+ * a killed run of this task left behind (the caller holds the task's claim,
+ * so no live writer owns one). Collective. */
+static ct_code prepare_output(MPI_Comm comm, const char *path, const char *name_suffix, ct_err *err)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    ct_code rc = CT_OK;
+    if (rank == 0) {
+        char a[4096], b[4096], prefix[4096];
+        snprintf(a, sizeof a, "%s", path);
+        snprintf(b, sizeof b, "%s", path);
+        const char *dir = dirname(a), *base = basename(b);
+        snprintf(prefix, sizeof prefix, "%s%s", base, name_suffix);
+        size_t removed = 0;
+        rc = ct_mkdir_p(dir, 0755, err);
+        if (rc == CT_OK)
+            rc = ct_remove_stale_temps(dir, prefix, &removed, err);
+        if (rc == CT_OK && removed > 0)
+            fprintf(stderr, "contimg: removed %zu temporary file(s) %s/%s* left by an earlier "
+                            "run\n", removed, dir, prefix);
+        if (rc != CT_OK)
+            rc = ct_fail(err, CT_EIO, "output directory: %s", err->msg);
+    }
+    return ct_mpi_agree(comm, rc, err);
+}
+
+static json_t *result_new(const char *message, json_t *outputs, json_t *metrics)
+{
+    return json_pack("{s:s, s:o, s:s, s:[], s:o}", "status", "success", "outputs", outputs,
+                     "message", message, "errors", "metrics", metrics);
+}
+
+/* --- convert-uvh5-to-ms ---------------------------------------------------------- */
+
+static ct_code run_convert(MPI_Comm comm, const json_t *params, const ct_config *cfg,
+                           ct_stage_outcome *out, ct_err *err)
+{
+    const char *group, *vis;
+    ct_code rc;
+    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = require_str(params, "outputs", "vis_path", &vis, err)))
+        return rc;
+    const json_t *list = json_object_get(json_object_get(params, "inputs"), "files");
+    const char *files[64];
+    size_t n = json_array_size(list);
+    if (!json_is_array(list) || n == 0 || n > 64)
+        return ct_fail(err, CT_EINVAL, "params.inputs.files must list the subband files");
+    for (size_t i = 0; i < n; i++)
+        if ((files[i] = json_string_value(json_array_get(list, i))) == NULL)
+            return ct_fail(err, CT_EINVAL, "params.inputs.files[%zu] is not a string", i);
+    const char *outs[1] = {vis};
+    if ((rc = ct_config_check_paths(cfg, files, n, err)) ||
+        (rc = ct_config_check_paths(cfg, outs, 1, err)) ||
+        (rc = prepare_output(comm, vis, ".", err)))
+        return rc;
+    ct_convert_result res;
+    if ((rc = ct_convert(comm, files, n, vis, NULL, &res, err)) != CT_OK)
+        return rc;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    ct_qa_result qa;
+    memset(&qa, 0, sizeof qa);
+    if (rank == 0)
+        rc = ct_convert_qa(vis, &qa, err);
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK || rank != 0)
+        return rc;
+    json_t *qaj = json_pack("{s:b, s:b, s:I, s:I, s:f, s:I, s:I, s:s}", "passed", qa.passed,
+                            "shapes_ok", qa.shapes_ok, "n_samples", (json_int_t)qa.n_samples,
+                            "n_flagged", (json_int_t)qa.n_flagged, "fraction_flagged",
+                            qa.fraction_flagged, "n_nonfinite", (json_int_t)qa.n_nonfinite,
+                            "n_auto_bad", (json_int_t)qa.n_auto_bad, "reason", qa.reason);
+    json_t *metrics = json_pack("{s:f, s:I, s:I, s:i}", "seconds", res.seconds, "bytes_read",
+                                (json_int_t)res.bytes_read, "bytes_written",
+                                (json_int_t)res.bytes_written, "ranks", res.n_ranks);
+    json_object_set(metrics, "qa", qaj);
+    out->result = result_new(qa.passed ? "converted" : "converted; quality gate failed",
+                             json_pack("{s:s}", "vis_path", vis), metrics);
+    if (!qa.passed)
+        json_object_set_new(out->result, "status", json_string("qa_failed"));
+    out->products = json_pack("{s:[{s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:f, s:b, s:o}]}",
+                              "visibilities", "group_id", group, "path", vis, "n_subbands",
+                              (int)n, "nblts", res.nblts, "nfreqs", res.nfreqs, "npols",
+                              res.npols, "n_samples", (json_int_t)qa.n_samples,
+                              "fraction_flagged", qa.fraction_flagged, "qa_passed", qa.passed,
+                              "qa", qaj);
+    out->continue_chain = qa.passed;
+    return CT_OK;
+}
+
+/* --- imaging ------------------------------------------------------------------------ */
+
+/* Reads the imaging options of params.config over the defaults. */
+static ct_code image_opts_from(const json_t *config, ct_image_opts *o, ct_err *err)
+{
+    ct_image_opts_default(o);
+    if (config == NULL)
+        return CT_OK;
+    if (!json_is_object(config))
+        return ct_fail(err, CT_EINVAL, "params.config must be an object");
+    if (json_is_true(json_object_get(config, "successor")))
+        ct_image_opts_successor(o);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)config, key, v)
+    {
+        double d = json_number_value(v);
+        bool num = json_is_number(v);
+        if (strcmp(key, "successor") == 0) {
+            continue;
+        } else if (strcmp(key, "weight") == 0) {
+            const char *w = json_string_value(v);
+            if (w && strcmp(w, "natural") == 0)
+                o->weight = CT_WEIGHT_NATURAL;
+            else if (w && strcmp(w, "uniform") == 0)
+                o->weight = CT_WEIGHT_UNIFORM;
+            else if (w && strcmp(w, "briggs") == 0)
+                o->weight = CT_WEIGHT_BRIGGS;
+            else
+                return ct_fail(err, CT_EINVAL, "config.weight must be natural, uniform or briggs");
+            continue;
+        } else if (strcmp(key, "no_wterms") == 0 && json_is_boolean(v)) {
+            o->no_wterms = json_is_true(v);
+            continue;
+        }
+        if (!num)
+            return ct_fail(err, CT_EINVAL, "config.%s: unknown option or not a number", key);
+        if (strcmp(key, "size") == 0 && d >= 2 && d <= 1e6 && fmod(d, 2) == 0)
+            o->size = (int)d;
+        else if (strcmp(key, "cell_arcsec") == 0 && d > 0)
+            o->cell_arcsec = d;
+        else if (strcmp(key, "robust") == 0 && d >= -2 && d <= 2)
+            o->robust = d;
+        else if (strcmp(key, "niter") == 0 && d >= 0 && d <= 1e9)
+            o->niter = (int)d;
+        else if (strcmp(key, "threshold_jy") == 0 && d >= 0)
+            o->threshold_jy = d;
+        else if (strcmp(key, "gain") == 0 && d > 0 && d <= 1)
+            o->gain = d;
+        else if (strcmp(key, "mgain") == 0 && d > 0 && d <= 1)
+            o->mgain = d;
+        else if (strcmp(key, "epsilon") == 0 && d > 0 && d < 0.1)
+            o->epsilon = d;
+        else if (strcmp(key, "pblimit") == 0 && d >= 0 && d < 1)
+            o->pblimit = d;
+        else if (strcmp(key, "min_uv_lambda") == 0 && d >= 0)
+            o->min_uv_lambda = d;
+        else
+            return ct_fail(err, CT_EINVAL, "config.%s: unknown option or out of range (%g)", key,
+                           d);
+    }
+    return CT_OK;
+}
+
+/* The image passes QA when it has a noise figure and a peak, and most of
+ * it is sky rather than blanked primary-beam edge. */
+static bool image_qa_passed(const ct_image_qa *qa, char *reason, size_t size)
+{
+    size_t total = qa->n_finite + qa->n_blank;
+    reason[0] = '\0';
+    if (!(isfinite(qa->rms_jy) && qa->rms_jy > 0))
+        snprintf(reason, size, "no noise figure (rms %g)", qa->rms_jy);
+    else if (!isfinite(qa->peak_jy))
+        snprintf(reason, size, "no finite peak");
+    else if (total == 0 || qa->n_finite < total / 10)
+        snprintf(reason, size, "%zu of %zu pixels blank", qa->n_blank, total);
+    return reason[0] == '\0';
+}
+
+static ct_code run_imaging(MPI_Comm comm, const json_t *params, const ct_config *cfg,
+                           ct_stage_outcome *out, ct_err *err)
+{
+    const char *group, *vis, *prefix;
+    ct_code rc;
+    ct_image_opts o;
+    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = require_str(params, "inputs", "vis_path", &vis, err)) ||
+        (rc = require_str(params, "outputs", "image_prefix", &prefix, err)) ||
+        (rc = image_opts_from(json_object_get(params, "config"), &o, err)))
+        return rc;
+    const char *paths[2] = {vis, prefix};
+    if ((rc = ct_config_check_paths(cfg, paths, 2, err)) ||
+        (rc = prepare_output(comm, prefix, "-", err)))
+        return rc;
+    o.out_prefix = prefix;
+    ct_image_result res;
+    if ((rc = ct_image_observation(comm, vis, &o, &res, err)) != CT_OK)
+        return rc;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rank != 0)
+        return CT_OK;
+    char image[4096], pb[4096], reason[256];
+    snprintf(image, sizeof image, "%s-image.fits", prefix);
+    snprintf(pb, sizeof pb, "%s-image-pb.fits", prefix);
+    bool passed = image_qa_passed(&res.qa, reason, sizeof reason);
+    json_t *metrics = ct_image_result_json(&res);
+    json_t *qa = json_incref(json_object_get(metrics, "qa"));
+    json_object_set_new(qa, "passed", json_boolean(passed));
+    json_object_set_new(qa, "reason", json_string(reason));
+    out->result = result_new(passed ? "imaged" : "imaged; quality gate failed",
+                             json_pack("{s:s, s:s, s:s}", "image_path", image, "pb_path", pb,
+                                       "image_prefix", prefix),
+                             metrics);
+    if (!passed)
+        json_object_set_new(out->result, "status", json_string("qa_failed"));
+    json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:s}",
+                            "image_path", image, "group_id", group, "vis_path", vis, "pb_path",
+                            pb, "nx", res.nx, "ny", res.ny, "cell_arcsec", res.cell_arcsec,
+                            "ra_deg", res.ra_deg, "dec_deg", res.dec_deg, "freq_hz", res.freq_hz,
+                            "bandwidth_hz", res.bandwidth_hz, "date_obs", res.date_obs);
+    json_object_set_new(row, "n_vis", json_integer((json_int_t)res.n_vis));
+    json_object_set_new(row, "rms_jy", json_real(res.qa.rms_jy));
+    json_object_set_new(row, "peak_jy", json_real(res.qa.peak_jy));
+    json_object_set_new(row, "dynamic_range", json_real(res.qa.dynamic_range));
+    json_object_set_new(row, "beam_major_arcsec", json_real(res.qa.bmaj_arcsec));
+    json_object_set_new(row, "beam_minor_arcsec", json_real(res.qa.bmin_arcsec));
+    json_object_set_new(row, "beam_pa_deg", json_real(res.qa.bpa_deg));
+    json_object_set_new(row, "n_components", json_integer((json_int_t)res.qa.n_components));
+    json_object_set_new(row, "qa_passed", json_boolean(passed));
+    json_object_set_new(row, "qa", qa);
+    out->products = json_pack("{s:[o]}", "images", row);
+    out->continue_chain = passed;
+    return CT_OK;
+}
+
+/* --- noop ------------------------------------------------------------------------- */
+
+static ct_code run_noop(const json_t *params, ct_stage_outcome *out, ct_err *err)
+{
+    const json_t *s = json_object_get(json_object_get(params, "config"), "sleep_sec");
+    double sec = s ? json_number_value(s) : 0;
+    if (s && (!json_is_number(s) || sec < 0 || sec > 86400))
+        return ct_fail(err, CT_EINVAL, "config.sleep_sec must be a number of seconds");
+    if (sec > 0) {
+        struct timespec ts = {(time_t)sec, (long)((sec - floor(sec)) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    out->result = result_new("nothing to do", json_object(), json_object());
+    out->continue_chain = true;
+    return CT_OK;
+}
+
+ct_code ct_stage_run(MPI_Comm comm, const char *task_name, const json_t *params,
+                     const ct_config *cfg, ct_stage_outcome *out, ct_err *err)
+{
+    memset(out, 0, sizeof *out);
+    ct_code rc;
+    if (!json_is_object(params))
+        rc = ct_fail(err, CT_EINVAL, "params must be a JSON object");
+    else if (strcmp(task_name, CT_TASK_CONVERT) == 0)
+        rc = run_convert(comm, params, cfg, out, err);
+    else if (strcmp(task_name, CT_TASK_IMAGING) == 0)
+        rc = run_imaging(comm, params, cfg, out, err);
+    else if (strcmp(task_name, CT_TASK_NOOP) == 0)
+        rc = run_noop(params, out, err);
+    else
+        rc = ct_fail(err, CT_EINVAL, "no stage for task kind %s", task_name);
+    if (rc != CT_OK)
+        ct_stage_outcome_free(out);
+    return rc;
+}

@@ -1,0 +1,176 @@
+/* cmd_ingest.c -- `contimg ingest`: complete subband groups become convert tasks. */
+#define _GNU_SOURCE
+#include "chain.h"
+#include "cli_util.h"
+#include "commands.h"
+#include "groups.h"
+#include "stages.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char usage[] =
+    "usage: contimg ingest DIR [--watch] [--interval SECONDS] [--chain NAME]\n\n"
+    "Finds the observations in DIR whose 16 subband files are all written and spawns\n"
+    "the first task of their chain (convert-uvh5-to-ms), keyed by the group id: a\n"
+    "group already ingested spawns nothing new. Outputs are planned under\n"
+    "CONTIMG_PRODUCTS_DIR.\n\n"
+    "  --watch               keep scanning every interval until SIGINT/SIGTERM\n"
+    "  --interval SECONDS    time between scans with --watch (default 10)\n"
+    "  --chain NAME          the chain to start (default CONTIMG_CHAIN, quick)\n"
+    "  --tolerance SECONDS   how far apart a group's files may start (default 60)";
+
+typedef struct ingest_ctx {
+    const ct_config *cfg;
+    cq_client *db;
+    const char *dir;
+    const char *chain;
+    const char *first_task;
+    const json_t *first_config;
+    double tolerance;
+    long spawned, existing, incomplete;
+} ingest_ctx;
+
+static volatile sig_atomic_t stop_watching = 0;
+static void on_stop(int sig) { stop_watching = sig; }
+
+static ct_code spawn_group(ingest_ctx *x, const ct_group *g, ct_err *err)
+{
+    const char *files[CT_SUBBANDS];
+    for (int s = 0; s < CT_SUBBANDS; s++)
+        files[s] = g->subband[s]->path;
+    ct_code rc = ct_config_check_paths(x->cfg, files, CT_SUBBANDS, err);
+    if (rc != CT_OK)
+        return rc;
+    json_t *params = ct_stage_convert_params(x->chain, x->first_config, g->id, files,
+                                             x->cfg->products_dir);
+    cq_spawn_opts o = cq_spawn_defaults();
+    o.queue = x->cfg->queue;
+    o.name = x->first_task;
+    o.params = params;
+    o.idempotency_key = g->id;
+    o.max_retries = x->cfg->max_retries;
+    o.timeout_sec = x->cfg->task_timeout_sec;
+    o.backoff_base_sec = x->cfg->backoff_base_sec;
+    o.backoff_max_sec = x->cfg->backoff_max_sec;
+    cq_uuid id;
+    bool created = false;
+    rc = cq_spawn(x->db, &o, id, &created, err);
+    json_decref(params);
+    if (rc != CT_OK)
+        return rc;
+    if (created) {
+        x->spawned++;
+        printf("spawned   %s %s for group %s (chain %s)\n", x->first_task, id, g->id, x->chain);
+    } else {
+        x->existing++;
+    }
+    return CT_OK;
+}
+
+static ct_code scan_once(ingest_ctx *x, ct_err *err)
+{
+    ct_group *groups = NULL;
+    size_t n = 0;
+    ct_code rc = ct_groups_scan(x->dir, x->tolerance, &groups, &n, err);
+    if (rc != CT_OK)
+        return rc;
+    for (size_t i = 0; i < n && rc == CT_OK; i++) {
+        if (ct_group_complete(&groups[i])) {
+            rc = spawn_group(x, &groups[i], err);
+        } else {
+            char why[512];
+            ct_group_problems(&groups[i], why, sizeof why);
+            printf("waiting   group %s: %s\n", groups[i].id, why);
+            x->incomplete++;
+        }
+    }
+    ct_groups_free(groups, n);
+    fflush(stdout);
+    return rc;
+}
+
+int cmd_ingest(int argc, char **argv, const ct_config *cfg)
+{
+    static const struct option opts[] = {{"watch", no_argument, NULL, 'w'},
+                                         {"interval", required_argument, NULL, 'i'},
+                                         {"chain", required_argument, NULL, 'c'},
+                                         {"tolerance", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    ingest_ctx x = {.cfg = cfg, .chain = cfg->chain, .tolerance = 60};
+    bool watch = false;
+    double interval = 10;
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': printf("%s\n", usage); return EXIT_OK;
+        case 'w': watch = true; break;
+        case 'c': x.chain = optarg; break;
+        case 'i':
+            if (!cli_parse_double(optarg, 0.01, 86400, &interval))
+                return cli_usage_error("--interval must be 0.01..86400 seconds, got '%s'", optarg);
+            break;
+        case 't':
+            if (!cli_parse_double(optarg, 0.001, 86400, &x.tolerance))
+                return cli_usage_error("--tolerance must be 0.001..86400 seconds, got '%s'",
+                                       optarg);
+            break;
+        case ':': return cli_usage_error("ingest: %s needs a value", argv[optind - 1]);
+        default: return cli_usage_error("ingest: unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind != argc - 1)
+        return cli_usage_error("ingest: expected one directory (see contimg ingest --help)");
+    x.dir = argv[optind];
+    ct_err err;
+    ct_chains *chains = NULL;
+    if (ct_chains_load(cfg->chains_file, &chains, &err) != CT_OK)
+        return cli_report(&err);
+    ct_code rc = ct_chain_first(chains, x.chain, &x.first_task, &x.first_config, &err);
+    if (rc == CT_OK && strcmp(x.first_task, CT_TASK_CONVERT) != 0)
+        rc = ct_fail(&err, CT_EINVAL, "chain \"%s\" starts with %s; ingest starts chains that "
+                     "begin with " CT_TASK_CONVERT, x.chain, x.first_task);
+    if (rc != CT_OK) {
+        ct_chains_free(chains);
+        return cli_report(&err);
+    }
+    if (cli_connect(cfg, &x.db, &err) != CT_OK) {
+        ct_chains_free(chains);
+        return cli_report(&err);
+    }
+    if (watch) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGUSR1, &sa, NULL);
+    }
+    do {
+        x.incomplete = 0;
+        rc = scan_once(&x, &err);
+        if (rc == CT_ECONNECT && watch) { /* the database comes back; keep watching */
+            fprintf(stderr, "contimg: ingest: %s\n", err.msg);
+            rc = CT_OK;
+        }
+        for (double slept = 0; watch && rc == CT_OK && !stop_watching && slept < interval;
+             slept += 0.1) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    } while (watch && rc == CT_OK && !stop_watching);
+    cq_disconnect(x.db);
+    ct_chains_free(chains);
+    if (rc != CT_OK)
+        return cli_report(&err);
+    printf("ingest %s: %ld spawned, %ld already queued, %ld incomplete\n", x.dir, x.spawned,
+           x.existing, x.incomplete);
+    return EXIT_OK;
+}
