@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# test_engine.sh CONTIMG -- the engine end to end, on a real private PostgreSQL and real
+# MPI ranks: simulated observations ingested and drained by `mpirun contimg run --drain`
+# into completed tasks, products rows and FITS files that pass QA; failure categories
+# (corrupt input dead-lettered with its dependents cancelled, a transient failure
+# retried after its backoff); kill -9 of a worker rank and of rank 0 mid-imaging, then a
+# second run completes everything exactly once; a database outage mid-run whose commits
+# are journaled and replayed.
+set -u
+CONTIMG=${1:?usage: test_engine.sh CONTIMG}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPIRUN=(mpirun -q --allow-run-as-root --oversubscribe)
+T=$(mktemp -d)
+STATES=()
+cleanup() {
+    for s in "${STATES[@]}"; do CONTIMG_STATE_DIR=$s "$CONTIMG" db stop >/dev/null 2>&1; done
+    pkill -9 -x contimg 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+failed=0
+bad() {
+    failed=$((failed + 1))
+    echo "FAIL: $*" >&2
+}
+ok() { echo "ok   $*"; }
+check() { # check DESCRIPTION CONDITION...
+    local what=$1
+    shift
+    if eval "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+# Small observations: 48 antennas, 4 integrations, one channel per subband; one 10 Jy
+# source at the phase centre and thermal noise. Images of 256 pixels of 20 arcsec.
+cat >"$T/chains.json" <<'EOF'
+{"quick": ["convert-uvh5-to-ms",
+           {"task": "imaging", "config": {"size": 256, "cell_arcsec": 20, "niter": 300,
+                                          "threshold_jy": 0.05}}]}
+EOF
+export CONTIMG_CHAINS_FILE=$T/chains.json
+simulate() { # simulate DIR START
+    "$CONTIMG" simulate --out "$1" --start "$2" --dec 55 --antennas 48 --times 4 \
+        --channels-per-subband 1 --noise-jy 0.05 >/dev/null || bad "simulate $2"
+}
+simulate "$T/obs3" 2026-11-22T10:00:00
+simulate "$T/obs3" 2026-11-22T10:05:09
+simulate "$T/obs3" 2026-11-22T10:10:18
+
+# fresh NAME: a private database of its own, migrated; sets URL.
+fresh() {
+    export CONTIMG_STATE_DIR=$T/$1
+    STATES+=("$CONTIMG_STATE_DIR")
+    "$CONTIMG" db start >/dev/null && "$CONTIMG" db migrate >/dev/null || bad "database for $1"
+    URL=$("$CONTIMG" db url)
+}
+q() { psql "$URL" -XAtq -c "$1"; }
+wait_for() { # wait_for SECONDS SQL-CONDITION: polls until the query returns t
+    local until=$((SECONDS + $1))
+    while [ $SECONDS -lt "$until" ]; do
+        [ "$(q "SELECT ($2)")" = t ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# The state every full run must end in: per group one completed convert and imaging
+# task, one visibility row and one image row whose files exist and pass QA.
+check_complete() { # check_complete LABEL NGROUPS
+    local label=$1 n=$2
+    check "$label: $n convert and $n imaging tasks completed, nothing pending or claimed" \
+        '[ "$(q "SELECT count(*) FILTER (WHERE task_name = '"'"'convert-uvh5-to-ms'"'"' AND status = '"'"'completed'"'"') || '"'"' '"'"' ||
+                   count(*) FILTER (WHERE task_name = '"'"'imaging'"'"' AND status = '"'"'completed'"'"') || '"'"' '"'"' ||
+                   count(*) FILTER (WHERE status NOT IN ('"'"'completed'"'"', '"'"'failed'"'"', '"'"'cancelled'"'"'))
+              FROM absurd.tasks")" = "$n $n 0" ]'
+    check "$label: $n visibility rows and $n image rows, each once" \
+        '[ "$(q "SELECT (SELECT count(*) FROM products.visibilities) || '"'"' '"'"' ||
+                       (SELECT count(DISTINCT group_id) FROM products.visibilities) || '"'"' '"'"' ||
+                       (SELECT count(*) FROM products.images) || '"'"' '"'"' ||
+                       (SELECT count(DISTINCT group_id) FROM products.images)")" = "$n $n $n $n" ]'
+    local rows
+    rows=$(q "SELECT image_path, pb_path, peak_jy, rms_jy, qa_passed FROM products.images")
+    local good=0
+    while IFS='|' read -r img pb peak rms qa; do
+        [ -n "$img" ] || continue
+        if [ -s "$img" ] && [ -s "$pb" ] && [ "$qa" = t ] &&
+            /usr/bin/python3 - "$img" "$peak" "$rms" <<'PY'; then good=$((good + 1)); else bad "$label: image $img (peak $peak, rms $rms, qa $qa)"; fi
+import sys
+from astropy.io import fits
+import numpy as np
+img, peak, rms = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+data = fits.getdata(img).squeeze()
+# The 10 Jy source at the centre, as the row says; the noise far below it.
+assert abs(np.nanmax(data) - peak) < 1e-4 * peak, (np.nanmax(data), peak)
+assert abs(peak - 10.0) < 0.5, peak
+assert 0 < rms < 0.05, rms
+PY
+    done <<<"$rows"
+    check "$label: every image file exists, opens, holds the source and passed QA" '[ $good -eq $n ]'
+    check "$label: no temporary file left under the products" \
+        '[ -z "$(find "$CONTIMG_STATE_DIR/products" -name "*.tmp-*")" ]'
+}
+
+# ---- three observations through ingest and mpirun -np 4 contimg run --drain -------------
+fresh main
+out=$("$CONTIMG" ingest "$T/obs3")
+check "ingest spawns one convert task per complete group" '[[ $out == *"3 spawned, 0 already queued, 0 incomplete"* ]]'
+out=$("$CONTIMG" ingest "$T/obs3")
+check "ingesting again spawns nothing" '[[ $out == *"0 spawned, 3 already queued"* ]]'
+check "the idempotency key is the group id" \
+    '[ "$(q "SELECT string_agg(idempotency_key, '"'"','"'"' ORDER BY idempotency_key) FROM absurd.tasks")" = "2026-11-22T10:00:00,2026-11-22T10:05:09,2026-11-22T10:10:18" ]'
+"${MPIRUN[@]}" -np 4 "$CONTIMG" run --drain >"$T/main.log" 2>&1
+rc=$?
+check "mpirun -np 4 contimg run --drain exits 0" '[ $rc -eq 0 ] || { tail -20 "$T/main.log"; false; }'
+check_complete "mpirun -np 4" 3
+check "worker_id is host:pid:rank" \
+    '[ "$(q "SELECT count(*) FROM absurd.tasks WHERE worker_id ~ '"'"'^[^:]+:[0-9]+:0$'"'"'")" = 6 ]'
+check "imaging tasks were spawned by the commit of their convert task, which they depend on" \
+    '[ "$(q "SELECT count(*) FROM absurd.tasks i JOIN absurd.tasks c ON i.depends_on = ARRAY[c.task_id]
+              WHERE i.task_name = '"'"'imaging'"'"' AND c.task_name = '"'"'convert-uvh5-to-ms'"'"'
+                AND i.idempotency_key = '"'"'quick:'"'"' || c.idempotency_key || '"'"':imaging'"'"'
+                AND i.params->'"'"'config'"'"'->>'"'"'size'"'"' = '"'"'256'"'"'")" = 3 ]'
+
+# ---- corrupt input, a transient failure, dependents of a dead-lettered task ----------------
+fresh failures
+mkdir -p "$T/bad"
+simulate "$T/bad" 2026-11-22T11:00:00
+simulate "$T/bad" 2026-11-22T11:05:09
+head -c 4096 /dev/urandom >"$T/bad/2026-11-22T11:00:00_sb05.hdf5" # damaged on disk
+ABSURD_RETRY_BACKOFF_BASE=3 "$CONTIMG" ingest "$T/bad" >/dev/null
+corrupt=$(q "SELECT task_id FROM absurd.tasks WHERE idempotency_key = '2026-11-22T11:00:00'")
+dependent=$("$CONTIMG" task spawn --name imaging --depends-on "$corrupt" --params '{}')
+# The second group's images cannot be written at first: a file stands where their
+# directory must be (a disk not mounted yet). That is transient and retried.
+mkdir -p "$CONTIMG_STATE_DIR/products"
+echo "not a directory" >"$CONTIMG_STATE_DIR/products/images"
+"${MPIRUN[@]}" -np 3 "$CONTIMG" run --drain >"$T/failures.log" 2>&1 &
+engine=$!
+if wait_for 120 "EXISTS (SELECT 1 FROM absurd.tasks WHERE task_name = 'imaging' AND status = 'retrying')"; then
+    rm -f "$CONTIMG_STATE_DIR/products/images" # the disk is back before the retry is due
+else
+    bad "the imaging task blocked by the disk never went to retrying"
+fi
+wait $engine
+rc=$?
+check "the drain waits for the retry and exits 0" '[ $rc -eq 0 ] || { tail -20 "$T/failures.log"; false; }'
+check "corrupt input fails as corrupt_input on its first attempt, dead-lettered, not retried" \
+    '[ "$(q "SELECT status || '"'"' '"'"' || error_category || '"'"' '"'"' || attempt || '"'"' '"'"' || queue_name
+              FROM absurd.tasks WHERE task_id = '"'"'$corrupt'"'"'")" = "failed corrupt_input 1 dsa110-pipeline-dlq" ]'
+check "the error names the damaged file" \
+    '[[ "$(q "SELECT error FROM absurd.tasks WHERE task_id = '"'"'$corrupt'"'"'")" == *sb05* ]]'
+check "its dependent is cancelled as dependency_failed" \
+    '[ "$(q "SELECT status || '"'"' '"'"' || error_category FROM absurd.tasks WHERE task_id = '"'"'$dependent'"'"'")" = "cancelled dependency_failed" ]'
+check "the transient failure was retried after its backoff and completed on attempt 2" \
+    '[ "$(q "SELECT status || '"'"' '"'"' || attempt FROM absurd.tasks
+              WHERE task_name = '"'"'imaging'"'"' AND params->'"'"'inputs'"'"' ? '"'"'vis_path'"'"'")" = "completed 2" ]'
+check "the log shows the transient failure with its retry" \
+    'grep -q "failed    imaging .* transient: .*retried in" "$T/failures.log"'
+check "no products row for the corrupt group" \
+    '[ "$(q "SELECT count(*) FROM products.visibilities WHERE group_id = '"'"'2026-11-22T11:00:00'"'"'")" = 0 ]'
+
+# ---- kill -9 mid-imaging: a worker rank, then rank 0 ---------------------------------------
+# Short leases, so the second run need not wait long for the first run's claims.
+for victim in worker coordinator; do
+    fresh "kill-$victim"
+    "$CONTIMG" ingest "$T/obs3" >/dev/null
+    ABSURD_HEARTBEAT_INTERVAL=0.5 ABSURD_LEASE_SEC=3 \
+        "${MPIRUN[@]}" -np 3 "$CONTIMG" run --drain >"$T/kill-$victim.log" 2>&1 &
+    engine=$!
+    if wait_for 120 "EXISTS (SELECT 1 FROM absurd.tasks WHERE task_name = 'imaging' AND status = 'claimed')"; then
+        sleep 1 # into the gridding
+        rank0=$(q "SELECT split_part(worker_id, ':', 2) FROM absurd.tasks WHERE status = 'claimed' LIMIT 1")
+        if [ $victim = coordinator ]; then
+            pid=$rank0
+        else
+            pid=$(pgrep -x contimg | grep -vx "$rank0" | head -1)
+        fi
+        kill -9 "$pid" 2>/dev/null || bad "kill -9 $victim (pid '$pid')"
+    else
+        bad "$victim: no imaging task was ever claimed"
+    fi
+    wait $engine
+    rc=$?
+    check "kill -9 of the $victim ends the first run with a failure status" '[ $rc -ne 0 ]'
+    check "$victim: the killed run left imaging unfinished" \
+        '[ "$(q "SELECT count(*) FROM absurd.tasks WHERE task_name = '"'"'imaging'"'"' AND status = '"'"'completed'"'"'")" -lt 3 ]'
+    sleep 3.5 # the lease runs out
+    "${MPIRUN[@]}" -np 3 "$CONTIMG" run --drain >"$T/rerun-$victim.log" 2>&1
+    rc=$?
+    check "$victim: a second contimg run --drain exits 0" '[ $rc -eq 0 ] || { tail -20 "$T/rerun-$victim.log"; false; }'
+    check "$victim: the second run reaped the dead run's claim" 'grep -q "reaped" "$T/rerun-$victim.log"'
+    check_complete "after kill -9 of the $victim" 3
+done
+
+# ---- the database goes away mid-run: commits are journaled and replayed -------------------
+fresh outage
+"$CONTIMG" ingest "$T/obs3" >/dev/null
+"${MPIRUN[@]}" -np 3 "$CONTIMG" run --drain >"$T/outage.log" 2>&1 &
+engine=$!
+if wait_for 120 "EXISTS (SELECT 1 FROM absurd.tasks WHERE task_name = 'imaging' AND status = 'claimed')"; then
+    "$CONTIMG" db stop >/dev/null || bad "db stop"
+    until grep -q "journaled" "$T/outage.log" || ! kill -0 $engine 2>/dev/null; do sleep 0.2; done
+    "$CONTIMG" db start >/dev/null || bad "db start"
+else
+    bad "outage: no imaging task was ever claimed"
+fi
+wait $engine
+rc=$?
+check "the engine rides out the outage and exits 0" '[ $rc -eq 0 ] || { tail -30 "$T/outage.log"; false; }'
+check "a commit made while the database was down was journaled" 'grep -q "journaled" "$T/outage.log"'
+check "and replayed when it came back" 'grep -q "replayed from the journal" "$T/outage.log"'
+check "the journal is empty afterwards" '[ -z "$(ls -A "$CONTIMG_STATE_DIR/journal")" ]'
+check_complete "after the outage" 3
+
+[ $failed -eq 0 ] && echo "all engine checks passed"
+exit $((failed > 0))
