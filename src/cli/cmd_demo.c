@@ -1,162 +1,129 @@
 /*
- * cmd_demo.c -- `contimg demo`: the main job until the pipeline stages exist.
+ * cmd_demo.c -- `contimg demo`: the main job on a built-in default.
  *
- * Spawns the seed's standard chain for one observation group as a workflow
- * of dependent tasks, then works it as a worker would: claim, heartbeat,
- * complete; one task fails transiently on its first attempt and comes back
- * after its backoff. Ends with the queue-stats table.
+ * Simulates one DSA-110 observation (16 subband files, three point sources and
+ * thermal noise) under the state directory, ingests it, runs the engine under
+ * mpirun until the queue is drained (convert, then imaging, committed with
+ * their products) and prints the image's products row. Each step is the
+ * ordinary command, run as a child, so what the demo shows is what an
+ * operator would type.
  */
 #define _GNU_SOURCE
 #include "cli_util.h"
 #include "commands.h"
+#include "fsutil.h"
 
-#include <getopt.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
-static const char *const standard_chain[] = {
-    "convert-uvh5-to-ms", "calibration-solve", "calibration-apply", "imaging",
-    "validation",         "crossmatch",        "photometry",
-};
-enum { CHAIN_LEN = sizeof standard_chain / sizeof standard_chain[0] };
+#define DEMO_RANKS "3"
 
-/* A random v4 UUID for the workflow id (not security-relevant). */
-static void make_uuid(cq_uuid out)
+/* Runs argv (looked up on PATH) with this process's stdout and stderr. */
+static int run_child(char *const argv[])
 {
-    unsigned char b[16];
-    FILE *f = fopen("/dev/urandom", "rb");
-    size_t got = f ? fread(b, 1, sizeof b, f) : 0;
-    if (f)
-        fclose(f);
-    for (size_t i = got; i < sizeof b; i++)
-        b[i] = (unsigned char)(rand() ^ (int)time(NULL));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, sizeof(cq_uuid),
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        fprintf(stderr, "contimg: demo: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static ct_code spawn_chain(cq_client *c, const ct_config *cfg, const char *group,
-                           const cq_uuid workflow, cq_uuid ids[CHAIN_LEN], ct_err *err)
+static int step(const char *what, char *const argv[])
 {
-    for (int i = 0; i < CHAIN_LEN; i++) {
-        char key[CQ_KEY_MAX];
-        snprintf(key, sizeof key, "demo:%s:%s", workflow, standard_chain[i]);
-        json_t *params =
-            json_pack("{s:{}, s:{s:s}, s:{}}", "config", "inputs", "group_id", group, "outputs");
-        cq_spawn_opts o = cq_spawn_defaults();
-        o.queue = cfg->queue;
-        o.name = standard_chain[i];
-        o.params = params;
-        o.idempotency_key = key;
-        o.workflow_id = workflow;
-        o.backoff_base_sec = 0.5;
-        const char *dep = i > 0 ? ids[i - 1] : NULL;
-        o.depends_on = dep ? &dep : NULL;
-        o.n_depends_on = dep ? 1 : 0;
-        ct_code rc = cq_spawn(c, &o, ids[i], NULL, err);
-        json_decref(params);
-        if (rc != CT_OK)
-            return rc;
-        printf("spawned  %-20s %s%s%s\n", standard_chain[i], ids[i], dep ? "  after " : "",
-               dep ? standard_chain[i - 1] : "");
-    }
-    return CT_OK;
+    printf("\n== %s\n$", what);
+    for (int i = 0; argv[i]; i++)
+        printf(" %s", argv[i]);
+    printf("\n");
+    int rc = run_child(argv);
+    if (rc != 0)
+        fprintf(stderr, "contimg: demo: %s failed (exit %d)\n", what, rc);
+    return rc;
 }
 
-/* Works the workflow until every task of it is completed. */
-static ct_code work(cq_client *c, const ct_config *cfg, const cq_uuid workflow, ct_err *err)
+static bool write_text(const char *path, const char *text)
 {
-    char worker[300];
-    cli_worker_id(worker, sizeof worker);
-    int done = 0;
-    bool failed_once = false;
-    while (done < CHAIN_LEN) {
-        cq_task *t = NULL;
-        size_t n = 0;
-        ct_code rc = cq_claim(c, cfg->queue, worker, 4, cfg->lease_sec, NULL, &t, &n, err);
-        if (rc != CT_OK)
-            return rc;
-        for (size_t i = 0; i < n && rc == CT_OK; i++) {
-            if (strcmp(t[i].workflow_id, workflow) != 0) {
-                /* Somebody else's task: hand it back untouched. */
-                rc = cq_release(c, t[i].id, t[i].claim_token, err);
-                continue;
-            }
-            printf("claimed  %-20s attempt %d\n", t[i].name, t[i].attempt);
-            if (!failed_once && strcmp(t[i].name, "validation") == 0) {
-                failed_once = true;
-                cq_task after;
-                rc = cq_fail(c, t[i].id, t[i].claim_token,
-                             "demo: simulated transient failure (disk busy)", CT_CAT_TRANSIENT,
-                             &after, err);
-                if (rc == CT_OK) {
-                    char when[40];
-                    cli_format_time(after.available_at, when, sizeof when);
-                    printf("failed   %-20s transient; retried from %s (backoff)\n", t[i].name,
-                           when);
-                    cq_task_free(&after);
-                }
-                continue;
-            }
-            json_t *result =
-                json_pack("{s:s, s:{s:s}, s:s, s:[]}", "status", "success", "outputs", "stage",
-                          t[i].name, "message", "demo task completed", "errors");
-            rc = cq_complete(c, t[i].id, t[i].claim_token, result, err);
-            json_decref(result);
-            if (rc == CT_OK) {
-                printf("complete %-20s\n", t[i].name);
-                done++;
-            }
-        }
-        cq_tasks_free(t, n);
-        if (rc != CT_OK)
-            return rc;
-        if (n == 0 && done < CHAIN_LEN) {
-            bool woken = false;
-            if ((rc = cq_wait(c, cfg->queue, cfg->poll_interval_sec, &woken, err)) != CT_OK)
-                return rc;
-        }
-    }
-    return CT_OK;
+    FILE *f = fopen(path, "w");
+    bool ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0)
+        ok = false;
+    return ok;
 }
 
 int cmd_demo(int argc, char **argv, const ct_config *cfg)
 {
     if (cli_wants_help(argc, argv)) {
         printf("usage: contimg demo\n\n"
-               "Spawns the standard chain (%s ... %s) for one simulated\n"
-               "observation group as a workflow, works it through the queue (claim,\n"
-               "complete, one transient failure retried after backoff) and prints the\n"
-               "queue statistics. Needs a running, migrated database.\n",
-               standard_chain[0], standard_chain[CHAIN_LEN - 1]);
+               "The main job on a built-in default: simulates one observation (16 UVH5\n"
+               "subband files with three point sources and noise) under the state\n"
+               "directory, ingests it, runs `mpirun -np " DEMO_RANKS " contimg run --drain`\n"
+               "(convert, then imaging; results committed with their products) and prints\n"
+               "the image's products row. Needs a running, migrated database.\n");
         return EXIT_OK;
     }
     if (argc > 1)
         return cli_usage_error("demo: unexpected argument '%s'", argv[1]);
-    cq_client *c = NULL;
+    char self[CT_PATH_MAX], dir[CT_PATH_MAX], incoming[CT_PATH_MAX + 32],
+        chains[CT_PATH_MAX + 32], sources[CT_PATH_MAX + 32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     ct_err err;
-    cq_uuid workflow, ids[CHAIN_LEN];
-    make_uuid(workflow);
-    char group[32];
+    if (n <= 0)
+        return ct_fail(&err, CT_EIO, "demo: cannot find my own executable"), cli_report(&err);
+    self[n] = '\0';
+    if (ct_absolute_path(cfg->state_dir, dir, sizeof dir, &err) != CT_OK)
+        return cli_report(&err);
+    snprintf(incoming, sizeof incoming, "%s/demo/incoming", dir);
+    snprintf(chains, sizeof chains, "%s/demo/chains.json", dir);
+    snprintf(sources, sizeof sources, "%s/demo/sources.txt", dir);
+    if (ct_mkdir_p(incoming, 0755, &err) != CT_OK)
+        return cli_report(&err);
+    /* A 512-pixel image of 20 arcsec cells: the demo takes about a minute on
+     * two cores. A real deployment's chains file leaves the size to the stage. */
+    if (!write_text(chains, "{\"quick\": [\"convert-uvh5-to-ms\", {\"task\": \"imaging\", "
+                            "\"config\": {\"size\": 512, \"cell_arcsec\": 20, \"niter\": 1000, "
+                            "\"threshold_jy\": 0.02}}]}\n") ||
+        !write_text(sources, "# east_deg north_deg flux_jy (offsets from the pointing)\n"
+                             "0 0 5.0\n0.5 0.3 3.0\n-0.4 -0.5 2.0\n"))
+        return ct_fail(&err, CT_EIO, "demo: cannot write under %s", dir), cli_report(&err);
+    setenv("CONTIMG_CHAINS_FILE", chains, 1);
+    setenv("CONTIMG_STATE_DIR", dir, 1);
+    if (getuid() == 0) { /* Open MPI refuses root unless told this twice */
+        setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+        setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    }
+    /* A new observation each run: named by the current minute. */
+    char start[32];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    strftime(group, sizeof group, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (cli_connect(cfg, &c, &err) != CT_OK)
-        return cli_report(&err);
-    printf("workflow %s for observation group %s on queue %s\n", workflow, group, cfg->queue);
-    if (spawn_chain(c, cfg, group, workflow, ids, &err) != CT_OK ||
-        work(c, cfg, workflow, &err) != CT_OK) {
-        cq_disconnect(c);
-        return cli_report(&err);
-    }
-    cq_disconnect(c);
-    printf("\n");
-    char *stats_argv[] = {"queue", "stats", NULL};
-    return cmd_queue(2, stats_argv, cfg);
+    tm.tm_sec = 0;
+    strftime(start, sizeof start, "%Y-%m-%dT%H:%M:%S", &tm);
+    printf("contimg demo: one simulated observation (%s) from 16 subband files to an image\n",
+           start);
+    char *sim[] = {self,         "simulate",    "--out",   incoming,   "--start",
+                   start,        "--dec",       "55",      "--sources", sources,
+                   "--relative", "--noise-jy",  "0.05",    "--times",  "8",
+                   "--channels-per-subband",    "2",       NULL};
+    char *ingest[] = {self, "ingest", incoming, NULL};
+    char *run[] = {"mpirun", "--oversubscribe", "-np", DEMO_RANKS, self, "run", "--drain", NULL};
+    char *products[] = {self, "products", "--group", start, NULL};
+    int rc;
+    if ((rc = step("simulate the observation", sim)) != 0 ||
+        (rc = step("ingest: spawn its convert task", ingest)) != 0 ||
+        (rc = step("the engine: convert and image, then drain", run)) != 0 ||
+        (rc = step("the products", products)) != 0)
+        return rc == 127 ? EXIT_FAILURE_INTERNAL : rc;
+    return EXIT_OK;
 }

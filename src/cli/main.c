@@ -28,7 +28,8 @@ static const cli_command commands[] = {
     {"image", "image one observation: CLEANed, primary-beam corrected FITS (MPI)", cmd_image},
     {"ingest", "spawn tasks for the complete observations in a directory", cmd_ingest},
     {"run", "the pipeline engine: work the queue on MPI ranks (mpirun, srun)", cmd_run},
-    {"demo", "run a small task chain through the queue and show the stats", cmd_demo},
+    {"products", "list the images the pipeline has made, with their QA", cmd_products},
+    {"demo", "simulate an observation and take it through the engine to an image", cmd_demo},
     {"version", "print the version", cmd_version},
     {NULL, NULL, NULL},
 };
