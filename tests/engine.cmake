@@ -4,3 +4,9 @@
 add_test(NAME test_engine COMMAND ${BASH_PROGRAM} ${CMAKE_CURRENT_SOURCE_DIR}/test_engine.sh
                                   $<TARGET_FILE:contimg>)
 set_tests_properties(test_engine PROPERTIES LABELS mpi TIMEOUT 1200 RUN_SERIAL TRUE)
+
+# The same under a real one-node Slurm: sbatch slurm/contimg.sbatch drains the queue, and
+# SIGUSR1 to the observing allocation drains it cleanly.
+add_test(NAME test_slurm COMMAND ${BASH_PROGRAM} ${CMAKE_CURRENT_SOURCE_DIR}/test_slurm.sh
+                                 $<TARGET_FILE:contimg>)
+set_tests_properties(test_slurm PROPERTIES LABELS mpi TIMEOUT 900 RUN_SERIAL TRUE)
