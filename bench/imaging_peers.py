@@ -207,7 +207,12 @@ def cmd_ms(a):
     from pyuvdata import UVData
 
     t0 = time.perf_counter()
-    uv = UVData.from_file(a.uvh5, file_type="uvh5", run_check=False)
+    # Several files (the 16 subbands of one observation) are combined along frequency,
+    # as the seed pipeline's converter does.
+    files = a.uvh5 if len(a.uvh5) > 1 else a.uvh5[0]
+    uv = UVData.from_file(files, file_type="uvh5", run_check=False)
+    if uv.Nspws > 1 or (uv.Nfreqs > 1 and uv.freq_array.ravel()[1] < uv.freq_array.ravel()[0]):
+        uv.reorder_freqs(channel_order="freq")
     notes = []
     # DSA-110 files are a drift scan fringe-stopped at the meridian: extra_keywords
     # ha_phase_center = 0, phase_center_dec, epoch "HADEC". pyuvdata reads them as
@@ -326,7 +331,7 @@ def main():
     s.add_argument("--ref")
     s.add_argument("--save")
     s = sub.add_parser("ms")
-    s.add_argument("--uvh5", required=True)
+    s.add_argument("--uvh5", required=True, nargs="+")
     s.add_argument("--ra", type=float, required=True)
     s.add_argument("--dec", type=float, required=True)
     s.add_argument("--out", required=True)

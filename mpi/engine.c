@@ -115,7 +115,7 @@ static ct_code worker_loop(MPI_Comm comm, const ct_config *cfg)
         /* Poll with naps, not a blocking receive: an idle rank must not spin a
          * core that its neighbours on an oversubscribed node are computing on. */
         while (MPI_Iprobe(0, MPI_ANY_TAG, comm, &flag, &st), !flag)
-            nap(0.002);
+            nap(0.0005);
         if (st.MPI_TAG == TAG_STOP) {
             MPI_Recv(NULL, 0, MPI_CHAR, 0, TAG_STOP, comm, MPI_STATUS_IGNORE);
             return CT_OK;
@@ -647,7 +647,7 @@ static ct_code coordinator_loop(coordinator *c, ct_err *err)
         if (claimed > 0 || progressed)
             continue;
         if (c->in_flight > 0) {
-            nap(0.001);
+            nap(0.0002);
             continue;
         }
         bool limit_reached = c->opts->max_tasks > 0 && c->sum->claimed >= c->opts->max_tasks;
