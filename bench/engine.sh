@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/engine.sh -- the engine's own cost and one observation end to end.
 #
-#   bench/engine.sh [BUILD_DIR] [--tasks N] [--full] [--no-peers] [--keep DIR]
+#   bench/engine.sh [BUILD_DIR] [--tasks N] [--full] [--times T] [--no-peers] [--keep DIR]
 #
 # 1. Overhead: N no-op tasks (default 2000) drained through the whole engine
 #    (claim, dispatch to a rank, outcome back, one commit transaction per task) on
@@ -11,26 +11,29 @@
 #    seconds / N, since the tasks themselves do nothing.
 # 2. --full: one full-size observation (16 subbands x 48 channels, 96 antennas, 24
 #    integrations: 1.7e8 visibilities) from its 16 files to a registered image:
-#    ingest, then `mpirun -np 3 contimg run --drain` (convert, image with the stage's
-#    defaults), with the per-stage breakdown from the tasks' results; and in the same
+#    ingest, then `mpirun -np 3 contimg run --drain` (convert; image 2048 x 2048 px of
+#    6 arcsec, Briggs 0.5, niter 500: bench/imaging's full-size settings), with the
+#    per-stage breakdown from the tasks' results; and in the same
 #    run the seed's tools on the same files: pyuvdata combining the 16 files into a
 #    Measurement Set, then WSClean with the same image size, cell, weighting and
 #    CLEAN settings (--no-peers skips them). Goals: <= 60 s (5 x faster than the
-#    309 s cadence) and <= 0.5 x the seed's time.
+#    309 s cadence) and <= 0.5 x the seed's time. --times T simulates T integrations
+#    instead of 24 (a fraction T/24 of the observation) for a quicker run.
 #
 # A private PostgreSQL under a temporary state directory is started and stopped here.
 # --keep DIR keeps the simulated observation and the products (and reuses them).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
-build=$top/build ntasks=2000 full=false peers=true keep=""
+build=$top/build ntasks=2000 full=false peers=true keep="" times=24
 while [ $# -gt 0 ]; do
     case "$1" in
     --tasks) ntasks=$2; shift 2 ;;
     --full) full=true; shift ;;
     --no-peers) peers=false; shift ;;
+    --times) times=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     -*) echo "engine.sh: unknown option '$1'" >&2; exit 2 ;;
     *) build=$1; shift ;;
     esac
@@ -105,13 +108,24 @@ echo "  goal: <= 0.1 ms of engine overhead per task"
 $full || exit 0
 
 # ---- 2. one full-size observation end to end ----------------------------------------------
-obs=$work/obs start=2026-11-22T10:00:00
+obs=$work/obs-$times start=2026-11-22T10:00:00
 if [ "$(ls "$obs"/*_sb??.hdf5 2>/dev/null | wc -l)" -ne 16 ]; then
     echo
-    echo "simulating one full-size observation into $obs ..."
+    echo "simulating one observation ($times of 24 integrations) into $obs ..."
     rm -rf "$obs"
-    "$contimg" simulate --out "$obs" --start "$start" --dec 55 --noise-jy 0.5 >/dev/null
+    "$contimg" simulate --out "$obs" --start "$start" --dec 55 --noise-jy 0.5 \
+        --times "$times" >/dev/null
 fi
+size=2048 cell=6 robust=0.5 niter=500
+cat >"$work/chains.json" <<EOF
+{"quick": ["convert-uvh5-to-ms",
+           {"task": "imaging", "config": {"size": $size, "cell_arcsec": $cell,
+                                          "weight": "briggs", "robust": $robust, "niter": $niter}}]}
+EOF
+export CONTIMG_CHAINS_FILE=$work/chains.json
+sql "DELETE FROM absurd.tasks WHERE queue_name LIKE 'dsa110-pipeline%'" >/dev/null
+sql "DELETE FROM products.images" >/dev/null
+sql "DELETE FROM products.visibilities" >/dev/null
 echo
 echo "one observation end to end: ingest, mpirun -np 3 contimg run --drain ..."
 rm -rf "$work/state/products"
@@ -152,7 +166,7 @@ if ! "$py" -c "import pyuvdata, casacore.tables" 2>/dev/null; then
 fi
 command -v wsclean >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wsclean >/dev/null
 ra=$(jget "$work/image.json" ra_deg) dec=$(jget "$work/image.json" dec_deg)
-nx=$(jget "$work/image.json" nx) cell=$(jget "$work/image.json" cell_arcsec)
+nx=$(jget "$work/image.json" nx)
 echo
 echo "the seed's tools: pyuvdata (16 files -> MS), then WSClean -j $(nproc) ..."
 t0=$(now)
@@ -160,8 +174,8 @@ t0=$(now)
     --out "$work/seed.ms" >"$work/seed-ms.json"
 t_ms=$(since "$t0")
 t1=$(now)
-(cd "$work" && wsclean -size "$nx" "$nx" -scale "${cell}asec" -weight briggs 0 -niter 1000 \
-    -gain 0.1 -mgain 0.5 -pol I -no-update-model-required -use-wgridder \
+(cd "$work" && wsclean -size "$nx" "$nx" -scale "${cell}asec" -weight briggs "$robust" \
+    -niter "$niter" -gain 0.1 -mgain 0.5 -pol I -no-update-model-required -use-wgridder \
     -wgridder-accuracy 1e-4 -j "$(nproc)" -name "$work/seed" "$work/seed.ms" >"$work/seed-ws.log" 2>&1) ||
     { echo "  wsclean failed: see $work/seed-ws.log"; exit 1; }
 t_ws=$(since "$t1")

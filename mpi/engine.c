@@ -4,6 +4,7 @@
 
 #include "chain.h"
 #include "database.h"
+#include "fsutil.h"
 #include "journal.h"
 #include "leases.h"
 #include "queue.h"
@@ -23,7 +24,10 @@
  * can reach the engine safely. */
 static volatile sig_atomic_t drain_signal = 0;
 
-static void on_signal(int sig) { drain_signal = sig; }
+static void on_signal(int sig)
+{
+    drain_signal = sig;
+}
 
 void ct_engine_catch_signals(void)
 {
@@ -113,9 +117,12 @@ static ct_code worker_loop(MPI_Comm comm, const ct_config *cfg)
         MPI_Status st;
         int flag = 0;
         /* Poll with naps, not a blocking receive: an idle rank must not spin a
-         * core that its neighbours on an oversubscribed node are computing on. */
-        while (MPI_Iprobe(0, MPI_ANY_TAG, comm, &flag, &st), !flag)
-            nap(0.0005);
+         * core that its neighbours on an oversubscribed node are computing on.
+         * The naps grow while nothing comes, so a short task is picked up within
+         * 0.1 ms and a rank idle for long wakes 200 times a second. */
+        for (double pause = 1e-4; MPI_Iprobe(0, MPI_ANY_TAG, comm, &flag, &st), !flag;
+             pause = fmin(2 * pause, 5e-3))
+            nap(pause);
         if (st.MPI_TAG == TAG_STOP) {
             MPI_Recv(NULL, 0, MPI_CHAR, 0, TAG_STOP, comm, MPI_STATUS_IGNORE);
             return CT_OK;
@@ -167,6 +174,7 @@ typedef struct coordinator {
     ct_engine_summary *sum;
     char conninfo[CT_PATH_MAX + 256];
     char worker_id[320];
+    char products_dir[CT_PATH_MAX]; /* absolute: spawned params must not depend on a cwd */
     cq_client *db;
     ct_leases *leases;
     ct_journal *journal;
@@ -178,6 +186,7 @@ typedef struct coordinator {
     int in_flight;
     bool journal_pending;
     double next_replay, next_reap;
+    double pause; /* the current nap while waiting on ranks: grows while nothing arrives */
 } coordinator;
 
 static void say(const coordinator *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -233,13 +242,16 @@ static json_t *next_spawns(coordinator *c, const cq_task *t, const json_t *resul
         json_string_value(json_object_get(json_object_get(t->params, "inputs"), "group_id"));
     char key[CQ_KEY_MAX];
     snprintf(key, sizeof key, "%s:%s:%s", chain, group ? group : t->id, next);
-    json_t *params = ct_stage_next_params(next, t->params, result, config, c->cfg->products_dir);
+    json_t *params = ct_stage_next_params(next, t->params, result, config, c->products_dir);
     json_array_append_new(spawns, json_pack("{s:s, s:o, s:s, s:[s]}", "name", next, "params",
                                             params, "idempotency_key", key, "depends_on", t->id));
     return spawns;
 }
 
-static bool db_unreachable(ct_code rc) { return rc == CT_ECONNECT; }
+static bool db_unreachable(ct_code rc)
+{
+    return rc == CT_ECONNECT;
+}
 
 /* Records what could not reach the database, to be replayed. */
 static void journal_entry(coordinator *c, json_t *entry)
@@ -283,9 +295,9 @@ static ct_code apply_entry(coordinator *c, const json_t *e, bool replay, ct_err 
         return rc;
     }
     json_t *spawned = NULL;
-    ct_code rc = cq_commit(c->db, id, token, json_object_get(e, "result"),
-                           json_object_get(e, "products"), json_object_get(e, "spawns"), replay,
-                           &spawned, err);
+    ct_code rc =
+        cq_commit(c->db, id, token, json_object_get(e, "result"), json_object_get(e, "products"),
+                  json_object_get(e, "spawns"), replay, &spawned, err);
     if (rc == CT_OK) {
         size_t i;
         json_t *s;
@@ -293,8 +305,8 @@ static ct_code apply_entry(coordinator *c, const json_t *e, bool replay, ct_err 
         json_array_foreach(spawned, i, s)
         {
             size_t used = strlen(next);
-            snprintf(next + used, sizeof next - used, "%s%s %s%s", i ? ", " : "; next: ",
-                     json_string_value(json_object_get(s, "name")),
+            snprintf(next + used, sizeof next - used, "%s%s %s%s",
+                     i ? ", " : "; next: ", json_string_value(json_object_get(s, "name")),
                      json_string_value(json_object_get(s, "task_id")),
                      json_is_true(json_object_get(s, "created")) ? "" : " (existed)");
         }
@@ -393,18 +405,17 @@ static void take_result(coordinator *c, slot *s, json_t *msg)
                              : json_array();
         json_object_set_new(result, "seconds", json_real(secs));
         json_t *products = json_object_get(msg, "products");
-        json_t *entry = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o}", "kind", "commit",
-                                  "task_id", t->id, "token", t->claim_token, "name", t->name,
-                                  "result", result, "products",
-                                  json_is_object(products) ? products : json_object(), "spawns",
-                                  spawns);
+        json_t *entry =
+            json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o}", "kind", "commit", "task_id", t->id,
+                      "token", t->claim_token, "name", t->name, "result", result, "products",
+                      json_is_object(products) ? products : json_object(), "spawns", spawns);
         settle(c, entry);
         json_decref(entry);
     } else {
-        json_t *entry = json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "kind", "fail", "task_id",
-                                  t->id, "token", t->claim_token, "name", t->name, "category",
-                                  json_object_get(msg, "category"), "message",
-                                  json_object_get(msg, "message"));
+        json_t *entry =
+            json_pack("{s:s, s:s, s:s, s:s, s:O, s:O}", "kind", "fail", "task_id", t->id, "token",
+                      t->claim_token, "name", t->name, "category", json_object_get(msg, "category"),
+                      "message", json_object_get(msg, "message"));
         settle(c, entry);
         json_decref(entry);
     }
@@ -413,12 +424,20 @@ static void take_result(coordinator *c, slot *s, json_t *msg)
 }
 
 /* Gives slot s's task to ranks first .. first + n - 1 (or runs it here). */
-static void dispatch(coordinator *c, const cq_task *t, int first, int n)
+static void dispatch(coordinator *c, cq_task *t, int first, int n)
 {
     slot *s = NULL;
     for (int i = 0; i < c->n_slots && s == NULL; i++)
         if (!c->slots[i].in_use)
             s = &c->slots[i];
+    if (s == NULL || first < 0) {
+        /* Cannot happen (a slot per worker rank, claims sized to the free ranks), but a
+         * task must never be held with nobody working on it: give it back. */
+        cq_release(c->db, t->id, t->claim_token, NULL);
+        ct_leases_remove(c->leases, t->id);
+        cq_task_free(t);
+        return;
+    }
     s->in_use = true;
     s->id = ++c->next_slot_id;
     s->task = *t;
@@ -626,6 +645,8 @@ static ct_code coordinator_loop(coordinator *c, ct_err *err)
                 (int)drain_signal, c->in_flight, grace);
         }
         bool progressed = poll_results(c);
+        if (progressed)
+            c->pause = 1e-4;
         if (c->journal_pending && now >= c->next_replay)
             replay_journal(c);
         if (draining) {
@@ -644,10 +665,13 @@ static ct_code coordinator_loop(coordinator *c, ct_err *err)
         if (now >= c->next_reap)
             reap(c);
         size_t claimed = c->journal_pending ? 0 : claim_and_start(c);
-        if (claimed > 0 || progressed)
+        if (claimed > 0 || progressed) {
+            c->pause = 1e-4;
             continue;
+        }
         if (c->in_flight > 0) {
-            nap(0.0002);
+            nap(c->pause);
+            c->pause = fmin(2 * c->pause, 5e-3);
             continue;
         }
         bool limit_reached = c->opts->max_tasks > 0 && c->sum->claimed >= c->opts->max_tasks;
@@ -680,9 +704,12 @@ static ct_code coordinator_run(MPI_Comm comm, const ct_config *cfg, const ct_eng
     char journal_dir[CT_PATH_MAX + 16];
     snprintf(journal_dir, sizeof journal_dir, "%s/journal", cfg->state_dir);
     c.n_slots = c.size > 1 ? c.size - 1 : 1;
+    c.pause = 1e-4;
     c.busy = calloc((size_t)c.size, sizeof *c.busy);
     c.slots = calloc((size_t)c.n_slots, sizeof *c.slots);
     ct_code rc = (c.busy && c.slots) ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory");
+    if (rc == CT_OK)
+        rc = ct_absolute_path(cfg->products_dir, c.products_dir, sizeof c.products_dir, err);
     if (rc == CT_OK)
         rc = ct_chains_load(cfg->chains_file, &c.chains, err);
     if (rc == CT_OK)

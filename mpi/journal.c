@@ -36,7 +36,10 @@ ct_code ct_journal_open(const char *dir, ct_journal **out, ct_err *err)
     return CT_OK;
 }
 
-void ct_journal_close(ct_journal *j) { free(j); }
+void ct_journal_close(ct_journal *j)
+{
+    free(j);
+}
 
 static void entry_path(const ct_journal *j, const char *task_id, const char *suffix, char *out,
                        size_t size)
@@ -67,7 +70,8 @@ ct_code ct_journal_write(ct_journal *j, const char *task_id, const json_t *entry
     if (fd >= 0 && close(fd) != 0)
         ok = false;
     if (!ok || rename(tmp, path) != 0) {
-        ct_code rc = ct_fail(err, CT_EIO, "cannot write journal entry %s: %s", path, strerror(errno));
+        ct_code rc =
+            ct_fail(err, CT_EIO, "cannot write journal entry %s: %s", path, strerror(errno));
         unlink(tmp);
         return rc;
     }
@@ -135,11 +139,12 @@ ct_code ct_journal_entries(ct_journal *j, json_t **entries, ct_err *err)
         qsort(list, n, sizeof *list, by_mtime);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        char path[4400], bad[4500];
+        char path[4400];
         snprintf(path, sizeof path, "%s/%s", j->dir, list[i].name);
         json_error_t jerr;
         json_t *entry = json_load_file(path, 0, &jerr);
         if (entry == NULL || !json_is_string(json_object_get(entry, "task_id"))) {
+            char bad[4500];
             snprintf(bad, sizeof bad, "%s.bad", path);
             fprintf(stderr, "contimg: journal entry %s is unreadable (%s); moved to %s\n", path,
                     entry ? "no task_id" : jerr.text, bad);

@@ -16,7 +16,10 @@
 
 static const char *const stage_names[] = {CT_TASK_CONVERT, CT_TASK_IMAGING, CT_TASK_NOOP, NULL};
 
-const char *const *ct_stage_names(void) { return stage_names; }
+const char *const *ct_stage_names(void)
+{
+    return stage_names;
+}
 
 bool ct_stage_known(const char *task_name)
 {
@@ -50,10 +53,8 @@ ct_category ct_stage_category(const ct_err *err)
         return CT_CAT_CORRUPT_INPUT;
     switch (err->code) {
     case CT_EINVAL:
-    case CT_ENOTFOUND:
-        return CT_CAT_PERMANENT;
-    default:
-        return CT_CAT_TRANSIENT;
+    case CT_ENOTFOUND: return CT_CAT_PERMANENT;
+    default: return CT_CAT_TRANSIENT;
     }
 }
 
@@ -82,8 +83,8 @@ json_t *ct_stage_convert_params(const char *chain, const json_t *config, const c
     char vis[4096];
     snprintf(vis, sizeof vis, "%s/vis/%s.hdf5", products_dir, group_id);
     return json_pack("{s:s, s:o, s:{s:s, s:o}, s:{s:s}}", "chain", chain, "config",
-                     config ? json_incref((json_t *)config) : json_object(), "inputs", "group_id", group_id, "files",
-                     list, "outputs", "vis_path", vis);
+                     config ? json_incref((json_t *)config) : json_object(), "inputs", "group_id",
+                     group_id, "files", list, "outputs", "vis_path", vis);
 }
 
 json_t *ct_stage_next_params(const char *next, const json_t *params, const json_t *result,
@@ -103,8 +104,7 @@ json_t *ct_stage_next_params(const char *next, const json_t *params, const json_
     json_t *chain = json_object_get(params, "chain");
     return json_pack("{s:o, s:o, s:o, s:o}", "chain", chain ? json_incref(chain) : json_null(),
                      "config", step_config ? json_incref((json_t *)step_config) : json_object(),
-                     "inputs", inputs, "outputs",
-                     outputs);
+                     "inputs", inputs, "outputs", outputs);
 }
 
 /* --- Shared steps --------------------------------------------------------------- */
@@ -128,8 +128,10 @@ static ct_code prepare_output(MPI_Comm comm, const char *path, const char *name_
         if (rc == CT_OK)
             rc = ct_remove_stale_temps(dir, prefix, &removed, err);
         if (rc == CT_OK && removed > 0)
-            fprintf(stderr, "contimg: removed %zu temporary file(s) %s/%s* left by an earlier "
-                            "run\n", removed, dir, prefix);
+            fprintf(stderr,
+                    "contimg: removed %zu temporary file(s) %s/%s* left by an earlier "
+                    "run\n",
+                    removed, dir, prefix);
         if (rc != CT_OK)
             rc = ct_fail(err, CT_EIO, "output directory: %s", err->msg);
     }
@@ -160,9 +162,7 @@ static ct_code run_convert(MPI_Comm comm, const json_t *params, const ct_config 
     for (size_t i = 0; i < n; i++)
         if ((files[i] = json_string_value(json_array_get(list, i))) == NULL)
             return ct_fail(err, CT_EINVAL, "params.inputs.files[%zu] is not a string", i);
-    const char *outs[1] = {vis};
     if ((rc = ct_config_check_paths(cfg, files, n, err)) ||
-        (rc = ct_config_check_paths(cfg, outs, 1, err)) ||
         (rc = prepare_output(comm, vis, ".", err)))
         return rc;
     ct_convert_result res;
@@ -189,12 +189,11 @@ static ct_code run_convert(MPI_Comm comm, const json_t *params, const ct_config 
                              json_pack("{s:s}", "vis_path", vis), metrics);
     if (!qa.passed)
         json_object_set_new(out->result, "status", json_string("qa_failed"));
-    out->products = json_pack("{s:[{s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:f, s:b, s:o}]}",
-                              "visibilities", "group_id", group, "path", vis, "n_subbands",
-                              (int)n, "nblts", res.nblts, "nfreqs", res.nfreqs, "npols",
-                              res.npols, "n_samples", (json_int_t)qa.n_samples,
-                              "fraction_flagged", qa.fraction_flagged, "qa_passed", qa.passed,
-                              "qa", qaj);
+    out->products =
+        json_pack("{s:[{s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:f, s:b, s:o}]}", "visibilities",
+                  "group_id", group, "path", vis, "n_subbands", (int)n, "nblts", res.nblts,
+                  "nfreqs", res.nfreqs, "npols", res.npols, "n_samples", (json_int_t)qa.n_samples,
+                  "fraction_flagged", qa.fraction_flagged, "qa_passed", qa.passed, "qa", qaj);
     out->continue_chain = qa.passed;
     return CT_OK;
 }
@@ -289,8 +288,9 @@ static ct_code run_imaging(MPI_Comm comm, const json_t *params, const ct_config 
         (rc = require_str(params, "outputs", "image_prefix", &prefix, err)) ||
         (rc = image_opts_from(json_object_get(params, "config"), &o, err)))
         return rc;
-    const char *paths[2] = {vis, prefix};
-    if ((rc = ct_config_check_paths(cfg, paths, 2, err)) ||
+    /* Inputs must lie in the data roots; outputs are planned by ingest and the engine
+     * under CONTIMG_PRODUCTS_DIR and need not exist yet. */
+    if ((rc = ct_config_check_paths(cfg, &vis, 1, err)) ||
         (rc = prepare_output(comm, prefix, "-", err)))
         return rc;
     o.out_prefix = prefix;
@@ -309,16 +309,16 @@ static ct_code run_imaging(MPI_Comm comm, const json_t *params, const ct_config 
     json_t *qa = json_incref(json_object_get(metrics, "qa"));
     json_object_set_new(qa, "passed", json_boolean(passed));
     json_object_set_new(qa, "reason", json_string(reason));
-    out->result = result_new(passed ? "imaged" : "imaged; quality gate failed",
-                             json_pack("{s:s, s:s, s:s}", "image_path", image, "pb_path", pb,
-                                       "image_prefix", prefix),
-                             metrics);
+    out->result = result_new(
+        passed ? "imaged" : "imaged; quality gate failed",
+        json_pack("{s:s, s:s, s:s}", "image_path", image, "pb_path", pb, "image_prefix", prefix),
+        metrics);
     if (!passed)
         json_object_set_new(out->result, "status", json_string("qa_failed"));
     json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:s}",
-                            "image_path", image, "group_id", group, "vis_path", vis, "pb_path",
-                            pb, "nx", res.nx, "ny", res.ny, "cell_arcsec", res.cell_arcsec,
-                            "ra_deg", res.ra_deg, "dec_deg", res.dec_deg, "freq_hz", res.freq_hz,
+                            "image_path", image, "group_id", group, "vis_path", vis, "pb_path", pb,
+                            "nx", res.nx, "ny", res.ny, "cell_arcsec", res.cell_arcsec, "ra_deg",
+                            res.ra_deg, "dec_deg", res.dec_deg, "freq_hz", res.freq_hz,
                             "bandwidth_hz", res.bandwidth_hz, "date_obs", res.date_obs);
     json_object_set_new(row, "n_vis", json_integer((json_int_t)res.n_vis));
     json_object_set_new(row, "rms_jy", json_real(res.qa.rms_jy));

@@ -39,8 +39,10 @@ static ct_code normalize(json_t *root, const char *origin, ct_err *err)
                 task = json_string_value(json_object_get(step, "task"));
                 config = json_object_get(step, "config");
                 if (config != NULL && !json_is_object(config))
-                    return ct_fail(err, CT_EINVAL, "%s: chain \"%s\" step %zu: config must be an "
-                                   "object", origin, name, i + 1);
+                    return ct_fail(err, CT_EINVAL,
+                                   "%s: chain \"%s\" step %zu: config must be an "
+                                   "object",
+                                   origin, name, i + 1);
             }
             if (task == NULL || task[0] == '\0')
                 return ct_fail(err, CT_EINVAL,
@@ -50,8 +52,8 @@ static ct_code normalize(json_t *root, const char *origin, ct_err *err)
             for (size_t j = 0; j < i; j++)
                 if (strcmp(json_string_value(json_object_get(json_array_get(steps, j), "task")),
                            task) == 0)
-                    return ct_fail(err, CT_EINVAL, "%s: chain \"%s\" names %s twice", origin,
-                                   name, task);
+                    return ct_fail(err, CT_EINVAL, "%s: chain \"%s\" names %s twice", origin, name,
+                                   task);
             /* task points into step, which the new object replaces: copy it first. */
             json_t *task_copy = json_string(task);
             json_t *norm = json_pack("{s:o, s:o}", "task", task_copy, "config",

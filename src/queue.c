@@ -853,8 +853,8 @@ ct_code cq_commit(cq_client *c, const char *id, const char *token, const json_t 
     if (res == NULL || prod == NULL || sp == NULL) {
         rc = ct_fail(err, CT_ENOMEM, "could not encode the commit as JSON");
     } else {
-        const char *v[6] = {id, token, result ? res : NULL, prod, sp,
-                            allow_expired ? "true" : "false"};
+        const char *v[6] = {id,   token, result ? res : NULL,
+                            prod, sp,    allow_expired ? "true" : "false"};
         PGresult *r = NULL;
         rc = exec_stmt(c, S_COMMIT, v, &r, err);
         if (rc == CT_OK && spawned != NULL && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {

@@ -158,8 +158,7 @@ static void test_stage_rules(void)
               strcmp(json_string_value(json_object_get(in, "group_id")), "2026-11-22T10:00:00") ==
                   0,
           "imaging's inputs are convert's outputs and the group");
-    CHECK(strcmp(json_string_value(
-                     json_object_get(json_object_get(n, "outputs"), "image_prefix")),
+    CHECK(strcmp(json_string_value(json_object_get(json_object_get(n, "outputs"), "image_prefix")),
                  "/prod/images/2026-11-22T10:00:00") == 0,
           "imaging's outputs are planned by group");
     CHECK(json_integer_value(json_object_get(json_object_get(n, "config"), "size")) == 256 &&

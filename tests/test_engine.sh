@@ -20,10 +20,15 @@ out=$("$CONTIMG" ingest "$T/obs3")
 check "ingesting again spawns nothing" '[[ $out == *"0 spawned, 3 already queued"* ]]'
 check "the idempotency key is the group id" \
     '[ "$(q "SELECT string_agg(idempotency_key, '"'"','"'"' ORDER BY idempotency_key) FROM absurd.tasks")" = "2026-11-22T10:00:00,2026-11-22T10:05:09,2026-11-22T10:10:18" ]'
-"${MPIRUN[@]}" -np 4 "$CONTIMG" run --drain >"$T/main.log" 2>&1
+# Inputs must lie in the data roots; outputs, planned under the products directory, are
+# created by the run.
+CONTIMG_DATA_ROOTS=$T/obs3:$CONTIMG_STATE_DIR \
+    "${MPIRUN[@]}" -x CONTIMG_DATA_ROOTS -np 4 "$CONTIMG" run --drain >"$T/main.log" 2>&1
 rc=$?
 check "mpirun -np 4 contimg run --drain exits 0" '[ $rc -eq 0 ] || { tail -20 "$T/main.log"; false; }'
 check_complete "mpirun -np 4" 3
+check "tasks carry absolute paths" \
+    '[ "$(q "SELECT count(*) FROM absurd.tasks WHERE params->'"'"'inputs'"'"'->'"'"'files'"'"'->>0 LIKE '"'"'/%'"'"'")" = 3 ]'
 check "worker_id is host:pid:rank" \
     '[ "$(q "SELECT count(*) FROM absurd.tasks WHERE worker_id ~ '"'"'^[^:]+:[0-9]+:0$'"'"'")" = 6 ]'
 check "imaging tasks were spawned by the commit of their convert task, which they depend on" \

@@ -75,8 +75,8 @@ int cmd_demo(int argc, char **argv, const ct_config *cfg)
     }
     if (argc > 1)
         return cli_usage_error("demo: unexpected argument '%s'", argv[1]);
-    char self[CT_PATH_MAX], dir[CT_PATH_MAX], incoming[CT_PATH_MAX + 32],
-        chains[CT_PATH_MAX + 32], sources[CT_PATH_MAX + 32];
+    char self[CT_PATH_MAX], dir[CT_PATH_MAX], incoming[CT_PATH_MAX + 32], chains[CT_PATH_MAX + 32],
+        sources[CT_PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     ct_err err;
     if (n <= 0)
@@ -112,10 +112,11 @@ int cmd_demo(int argc, char **argv, const ct_config *cfg)
     strftime(start, sizeof start, "%Y-%m-%dT%H:%M:%S", &tm);
     printf("contimg demo: one simulated observation (%s) from 16 subband files to an image\n",
            start);
-    char *sim[] = {self,         "simulate",    "--out",   incoming,   "--start",
-                   start,        "--dec",       "55",      "--sources", sources,
-                   "--relative", "--noise-jy",  "0.05",    "--times",  "8",
-                   "--channels-per-subband",    "2",       NULL};
+    char *sim[] = {self,        "simulate", "--out",      incoming,
+                   "--start",   start,      "--dec",      "55",
+                   "--sources", sources,    "--relative", "--noise-jy",
+                   "0.05",      "--times",  "8",          "--channels-per-subband",
+                   "2",         NULL};
     char *ingest[] = {self, "ingest", incoming, NULL};
     char *run[] = {"mpirun", "--oversubscribe", "-np", DEMO_RANKS, self, "run", "--drain", NULL};
     char *products[] = {self, "products", "--group", start, NULL};

@@ -3,6 +3,7 @@
 #include "chain.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "fsutil.h"
 #include "groups.h"
 #include "stages.h"
 
@@ -29,6 +30,7 @@ typedef struct ingest_ctx {
     cq_client *db;
     const char *dir;
     const char *chain;
+    const char *products_dir; /* absolute */
     const char *first_task;
     const json_t *first_config;
     double tolerance;
@@ -36,7 +38,10 @@ typedef struct ingest_ctx {
 } ingest_ctx;
 
 static volatile sig_atomic_t stop_watching = 0;
-static void on_stop(int sig) { stop_watching = sig; }
+static void on_stop(int sig)
+{
+    stop_watching = sig;
+}
 
 static ct_code spawn_group(ingest_ctx *x, const ct_group *g, ct_err *err)
 {
@@ -46,8 +51,8 @@ static ct_code spawn_group(ingest_ctx *x, const ct_group *g, ct_err *err)
     ct_code rc = ct_config_check_paths(x->cfg, files, CT_SUBBANDS, err);
     if (rc != CT_OK)
         return rc;
-    json_t *params = ct_stage_convert_params(x->chain, x->first_config, g->id, files,
-                                             x->cfg->products_dir);
+    json_t *params =
+        ct_stage_convert_params(x->chain, x->first_config, g->id, files, x->products_dir);
     cq_spawn_opts o = cq_spawn_defaults();
     o.queue = x->cfg->queue;
     o.name = x->first_task;
@@ -96,12 +101,10 @@ static ct_code scan_once(ingest_ctx *x, ct_err *err)
 
 int cmd_ingest(int argc, char **argv, const ct_config *cfg)
 {
-    static const struct option opts[] = {{"watch", no_argument, NULL, 'w'},
-                                         {"interval", required_argument, NULL, 'i'},
-                                         {"chain", required_argument, NULL, 'c'},
-                                         {"tolerance", required_argument, NULL, 't'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"watch", no_argument, NULL, 'w'},       {"interval", required_argument, NULL, 'i'},
+        {"chain", required_argument, NULL, 'c'}, {"tolerance", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},        {0, 0, 0, 0}};
     ingest_ctx x = {.cfg = cfg, .chain = cfg->chain, .tolerance = 60};
     bool watch = false;
     double interval = 10;
@@ -128,15 +131,23 @@ int cmd_ingest(int argc, char **argv, const ct_config *cfg)
     }
     if (optind != argc - 1)
         return cli_usage_error("ingest: expected one directory (see contimg ingest --help)");
-    x.dir = argv[optind];
+    /* Tasks carry absolute paths: the engine may run elsewhere (srun, another node). */
+    char dir[CT_PATH_MAX], products[CT_PATH_MAX];
     ct_err err;
+    if (ct_absolute_path(argv[optind], dir, sizeof dir, &err) != CT_OK ||
+        ct_absolute_path(cfg->products_dir, products, sizeof products, &err) != CT_OK)
+        return cli_report(&err);
+    x.dir = dir;
+    x.products_dir = products;
     ct_chains *chains = NULL;
     if (ct_chains_load(cfg->chains_file, &chains, &err) != CT_OK)
         return cli_report(&err);
     ct_code rc = ct_chain_first(chains, x.chain, &x.first_task, &x.first_config, &err);
     if (rc == CT_OK && strcmp(x.first_task, CT_TASK_CONVERT) != 0)
-        rc = ct_fail(&err, CT_EINVAL, "chain \"%s\" starts with %s; ingest starts chains that "
-                     "begin with " CT_TASK_CONVERT, x.chain, x.first_task);
+        rc = ct_fail(&err, CT_EINVAL,
+                     "chain \"%s\" starts with %s; ingest starts chains that "
+                     "begin with " CT_TASK_CONVERT,
+                     x.chain, x.first_task);
     if (rc != CT_OK) {
         ct_chains_free(chains);
         return cli_report(&err);

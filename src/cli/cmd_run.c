@@ -29,14 +29,11 @@ static int run_body(int argc, char **argv, const ct_config *cfg)
 {
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    static const struct option opts[] = {{"drain", no_argument, NULL, 'd'},
-                                         {"ranks-per-task", required_argument, NULL, 'r'},
-                                         {"grace", required_argument, NULL, 'g'},
-                                         {"max-tasks", required_argument, NULL, 'm'},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {"json", no_argument, NULL, 'j'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"drain", no_argument, NULL, 'd'},       {"ranks-per-task", required_argument, NULL, 'r'},
+        {"grace", required_argument, NULL, 'g'}, {"max-tasks", required_argument, NULL, 'm'},
+        {"quiet", no_argument, NULL, 'q'},       {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},        {0, 0, 0, 0}};
     ct_engine_opts o = {.grace_sec = -1};
     bool json = false;
     long v;
@@ -83,11 +80,10 @@ static int run_body(int argc, char **argv, const ct_config *cfg)
         return cli_exit_code(rc);
     if (json) {
         json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}", "claimed",
-                              (json_int_t)s.claimed, "completed", (json_int_t)s.completed,
-                              "failed", (json_int_t)s.failed, "released",
-                              (json_int_t)s.released, "dropped", (json_int_t)s.dropped,
-                              "journaled", (json_int_t)s.journaled, "replayed",
-                              (json_int_t)s.replayed, "reaped", (json_int_t)s.reaped,
+                              (json_int_t)s.claimed, "completed", (json_int_t)s.completed, "failed",
+                              (json_int_t)s.failed, "released", (json_int_t)s.released, "dropped",
+                              (json_int_t)s.dropped, "journaled", (json_int_t)s.journaled,
+                              "replayed", (json_int_t)s.replayed, "reaped", (json_int_t)s.reaped,
                               "signalled", s.signalled, "seconds", s.seconds);
         cli_print_json(j);
     } else if (!o.quiet) {
