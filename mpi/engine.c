@@ -248,11 +248,6 @@ static json_t *next_spawns(coordinator *c, const cq_task *t, const json_t *resul
     return spawns;
 }
 
-static bool db_unreachable(ct_code rc)
-{
-    return rc == CT_ECONNECT;
-}
-
 /* Records what could not reach the database, to be replayed. */
 static void journal_entry(coordinator *c, json_t *entry)
 {
@@ -317,30 +312,41 @@ static ct_code apply_entry(coordinator *c, const json_t *e, bool replay, ct_err 
     return rc;
 }
 
-/* Commits or fails a finished task: entry is the journal form of it. */
-static void settle(coordinator *c, json_t *entry)
+/* Counts a settled entry (the database took it, or refused it because the task
+ * is no longer ours) and stops keeping its lease. */
+static void account(coordinator *c, const json_t *entry, ct_code rc, const ct_err *err,
+                    const char *from)
 {
     const char *id = json_string_value(json_object_get(entry, "task_id"));
-    bool is_fail = strcmp(json_string_value(json_object_get(entry, "kind")), "fail") == 0;
-    ct_err err;
-    ct_code rc = c->journal_pending ? CT_ECONNECT : apply_entry(c, entry, false, &err);
-    if (c->journal_pending && rc == CT_ECONNECT)
-        snprintf(err.msg, sizeof err.msg, "earlier results are still waiting for the database");
-    if (db_unreachable(rc)) {
-        say(c, "deferred  %s: %s; journaled", id, err.msg);
-        journal_entry(c, entry);
-        return; /* the lease keeper keeps the claim alive meanwhile */
-    }
     if (rc == CT_OK) {
-        if (is_fail)
+        if (strcmp(json_string_value(json_object_get(entry, "kind")), "fail") == 0)
             c->sum->failed++;
         else
             c->sum->completed++;
     } else {
-        say(c, "dropped   %s: %s (another holder redoes it)", id, err.msg);
+        say(c, "dropped   %s%s: %s (another holder redoes it)", id, from, err->msg);
         c->sum->dropped++;
     }
     ct_leases_remove(c->leases, id);
+}
+
+/* Commits or fails a finished task: entry is the journal form of it. While
+ * earlier entries wait in the journal, it joins them, so they land in order. */
+static void settle(coordinator *c, json_t *entry)
+{
+    ct_err err;
+    ct_code rc;
+    if (c->journal_pending)
+        rc = ct_fail(&err, CT_ECONNECT, "earlier results are still waiting for the database");
+    else
+        rc = apply_entry(c, entry, false, &err);
+    if (rc == CT_ECONNECT) {
+        say(c, "deferred  %s: %s; journaled", json_string_value(json_object_get(entry, "task_id")),
+            err.msg);
+        journal_entry(c, entry);
+        return; /* the lease keeper keeps the claim alive meanwhile */
+    }
+    account(c, entry, rc, &err, "");
 }
 
 /* Replays journaled entries oldest first; stops at the first the database
@@ -359,23 +365,15 @@ static void replay_journal(coordinator *c)
     bool blocked = false;
     json_array_foreach(entries, i, e)
     {
-        const char *id = json_string_value(json_object_get(e, "task_id"));
         ct_code rc = apply_entry(c, e, true, &err);
-        if (db_unreachable(rc)) {
+        if (rc == CT_ECONNECT) {
             blocked = true;
             break;
         }
-        if (rc == CT_OK) {
+        if (rc == CT_OK)
             c->sum->replayed++;
-            if (strcmp(json_string_value(json_object_get(e, "kind")), "fail") == 0)
-                c->sum->failed++;
-            else
-                c->sum->completed++;
-        } else {
-            say(c, "dropped   %s from the journal: %s", id, err.msg);
-            c->sum->dropped++;
-        }
-        ct_leases_remove(c->leases, id);
+        account(c, e, rc, &err, " from the journal");
+        const char *id = json_string_value(json_object_get(e, "task_id"));
         if (ct_journal_remove(c->journal, id, &err) != CT_OK)
             fprintf(stderr, "contimg: %s\n", err.msg);
     }
