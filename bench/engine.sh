@@ -144,8 +144,11 @@ conv = next(t["result"] for t in tasks if t["name"] == "convert-uvh5-to-ms")
 img = next(t["result"] for t in tasks if t["name"] == "imaging")
 tm = img["metrics"]["timings"]
 print("  %-34s %8.1f s" % ("convert (16 files -> 1 UVH5)", conv["metrics"]["seconds"]))
-for k in ("read", "weights", "grid", "fft", "degrid", "clean", "write"):
+parts = ("read", "weights", "grid", "fft", "degrid", "clean", "write")
+for k in parts:
     print("  %-34s %8.1f s" % ("imaging: " + k, tm[k]))
+print("  %-34s %8.1f s" % ("imaging: PSF (%d px) and the rest" % img["metrics"].get("psf_size", 0),
+                          tm["total"] - sum(tm[k] for k in parts)))
 print("  %-34s %8.1f s" % ("imaging total", tm["total"]))
 print("  %-34s %8.1f s" % ("engine and database (the rest)",
                           wall - conv["metrics"]["seconds"] - img["seconds"]))

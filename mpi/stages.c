@@ -5,6 +5,7 @@
 #include "convert.h"
 #include "fsutil.h"
 #include "imaging.h"
+#include "mosaic.h"
 #include "mpiutil.h"
 
 #include <libgen.h>
@@ -14,7 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const stage_names[] = {CT_TASK_CONVERT, CT_TASK_IMAGING, CT_TASK_NOOP, NULL};
+static const char *const stage_names[] = {CT_TASK_CONVERT, CT_TASK_IMAGING, CT_TASK_MOSAIC,
+                                          CT_TASK_NOOP, NULL};
 
 const char *const *ct_stage_names(void)
 {
@@ -335,6 +337,124 @@ static ct_code run_imaging(MPI_Comm comm, const json_t *params, const ct_config 
     return CT_OK;
 }
 
+/* --- create-mosaic ------------------------------------------------------------------ */
+
+static ct_code mosaic_opts_from(const json_t *config, ct_mosaic_opts *o, ct_err *err)
+{
+    ct_mosaic_opts_default(o);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)config, key, v)
+    {
+        double d = json_number_value(v);
+        if (strcmp(key, "interp") == 0) {
+            if (ct_mosaic_interp_parse(json_string_value(v), &o->interp) != CT_OK)
+                return ct_fail(err, CT_EINVAL, "config.interp must be bicubic, bilinear or area");
+        } else if (strcmp(key, "tile") == 0 && json_is_number(v) && d >= 16 &&
+                   d <= CT_MOSAIC_TILE_MAX) {
+            o->tile = (int)d;
+        } else if (strcmp(key, "cutoff") == 0 && json_is_number(v) && d > 0 && d < 1) {
+            o->cutoff = d;
+        } else if (strcmp(key, "tier") != 0 && strcmp(key, "images_per_mosaic") != 0 &&
+                   strcmp(key, "overlap") != 0) {
+            /* (tier, images_per_mosaic and overlap are the planner's: chain config) */
+            return ct_fail(err, CT_EINVAL, "config.%s: unknown mosaic option or out of range", key);
+        }
+    }
+    return CT_OK;
+}
+
+static ct_code run_mosaic(MPI_Comm comm, const json_t *params, ct_stage_outcome *out, ct_err *err)
+{
+    const char *id, *prefix;
+    ct_code rc;
+    ct_mosaic_opts o;
+    if ((rc = require_str(params, "inputs", "mosaic_id", &id, err)) ||
+        (rc = require_str(params, "outputs", "prefix", &prefix, err)) ||
+        (rc = mosaic_opts_from(json_object_get(params, "config"), &o, err)))
+        return rc;
+    const json_t *inputs = json_object_get(params, "inputs");
+    const json_t *images = json_object_get(inputs, "images");
+    int n = (int)json_array_size(images);
+    if (n < 1)
+        return ct_fail(err, CT_EINVAL, "params.inputs.images: no images to mosaic");
+    const char **paths = calloc((size_t)n, sizeof *paths);
+    if (paths == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    for (int i = 0; i < n && rc == CT_OK; i++)
+        if (!(paths[i] = json_string_value(json_array_get(images, (size_t)i))))
+            rc = ct_fail(err, CT_EINVAL, "params.inputs.images[%d] is not a path", i);
+    if (rc == CT_OK)
+        rc = prepare_output(comm, prefix, "", err);
+    o.out_prefix = prefix;
+    ct_mosaic_result res;
+    if (rc == CT_OK)
+        rc = ct_mosaic_make(comm, paths, n, &o, &res, err);
+    free(paths);
+    if (rc != CT_OK)
+        return rc;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rank != 0) {
+        ct_mosaic_result_free(&res);
+        return CT_OK;
+    }
+    json_t *metrics = ct_mosaic_result_json(&res);
+    char noise[4200], weight[4200];
+    snprintf(noise, sizeof noise, "%s-noise.fits", prefix);
+    snprintf(weight, sizeof weight, "%s-weight.fits", prefix);
+    json_t *tiles = json_incref(json_object_get(metrics, "tiles"));
+    const char *tier = json_string_value(json_object_get(inputs, "tier"));
+    json_t *row = json_pack(
+        "{s:s, s:s?, s:s?, s:s?, s:i, s:s, s:s, s:s, s:o, s:i, s:i, s:f, s:f, s:f, s:f, s:f}",
+        "mosaic_id", id, "path", res.assembled ? res.path : NULL, "noise_path",
+        res.assembled ? noise : NULL, "weight_path", res.assembled ? weight : NULL, "n_images",
+        res.n_images, "tier", tier ? tier : "quicklook", "start_time", res.date_start, "end_time",
+        res.date_end, "tiles", tiles, "nx", res.nx, "ny", res.ny, "ra_deg", res.ra_deg, "dec_deg",
+        res.dec_deg, "cell_arcsec", res.cell_arcsec, "freq_hz", res.freq_hz, "noise_min_jy",
+        res.noise_min_jy);
+    if (!res.assembled) /* the path is the first tile's; the row lists them all */
+        json_object_set_new(row, "path", json_string(res.tiles[0].path));
+    json_object_set_new(row, "noise_jy", json_incref(json_object_get(metrics, "noise_jy")));
+    char method[64];
+    snprintf(method, sizeof method, "linear-pb-weighted/%s", res.interp);
+    json_object_set_new(row, "method", json_string(method));
+    json_object_set(row, "groups", json_object_get(inputs, "groups"));
+    json_object_set(row, "images", (json_t *)images);
+    json_object_set_new(row, "qa",
+                        json_pack("{s:f, s:I, s:o}", "max_weight", res.max_weight, "n_blank",
+                                  (json_int_t)res.n_blank, "sigma_jy",
+                                  json_incref(json_object_get(metrics, "sigma_jy"))));
+    out->result = result_new("mosaicked",
+                             json_pack("{s:s, s:s?, s:s}", "mosaic_id", id, "path",
+                                       res.assembled ? res.path : NULL, "prefix", prefix),
+                             metrics);
+    out->products = json_pack("{s:[o]}", "mosaics", row);
+    out->continue_chain = true;
+    ct_mosaic_result_free(&res);
+    return CT_OK;
+}
+
+json_t *ct_stage_mosaic_spawn(const char *chain, const json_t *step_config,
+                              const char *products_dir)
+{
+    const json_t *tier = json_object_get(step_config, "tier");
+    const json_t *per = json_object_get(step_config, "images_per_mosaic");
+    const json_t *overlap = json_object_get(step_config, "overlap");
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/mosaics", products_dir);
+    json_t *m =
+        json_pack("{s:s, s:s}", "tier",
+                  json_is_string(tier) ? json_string_value(tier) : "quicklook", "out_dir", dir);
+    if (json_is_integer(per))
+        json_object_set(m, "per_mosaic", (json_t *)per);
+    if (json_is_integer(overlap))
+        json_object_set(m, "overlap", (json_t *)overlap);
+    json_t *config = step_config ? json_deep_copy(step_config) : json_object();
+    return json_pack("{s:s, s:o, s:{s:s?, s:o}}", "name", CT_TASK_MOSAIC, "mosaic", m, "params",
+                     "chain", chain, "config", config);
+}
+
 /* --- noop ------------------------------------------------------------------------- */
 
 static ct_code run_noop(const json_t *params, ct_stage_outcome *out, ct_err *err)
@@ -363,6 +483,8 @@ ct_code ct_stage_run(MPI_Comm comm, const char *task_name, const json_t *params,
         rc = run_convert(comm, params, cfg, out, err);
     else if (strcmp(task_name, CT_TASK_IMAGING) == 0)
         rc = run_imaging(comm, params, cfg, out, err);
+    else if (strcmp(task_name, CT_TASK_MOSAIC) == 0)
+        rc = run_mosaic(comm, params, out, err);
     else if (strcmp(task_name, CT_TASK_NOOP) == 0)
         rc = run_noop(params, out, err);
     else

@@ -13,6 +13,12 @@
  *                       outputs {image_prefix}, config {size, cell_arcsec,
  *                       weight, robust, niter, threshold_jy, gain, mgain,
  *                       epsilon, pblimit, min_uv_lambda, no_wterms, successor}.
+ *   create-mosaic       FITS images -> a primary-beam-weighted TAN mosaic in
+ *                       tiles (mosaic.h); products.mosaics. Params: inputs
+ *                       {mosaic_id, tier, groups[], images[]}, outputs
+ *                       {prefix}, config {tile, cutoff, interp}. Spawned by
+ *                       the planner (sql/0003_mosaics.sql), not per task:
+ *                       see ct_stage_mosaic_spawn.
  *   noop                does nothing (config {sleep_sec}): the engine's own
  *                       overhead, measured by bench/engine.
  *
@@ -32,6 +38,7 @@
 
 #define CT_TASK_CONVERT "convert-uvh5-to-ms"
 #define CT_TASK_IMAGING "imaging"
+#define CT_TASK_MOSAIC  "create-mosaic"
 #define CT_TASK_NOOP    "noop"
 
 /* The kinds the engine claims, NULL-terminated. */
@@ -67,5 +74,12 @@ json_t *ct_stage_convert_params(const char *chain, const json_t *config, const c
  * planned under products_dir, config is the chain step's. */
 json_t *ct_stage_next_params(const char *next, const json_t *params, const json_t *result,
                              const json_t *step_config, const char *products_dir);
+
+/* The spawn entry for a chain step create-mosaic after an imaging task: it
+ * asks absurd.commit_task to run the mosaic planner (step config: tier,
+ * images_per_mosaic, overlap) and spawn a create-mosaic task for each
+ * window the new image completes, writing under products_dir/mosaics. */
+json_t *ct_stage_mosaic_spawn(const char *chain, const json_t *step_config,
+                              const char *products_dir);
 
 #endif

@@ -11,7 +11,7 @@ struct ct_chains {
 static const char builtin_chains[] =
     "{\"standard\": [\"convert-uvh5-to-ms\", \"calibration-solve\", \"calibration-apply\","
     "                \"imaging\", \"validation\", \"crossmatch\", \"photometry\"],"
-    " \"quick\": [\"convert-uvh5-to-ms\", \"imaging\"],"
+    " \"quick\": [\"convert-uvh5-to-ms\", \"imaging\", \"create-mosaic\"],"
     " \"calibrator\": [\"convert-uvh5-to-ms\", \"calibration-solve\"],"
     " \"target\": [\"calibration-apply\", \"imaging\", \"photometry\"]}";
 

@@ -8,7 +8,8 @@
  *
  *   standard   convert -> calibration-solve -> calibration-apply -> imaging
  *              -> validation -> crossmatch -> photometry
- *   quick      convert -> imaging
+ *   quick      convert -> imaging -> create-mosaic (once a mosaic's window of
+ *              images is complete: the planner of sql/0003_mosaics.sql)
  *   calibrator convert -> calibration-solve
  *   target     calibration-apply -> imaging -> photometry
  *

@@ -363,9 +363,10 @@ static ct_code read_extras(fitsfile *f, ct_fits_image_info *info, int *status)
 ct_code ct_fits_read_image(const char *path, ct_fits_image_info *info, float **data_out,
                            ct_err *err)
 {
-    if (path == NULL || info == NULL || data_out == NULL)
+    if (path == NULL || info == NULL)
         return ct_fail(err, CT_EINVAL, "FITS image: no path or no output");
-    *data_out = NULL;
+    if (data_out)
+        *data_out = NULL;
     memset(info, 0, sizeof *info);
     info->mjd_obs = NAN;
     if (access(path, F_OK) != 0)
@@ -416,7 +417,10 @@ ct_code ct_fits_read_image(const char *path, ct_fits_image_info *info, float **d
         read_dbl(f, "CRVAL1", &d->ra_deg, &status) & read_dbl(f, "CRVAL2", &d->dec_deg, &status) &
         read_dbl(f, "CRPIX1", &d->crpix1, &status) & read_dbl(f, "CRPIX2", &d->crpix2, &status) &
         read_dbl(f, "CDELT1", &cdelt1, &status) & read_dbl(f, "CDELT2", &d->cdelt_deg, &status);
-    if (status == 0 && (!ok || !(d->cdelt_deg > 0) || cdelt1 != -d->cdelt_deg)) {
+    /* Square pixels, RA to the left; other writers round CDELT1 and CDELT2 apart in
+     * the last digit (astropy keeps 20 characters, minus sign included). */
+    if (status == 0 &&
+        (!ok || !(d->cdelt_deg > 0) || fabs(cdelt1 + d->cdelt_deg) > 1e-12 * d->cdelt_deg)) {
         rc = ct_fail(err, CT_EINVAL,
                      "%s: celestial WCS incomplete or not square with RA to the left", path);
         goto done;
@@ -446,6 +450,8 @@ ct_code ct_fits_read_image(const char *path, ct_fits_image_info *info, float **d
         goto done;
     }
 
+    if (data_out == NULL)
+        goto done; /* the header is all the caller wants */
     size_t npix = (size_t)d->nx * (size_t)d->ny;
     if ((data = malloc(npix * sizeof *data)) == NULL) {
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %d x %d pixels", d->nx, d->ny);
@@ -467,6 +473,7 @@ done:
         info->mjd_obs = NAN;
         return rc;
     }
-    *data_out = data;
+    if (data_out)
+        *data_out = data;
     return CT_OK;
 }

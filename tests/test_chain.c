@@ -38,7 +38,9 @@ static void test_builtin_chains(void)
     CHECK(next && strcmp(next, "imaging") == 0, "after calibration-apply: %s", next);
     CHECK(json_is_object(cfg) && json_object_size(cfg) == 0, "a plain step has config {}");
     CHECK_OK(ct_chain_next(c, "quick", "imaging", &next, NULL, &err), err);
-    CHECK(next == NULL, "imaging ends quick, got %s", next);
+    CHECK(next && strcmp(next, "create-mosaic") == 0, "create-mosaic follows imaging in quick");
+    CHECK_OK(ct_chain_next(c, "quick", "create-mosaic", &next, NULL, &err), err);
+    CHECK(next == NULL, "create-mosaic ends quick, got %s", next);
     CHECK_OK(ct_chain_next(c, "target", "imaging", &next, NULL, &err), err);
     CHECK(next && strcmp(next, "photometry") == 0, "target: imaging -> %s", next);
     CHECK(ct_chain_next(c, "quick", "photometry", &next, NULL, &err) == CT_ENOTFOUND,

@@ -30,7 +30,30 @@ check_complete "mpirun -np 4" 3
 check "tasks carry absolute paths" \
     '[ "$(q "SELECT count(*) FROM absurd.tasks WHERE params->'"'"'inputs'"'"'->'"'"'files'"'"'->>0 LIKE '"'"'/%'"'"'")" = 3 ]'
 check "worker_id is host:pid:rank" \
-    '[ "$(q "SELECT count(*) FROM absurd.tasks WHERE worker_id ~ '"'"'^[^:]+:[0-9]+:0$'"'"'")" = 6 ]'
+    '[ "$(q "SELECT count(*) FROM absurd.tasks WHERE worker_id ~ '"'"'^[^:]+:[0-9]+:0$'"'"'")" = 8 ]'
+# Mosaics: the chain's create-mosaic step runs the planner when an image commits; windows
+# of 2 overlapping by 1 over 3 observations make 2 mosaics, each spawned once.
+m1=quicklook_2026-11-22T10:00:00_2026-11-22T10:05:09
+m2=quicklook_2026-11-22T10:05:09_2026-11-22T10:10:18
+check "two create-mosaic tasks completed, keyed by their mosaic ids" \
+    '[ "$(q "SELECT string_agg(idempotency_key || '"'"' '"'"' || status, '"'"','"'"' ORDER BY idempotency_key)
+              FROM absurd.tasks WHERE task_name = '"'"'create-mosaic'"'"'")" = "$m1 completed,$m2 completed" ]'
+check "two products.mosaics rows of 2 images each, written once, with their tiles" \
+    '[ "$(q "SELECT string_agg(mosaic_id || '"'"' '"'"' || n_images || '"'"' '"'"' || n_writes || '"'"' '"'"' ||
+                              (jsonb_array_length(tiles) > 1) || '"'"' '"'"' || (noise_jy > 0), '"'"','"'"'
+                              ORDER BY mosaic_id) FROM products.mosaics")" = "$m1 2 1 true true,$m2 2 1 true true" ]'
+while IFS='|' read -r path images; do
+    [ -n "$path" ] || continue
+    # shellcheck disable=SC2086
+    check "mosaic $(basename "$path"): the linear-mosaic formula, evaluated with astropy and scipy, at the sources and elsewhere" \
+        '/usr/bin/python3 "$HERE/check_mosaic.py" "$path" ${images//,/ } >/dev/null'
+done <<<"$(q "SELECT path, array_to_string(images, ',') FROM products.mosaics")"
+out=$("$CONTIMG" mosaic --plan --tier quicklook --per-mosaic 2 --overlap 1 --spawn)
+check "contimg mosaic --plan lists both windows complete, and --spawn adds nothing" \
+    '[[ $out == *"$m1"*yes*"$m2"*yes* && $out == *"exists  $m1"* && $out != *"spawned "* ]]'
+check "the planner refuses a window larger than its tier" \
+    '! "$CONTIMG" mosaic --plan --tier quicklook --per-mosaic 11 2>/dev/null'
+
 check "imaging tasks were spawned by the commit of their convert task, which they depend on" \
     '[ "$(q "SELECT count(*) FROM absurd.tasks i JOIN absurd.tasks c ON i.depends_on = ARRAY[c.task_id]
               WHERE i.task_name = '"'"'imaging'"'"' AND c.task_name = '"'"'convert-uvh5-to-ms'"'"'
@@ -91,7 +114,8 @@ BACKGROUND+=($engine)
         if [ $victim = coordinator ]; then
             pid=$rank0
         else
-            pid=$(pgrep -x contimg | grep -vx "$rank0" | head -1)
+            # A rank of this run's mpirun, not any contimg on the machine.
+            pid=$(pgrep -x -P "$engine" contimg | grep -vx "$rank0" | head -1)
         fi
         kill -9 "$pid" 2>/dev/null || bad "kill -9 $victim (pid '$pid')"
     else

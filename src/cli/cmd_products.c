@@ -2,10 +2,8 @@
 #define _GNU_SOURCE
 #include "cli_util.h"
 #include "commands.h"
-#include "database.h"
 
 #include <getopt.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,38 +40,23 @@ int cmd_products(int argc, char **argv, const ct_config *cfg)
     }
     if (optind < argc)
         return cli_usage_error("products: unexpected argument '%s'", argv[optind]);
-    char conninfo[CT_PATH_MAX + 256], limit_text[32];
-    bool external = false;
+    char limit_text[32];
     ct_err err;
-    if (ct_db_conninfo(cfg, conninfo, sizeof conninfo, &external, &err) != CT_OK)
-        return cli_report(&err);
-    PGconn *db = PQconnectdb(conninfo);
-    if (PQstatus(db) != CONNECTION_OK) {
-        ct_fail(&err, CT_ECONNECT, "database unavailable: %s", PQerrorMessage(db));
-        PQfinish(db);
-        return cli_report(&err);
-    }
     snprintf(limit_text, sizeof limit_text, "%ld", limit);
     const char *params[2] = {group, limit_text};
-    PGresult *r = PQexecParams(
-        db,
-        "SELECT coalesce(json_agg(row_to_json(x)), '[]') FROM ("
-        " SELECT i.group_id, i.image_path, i.pb_path, i.vis_path, i.nx, i.ny, i.cell_arcsec,"
-        "        i.ra_deg, i.dec_deg, i.freq_hz, i.rms_jy, i.peak_jy, i.dynamic_range,"
-        "        i.beam_major_arcsec, i.beam_minor_arcsec, i.n_vis, i.n_components, i.qa_passed,"
-        "        i.n_writes, i.updated_at"
-        "   FROM products.images i WHERE $1::text IS NULL OR i.group_id = $1"
-        "  ORDER BY i.updated_at DESC, i.image_path LIMIT $2::bigint) x",
-        2, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        ct_fail(&err, CT_EDB, "products: %s (run 'contimg db migrate'?)", PQerrorMessage(db));
-        PQclear(r);
-        PQfinish(db);
+    json_t *rows = NULL;
+    if (cli_query_json(
+            cfg,
+            "SELECT coalesce(json_agg(row_to_json(x)), '[]') FROM ("
+            " SELECT i.group_id, i.image_path, i.pb_path, i.vis_path, i.nx, i.ny, i.cell_arcsec,"
+            "        i.ra_deg, i.dec_deg, i.freq_hz, i.rms_jy, i.peak_jy, i.dynamic_range,"
+            "        i.beam_major_arcsec, i.beam_minor_arcsec, i.n_vis, i.n_components, "
+            "i.qa_passed,"
+            "        i.n_writes, i.updated_at"
+            "   FROM products.images i WHERE $1::text IS NULL OR i.group_id = $1"
+            "  ORDER BY i.updated_at DESC, i.image_path LIMIT $2::bigint) x",
+            2, params, &rows, &err) != CT_OK)
         return cli_report(&err);
-    }
-    json_t *rows = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-    PQclear(r);
-    PQfinish(db);
     if (json) {
         cli_print_json(rows);
         json_decref(rows);
