@@ -40,8 +40,10 @@ import warnings
 
 import numpy as np
 
-C_LIGHT = 299792458.0
-DISH_M = 4.65
+# The sky model's own beam and geometry: one definition for inputs and peers.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mosaic_inputs import airy_power, unit_vectors  # noqa: E402
+
 TOOLS = ("montage", "swarp", "reproject")
 
 
@@ -55,23 +57,6 @@ def quiet():
 
 
 # ------------------------------------------------------------------ geometry
-def unit_vectors(ra_deg, dec_deg):
-    ra = np.radians(ra_deg)
-    dec = np.radians(dec_deg)
-    c = np.cos(dec)
-    return np.stack([c * np.cos(ra), c * np.sin(ra), np.sin(dec)], axis=-1)
-
-
-def airy_power(sin_theta, freq_hz, dish_m=DISH_M):
-    from scipy.special import j1
-
-    u = np.pi * dish_m * np.asarray(sin_theta, dtype=np.float64) * freq_hz / C_LIGHT
-    a = np.ones_like(u)
-    nz = np.abs(u) > 1e-12
-    a[nz] = (2.0 * j1(u[nz]) / u[nz]) ** 2
-    return a
-
-
 def read_input(path):
     """(2-D float64 data, full header, 2-D celestial WCS) of an input image."""
     from astropy.io import fits

@@ -249,7 +249,11 @@ static json_t *next_spawns(coordinator *c, const cq_task *t, const json_t *resul
         return spawns;
     if (strcmp(next, CT_TASK_MOSAIC) == 0) {
         /* A mosaic follows a window of images, not one task: the planner decides. */
-        json_array_append_new(spawns, ct_stage_mosaic_spawn(chain, config, c->products_dir));
+        json_t *m = ct_stage_mosaic_spawn(chain, config, c->products_dir, &err);
+        if (m == NULL)
+            say(c, "warning: task %s: %s; no mosaic spawned", t->id, err.msg);
+        else
+            json_array_append_new(spawns, m);
         return spawns;
     }
     const char *group =

@@ -134,8 +134,11 @@ static ct_code prepare_output(MPI_Comm comm, const char *path, const char *name_
                     "contimg: removed %zu temporary file(s) %s/%s* left by an earlier "
                     "run\n",
                     removed, dir, prefix);
-        if (rc != CT_OK)
-            rc = ct_fail(err, CT_EIO, "output directory: %s", err->msg);
+        if (rc != CT_OK) {
+            char why[CT_ERRMSG_MAX]; /* ct_fail must not format err->msg into itself */
+            snprintf(why, sizeof why, "%s", err->msg);
+            rc = ct_fail(err, CT_EIO, "output directory: %s", why);
+        }
     }
     return ct_mpi_agree(comm, rc, err);
 }
@@ -406,13 +409,14 @@ static ct_code run_mosaic(MPI_Comm comm, const json_t *params, ct_stage_outcome 
     json_t *tiles = json_incref(json_object_get(metrics, "tiles"));
     const char *tier = json_string_value(json_object_get(inputs, "tier"));
     json_t *row = json_pack(
-        "{s:s, s:s?, s:s?, s:s?, s:i, s:s, s:s, s:s, s:o, s:i, s:i, s:f, s:f, s:f, s:f, s:f}",
+        "{s:s, s:s?, s:s?, s:s?, s:i, s:s, s:s?, s:s?, s:o, s:i, s:i, s:f, s:f, s:f, s:f, s:f}",
         "mosaic_id", id, "path", res.assembled ? res.path : NULL, "noise_path",
         res.assembled ? noise : NULL, "weight_path", res.assembled ? weight : NULL, "n_images",
-        res.n_images, "tier", tier ? tier : "quicklook", "start_time", res.date_start, "end_time",
-        res.date_end, "tiles", tiles, "nx", res.nx, "ny", res.ny, "ra_deg", res.ra_deg, "dec_deg",
-        res.dec_deg, "cell_arcsec", res.cell_arcsec, "freq_hz", res.freq_hz, "noise_min_jy",
-        res.noise_min_jy);
+        res.n_images, "tier", tier ? tier : "quicklook", "start_time",
+        res.date_start[0] ? res.date_start : NULL, "end_time",
+        res.date_end[0] ? res.date_end : NULL, "tiles", tiles, "nx", res.nx, "ny", res.ny, "ra_deg",
+        res.ra_deg, "dec_deg", res.dec_deg, "cell_arcsec", res.cell_arcsec, "freq_hz", res.freq_hz,
+        "noise_min_jy", res.noise_min_jy);
     if (!res.assembled) /* the path is the first tile's; the row lists them all */
         json_object_set_new(row, "path", json_string(res.tiles[0].path));
     json_object_set_new(row, "noise_jy", json_incref(json_object_get(metrics, "noise_jy")));
@@ -436,16 +440,30 @@ static ct_code run_mosaic(MPI_Comm comm, const json_t *params, ct_stage_outcome 
 }
 
 json_t *ct_stage_mosaic_spawn(const char *chain, const json_t *step_config,
-                              const char *products_dir)
+                              const char *products_dir, ct_err *err)
 {
     const json_t *tier = json_object_get(step_config, "tier");
     const json_t *per = json_object_get(step_config, "images_per_mosaic");
     const json_t *overlap = json_object_get(step_config, "overlap");
+    /* Checked here, not left to the planner: a value it refuses would fail the
+     * commit of every imaging task of the chain. */
+    const char *t = json_is_string(tier) ? json_string_value(tier) : "quicklook";
+    long most = strcmp(t, "quicklook") == 0 ? 10
+                : strcmp(t, "science") == 0 ? 100
+                : strcmp(t, "deep") == 0    ? 1000
+                                            : 0;
+    long n = json_is_integer(per) ? (long)json_integer_value(per) : most;
+    long k = json_is_integer(overlap) ? (long)json_integer_value(overlap) : 2;
+    if ((tier && !json_is_string(tier)) || most == 0 || (per && !json_is_integer(per)) ||
+        (overlap && !json_is_integer(overlap)) || n < 2 || n > most || k < 0 || k >= n) {
+        ct_fail(err, CT_EINVAL,
+                "chain step create-mosaic: tier must be quicklook, science or deep, "
+                "images_per_mosaic 2..(10, 100, 1000), overlap 0..images_per_mosaic-1");
+        return NULL;
+    }
     char dir[4200];
     snprintf(dir, sizeof dir, "%s/mosaics", products_dir);
-    json_t *m =
-        json_pack("{s:s, s:s}", "tier",
-                  json_is_string(tier) ? json_string_value(tier) : "quicklook", "out_dir", dir);
+    json_t *m = json_pack("{s:s, s:s}", "tier", t, "out_dir", dir);
     if (json_is_integer(per))
         json_object_set(m, "per_mosaic", (json_t *)per);
     if (json_is_integer(overlap))

@@ -78,8 +78,9 @@ json_t *ct_stage_next_params(const char *next, const json_t *params, const json_
 /* The spawn entry for a chain step create-mosaic after an imaging task: it
  * asks absurd.commit_task to run the mosaic planner (step config: tier,
  * images_per_mosaic, overlap) and spawn a create-mosaic task for each
- * window the new image completes, writing under products_dir/mosaics. */
+ * complete window not yet mosaicked, writing under products_dir/mosaics.
+ * NULL (CT_EINVAL in err) for a step config the planner would refuse. */
 json_t *ct_stage_mosaic_spawn(const char *chain, const json_t *step_config,
-                              const char *products_dir);
+                              const char *products_dir, ct_err *err);
 
 #endif

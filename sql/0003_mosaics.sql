@@ -27,9 +27,16 @@ $$;
 -- which neighbours share p_overlap. A window is complete once it holds all its
 -- images; the last windows fill up as observations arrive. The mosaic id names
 -- the tier and the first and last group, so a complete window keeps its id.
+--
+-- With p_queue, only the images before the horizon are planned: the earliest
+-- group of p_queue whose conversion or imaging is still to settle (pending,
+-- claimed, retrying). Images committed out of order -- ranks finish groups in
+-- any order -- therefore wait until the groups before them are in, and no
+-- window is made with a gap that a late image would have filled.
 CREATE FUNCTION products.plan_mosaics(p_tier text DEFAULT 'quicklook',
                                       p_per_mosaic integer DEFAULT NULL,
-                                      p_overlap integer DEFAULT 2)
+                                      p_overlap integer DEFAULT 2,
+                                      p_queue text DEFAULT NULL)
 RETURNS TABLE (mosaic_id text, tier text, window_index integer, n_images integer,
                complete boolean, first_group text, last_group text, groups text[],
                images text[])
@@ -54,10 +61,17 @@ BEGIN
     END IF;
     v_stride := v_n - p_overlap;
     RETURN QUERY
-    WITH img AS (
+    WITH horizon AS (
+        SELECT min(t.params->'inputs'->>'group_id') AS g
+          FROM absurd.tasks t
+         WHERE p_queue IS NOT NULL AND t.queue_name = p_queue
+           AND t.status IN ('pending', 'claimed', 'retrying')
+           AND t.task_name IN ('convert-uvh5-to-ms', 'imaging')),
+    img AS (
         SELECT DISTINCT ON (i.group_id) i.group_id, i.image_path
           FROM products.images i
          WHERE i.qa_passed
+           AND i.group_id < coalesce((SELECT g FROM horizon), 'infinity')
          ORDER BY i.group_id, i.updated_at DESC, i.image_path),
     seq AS (
         SELECT g.group_id, g.image_path, (row_number() OVER (ORDER BY g.group_id) - 1)::int AS k
@@ -73,9 +87,9 @@ BEGIN
      ORDER BY win.w;
 END $$;
 
--- Spawns a create-mosaic task for every complete planned window (those
--- holding one of p_only_groups, when given), keyed by the mosaic id: asking
--- twice spawns nothing new. p_spec: {"name" (default create-mosaic),
+-- Spawns a create-mosaic task for every complete planned window of p_queue
+-- that has none yet, keyed by the mosaic id: asking twice spawns nothing new
+-- (p_only_groups, when given, narrows it to windows holding one of them). p_spec: {"name" (default create-mosaic),
 -- "mosaic": {"tier", "per_mosaic", "overlap", "out_dir"}, "params":
 -- {"chain", "config"}, "priority", "max_retries", "timeout_sec",
 -- "workflow_id", "backoff_base_sec", "backoff_max_sec"}. The planner runs
@@ -97,8 +111,11 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('contimg.mosaic-planner'));
     FOR pm IN SELECT * FROM products.plan_mosaics(coalesce(m->>'tier', 'quicklook'),
                                                   (m->>'per_mosaic')::int,
-                                                  coalesce((m->>'overlap')::int, 2)) pl
-               WHERE pl.complete AND (p_only_groups IS NULL OR pl.groups && p_only_groups) LOOP
+                                                  coalesce((m->>'overlap')::int, 2), p_queue) pl
+               WHERE pl.complete AND (p_only_groups IS NULL OR pl.groups && p_only_groups)
+                 AND NOT EXISTS (SELECT 1 FROM absurd.tasks x
+                                  WHERE x.origin_queue = p_queue
+                                    AND x.idempotency_key = pl.mosaic_id) LOOP
         SELECT * INTO sp FROM absurd.spawn_task(
             p_queue,
             coalesce(p_spec->>'name', 'create-mosaic'),
@@ -133,8 +150,8 @@ LANGUAGE sql AS $$
          ra_deg, dec_deg, cell_arcsec, freq_hz, noise_path, weight_path, noise_min_jy, groups,
          images, qa, task_id)
     VALUES (p->>'mosaic_id', p->>'path', p->>'tier', (p->>'n_images')::int,
-            (p->>'start_time')::timestamp AT TIME ZONE 'UTC',
-            (p->>'end_time')::timestamp AT TIME ZONE 'UTC',
+            nullif(p->>'start_time', '')::timestamp AT TIME ZONE 'UTC',
+            nullif(p->>'end_time', '')::timestamp AT TIME ZONE 'UTC',
             (p->>'noise_jy')::float8, p->>'method', coalesce(p->'tiles', '[]'),
             (p->>'nx')::int, (p->>'ny')::int, (p->>'ra_deg')::float8, (p->>'dec_deg')::float8,
             (p->>'cell_arcsec')::float8, (p->>'freq_hz')::float8, p->>'noise_path',
@@ -155,8 +172,9 @@ LANGUAGE sql AS $$
 $$;
 
 -- commit_task as in 0002, now also taking mosaics rows, and spawn entries
--- with a "mosaic" key: those go through absurd.spawn_mosaics for the windows
--- that hold the groups of the images this task registered.
+-- with a "mosaic" key: those go through absurd.spawn_mosaics, which spawns
+-- every complete window that has no task yet (the new image may complete one
+-- of its own windows, or lift the horizon off windows completed earlier).
 CREATE OR REPLACE FUNCTION absurd.commit_task(p_task_id uuid, p_token uuid, p_result jsonb,
                                               p_products jsonb DEFAULT '{}',
                                               p_spawns jsonb DEFAULT '[]',
@@ -170,7 +188,6 @@ DECLARE
     s       jsonb;
     sp      record;
     spawned jsonb := '[]';
-    groups  text[];
 BEGIN
     p_products := coalesce(p_products, '{}');
     p_spawns := coalesce(p_spawns, '[]');
@@ -201,8 +218,6 @@ BEGIN
     FOR p IN SELECT * FROM jsonb_array_elements(coalesce(p_products->'mosaics', '[]')) LOOP
         PERFORM products._upsert_mosaic(p, p_task_id);
     END LOOP;
-    groups := ARRAY(SELECT e->>'group_id'
-                      FROM jsonb_array_elements(coalesce(p_products->'images', '[]')) e);
 
     FOR s IN SELECT * FROM jsonb_array_elements(p_spawns) LOOP
         IF s ? 'mosaic' THEN
@@ -212,7 +227,7 @@ BEGIN
                                     'backoff_base_sec', v.backoff_base_sec,
                                     'backoff_max_sec', v.backoff_max_sec) || s;
             FOR sp IN SELECT * FROM absurd.spawn_mosaics(coalesce(s->>'queue', v.origin_queue),
-                                                         s, groups) LOOP
+                                                         s) LOOP
                 spawned := spawned || jsonb_build_object('name', coalesce(s->>'name',
                                                                           'create-mosaic'),
                                                          'task_id', sp.task_id,

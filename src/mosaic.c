@@ -126,7 +126,7 @@ static bool grid_pixel(const grid *gr, const double s[3], double *ix, double *iy
 }
 
 /* The grid centred on the inputs' mean pointing, covering every footprint. */
-static ct_code plan_grid(input *in, int n, grid *gr, ct_err *err)
+static ct_code plan_grid(input *in, int n, int tile, grid *gr, ct_err *err)
 {
     double c[3] = {0, 0, 0};
     for (int k = 0; k < n; k++)
@@ -172,6 +172,13 @@ static ct_code plan_grid(input *in, int n, grid *gr, ct_err *err)
                        "side): too many or too scattered inputs",
                        east + west + 1, south + north + 1, gr->cell_rad / DEG * 3600,
                        CT_MOSAIC_MAX_SIDE);
+    /* A tile's CRPIX is the grid's less its origin; fitsimage.h reads a CRPIX of 0 as
+     * "the default", so no tile may start exactly at the reference pixel: one more
+     * column (row) on the east (south) side when one would. */
+    if (fmod(1 + east, tile) == 0)
+        east += 1;
+    if (fmod(1 + south, tile) == 0)
+        south += 1;
     gr->crpix1 = 1 + east;
     gr->crpix2 = 1 + south;
     gr->nx = (int)(east + west + 1);
@@ -480,8 +487,13 @@ static ct_code read_headers(input *in, const char *const *paths, int n, ct_err *
     for (int k = 0; k < n; k++) {
         in[k].path = paths[k];
         ct_code rc = ct_fits_read_image(paths[k], &in[k].info, NULL, err);
+        if (rc == CT_EINVAL) {
+            char why[CT_ERRMSG_MAX]; /* ct_fail must not format err->msg into itself */
+            snprintf(why, sizeof why, "%s", err->msg);
+            return ct_fail(err, CT_EINVAL, "corrupt_input: %s", why);
+        }
         if (rc != CT_OK)
-            return rc == CT_EINVAL ? ct_fail(err, CT_EINVAL, "corrupt_input: %s", err->msg) : rc;
+            return rc;
         const ct_fits_image_desc *d = &in[k].info.desc;
         in[k].tan = strcmp(in[k].info.projection, "TAN") == 0;
         in[k].cell_rad = d->cdelt_deg * DEG;
@@ -650,7 +662,7 @@ static ct_code assemble(MPI_Comm comm, const grid *gr, const input *in, int n_in
             size_t np = (size_t)tl->nx * tl->ny; /* <= 8192^2 < INT_MAX */
             if (rank != 0) {
                 if (tl->rank == rank)
-                    MPI_Send(maps[t] + map * np, (int)np, MPI_FLOAT, 0, t, comm);
+                    MPI_Send(maps[t] + map * np, (int)np, MPI_FLOAT, 0, 0, comm);
                 continue;
             }
             const float *src = maps[t] + map * np;
@@ -658,7 +670,8 @@ static ct_code assemble(MPI_Comm comm, const grid *gr, const input *in, int n_in
             if (tl->rank != 0) {
                 /* Straight into place when the tile spans the mosaic's width. */
                 recv = tl->nx == gr->nx ? all + (size_t)tl->y0 * gr->nx : scratch;
-                MPI_Recv(recv, (int)np, MPI_FLOAT, tl->rank, t, comm, MPI_STATUS_IGNORE);
+                /* One tag: MPI keeps one sender's messages in order. */
+                MPI_Recv(recv, (int)np, MPI_FLOAT, tl->rank, 0, comm, MPI_STATUS_IGNORE);
                 src = recv;
             }
             if (src != all + (size_t)tl->y0 * gr->nx)
@@ -741,7 +754,7 @@ ct_code ct_mosaic_make(MPI_Comm comm, const char *const *images, int n_images,
             : ct_fail(err, CT_ENOMEM, "mosaic: out of memory");
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         goto out;
-    if ((rc = plan_grid(in, n_images, &gr, err)) != CT_OK)
+    if ((rc = plan_grid(in, n_images, o->tile, &gr, err)) != CT_OK)
         goto out; /* deterministic: the same on every rank */
 
     double t0 = now_sec();
@@ -798,10 +811,18 @@ ct_code ct_mosaic_make(MPI_Comm comm, const char *const *images, int n_images,
         tr = now_sec();
         const ct_fits_image_desc *d = &in[k].info.desc;
         /* The beam out to the input's farthest corner from its centre. */
-        double half = 0.5 * hypot(d->nx, d->ny) * in[k].cell_rad + 4 * in[k].cell_rad;
+        /* The beam out to the image corner farthest from its pointing (CRVAL). */
+        double max_sin = 0.01;
+        for (int corner = 0; corner < 4; corner++) {
+            double s[3];
+            if (!input_pixel_dir(&in[k], corner & 1 ? d->nx + 1 : -2, corner & 2 ? d->ny + 1 : -2,
+                                 s))
+                max_sin = 1;
+            else
+                max_sin = fmax(max_sin, sqrt(fmax(0, 1 - dot(s, in[k].f.p) * dot(s, in[k].f.p))));
+        }
         beam_table bt;
-        if ((rc = beam_table_make(&bt, d->freq_hz, sin(fmin(half, M_PI / 2)) + 0.01, err)) ==
-            CT_OK) {
+        if ((rc = beam_table_make(&bt, d->freq_hz, fmin(1, max_sin + 0.01), err)) == CT_OK) {
             for (int t = 0; t < n_tiles; t++)
                 if (res->tiles[t].rank == rank)
                     accumulate(&acc[t], &gr, &in[k], img, &bt, o->interp);
@@ -902,15 +923,6 @@ ct_code ct_mosaic_make(MPI_Comm comm, const char *const *images, int n_images,
     MPI_Bcast(&res->noise_med_jy, 1, MPI_DOUBLE, 0, comm);
 
 out:
-    if (rc != CT_OK && res->tiles) {
-        /* Nothing of a failed mosaic stays: each rank removes the tiles it owns. */
-        for (int t = 0; t < res->n_tiles; t++)
-            for (int map = 0; res->tiles[t].rank == rank && map < 3; map++) {
-                char path[4096 + 32];
-                tile_path(path, sizeof path, o->out_prefix, t, map);
-                unlink(path);
-            }
-    }
     for (int t = 0; acc && t < n_tiles; t++) {
         free(acc[t].num);
         free(acc[t].den);

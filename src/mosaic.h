@@ -110,9 +110,10 @@ typedef struct ct_mosaic_result {
  * their share). Errors, the same on every rank: CT_EINVAL for bad options,
  * inputs that disagree in frequency or cell, a grid too large, or an image
  * with no usable pixels (message starting "corrupt_input"), CT_ENOTFOUND for
- * a missing file, CT_EIO, CT_ENOMEM. On failure no output file is left
- * behind... except the tiles already renamed into place by a rank, which a
- * rerun overwrites (they are complete files, never partial ones). */
+ * a missing file, CT_EIO, CT_ENOMEM. Inputs are checked before anything is
+ * written; a failure while writing (a full disk) can leave some tiles of the
+ * new mosaic beside older ones -- every file complete, never partial -- and a
+ * rerun replaces them. */
 ct_code ct_mosaic_make(MPI_Comm comm, const char *const *images, int n_images,
                        const ct_mosaic_opts *o, ct_mosaic_result *res, ct_err *err);
 

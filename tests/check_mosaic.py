@@ -53,7 +53,7 @@ def expected(ix, iy):
     den = np.zeros(len(ix))
     for img, w, ra0, dec0, freq, sigma in inputs:
         x, y = w.all_world2pix(ra, dec, 0)
-        inside = (x >= 1) & (y >= 1) & (x <= img.shape[1] - 3) & (y <= img.shape[0] - 3)
+        inside = (x >= 1) & (y >= 1) & (x < img.shape[1] - 2) & (y < img.shape[0] - 2)
         v = map_coordinates(np.nan_to_num(img), [y, x], order=3, mode="nearest")
         a0, d0 = np.radians([ra0, dec0])
         r, dd = np.radians(ra), np.radians(dec)

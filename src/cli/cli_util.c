@@ -136,11 +136,18 @@ ct_code cli_query_json(const ct_config *cfg, const char *sql, int n_params,
         return rc;
     }
     PGresult *r = PQexecParams(db, sql, n_params, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-        rc = ct_fail(err, CT_EDB, "%s%s", PQerrorMessage(db),
-                     strstr(PQerrorMessage(db), "does not exist") ? " (run 'contimg db migrate')"
-                                                                  : "");
-    else if ((*out = json_loads(PQgetvalue(r, 0, 0), JSON_DECODE_ANY, NULL)) == NULL)
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        /* As the queue client: CT006 is a refusal of the arguments (exit 2), 08xxx and
+         * 57Pxx a lost server, 42xxx (no such function or table) an unmigrated schema. */
+        ct_code code = CT_EDB;
+        if (state && strcmp(state, "CT006") == 0)
+            code = CT_EINVAL;
+        else if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))
+            code = CT_ECONNECT;
+        rc = ct_fail(err, code, "%s%s", PQerrorMessage(db),
+                     state && strncmp(state, "42", 2) == 0 ? " (run 'contimg db migrate')" : "");
+    } else if ((*out = json_loads(PQgetvalue(r, 0, 0), JSON_DECODE_ANY, NULL)) == NULL)
         rc = ct_fail(err, CT_EDB, "the database answered something other than JSON");
     PQclear(r);
     PQfinish(db);

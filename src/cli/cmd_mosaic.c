@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "cli_util.h"
 #include "commands.h"
+#include "fsutil.h"
 #include "mosaic.h"
 
 #include <getopt.h>
@@ -158,16 +159,20 @@ static int plan(int argc, char **argv, const ct_config *cfg)
         return cli_usage_error("mosaic --plan: unexpected argument '%s'", argv[optind]);
     ct_err err;
     json_t *rows = NULL;
-    const char *params[3] = {tier, per, overlap};
+    const char *params[4] = {tier, per, overlap, cfg->queue};
     if (cli_query_json(cfg,
                        "SELECT coalesce(json_agg(row_to_json(p) ORDER BY p.window_index), '[]')"
-                       "  FROM products.plan_mosaics($1, $2::int, $3::int) p",
-                       3, params, &rows, &err) != CT_OK)
+                       "  FROM products.plan_mosaics($1, $2::int, $3::int, $4) p",
+                       4, params, &rows, &err) != CT_OK)
         return cli_report(&err);
     json_t *spawned = NULL;
     if (spawn) {
-        char dir[CT_PATH_MAX + 16];
-        snprintf(dir, sizeof dir, "%s/mosaics", cfg->products_dir);
+        char abs[CT_PATH_MAX], dir[CT_PATH_MAX + 16];
+        if (ct_absolute_path(cfg->products_dir, abs, sizeof abs, &err) != CT_OK) {
+            json_decref(rows);
+            return cli_report(&err);
+        }
+        snprintf(dir, sizeof dir, "%s/mosaics", abs);
         json_t *m = json_pack("{s:s, s:s, s:s}", "tier", tier, "out_dir", dir, "overlap", overlap);
         json_object_set_new(m, "overlap", json_integer(atol(overlap)));
         if (per)
@@ -210,6 +215,8 @@ static int plan(int argc, char **argv, const ct_config *cfg)
                json_string_value(json_object_get(row, "mosaic_id")),
                json_string_value(json_object_get(row, "task_id")));
     }
+    if (spawn && json_array_size(spawned) == 0)
+        printf("(no new create-mosaic task: every complete window has one)\n");
     json_decref(rows);
     json_decref(spawned);
     return EXIT_OK;
