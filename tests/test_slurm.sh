@@ -37,8 +37,9 @@ check "sbatch --wait slurm/contimg.sbatch exits 0" '[ $rc -eq 0 ] || { cat "$T/b
 check "the batch job ingested the three groups" 'grep -q "3 spawned" "$T/batch.out"'
 check "its ranks came from srun (a coordinator and two workers)" \
     'grep -q "on 3 ranks" "$T/batch.out"'
+# 3 convert, 3 imaging and 2 create-mosaic tasks (windows of 2 images overlapping by 1).
 check "the worker id names the Slurm job" \
-    '[ "$(q "SELECT count(*) FROM absurd.tasks WHERE worker_id ~ '"'"':[0-9]+:0$'"'"' AND worker_id LIKE '"'"'%:'"'"' || '"'"'$(sed -n "s/Submitted batch job //p" "$T/batch.submit")'"'"' || '"'"':0'"'"'")" = 6 ]'
+    '[ "$(q "SELECT count(*) FROM absurd.tasks WHERE worker_id ~ '"'"':[0-9]+:0$'"'"' AND worker_id LIKE '"'"'%:'"'"' || '"'"'$(sed -n "s/Submitted batch job //p" "$T/batch.submit")'"'"' || '"'"':0'"'"'")" = 8 ]'
 check_complete "sbatch" 3
 
 # ---- observing: SIGUSR1 drains the allocation ----------------------------------------------
