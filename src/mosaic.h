@@ -96,8 +96,8 @@ typedef struct ct_mosaic_result {
     double noise_med_jy; /* median noise over unblanked pixels (NaN when not assembled) */
     long long n_blank;   /* blank pixels of the mosaic */
     double *sigma_jy;    /* n_images: each input's MAD noise */
-    char date_start[32]; /* earliest and latest input DATE-OBS ("" when none) */
-    char date_end[32];
+    char date_start[72]; /* earliest and latest input DATE-OBS ("" when none) */
+    char date_end[72];
     int n_tiles, tiles_x, tiles_y;
     ct_mosaic_tile *tiles; /* n_tiles, row-major */
     bool assembled;
