@@ -114,17 +114,6 @@ typedef struct grid {
     int nx, ny;
 } grid;
 
-/* Mosaic pixel coordinates of direction s; false when s is not in front of the grid. */
-static bool grid_pixel(const grid *gr, const double s[3], double *ix, double *iy)
-{
-    double c = dot(s, gr->g.p);
-    if (c <= 1e-3)
-        return false;
-    *ix = gr->crpix1 - 1 - dot(s, gr->g.e) / c / gr->cell_rad;
-    *iy = gr->crpix2 - 1 + dot(s, gr->g.n) / c / gr->cell_rad;
-    return true;
-}
-
 /* The grid centred on the inputs' mean pointing, covering every footprint. */
 static ct_code plan_grid(input *in, int n, int tile, grid *gr, ct_err *err)
 {
@@ -141,10 +130,16 @@ static ct_code plan_grid(input *in, int n, int tile, grid *gr, ct_err *err)
     frame_make(&gr->g, gr->ra_deg, gr->dec_deg);
     gr->cell_rad = in[0].cell_rad;
 
-    /* Standard coordinates of every input's border, in cells. */
+    /* Standard coordinates of every input's border, in cells: each input's extent
+     * (its footprint, below) and all of theirs (the grid). */
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
+    double(*ext)[4] = malloc((size_t)n * sizeof *ext); /* xi min, max, eta min, max */
+    if (ext == NULL)
+        return ct_fail(err, CT_ENOMEM, "mosaic: out of memory");
     for (int k = 0; k < n; k++) {
         const ct_fits_image_desc *d = &in[k].info.desc;
+        double *e = ext[k];
+        e[0] = e[2] = INFINITY, e[1] = e[3] = -INFINITY;
         for (int edge = 0; edge < 4; edge++)
             for (int j = 0; j <= BORDER_STEPS; j++) {
                 double t = (double)j / BORDER_STEPS, fx, fy, s[3];
@@ -153,25 +148,31 @@ static ct_code plan_grid(input *in, int n, int tile, grid *gr, ct_err *err)
                 if (!input_pixel_dir(&in[k], fx, fy, s))
                     continue; /* a SIN image reaching past its horizon: its corners */
                 double cs = dot(s, gr->g.p);
-                if (cs <= 0.1)
+                if (cs <= 0.1) {
+                    free(ext);
                     return ct_fail(err, CT_EINVAL,
                                    "mosaic: %s reaches %.0f deg from the mosaic centre; a TAN "
                                    "mosaic cannot span that much sky",
                                    in[k].path, acos(fmax(-1, fmin(1, cs))) / DEG);
+                }
                 double xi = dot(s, gr->g.e) / cs / gr->cell_rad;
                 double eta = dot(s, gr->g.n) / cs / gr->cell_rad;
-                xmin = fmin(xmin, xi), xmax = fmax(xmax, xi);
-                ymin = fmin(ymin, eta), ymax = fmax(ymax, eta);
+                e[0] = fmin(e[0], xi), e[1] = fmax(e[1], xi);
+                e[2] = fmin(e[2], eta), e[3] = fmax(e[3], eta);
             }
+        xmin = fmin(xmin, e[0]), xmax = fmax(xmax, e[1]);
+        ymin = fmin(ymin, e[2]), ymax = fmax(ymax, e[3]);
     }
     /* The reference pixel at a pixel centre; the grid reaches just past the borders. */
     double east = ceil(xmax), west = ceil(-xmin), south = ceil(-ymin), north = ceil(ymax);
-    if (east + west + 1 > CT_MOSAIC_MAX_SIDE || south + north + 1 > CT_MOSAIC_MAX_SIDE)
+    if (east + west + 1 > CT_MOSAIC_MAX_SIDE || south + north + 1 > CT_MOSAIC_MAX_SIDE) {
+        free(ext);
         return ct_fail(err, CT_EINVAL,
                        "mosaic: the grid would be %.0f x %.0f px of %.3g arcsec (at most %d a "
                        "side): too many or too scattered inputs",
                        east + west + 1, south + north + 1, gr->cell_rad / DEG * 3600,
                        CT_MOSAIC_MAX_SIDE);
+    }
     /* A tile's CRPIX is the grid's less its origin; fitsimage.h reads a CRPIX of 0 as
      * "the default", so no tile may start exactly at the reference pixel: one more
      * column (row) on the east (south) side when one would. */
@@ -184,24 +185,16 @@ static ct_code plan_grid(input *in, int n, int tile, grid *gr, ct_err *err)
     gr->nx = (int)(east + west + 1);
     gr->ny = (int)(south + north + 1);
 
-    /* Each input's footprint in mosaic pixels, with a margin for the kernel. */
+    /* Each input's footprint in mosaic pixels (x = crpix1 - 1 - xi, y = crpix2 - 1 +
+     * eta), with a margin for the kernel. */
     for (int k = 0; k < n; k++) {
-        const ct_fits_image_desc *d = &in[k].info.desc;
-        double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
-        for (int edge = 0; edge < 4; edge++)
-            for (int j = 0; j <= BORDER_STEPS; j++) {
-                double t = (double)j / BORDER_STEPS, fx, fy, s[3], ix, iy;
-                fx = edge < 2 ? t * (d->nx - 1) : (edge == 2 ? 0 : d->nx - 1);
-                fy = edge < 2 ? (edge == 0 ? 0 : d->ny - 1) : t * (d->ny - 1);
-                if (input_pixel_dir(&in[k], fx, fy, s) && grid_pixel(gr, s, &ix, &iy)) {
-                    x0 = fmin(x0, ix), x1 = fmax(x1, ix), y0 = fmin(y0, iy), y1 = fmax(y1, iy);
-                }
-            }
-        in[k].bx0 = (int)fmax(0, floor(x0) - 2);
-        in[k].by0 = (int)fmax(0, floor(y0) - 2);
-        in[k].bx1 = (int)fmin(gr->nx - 1, ceil(x1) + 2);
-        in[k].by1 = (int)fmin(gr->ny - 1, ceil(y1) + 2);
+        const double *e = ext[k];
+        in[k].bx0 = (int)fmax(0, floor(gr->crpix1 - 1 - e[1]) - 2);
+        in[k].bx1 = (int)fmin(gr->nx - 1, ceil(gr->crpix1 - 1 - e[0]) + 2);
+        in[k].by0 = (int)fmax(0, floor(gr->crpix2 - 1 + e[2]) - 2);
+        in[k].by1 = (int)fmin(gr->ny - 1, ceil(gr->crpix2 - 1 + e[3]) + 2);
     }
+    free(ext);
     return CT_OK;
 }
 

@@ -173,8 +173,8 @@ static int plan(int argc, char **argv, const ct_config *cfg)
             return cli_report(&err);
         }
         snprintf(dir, sizeof dir, "%s/mosaics", abs);
-        json_t *m = json_pack("{s:s, s:s, s:s}", "tier", tier, "out_dir", dir, "overlap", overlap);
-        json_object_set_new(m, "overlap", json_integer(atol(overlap)));
+        json_t *m = json_pack("{s:s, s:s, s:I}", "tier", tier, "out_dir", dir, "overlap",
+                              (json_int_t)atol(overlap));
         if (per)
             json_object_set_new(m, "per_mosaic", json_integer(atol(per)));
         json_t *spec = json_pack("{s:o}", "mosaic", m);
