@@ -7,6 +7,7 @@
 #include "fsutil.h"
 #include "journal.h"
 #include "leases.h"
+#include "mpiutil.h"
 #include "queue.h"
 #include "stages.h"
 
@@ -758,6 +759,20 @@ ct_code ct_engine_run(MPI_Comm comm, const ct_config *cfg, const ct_engine_opts 
     ct_engine_summary local;
     memset(&local, 0, sizeof local);
     double t0 = mono_now();
+    /* Threads per rank for the stages, unless configured: the node's cores
+     * shared among the ranks that compute on it. With workers, the
+     * coordinator mostly waits on the database, so it is not counted. */
+    ct_config run_cfg = *cfg;
+    {
+        MPI_Comm computing;
+        MPI_Comm_split(comm, size > 1 && rank == 0 ? MPI_UNDEFINED : 0, rank, &computing);
+        int share = computing != MPI_COMM_NULL ? ct_mpi_cpu_share(computing) : 1;
+        if (computing != MPI_COMM_NULL)
+            MPI_Comm_free(&computing);
+        if (run_cfg.threads == 0)
+            run_cfg.threads = share;
+    }
+    cfg = &run_cfg;
     ct_code rc;
     if (rank == 0) {
         rc = coordinator_run(comm, cfg, o, &local, err);

@@ -237,6 +237,9 @@ static ct_code image_opts_from(const json_t *config, ct_image_opts *o, ct_err *e
         } else if (strcmp(key, "no_wterms") == 0 && json_is_boolean(v)) {
             o->no_wterms = json_is_true(v);
             continue;
+        } else if (strcmp(key, "psf_double") == 0 && json_is_boolean(v)) {
+            o->psf_double = json_is_true(v);
+            continue;
         }
         if (!num)
             return ct_fail(err, CT_EINVAL, "config.%s: unknown option or not a number", key);
@@ -299,6 +302,7 @@ static ct_code run_imaging(MPI_Comm comm, const json_t *params, const ct_config 
         (rc = prepare_output(comm, prefix, "-", err)))
         return rc;
     o.out_prefix = prefix;
+    o.threads = cfg->threads;
     ct_image_result res;
     if ((rc = ct_image_observation(comm, vis, &o, &res, err)) != CT_OK)
         return rc;

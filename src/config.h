@@ -34,6 +34,7 @@ typedef struct ct_config {
     char chains_file[CT_PATH_MAX];  /* CONTIMG_CHAINS_FILE; "" = the built-in chains */
     char chain[CT_NAME_MAX];        /* CONTIMG_CHAIN: what ingest starts, default quick */
     double drain_grace_sec;         /* CONTIMG_DRAIN_GRACE_SEC, default 240 */
+    int threads;                    /* CONTIMG_THREADS: per rank; 0 = the cores shared out */
 } ct_config;
 
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */

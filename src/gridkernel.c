@@ -47,22 +47,26 @@ static double tap_exact(const ct_gkernel *k, int i, double t)
     return ct_gkernel_value(k, (i + 0.5 * (t + 1.0) - h) / h);
 }
 
-/* Clenshaw's recurrence for every tap at once (the inner loop vectorizes). */
-static void taps_series(const ct_gkernel *k, double t, double *val)
+/* The Chebyshev series of every tap in powers of t (T_d's coefficients by
+ * T_{d+1} = 2 t T_d - T_{d-1}, summed in long double). */
+static void power_series(ct_gkernel *k)
 {
-    const int W = k->support;
-    double b1[CT_GRID_MAX_SUPPORT] = {0}, b2[CT_GRID_MAX_SUPPORT] = {0};
-    const double t2 = 2.0 * t;
-    for (int d = k->degree; d >= 1; d--) {
-        const double *c = k->cheb[d];
-        for (int i = 0; i < W; i++) {
-            double b0 = c[i] + t2 * b1[i] - b2[i];
-            b2[i] = b1[i];
-            b1[i] = b0;
+    const int D = k->degree;
+    long double T[CT_GKERNEL_MAX_DEGREE + 1][CT_GKERNEL_MAX_DEGREE + 1] = {{0}};
+    T[0][0] = 1;
+    if (D >= 1)
+        T[1][1] = 1;
+    for (int d = 1; d < D; d++)
+        for (int m = 0; m <= d + 1; m++)
+            T[d + 1][m] = (m > 0 ? 2 * T[d][m - 1] : 0) - T[d - 1][m];
+    memset(k->poly, 0, sizeof k->poly);
+    for (int i = 0; i < k->support; i++)
+        for (int m = 0; m <= D; m++) {
+            long double s = 0;
+            for (int d = m; d <= D; d++)
+                s += (long double)k->cheb[d][i] * T[d][m];
+            k->poly[m][i] = (double)s;
         }
-    }
-    for (int i = 0; i < W; i++)
-        val[i] = k->cheb[0][i] + t * b1[i] - b2[i];
 }
 
 /* Chebyshev interpolation of every tap at degree k->degree. */
@@ -87,7 +91,7 @@ static double series_error(const ct_gkernel *k)
     double worst = 0, val[CT_GRID_MAX_SUPPORT];
     for (int s = 0; s <= 2000; s++) {
         double t = -1.0 + s / 1000.0;
-        taps_series(k, t, val);
+        ct_gkernel_series(k, t, val);
         for (int i = 0; i < k->support; i++)
             worst = fmax(worst, fabs(val[i] - tap_exact(k, i, t)));
     }
@@ -110,24 +114,19 @@ ct_gkernel ct_gkernel_for(double epsilon)
         if (series_error(&k) <= kernel_table[row].epsilon / 50 || k.degree == CT_GKERNEL_MAX_DEGREE)
             break;
     }
+    /* Powers of t where they keep the same bound (they lose digits to
+     * cancellation as the degree grows; Clenshaw then stays). */
+    double bound = fmax(kernel_table[row].epsilon / 50, series_error(&k));
+    power_series(&k);
+    k.horner = 1;
+    if (series_error(&k) > bound)
+        k.horner = 0;
     return k;
 }
 
 long ct_gkernel_first(const ct_gkernel *k, double g)
 {
     return (long)ceil(g - 0.5 * k->support);
-}
-
-void ct_gkernel_taps(const ct_gkernel *k, double g, int n, int *idx, double *val)
-{
-    double h = 0.5 * k->support;
-    double first = ceil(g - h);
-    double wrapped = first - n * floor(first / n); /* in [0, n) exactly: integers */
-    long j = (long)wrapped;
-    /* first - g + h in (0, 1]: the first tap's offset from the kernel's edge. */
-    taps_series(k, 2.0 * (first - g + h) - 1.0, val);
-    for (int i = 0; i < k->support; i++)
-        idx[i] = (int)((j + i) % n);
 }
 
 /* n-point (n >= 2) Gauss-Legendre nodes and weights on [-1, 1]: Newton's
@@ -226,14 +225,6 @@ long ct_wplane_first(const ct_gkernel *k, double w, double wmin, double dw)
     return (long)ceil((w - wmin) / dw - 0.5 * k->support);
 }
 
-long ct_wplane_taps(const ct_gkernel *k, double w, double wmin, double dw, double *val)
-{
-    double h = 0.5 * k->support, t = (w - wmin) / dw;
-    double first = ceil(t - h);
-    taps_series(k, 2.0 * (first - t + h) - 1.0, val);
-    return (long)first;
-}
-
 double ct_wplane_tap(const ct_gkernel *k, double w, double wmin, double dw, long j)
 {
     double h = 0.5 * k->support, t = (w - wmin) / dw;
@@ -242,7 +233,7 @@ double ct_wplane_tap(const ct_gkernel *k, double w, double wmin, double dw, long
         return 0.0;
     /* From the series, as ct_wplane_taps: the same numbers either way. */
     double val[CT_GRID_MAX_SUPPORT];
-    taps_series(k, 2.0 * (first - t + h) - 1.0, val);
+    ct_gkernel_series(k, 2.0 * (first - t + h) - 1.0, val);
     return val[j - (long)first];
 }
 

@@ -37,7 +37,55 @@ typedef struct ct_gkernel {
     int degree;
     /* tap i at offset t in [-1, 1]: sum_d cheb[d][i] T_d(t) */
     double cheb[CT_GKERNEL_MAX_DEGREE + 1][CT_GRID_MAX_SUPPORT];
+    /* The same series in powers of t, sum_d poly[d][i] t^d (taps past W are
+     * 0), used when it is as accurate (horner nonzero: the lower degrees,
+     * which every epsilon down to about 1e-9 needs): Horner's rule over 8 or
+     * 16 taps at once is a handful of vector instructions, Clenshaw's
+     * recurrence several times as many. */
+    int horner;
+    double poly[CT_GKERNEL_MAX_DEGREE + 1][CT_GRID_MAX_SUPPORT];
 } ct_gkernel;
+
+/* The W taps at series offset t in [-1, 1] into val[CT_GRID_MAX_SUPPORT]
+ * (entries past W are scratch). Inline: it runs for every visibility and
+ * axis of every pass. */
+static inline void ct_gkernel_series(const ct_gkernel *k, double t, double *val)
+{
+    const int D = k->degree;
+    if (k->horner && k->support <= 8) {
+        double acc[8];
+        for (int i = 0; i < 8; i++)
+            acc[i] = k->poly[D][i];
+        for (int d = D - 1; d >= 0; d--)
+            for (int i = 0; i < 8; i++)
+                acc[i] = acc[i] * t + k->poly[d][i];
+        for (int i = 0; i < 8; i++)
+            val[i] = acc[i];
+    } else if (k->horner) {
+        double acc[CT_GRID_MAX_SUPPORT];
+        for (int i = 0; i < CT_GRID_MAX_SUPPORT; i++)
+            acc[i] = k->poly[D][i];
+        for (int d = D - 1; d >= 0; d--)
+            for (int i = 0; i < CT_GRID_MAX_SUPPORT; i++)
+                acc[i] = acc[i] * t + k->poly[d][i];
+        for (int i = 0; i < CT_GRID_MAX_SUPPORT; i++)
+            val[i] = acc[i];
+    } else {
+        const int W = k->support;
+        double b1[CT_GRID_MAX_SUPPORT] = {0}, b2[CT_GRID_MAX_SUPPORT] = {0};
+        const double t2 = 2.0 * t;
+        for (int d = D; d >= 1; d--) {
+            const double *c = k->cheb[d];
+            for (int i = 0; i < W; i++) {
+                double b0 = c[i] + t2 * b1[i] - b2[i];
+                b2[i] = b1[i];
+                b1[i] = b0;
+            }
+        }
+        for (int i = 0; i < W; i++)
+            val[i] = k->cheb[0][i] + t * b1[i] - b2[i];
+    }
+}
 
 /* The kernel trusted to epsilon (requests below the table's best get the best). */
 ct_gkernel ct_gkernel_for(double epsilon);
@@ -47,8 +95,18 @@ double ct_gkernel_value(const ct_gkernel *k, double x);
 
 /* Where the kernel around coordinate g (in grid cells) falls on an axis of n
  * cells: the W wrapped indices idx[] and the kernel's values val[] there (from
- * the Chebyshev series). */
-void ct_gkernel_taps(const ct_gkernel *k, double g, int n, int *idx, double *val);
+ * the series; val has room for CT_GRID_MAX_SUPPORT). Inline, as the series. */
+static inline void ct_gkernel_taps(const ct_gkernel *k, double g, int n, int *idx, double *val)
+{
+    double h = 0.5 * k->support;
+    double first = __builtin_ceil(g - h);
+    double wrapped = first - n * __builtin_floor(first / n); /* in [0, n) exactly: integers */
+    long j = (long)wrapped;
+    /* first - g + h in (0, 1]: the first tap's offset from the kernel's edge. */
+    ct_gkernel_series(k, 2.0 * (first - g + h) - 1.0, val);
+    for (int i = 0; i < k->support; i++)
+        idx[i] = (int)(j + i < n ? j + i : (j + i) % n);
+}
 
 /* The index of the first of the W cells the kernel around g covers (not wrapped). */
 long ct_gkernel_first(const ct_gkernel *k, double g);
@@ -80,8 +138,16 @@ ct_code ct_wstack_geometry(int nx, int ny, double cell, int *usable, double *nm1
  * ct_wplane_first(..) .. + W - 1 with weight ct_wplane_tap(..). */
 long ct_wplane_first(const ct_gkernel *k, double w, double wmin, double dw);
 double ct_wplane_tap(const ct_gkernel *k, double w, double wmin, double dw, long j);
-/* All W weights at once, from the series: val[i] for plane first + i; returns first. */
-long ct_wplane_taps(const ct_gkernel *k, double w, double wmin, double dw, double *val);
+/* All W weights at once, from the series: val[i] for plane first + i (val
+ * of CT_GRID_MAX_SUPPORT); returns first. */
+static inline long ct_wplane_taps(const ct_gkernel *k, double w, double wmin, double dw,
+                                  double *val)
+{
+    double h = 0.5 * k->support, t = (w - wmin) / dw;
+    double first = __builtin_ceil(t - h);
+    ct_gkernel_series(k, 2.0 * (first - t + h) - 1.0, val);
+    return (long)first;
+}
 /* The planes [*lo, *hi] that rows with w in [wmin, wmax] reach; CT_EINVAL
  * beyond CT_GRID_MAX_W_PLANES. */
 ct_code ct_wplane_range(const ct_gkernel *k, double wmin, double wmax, double dw, long *lo,

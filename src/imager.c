@@ -9,8 +9,10 @@
 #include <fftw3-mpi.h>
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -26,6 +28,7 @@ struct ct_imager {
     ct_gkernel k;
     int no_wterms;
     double max_bytes;
+    int threads; /* OpenMP threads in this rank's loops */
 
     /* FFTW-MPI's slabs: rows [row0, row0 + nrow) of the gy x gx grid, and
      * columns [col0, col0 + ncol) of its transpose; every rank's, too. */
@@ -40,18 +43,33 @@ struct ct_imager {
     fftw_plan row_fwd, row_bwd, col_fwd, col_bwd, to_cols, to_rows;
 
     double *corr_x, *corr_y;
-    /* This rank's image columns: xs[i] for i < nxo; per pixel (i, y), i-major:
-     * the w shift n - 1 - nm1_mid and the w correction. */
-    int nxo, *xs;
+    /* This rank's image columns: xs[i] for i < nxo, at column xcol[i] of
+     * tslab; per pixel (i, y), i-major: the w shift n - 1 - nm1_mid and the
+     * w correction. */
+    int nxo, *xs, *xcol;
     double *wshift, *corr_w;
     int use_w;
     double nm1_mid, dw, wmin;
     long plane_lo, plane_hi;
 
-    /* Held rows, ordered by (first w plane, density row, global index). */
+    /* Held rows, ordered by (first w plane, density row, global index). The
+     * visibilities are kept with the phase common to the field applied
+     * (times exp(-2 pi i w nm1_mid), see gridder.h), the frame every pass
+     * grids and degrids in, so that no pass pays a complex exponential per
+     * row; ct_imager_row undoes it. */
     size_t n;
     double *uvw, *wt;
     double complex *vis, *res;
+    /* Per held row, where its kernel starts: in v (first grid row - row0)
+     * mod gy, in u its first grid column mod gx. Per slab row, whether any
+     * held row's kernel touches it (the FFTs skip the rest). Threads grid
+     * regions of the slab, bands of rows [band[b], band[b + 1]) by strips of
+     * columns [strip[s], strip[s + 1]), each region by one thread, so that
+     * every cell still receives its contributions in the rows' order. */
+    int32_t *vfirst, *ufirst;
+    unsigned char *row_used;
+    long *band, *strip;
+    int nband, nstrip;
     size_t *bucket; /* rows of plane bucket b: [bucket[b], bucket[b + 1]) */
     long nbuckets;
     /* Rows of the grid a degrid needs: (row0 + ext_lo + t) mod gy, t < ext_n. */
@@ -62,9 +80,14 @@ struct ct_imager {
      * rows on some rank; per pixel, the screen's step from plane to plane. */
     int group;
     double complex **gslab, **gext;
+    /* gclean[q]: slab q is zero outside the rows some kernel touches (so a
+     * pass need zero only those). FFTW-MPI's transposes write every row. */
+    unsigned char *gclean;
     unsigned char *plane_any;
     double complex *wstep;
     double need_bytes; /* what ct_imager_create counted */
+    double complex *acc, *scr; /* a pass's image columns and phase screens */
+    double *cols;
 
     int loaded;
     double wsum;
@@ -210,10 +233,13 @@ static ct_code setup_pixels(ct_imager *im, ct_err *err)
     /* This rank's image columns: those whose padded column lies in its
      * transposed slab. */
     im->nxo = 0;
+    im->xcol = im->xs + im->nx + 1;
     for (int x = 0; x < im->nx; x++) {
         long c = mod_long(x - im->nx / 2, im->gx);
-        if (c >= im->col0 && c < im->col0 + im->ncol)
+        if (c >= im->col0 && c < im->col0 + im->ncol) {
+            im->xcol[im->nxo] = (int)(c - im->col0);
             im->xs[im->nxo++] = x;
+        }
     }
     int usable = 0;
     if (!im->no_wterms)
@@ -223,19 +249,39 @@ static ct_code setup_pixels(ct_imager *im, ct_err *err)
         im->wshift = malloc((np + 1) * sizeof *im->wshift);
         im->corr_w = malloc((np + 1) * sizeof *im->corr_w);
         im->wstep = malloc((np + 1) * sizeof *im->wstep);
-        if (!im->wshift || !im->corr_w || !im->wstep)
+        /* n - 1 depends on (|dx| cell)^2 + (|dy| cell)^2 alone, and those
+         * sums are the same bits with dx and dy swapped or negated: the w
+         * correction (a quadrature of cosines) and the screen's step are
+         * worked out once per pair |dx| <= |dy| and looked up for the eight
+         * pixels that share it. */
+        const size_t h = (size_t)(im->nx > im->ny ? im->nx : im->ny) / 2 + 1;
+        const size_t nmemo = h * (h + 1) / 2;
+        double *memo_corr = malloc((nmemo + 1) * sizeof *memo_corr);
+        double complex *memo_step = malloc((nmemo + 1) * sizeof *memo_step);
+        if (!im->wshift || !im->corr_w || !im->wstep || !memo_corr || !memo_step)
             rc = ct_fail(err, CT_ENOMEM, "out of memory for the w-term corrections");
+        for (size_t q = 0; rc == CT_OK && q < nmemo; q++)
+            memo_corr[q] = NAN;
         for (int i = 0; rc == CT_OK && i < im->nxo; i++) {
             int x = im->xs[i];
             for (int y = 0; y < im->ny; y++) {
                 size_t p = (size_t)i * im->ny + y;
+                int dx = abs(x - im->nx / 2), dy = abs(y - im->ny / 2);
+                size_t a = (size_t)(dx < dy ? dx : dy), b = (size_t)(dx < dy ? dy : dx);
+                size_t q = b * (b + 1) / 2 + a;
                 im->wshift[p] =
                     ct_n_minus_1((x - im->nx / 2) * im->cell, (y - im->ny / 2) * im->cell) -
                     im->nm1_mid;
-                im->corr_w[p] = 1.0 / ct_gkernel_ft_at(&ft, im->dw * im->wshift[p]);
-                im->wstep[p] = cexp(-2.0 * M_PI * I * im->dw * im->wshift[p]);
+                if (isnan(memo_corr[q])) {
+                    memo_corr[q] = 1.0 / ct_gkernel_ft_at(&ft, im->dw * im->wshift[p]);
+                    memo_step[q] = cexp(-2.0 * M_PI * I * im->dw * im->wshift[p]);
+                }
+                im->corr_w[p] = memo_corr[q];
+                im->wstep[p] = memo_step[q];
             }
         }
+        free(memo_corr);
+        free(memo_step);
     }
     ct_gkernel_ft_free(&ft);
     /* usable is 0 with no w-terms or a field too small for n - 1 to show. */
@@ -258,6 +304,8 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
         rc = ct_fail(err, CT_EINVAL, "gridder accuracy %g: must be in [1e-14, 1e-1]", g->epsilon);
     else if (!(g->max_bytes >= 0))
         rc = ct_fail(err, CT_EINVAL, "memory limit %g: must be >= 0", g->max_bytes);
+    else if (g->threads < 0 || g->threads > 4096)
+        rc = ct_fail(err, CT_EINVAL, "threads %d: must be in 0..4096 (0: automatic)", g->threads);
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         return rc;
 
@@ -306,6 +354,7 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
     im->no_wterms = g->no_wterms != 0;
     im->max_bytes = limit;
     im->need_bytes = need;
+    im->threads = g->threads > 0 ? g->threads : ct_mpi_cpu_share(comm);
     im->row0 = s0;
     im->nrow = n0;
     im->col0 = s1;
@@ -315,7 +364,7 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
     im->slab = fftw_malloc((size_t)alloc * sizeof(double) + 64);
     im->tslab = fftw_malloc((size_t)alloc * sizeof(double) + 64);
     im->corr_x = malloc(((size_t)g->nx + (size_t)g->ny) * sizeof(double));
-    im->xs = malloc(((size_t)g->nx + 1) * sizeof(int));
+    im->xs = malloc(2 * ((size_t)g->nx + 1) * sizeof(int));
     double complex *scratch = fftw_malloc((size_t)(gx > gy ? gx : gy) * sizeof(double complex));
     if (!im->rows_start || !im->slab || !im->tslab || !im->corr_x || !im->xs || !scratch)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the %d x %d grid's slabs", gx, gy);
@@ -370,6 +419,7 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
         rc = setup_pixels(im, err);
     im->st.support = im->k.support;
     im->st.ranks = P;
+    im->st.threads = im->threads;
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK) {
         ct_imager_destroy(im);
         return rc;
@@ -392,6 +442,15 @@ static void free_rows(ct_imager *im)
     fftw_free(im->ext);
     free(im->chan_w);
     free(im->drow_owner);
+    free(im->vfirst);
+    free(im->ufirst);
+    free(im->row_used);
+    free(im->band);
+    free(im->strip);
+    im->vfirst = im->ufirst = NULL;
+    im->row_used = NULL;
+    im->band = im->strip = NULL;
+    im->nband = im->nstrip = 0;
     im->drow_owner = NULL;
     im->uvw = im->wt = im->chan_w = im->epoch_w = NULL;
     im->vis = im->res = im->ext = NULL;
@@ -419,6 +478,9 @@ void ct_imager_destroy(ct_imager *im)
     free(im->wshift);
     free(im->corr_w);
     free(im->wstep);
+    free(im->acc);
+    free(im->scr);
+    free(im->cols);
     if (im->comm != MPI_COMM_NULL && im->comm != 0)
         MPI_Comm_free(&im->comm);
     free(im);
@@ -429,13 +491,17 @@ void ct_imager_get_stats(const ct_imager *im, ct_imager_stats *out)
     *out = im->st;
 }
 
-void ct_imager_rows(const ct_imager *im, const double **uvw, const double complex **vis,
-                    const double **weight, size_t *n)
+size_t ct_imager_nrows(const ct_imager *im)
 {
-    *uvw = im->uvw;
-    *vis = im->vis;
-    *weight = im->wt;
-    *n = im->n;
+    return im->n;
+}
+
+void ct_imager_row(const ct_imager *im, size_t k, double uvw[3], double complex *vis,
+                   double *weight)
+{
+    memcpy(uvw, im->uvw + 3 * k, 3 * sizeof(double));
+    *vis = im->use_w ? im->vis[k] * cexp(2.0 * M_PI * I * uvw[2] * im->nm1_mid) : im->vis[k];
+    *weight = im->wt[k];
 }
 
 const double *ct_imager_channel_weights(const ct_imager *im)
@@ -730,6 +796,70 @@ static int kernel_ranks(const ct_imager *im, long first, int *ranks)
     return n;
 }
 
+/* Cuts [0, n) into nb parts of about equal load (the part ends in cut[1..nb]). */
+static void cut_even(const double *load, long n, long nb, long *cut)
+{
+    double total = 0, acc = 0;
+    for (long r = 0; r < n; r++)
+        total += load[r];
+    cut[0] = 0;
+    long b = 1;
+    for (long r = 0; r < n && b < nb; r++) {
+        acc += load[r];
+        if (acc >= total * (double)b / (double)nb)
+            cut[b++] = r + 1;
+    }
+    while (b <= nb)
+        cut[b++] = n;
+}
+
+/* Regions of the slab for the threads of a gridding pass: bands of rows by
+ * strips of columns, each cut where the count of kernel taps reaching it is
+ * even, about 4 regions per thread in all (dealt dynamically, so that a
+ * crowded region does not hold the others up). Rows alone would not do:
+ * DSA-110's east-west baselines crowd the few rows at v = 0. The regions
+ * change which thread adds to a cell, never the order it is added in, so
+ * the grid is the same whatever the threads. */
+static ct_code setup_bands(ct_imager *im, ct_err *err)
+{
+    const int W = im->k.support;
+    long side = im->threads > 1 ? (long)ceil(sqrt(2.0 * im->threads)) : 1;
+    long nb = side > im->nrow ? im->nrow : side, ns = side > im->gx ? im->gx : side;
+    nb = nb < 1 ? 1 : nb;
+    im->band = malloc(((size_t)nb + 1) * sizeof *im->band);
+    im->strip = malloc(((size_t)ns + 1) * sizeof *im->strip);
+    double *rload = calloc((size_t)im->nrow + 1, sizeof *rload);
+    double *cload = calloc((size_t)im->gx + 1, sizeof *cload);
+    ct_code rc = CT_OK;
+    if (!im->band || !im->strip || !rload || !cload)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the gridding regions");
+    for (size_t i = 0; rc == CT_OK && i < im->n; i++) {
+        int reach = 0;
+        for (int b = 0; b < W; b++) {
+            long lr = im->vfirst[i] + b < im->gy ? im->vfirst[i] + b : im->vfirst[i] + b - im->gy;
+            if (lr < im->nrow) {
+                rload[lr] += 1;
+                reach++;
+            }
+        }
+        for (int a = 0; a < W; a++)
+            cload[(im->ufirst[i] + a) % im->gx] += reach;
+    }
+    if (rc == CT_OK) {
+        cut_even(rload, im->nrow, nb, im->band);
+        cut_even(cload, im->gx, ns, im->strip);
+        im->nband = (int)nb;
+        im->nstrip = (int)ns;
+        if (getenv("CT_DEBUG_BANDS")) {
+            for (long b = 0; b < nb; b++) fprintf(stderr, "band %ld: %ld..%ld\n", b, im->band[b], im->band[b+1]);
+            for (long b = 0; b < ns; b++) fprintf(stderr, "strip %ld: %ld..%ld\n", b, im->strip[b], im->strip[b+1]);
+        }
+    }
+    free(rload);
+    free(cload);
+    return rc;
+}
+
 static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const ct_weight_opts *o,
                           ct_err *err)
 {
@@ -803,8 +933,12 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
     im->uvw = malloc((3 * n + 1) * sizeof *im->uvw);
     im->wt = malloc((n + 1) * sizeof *im->wt);
     im->vis = malloc((n + 1) * sizeof *im->vis);
+    im->vfirst = malloc((n + 1) * sizeof *im->vfirst);
+    im->ufirst = malloc((n + 1) * sizeof *im->ufirst);
+    im->row_used = calloc((size_t)im->nrow + 1, 1);
     im->bucket = calloc((size_t)im->nbuckets + 1, sizeof *im->bucket);
-    if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->uvw || !im->wt || !im->vis || !im->bucket))
+    if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->uvw || !im->wt || !im->vis ||
+                        !im->vfirst || !im->ufirst || !im->row_used || !im->bucket))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
     if (rc == CT_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -831,9 +965,19 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
             const double *r = recv + perm1[perm2[i]] * REC_LEN;
             memcpy(im->uvw + 3 * i, r + REC_U, 3 * sizeof(double));
             im->vis[i] = r[REC_RE] + I * r[REC_IM];
+            if (im->use_w)
+                im->vis[i] *= cexp(-2.0 * M_PI * I * r[REC_W] * im->nm1_mid);
             im->wt[i] = r[REC_WT];
             long d =
                 mod_long(ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell) - im->row0, im->gy);
+            im->vfirst[i] = (int32_t)d;
+            im->ufirst[i] =
+                (int32_t)mod_long(ct_gkernel_first(&im->k, r[REC_U] * im->gx * im->cell), im->gx);
+            for (int b = 0; b < W; b++) {
+                long lr = d + b < im->gy ? d + b : d + b - im->gy;
+                if (lr < im->nrow)
+                    im->row_used[lr] = 1;
+            }
             if (d > im->gy / 2)
                 d -= im->gy;
             dmin = d < dmin ? d : dmin;
@@ -857,6 +1001,8 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
     free(perm1);
     free(perm2);
     free(recv);
+    if (rc == CT_OK)
+        rc = setup_bands(im, err);
     return ct_mpi_agree(im->comm, rc, err);
 }
 
@@ -941,28 +1087,98 @@ ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *v
 /* ---- the transforms ---- */
 
 /* A buffer's rows forward-transformed along u, transposed (FFTW-MPI), and
- * forward transformed along v: the plane's image columns in tslab. */
+ * forward transformed along v: the plane's image columns in tslab. Only
+ * what is read is transformed: rows no kernel touched are zero and stay
+ * so, and of the transposed slab only the image's own columns (half of
+ * them, with the grid padded by 2) are ever read. The threads each take
+ * whole rows, made by the same plan, so the bits do not depend on them. */
+/* On one rank the transposes are local, and only what is read need move:
+ * the image's columns of the grid to rows of tslab (forward), and back to
+ * the rows some kernel reads, whose other columns are zero (backward). The
+ * same numbers FFTW-MPI's transpose would put there, in blocks of columns
+ * across the threads. */
+enum { TRANSPOSE_BLOCK = 8 };
+
+static void local_to_cols(const ct_imager *im, const double complex *buf)
+{
+    const long nblk = (im->nxo + TRANSPOSE_BLOCK - 1) / TRANSPOSE_BLOCK;
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (long bk = 0; bk < nblk; bk++) {
+        const int i0 = (int)bk * TRANSPOSE_BLOCK;
+        const int i1 = i0 + TRANSPOSE_BLOCK < im->nxo ? i0 + TRANSPOSE_BLOCK : im->nxo;
+        for (ptrdiff_t r = 0; r < im->gy; r++) {
+            const double complex *row = buf + r * im->gx;
+            for (int i = i0; i < i1; i++)
+                im->tslab[(ptrdiff_t)im->xcol[i] * im->gy + r] = row[im->xcol[i]];
+        }
+    }
+}
+
+static void local_to_rows(const ct_imager *im, double complex *buf)
+{
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (ptrdiff_t r = 0; r < im->gy; r++) {
+        if (!im->row_used[r])
+            continue;
+        double complex *row = buf + r * im->gx;
+        memset(row, 0, (size_t)im->gx * sizeof *row);
+        for (int i = 0; i < im->nxo; i++)
+            row[im->xcol[i]] = im->tslab[(ptrdiff_t)im->xcol[i] * im->gy + r];
+    }
+}
+
 static void forward_fft(ct_imager *im, double complex *buf)
 {
     double t0 = MPI_Wtime();
+#pragma omp parallel for num_threads(im->threads) schedule(static)
     for (ptrdiff_t r = 0; r < im->nrow; r++)
-        fftw_execute_dft(im->row_fwd, buf + r * im->gx, buf + r * im->gx);
-    fftw_mpi_execute_r2r(im->to_cols, (double *)buf, (double *)im->tslab);
-    for (ptrdiff_t c = 0; c < im->ncol; c++)
-        fftw_execute_dft(im->col_fwd, im->tslab + c * im->gy, im->tslab + c * im->gy);
+        if (im->row_used[r])
+            fftw_execute_dft(im->row_fwd, buf + r * im->gx, buf + r * im->gx);
+    if (im->size == 1)
+        local_to_cols(im, buf);
+    else
+        fftw_mpi_execute_r2r(im->to_cols, (double *)buf, (double *)im->tslab);
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (int i = 0; i < im->nxo; i++) {
+        double complex *col = im->tslab + (ptrdiff_t)im->xcol[i] * im->gy;
+        fftw_execute_dft(im->col_fwd, col, col);
+    }
     im->st.t_fft += MPI_Wtime() - t0;
 }
 
-/* The inverse: tslab's columns back to the rows of buf. */
+/* The inverse: tslab's columns back to the rows of buf. The columns outside
+ * the image are zero (the model lives in the image), and only the rows some
+ * kernel reads are transformed (the others hold what the transpose left). */
 static void backward_fft(ct_imager *im, double complex *buf)
 {
     double t0 = MPI_Wtime();
-    for (ptrdiff_t c = 0; c < im->ncol; c++)
-        fftw_execute_dft(im->col_bwd, im->tslab + c * im->gy, im->tslab + c * im->gy);
-    fftw_mpi_execute_r2r(im->to_rows, (double *)im->tslab, (double *)buf);
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (int i = 0; i < im->nxo; i++) {
+        double complex *col = im->tslab + (ptrdiff_t)im->xcol[i] * im->gy;
+        fftw_execute_dft(im->col_bwd, col, col);
+    }
+    if (im->size == 1)
+        local_to_rows(im, buf);
+    else
+        fftw_mpi_execute_r2r(im->to_rows, (double *)im->tslab, (double *)buf);
+#pragma omp parallel for num_threads(im->threads) schedule(static)
     for (ptrdiff_t r = 0; r < im->nrow; r++)
-        fftw_execute_dft(im->row_bwd, buf + r * im->gx, buf + r * im->gx);
+        if (im->row_used[r])
+            fftw_execute_dft(im->row_bwd, buf + r * im->gx, buf + r * im->gx);
     im->st.t_fft += MPI_Wtime() - t0;
+}
+
+/* Zeroes n bytes with the threads, each its own part (which also places the
+ * pages near the threads that fill them). */
+static void zero_parallel(const ct_imager *im, void *p, size_t n)
+{
+    const size_t chunk = (size_t)1 << 20;
+    const long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (long c = 0; c < nchunks; c++) {
+        size_t off = (size_t)c * chunk;
+        memset((char *)p + off, 0, n - off < chunk ? n - off : chunk);
+    }
 }
 
 /* Plane groups. A visibility's kernel in u and v is the same on each of the
@@ -1003,8 +1219,9 @@ static ct_code setup_groups(ct_imager *im, ct_err *err)
     if (im->size > 1 && !im->ext && !(im->ext = fftw_malloc(16)))
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
     im->gslab = calloc((size_t)im->group, sizeof *im->gslab);
+    im->gclean = calloc((size_t)im->group + 1, 1);
     im->gext = calloc((size_t)im->group, sizeof *im->gext);
-    if (!im->gslab || !im->gext)
+    if (!im->gslab || !im->gext || !im->gclean)
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
     for (int q = 0; rc == CT_OK && q < im->group; q++) {
         im->gslab[q] = q == 0 ? im->slab : fftw_malloc((size_t)im->alloc * sizeof(double) + 64);
@@ -1026,6 +1243,8 @@ static void free_groups(ct_imager *im)
     for (int q = 1; im->gext && im->size > 1 && q < im->group; q++)
         fftw_free(im->gext[q]);
     free(im->gslab);
+    free(im->gclean);
+    im->gclean = NULL;
     free(im->gext);
     free(im->plane_any);
     im->gslab = im->gext = NULL;
@@ -1057,7 +1276,7 @@ typedef struct row_kernel {
     long first_row, wf, pa, pb;
 } row_kernel;
 
-static int row_kernel_at(const ct_imager *im, size_t i, long j0, long j1, row_kernel *rk)
+static inline __attribute__((always_inline)) int row_kernel_at(const ct_imager *im, size_t i, long j0, long j1, row_kernel *rk)
 {
     const double *uvw = im->uvw + 3 * i;
     if (im->use_w) {
@@ -1074,6 +1293,116 @@ static int row_kernel_at(const ct_imager *im, size_t i, long j0, long j1, row_ke
     ct_gkernel_taps(&im->k, uvw[1] * im->gy * im->cell, im->gy, rk->iy, rk->ky);
     rk->first_row = ct_gkernel_first(&im->k, uvw[1] * im->gy * im->cell);
     return 1;
+}
+
+/* The hot loops, compiled twice: for AVX2 and for the baseline instruction
+ * set, chosen once when the program loads (GCC's target_clones). ISO C
+ * mode contracts no multiply-add into an FMA, so both clones compute the
+ * same bits; only the width of the vector registers differs. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define CT_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define CT_HOT
+#endif
+
+/* Row i's weight x visibility as a pass grids it, in the frame of the
+ * phase common to the field (the held visibilities are kept in it; for the
+ * PSF, unit visibilities are turned into it here). The residual
+ * visibilities are the loaded ones until a model is set. */
+static inline double complex gridded_value(const ct_imager *im, int psf, size_t i)
+{
+    if (psf)
+        return im->wt[i] *
+               (im->use_w ? cexp(-2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid) : 1.0);
+    return im->wt[i] * (im->res ? im->res[i] : im->vis[i]);
+}
+
+/* Whether the W cells from lo (mod n) reach [a, b), 0 <= a <= b <= n. */
+static inline int reaches(long lo, int W, long n, long a, long b)
+{
+    return (lo < b && lo + W > a) || (lo + W > n && lo + W - n > a);
+}
+
+/* Grids rows [from, to) of the plane group [j0, j1] onto the region of slab
+ * rows [ba, bb) and columns [ca, cb) of the group's slabs (the PSF's unit
+ * visibilities with psf). */
+CT_HOT static void grid_region(const ct_imager *im, int psf, size_t from, size_t to, long j0,
+                               long j1, long ba, long bb, long ca, long cb)
+{
+    const int W = im->k.support;
+    const long gx = im->gx, gy = im->gy;
+    const int whole = ca == 0 && cb == gx;
+    row_kernel rk;
+    for (size_t i = from; i < to; i++) {
+        const long lo = im->vfirst[i], c0 = im->ufirst[i];
+        if (!reaches(lo, W, gy, ba, bb) || (!whole && !reaches(c0, W, gx, ca, cb)))
+            continue;
+        if (!row_kernel_at(im, i, j0, j1, &rk))
+            continue;
+        /* The taps a0 .. a1 - 1 in the region, when the kernel does not wrap. */
+        const int straight = c0 + W <= gx;
+        const int a0 = straight && c0 < ca ? (int)(ca - c0) : 0;
+        const int a1 = straight && c0 + W > cb ? (int)(cb - c0) : W;
+        const double complex gi = gridded_value(im, psf, i);
+        for (long j = rk.pa; j <= rk.pb; j++) {
+            const double complex v = rk.kw[j - rk.wf] * gi;
+            double complex *slab = im->gslab[j - j0];
+            for (int b = 0; b < W; b++) {
+                long lr = lo + b < gy ? lo + b : lo + b - gy;
+                if (lr < ba || lr >= bb)
+                    continue;
+                const double complex vb = v * rk.ky[b];
+                double complex *row = slab + lr * gx;
+                if (straight) {
+                    double complex *cell = row + c0;
+                    for (int a = a0; a < a1; a++)
+                        cell[a] += vb * rk.kx[a];
+                } else {
+                    for (int a = 0; a < W; a++)
+                        if (rk.ix[a] >= ca && rk.ix[a] < cb)
+                            row[rk.ix[a]] += vb * rk.kx[a];
+                }
+            }
+        }
+    }
+}
+
+/* Adds to model[i], for rows [from, to), their prediction from the plane
+ * group [j0, j1] (the group's grids in gext). Each row's sum is formed by
+ * one thread in one fixed order. */
+CT_HOT static void degrid_rows(const ct_imager *im, double complex *model, size_t from, size_t to,
+                               long j0, long j1)
+{
+    const int W = im->k.support;
+    const long gx = im->gx;
+#pragma omp parallel for num_threads(im->threads) schedule(dynamic, 4096)
+    for (size_t i = from; i < to; i++) {
+        row_kernel rk;
+        if (!row_kernel_at(im, i, j0, j1, &rk))
+            continue;
+        const int c0 = rk.ix[0], straight = c0 + W <= gx;
+        double complex acc = 0;
+        for (long j = rk.pa; j <= rk.pb; j++) {
+            const double complex *ext = im->gext[j - j0];
+            double complex sum = 0;
+            for (int b = 0; b < W; b++) {
+                long er = mod_long(rk.first_row + b - im->row0 - im->ext_lo, im->gy);
+                const double complex *row = ext + er * gx;
+                double complex sb = 0;
+                if (straight) {
+                    const double complex *cell = row + c0;
+                    for (int a = 0; a < W; a++)
+                        sb += cell[a] * rk.kx[a];
+                } else {
+                    for (int a = 0; a < W; a++)
+                        sb += row[rk.ix[a]] * rk.kx[a];
+                }
+                sum += sb * rk.ky[b];
+            }
+            acc += rk.kw[j - rk.wf] * sum;
+        }
+        model[i] += acc;
+    }
 }
 
 /* Gathers this rank's image columns (i-major, nxo x ny) into image on rank 0. */
@@ -1126,6 +1455,21 @@ static ct_code gather_image(ct_imager *im, const double *cols, double *image, ct
     return rc;
 }
 
+/* Zeroes slab q of the group for a gridding pass. */
+static void zero_slab(ct_imager *im, int q)
+{
+    double complex *slab = im->gslab[q];
+    if (!im->gclean[q]) {
+        zero_parallel(im, slab, (size_t)im->nrow * im->gx * sizeof *slab);
+        im->gclean[q] = 1;
+        return;
+    }
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (ptrdiff_t r = 0; r < im->nrow; r++)
+        if (im->row_used[r])
+            memset(slab + r * im->gx, 0, (size_t)im->gx * sizeof *slab);
+}
+
 ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
 {
     ct_code rc = CT_OK;
@@ -1134,76 +1478,66 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
     else if (im->rank == 0 && !image)
         rc = ct_fail(err, CT_EINVAL, "image: NULL output on rank 0");
     const size_t np = (size_t)im->nxo * im->ny;
-    double complex *acc = rc == CT_OK ? calloc(np + 1, sizeof *acc) : NULL;
-    double complex *scr = rc == CT_OK && im->use_w ? malloc((np + 1) * sizeof *scr) : NULL;
-    double complex *g = rc == CT_OK ? malloc((im->n + 1) * sizeof *g) : NULL;
-    double *cols = rc == CT_OK ? malloc((np + 1) * sizeof *cols) : NULL;
-    if (rc == CT_OK && (!acc || !g || !cols || (im->use_w && !scr)))
+    /* The pass's buffers live as long as the imager: fresh pages each pass
+     * would cost the kernel's zeroing of them (a tenth of a pass, measured). */
+    if (rc == CT_OK && !im->acc) {
+        im->acc = malloc((np + 1) * sizeof *im->acc);
+        im->scr = im->use_w ? malloc((np + 1) * sizeof *im->scr) : NULL;
+        im->cols = malloc((np + 1) * sizeof *im->cols);
+    }
+    if (rc == CT_OK && (!im->acc || !im->cols || (im->use_w && !im->scr)))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the image's columns");
-    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
-        free(acc);
-        free(scr);
-        free(g);
-        free(cols);
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
         return rc;
-    }
+    double complex *acc = im->acc, *scr = im->scr;
+    double *cols = im->cols;
+    zero_parallel(im, acc, np * sizeof *acc);
     im->st.grid_passes++;
-    /* What each row grids: weight x visibility, with the phase common to
-     * the field (n - 1 at the middle of its range) already applied. */
-    for (size_t i = 0; i < im->n; i++) {
-        /* The residual visibilities are the loaded ones until a model is set. */
-        g[i] = im->wt[i] * (psf ? 1.0 : im->res ? im->res[i] : im->vis[i]);
-        if (im->use_w)
-            g[i] *= cexp(-2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid);
-    }
     /* Each pixel's phase screen exp(-2 pi i w_j (n - 1 - mid)), from the
      * first plane on by one multiplication per plane. */
-    for (size_t p = 0; im->use_w && p < np; p++)
-        scr[p] = cexp(-2.0 * M_PI * I * (im->wmin + (double)im->plane_lo * im->dw) * im->wshift[p]);
-    const int W = im->k.support;
+    const double w_first = im->wmin + (double)im->plane_lo * im->dw;
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (size_t p = 0; p < (im->use_w ? np : 0); p++)
+        scr[p] = cexp(-2.0 * M_PI * I * w_first * im->wshift[p]);
     for (long j0 = im->plane_lo; j0 <= im->plane_hi; j0 += im->group) {
         long j1 = j0 + im->group - 1 < im->plane_hi ? j0 + im->group - 1 : im->plane_hi;
         double t0 = MPI_Wtime();
         for (long j = j0; j <= j1; j++)
             if (im->plane_any[j - im->plane_lo])
-                memset(im->gslab[j - j0], 0, (size_t)im->nrow * im->gx * sizeof(double complex));
+                zero_slab(im, (int)(j - j0));
         size_t from, to;
         group_rows(im, j0, j1, &from, &to);
-        row_kernel rk;
-        for (size_t i = from; i < to; i++) {
-            if (!row_kernel_at(im, i, j0, j1, &rk))
-                continue;
-            for (long j = rk.pa; j <= rk.pb; j++) {
-                double complex v = rk.kw[j - rk.wf] * g[i], *slab = im->gslab[j - j0];
-                for (int b = 0; b < W; b++) {
-                    long lr = rk.iy[b] - im->row0;
-                    if (lr < 0 || lr >= im->nrow)
-                        continue;
-                    double complex vb = v * rk.ky[b];
-                    double complex *row = slab + lr * im->gx;
-                    for (int a = 0; a < W; a++)
-                        row[rk.ix[a]] += vb * rk.kx[a];
-                }
-            }
+        double tq[64] = {0};
+#pragma omp parallel for num_threads(im->threads) schedule(dynamic, 1)
+        for (int q = 0; q < im->nband * im->nstrip; q++) {
+            int b = q / im->nstrip, s = q % im->nstrip;
+            double tt = MPI_Wtime();
+            grid_region(im, psf, from, to, j0, j1, im->band[b], im->band[b + 1], im->strip[s],
+                        im->strip[s + 1]);
+            tq[q] = MPI_Wtime() - tt;
         }
+        if (getenv("CT_DEBUG_BANDS")) { for (int q = 0; q < im->nband * im->nstrip; q++) fprintf(stderr, " %.3f", tq[q]); fprintf(stderr, " | group %.3f\n", MPI_Wtime() - t0); }
         im->st.t_grid += MPI_Wtime() - t0;
         for (long j = j0; j <= j1; j++) {
-            if (im->plane_any[j - im->plane_lo]) {
+            const int any = im->plane_any[j - im->plane_lo];
+            if (any)
                 forward_fft(im, im->gslab[j - j0]);
-                for (int i = 0; i < im->nxo; i++) {
-                    long c = mod_long(im->xs[i] - im->nx / 2, im->gx) - im->col0;
-                    const double complex *trow = im->tslab + c * im->gy;
-                    for (int y = 0; y < im->ny; y++) {
-                        size_t p = (size_t)i * im->ny + y;
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+            for (int i = 0; i < im->nxo; i++) {
+                const double complex *trow = im->tslab + (ptrdiff_t)im->xcol[i] * im->gy;
+                for (int y = 0; y < im->ny; y++) {
+                    size_t p = (size_t)i * im->ny + y;
+                    if (any) {
                         double complex val = trow[mod_long(y - im->ny / 2, im->gy)];
                         acc[p] += im->use_w ? val * scr[p] : val;
                     }
+                    if (im->use_w)
+                        scr[p] *= im->wstep[p];
                 }
             }
-            for (size_t p = 0; im->use_w && p < np; p++)
-                scr[p] *= im->wstep[p];
         }
     }
+#pragma omp parallel for num_threads(im->threads) schedule(static)
     for (int i = 0; i < im->nxo; i++) {
         int x = im->xs[i];
         for (int y = 0; y < im->ny; y++) {
@@ -1212,13 +1546,9 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
             cols[p] = creal(acc[p]) * c * (im->use_w ? im->corr_w[p] : 1.0);
         }
     }
-    free(acc);
-    free(scr);
-    free(g);
     double t0 = MPI_Wtime();
     rc = gather_image(im, cols, image, err);
     im->st.t_comm += MPI_Wtime() - t0;
-    free(cols);
     return rc;
 }
 
@@ -1260,7 +1590,6 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
         xpos[im->xs[i]] = i;
     for (long t = 0; t < im->ext_n; t++)
         want[t] = mod_long(im->row0 + im->ext_lo + t, im->gy);
-    const int W = im->k.support;
     for (long j0 = im->plane_lo; rc == CT_OK && j0 <= im->plane_hi; j0 += im->group) {
         long j1 = j0 + im->group - 1 < im->plane_hi ? j0 + im->group - 1 : im->plane_hi;
         /* The group's planes of the model, transformed to the uv grid. */
@@ -1281,6 +1610,8 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
                 im->tslab[col * im->gy + mod_long(y - im->ny / 2, im->gy)] += val;
             }
             backward_fft(im, im->gslab[j - j0]);
+            if (im->size > 1)
+                im->gclean[j - j0] = 0;
             if (im->size > 1) {
                 double tc = MPI_Wtime();
                 rc = ct_mpi_agree(im->comm,
@@ -1297,36 +1628,16 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
         double td = MPI_Wtime();
         size_t from, to;
         group_rows(im, j0, j1, &from, &to);
-        row_kernel rk;
-        for (size_t i = from; i < to; i++) {
-            if (!row_kernel_at(im, i, j0, j1, &rk))
-                continue;
-            for (long j = rk.pa; j <= rk.pb; j++) {
-                const double complex *ext = im->gext[j - j0];
-                double complex sum = 0;
-                for (int b = 0; b < W; b++) {
-                    long er = mod_long(rk.first_row + b - im->row0 - im->ext_lo, im->gy);
-                    const double complex *row = ext + er * im->gx;
-                    double complex sb = 0;
-                    for (int a = 0; a < W; a++)
-                        sb += row[rk.ix[a]] * rk.kx[a];
-                    sum += sb * rk.ky[b];
-                }
-                model[i] += rk.kw[j - rk.wf] * sum;
-            }
-        }
+        degrid_rows(im, model, from, to, j0, j1);
         im->st.t_degrid += MPI_Wtime() - td;
     }
     if (rc == CT_OK && !im->res && !(im->res = malloc((im->n + 1) * sizeof *im->res)))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu residual visibilities", im->n);
     rc = ct_mpi_agree(im->comm, rc, err);
+    /* Both in the frame of the phase common to the field (see vis). */
     if (rc == CT_OK)
-        for (size_t i = 0; i < im->n; i++) {
-            double complex m = model[i];
-            if (im->use_w)
-                m *= cexp(2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid);
-            im->res[i] = im->vis[i] - m;
-        }
+        for (size_t i = 0; i < im->n; i++)
+            im->res[i] = im->vis[i] - model[i];
     free(comp);
     free(xpos);
     free(model);

@@ -60,6 +60,8 @@ typedef struct ct_imager_geom {
     int no_wterms;    /* nonzero: ignore w (the 2-D approximation) */
     double max_bytes; /* per-rank memory the grids may take; 0: 80 % of this node's
                          memory shared among the node's ranks */
+    int threads;      /* OpenMP threads per rank; 0: the node's cores shared among the
+                         communicator's ranks on it (ct_mpi_cpu_share) */
 } ct_imager_geom;
 
 /* Plans the imaging. Refuses (CT_EINVAL), before allocating anything large,
@@ -93,12 +95,12 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err);
  * predicted visibilities (degridded, to the same epsilon). */
 ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root_components, ct_err *err);
 
-/* The rows this rank holds, as imaged (uvw, loaded visibility, imaging
- * weight): on one rank, every kept row once (in the imager's order); on more,
- * rows near slab edges are held by two ranks. Valid until the next load or
- * destroy. */
-void ct_imager_rows(const ct_imager *im, const double **uvw, const double complex **vis,
-                    const double **weight, size_t *n);
+/* The rows this rank holds, as imaged: on one rank, every kept row once (in
+ * the imager's order); on more, rows near slab edges are held by two ranks.
+ * Row k < ct_imager_nrows(): its uvw, loaded visibility and imaging weight. */
+size_t ct_imager_nrows(const ct_imager *im);
+void ct_imager_row(const ct_imager *im, size_t k, double uvw[3], double complex *vis,
+                   double *weight);
 
 typedef struct ct_imager_stats {
     size_t n_rows;     /* rows imaged, over all ranks */
@@ -108,6 +110,7 @@ typedef struct ct_imager_stats {
     int plane_group;   /* w planes gridded at once (memory allowing, up to W) */
     int grid_passes;   /* images made (ct_imager_image calls) */
     int ranks;
+    int threads;       /* per rank */
     /* Seconds on this rank, summed over calls: */
     double t_weights, t_grid, t_fft, t_degrid, t_comm;
 } ct_imager_stats;

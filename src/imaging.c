@@ -61,6 +61,9 @@ static ct_code check_opts(const ct_image_opts *o, ct_err *err)
     if (!(o->gain > 0 && o->gain <= 1) || !(o->mgain > 0 && o->mgain <= 1))
         return ct_fail(err, CT_EINVAL, "imaging: gain %g and mgain %g must be in (0, 1]", o->gain,
                        o->mgain);
+    if (o->threads < 0 || o->threads > 4096)
+        return ct_fail(err, CT_EINVAL, "imaging: threads %d must be in 0..4096 (0: automatic)",
+                       o->threads);
     if (o->max_major < 1)
         return ct_fail(err, CT_EINVAL, "imaging: at least one major cycle");
     if (!(o->epsilon >= 1e-14 && o->epsilon <= 1e-1))
@@ -185,10 +188,7 @@ static ct_code write_products(const ct_image_opts *o, const ct_image_result *r, 
  * (u, v, w in wavelengths, re, im, imaging weight), written atomically. */
 static ct_code export_rows(const char *path, const ct_imager *im, ct_err *err)
 {
-    const double *uvw, *wt;
-    const double complex *vis;
-    size_t n;
-    ct_imager_rows(im, &uvw, &vis, &wt, &n);
+    size_t n = ct_imager_nrows(im);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
@@ -196,8 +196,11 @@ static ct_code export_rows(const char *path, const ct_imager *im, ct_err *err)
         return ct_fail(err, CT_EIO, "cannot create %s: %s", tmp, strerror(errno));
     int ok = 1;
     for (size_t k = 0; k < n && ok; k++) {
-        double row[6] = {uvw[3 * k],    uvw[3 * k + 1], uvw[3 * k + 2],
-                         creal(vis[k]), cimag(vis[k]),  wt[k]};
+        double row[6];
+        double complex v;
+        ct_imager_row(im, k, row, &v, &row[5]);
+        row[3] = creal(v);
+        row[4] = cimag(v);
         ok = fwrite(row, sizeof row, 1, f) == 1;
     }
     ok = (fflush(f) == 0) & ok;
@@ -336,9 +339,14 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     res->nx = res->ny = n;
     res->cell_arcsec = cell / ARCSEC;
 
-    /* 3. The PSF at twice the image's size, so that CLEAN subtracts every
-     * component's sidelobes over the whole image (clean.h), with the very
-     * weights of the image; then the imager itself. */
+    /* 3. With psf_double, the PSF at twice the image's size, so that CLEAN
+     * subtracts every component's sidelobes over the whole image (clean.h),
+     * with the very weights of the image; then the imager itself. By default
+     * the PSF is the image's size, as WSClean's: a component far from the
+     * centre then leaves the far part of its sidelobes in the residual of
+     * the minor cycle, which the next major cycle, working from the
+     * visibilities, takes out (and a bigger PSF costs the work of about two
+     * more passes over the data). */
     ct_weight_opts wo = {.kind = o->weight,
                          .robust = o->robust,
                          .min_uv_lambda = o->min_uv_lambda,
@@ -355,9 +363,11 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                              .cell_rad = cell,
                              .epsilon = o->epsilon,
                              .no_wterms = o->no_wterms,
-                             .max_bytes = o->max_bytes};
+                             .max_bytes = o->max_bytes,
+                             .threads = o->threads};
         /* Without CLEAN the big PSF has no use: the image-sized one gives the beam. */
-        ct_code r2 = o->niter > 0 ? ct_imager_create(comm, &g2, &big, &e2) : CT_EINVAL;
+        ct_code r2 = o->niter > 0 && o->psf_double ? ct_imager_create(comm, &g2, &big, &e2)
+                                                   : CT_EINVAL;
         if (r2 == CT_OK) {
             if (rank == 0 && !(psf2 = malloc(4 * npix * sizeof *psf2)))
                 r2 = ct_fail(&e2, CT_ENOMEM, "out of memory for the PSF");
@@ -375,7 +385,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
             free(psf2);
             psf2 = NULL;
         }
-        res->psf_size = psf2 || r2 == CT_OK ? 2 * n : n;
+        res->psf_size = psf2 ? 2 * n : n;
     }
     ct_imager *im = NULL;
     ct_imager_geom g = {.nx = n,
@@ -383,7 +393,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                         .cell_rad = cell,
                         .epsilon = o->epsilon,
                         .no_wterms = o->no_wterms,
-                        .max_bytes = o->max_bytes};
+                        .max_bytes = o->max_bytes,
+                        .threads = o->threads};
     if ((rc = ct_imager_create(comm, &g, &im, err)) != CT_OK) {
         free(psf2);
         goto out;
@@ -486,6 +497,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         res->w_planes = st.w_planes;
         res->support = st.support;
         res->plane_group = st.plane_group;
+        res->threads = st.threads;
         res->grid_passes = st.grid_passes;
         res->epsilon = o->epsilon;
         res->t_weights = st.t_weights;
@@ -532,6 +544,7 @@ json_t *ct_image_result_json(const ct_image_result *r)
     json_object_set_new(o, "grid_passes", json_integer(r->grid_passes));
     json_object_set_new(o, "epsilon", json_real(r->epsilon));
     json_object_set_new(o, "ranks", json_integer(r->ranks));
+    json_object_set_new(o, "threads", json_integer(r->threads));
     json_object_set_new(o, "major_cycles", json_integer(r->major_cycles));
     json_object_set_new(o, "iterations", json_integer(r->iterations));
     json_object_set_new(o, "stop_reason", json_string(r->stop_reason ? r->stop_reason : ""));

@@ -11,7 +11,8 @@
  *      (0.5 lambda / u_max / 5, clamped to 0.1-60 arcsec, the seed
  *      pipeline's rule) and the size from the field extent (3.5 deg);
  *   3. weights, gridding and FFT across the ranks (imager.h);
- *   4. Hogbom CLEAN in major cycles: the minor cycle (clean.h, on rank 0)
+ *   4. the PSF at the image's size (twice it with psf_double), then
+ *      Hogbom CLEAN in major cycles: the minor cycle (clean.h, on rank 0)
  *      stops once the peak residual falls by the major-cycle gain (mgain,
  *      0.5 by default: to half of where it started) or at the threshold or
  *      niter; the model's visibilities are then predicted by degridding and
@@ -59,6 +60,8 @@ typedef struct ct_image_opts {
     double pblimit;         /* primary-beam cutoff (0.2) */
     int no_wterms;          /* nonzero: 2-D gridding */
     double max_bytes;       /* per-rank grid memory; 0: automatic (imager.h) */
+    int threads;            /* per rank; 0: automatic (imager.h) */
+    int psf_double;         /* nonzero: the PSF at twice the size (every offset covered) */
     const char *export_vis; /* NULL, or a file for the rows as imaged (one rank only) */
 } ct_image_opts;
 
@@ -77,12 +80,12 @@ typedef struct ct_image_result {
     size_t n_vis;                  /* rows imaged */
     size_t n_flagged, n_nonfinite; /* samples dropped (visset.h) */
     long w_planes;
-    int support, ranks, major_cycles, iterations;
+    int support, ranks, threads, major_cycles, iterations;
     int plane_group;           /* w planes gridded at once (imager.h) */
     int grid_passes;           /* images the imager made (the PSF not counted: psf_stats) */
     double epsilon;            /* the gridding accuracy asked for */
-    int psf_size;              /* pixels per side of the PSF CLEAN used: 2 nx, or nx when that
-                                  did not fit in memory */
+    int psf_size;              /* pixels per side of the PSF CLEAN used: nx, or with psf_double
+                                  2 nx (nx when that did not fit in memory) */
     ct_imager_stats psf_stats; /* the PSF imager's figures */
     const char *stop_reason;   /* "niter", "threshold" or "major cycles" */
     ct_beam beam;

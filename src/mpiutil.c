@@ -1,8 +1,11 @@
 /* mpiutil.c -- see mpiutil.h. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "mpiutil.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 ct_code ct_mpi_agree(MPI_Comm comm, ct_code rc, ct_err *err)
 {
@@ -29,4 +32,21 @@ ct_code ct_mpi_agree(MPI_Comm comm, ct_code rc, ct_err *err)
         snprintf(err->msg, sizeof err->msg, "%s", buf.msg);
     }
     return (ct_code)buf.code;
+}
+
+int ct_mpi_cpu_share(MPI_Comm sharing)
+{
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(sharing, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long mask = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : online;
+    long per = online / (local > 0 ? local : 1);
+    per = mask < per ? mask : per;
+    return per >= 1 ? (int)per : 1;
 }

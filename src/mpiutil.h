@@ -18,4 +18,11 @@
  * NULL on ranks that do not want the message. */
 ct_code ct_mpi_agree(MPI_Comm comm, ct_code rc, ct_err *err);
 
+/* The threads one rank of `sharing` should run so that the ranks of
+ * `sharing` on this node together use its cores once: the CPUs this process
+ * may run on (its affinity mask, which mpirun's binding narrows) or the
+ * node's online CPUs divided among those ranks, whichever is fewer; at
+ * least 1. Collective over sharing. */
+int ct_mpi_cpu_share(MPI_Comm sharing);
+
 #endif

@@ -41,7 +41,7 @@ run "convert" "$CONTIMG" convert "$T/obs" --out "$T/obs.hdf5" >/dev/null
 IMG=(--size 512 --cell 20 --niter 2000 --threshold 0.02)
 
 # ---- one rank: positions and fluxes through astropy ----------------------------------------
-"$CONTIMG" image "$T/obs.hdf5" --out "$T/one" "${IMG[@]}" --json >"$T/one.json" 2>"$T/one.err"
+"$CONTIMG" image "$T/obs.hdf5" --out "$T/one" "${IMG[@]}" --threads 1 --json >"$T/one.json" 2>"$T/one.err"
 rc=$?
 [ $rc -eq 0 ] || bad "image on one rank exits $rc: $(cat "$T/one.err")"
 run "the JSON reports the run" "$PY" -c '
@@ -49,19 +49,25 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["nx"] == 512 and r["n_vis"] > 400000 and r["iterations"] > 0, r
 assert r["stop_reason"] in ("threshold", "niter"), r["stop_reason"]
-assert abs(r["cell_arcsec"] - 20) < 1e-9 and r["psf_size"] == 1024, r
+assert abs(r["cell_arcsec"] - 20) < 1e-9 and r["psf_size"] == 512 and r["threads"] == 1, r
 print("ok   json: %d visibilities, %d iterations, %d major cycles, %s" % (
     r["n_vis"], r["iterations"], r["major_cycles"], r["stop_reason"]))
 ' "$T/one.json"
 run "astropy opens every image" "${CHECK[@]}" opens "$T/one"
 run "sources where and as bright as they are" "${CHECK[@]}" sources "$T/one" "$T/sources.txt"
 
-# ---- 2 and 4 ranks: the same images, bit for bit --------------------------------------------
+# ---- 2 and 4 ranks, and threads: the same images, bit for bit ---------------------------------
 for n in 2 4; do
     "${MPIRUN[@]}" -np $n "$CONTIMG" image "$T/obs.hdf5" --out "$T/r$n" "${IMG[@]}" \
         >/dev/null 2>"$T/r$n.err" || bad "image on $n ranks: $(cat "$T/r$n.err")"
     run "$n ranks give the 1-rank images" "${CHECK[@]}" same "$T/one" "$T/r$n"
 done
+"$CONTIMG" image "$T/obs.hdf5" --out "$T/t3" "${IMG[@]}" --threads 3 >/dev/null 2>"$T/t3.err" ||
+    bad "image with 3 threads: $(cat "$T/t3.err")"
+run "3 threads give the 1-thread images" "${CHECK[@]}" same "$T/one" "$T/t3"
+"${MPIRUN[@]}" --bind-to none -np 2 "$CONTIMG" image "$T/obs.hdf5" --out "$T/r2t2" "${IMG[@]}" \
+    --threads 2 >/dev/null 2>"$T/r2t2.err" || bad "image on 2 ranks x 2 threads: $(cat "$T/r2t2.err")"
+run "2 ranks x 2 threads give the 1-rank images" "${CHECK[@]}" same "$T/one" "$T/r2t2"
 
 # ---- noise only: the radiometer equation -------------------------------------------------
 echo "0 0 0" >"$T/none.txt"

@@ -31,6 +31,7 @@
 static int rank, size;
 static double epsilon;
 static const char *out_path;
+static int threads = 1; /* per rank */
 
 static uint64_t rng_state;
 static double uniform01(void)
@@ -122,7 +123,7 @@ static void test_images(void)
     block_of(rank, &first, &count);
     ct_err err;
     ct_imager *im = NULL;
-    ct_imager_geom g = {.nx = NX, .ny = NY, .cell_rad = cell, .epsilon = epsilon};
+    ct_imager_geom g = {.nx = NX, .ny = NY, .cell_rad = cell, .epsilon = epsilon, .threads = threads};
     REQUIRE_OK(ct_imager_create(MPI_COMM_WORLD, &g, &im, &err), err);
     ct_weight_opts wo = briggs();
     CHECK_OK(ct_imager_load(im, d.uvw + 3 * first, d.vis + first, d.wt + first, d.chan + first,
@@ -146,8 +147,9 @@ static void test_images(void)
         CHECK(f && fwrite(dirty, sizeof dirty, 1, f) == 1 && fwrite(psf, sizeof psf, 1, f) == 1 &&
                   fwrite(resid, sizeof resid, 1, f) == 1 && fclose(f) == 0,
               "cannot write %s", out_path);
-        printf("ranks %d: %zu rows, %ld w planes, support %d, weight sum %.17g\n", size, st.n_rows,
-               st.w_planes, st.support, st.weight_sum);
+        printf("ranks %d x threads %d: %zu rows, %ld w planes, support %d, weight sum %.17g\n",
+               size, st.threads, st.n_rows, st.w_planes, st.support, st.weight_sum);
+        CHECK(st.threads == threads, "threads %d, asked for %d", st.threads, threads);
     }
     if (size != 1)
         return;
@@ -270,12 +272,13 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (argc != 3) {
-        fprintf(stderr, "usage: test_imager OUT_FILE EPSILON\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: test_imager OUT_FILE EPSILON [THREADS]\n");
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     out_path = argv[1];
     epsilon = atof(argv[2]);
+    threads = argc == 4 ? atoi(argv[3]) : 1;
     RUN(test_images);
     RUN(test_refusals);
     int failed = tu_failed, any = 0;

@@ -37,8 +37,13 @@ static const char usage[] =
     "  --no-wterms             2-D gridding (exact only near the centre)\n"
     "  --successor             the continuum successor's settings: --size 4800 --cell 3\n"
     "                          --robust 0.5 --min-uv-lambda 1000 (later options override)\n"
-    "  --max-memory-gb G       per-rank memory for the grids (default: 80 %% of the node's\n"
+    "  --max-memory-gb G       per-rank memory for the grids (default: 80 % of the node's\n"
     "                          memory shared among its ranks)\n"
+    "  --threads N             threads per rank (default CONTIMG_THREADS, else the node's\n"
+    "                          cores shared among its ranks; under mpirun, --bind-to none)\n"
+    "  --psf-double            CLEAN with a PSF of twice the image's size (every\n"
+    "                          component's sidelobes subtracted in the minor cycle; about\n"
+    "                          two more passes of work; default: the image's size)\n"
     "  --export-vis FILE       also write the rows as imaged (u, v, w [lambda], re, im,\n"
     "                          weight as little-endian doubles), one rank only\n"
     "  --json                  print the result as JSON\n\n"
@@ -47,7 +52,6 @@ static const char usage[] =
 
 static int image_body(int argc, char **argv, const ct_config *cfg)
 {
-    (void)cfg;
     int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
@@ -66,11 +70,14 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
                                          {"successor", no_argument, NULL, 'S'},
                                          {"max-memory-gb", required_argument, NULL, 'm'},
                                          {"export-vis", required_argument, NULL, 'x'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"psf-double", no_argument, NULL, 'P'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     ct_image_opts o;
     ct_image_opts_default(&o);
+    o.threads = cfg->threads;
     bool json = false;
     long v;
     double d;
@@ -152,6 +159,12 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
             o.max_bytes = d * 1073741824.0;
             break;
         case 'x': o.export_vis = optarg; break;
+        case 'T':
+            if (!cli_parse_long(optarg, 1, 4096, &v))
+                return cli_rank_usage_error(rank, "--threads must be 1..4096, got '%s'", optarg);
+            o.threads = (int)v;
+            break;
+        case 'P': o.psf_double = 1; break;
         case 'j': json = true; break;
         case ':':
             return cli_rank_usage_error(rank, "image: option '%s' needs a value", argv[optind - 1]);
@@ -177,8 +190,8 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
         } else {
             printf("%s-image.fits\n", o.out_prefix);
             printf("image: %d x %d at %.4g arcsec, centre RA %.6f Dec %.6f deg, %zu visibilities, "
-                   "%d rank(s)\n",
-                   r.nx, r.ny, r.cell_arcsec, r.ra_deg, r.dec_deg, r.n_vis, r.ranks);
+                   "%d rank(s) x %d thread(s)\n",
+                   r.nx, r.ny, r.cell_arcsec, r.ra_deg, r.dec_deg, r.n_vis, r.ranks, r.threads);
             printf("clean: %d iterations in %d major cycles (stopped: %s); beam %.2f x %.2f "
                    "arcsec, PA %.1f deg\n",
                    r.iterations, r.major_cycles, r.stop_reason, r.qa.bmaj_arcsec, r.qa.bmin_arcsec,
