@@ -18,6 +18,9 @@
 
 /* One row as it travels between ranks: u, v, w, re, im, weight, channel,
  * epoch, global index (integers exact in a double below 2^53). */
+/* The most memory the slabs of one plane group may take (see setup_groups). */
+#define CT_IMAGER_GROUP_BYTES (1024.0 * 1024.0 * 1024.0)
+
 enum { REC_U, REC_V, REC_W, REC_RE, REC_IM, REC_WT, REC_CHAN, REC_EPOCH, REC_K, REC_LEN };
 
 struct ct_imager {
@@ -1210,6 +1213,12 @@ static ct_code setup_groups(ct_imager *im, ct_err *err)
     double rows = (double)im->n * 96.0;
     double left = im->max_bytes - im->need_bytes - rows;
     long g = 1 + (slab + ext > 0 ? (long)fmax(0, floor(left / (slab + ext))) : W);
+    /* And no more than CT_IMAGER_GROUP_BYTES of slabs in all: past a few
+     * hundred MB a group buys little (the taps it shares are a small part of
+     * the work since they come from a short polynomial) and costs the
+     * memory, and the pages the kernel must zero, of whole grids. */
+    if (slab + ext > 0 && (double)g * (slab + ext) > CT_IMAGER_GROUP_BYTES)
+        g = (long)fmax(1, floor(CT_IMAGER_GROUP_BYTES / (slab + ext)));
     g = g > W ? W : g;
     g = g > np ? np : g;
     g = g < 1 ? 1 : g;

@@ -47,7 +47,7 @@ static ct_code check_opts(const ct_image_opts *o, ct_err *err)
 {
     if (!o->out_prefix || !o->out_prefix[0])
         return ct_fail(err, CT_EINVAL, "imaging: no output prefix");
-    if (o->size != 0 && (o->size < 2 || o->size % 2))
+    if (o->size != 0 && (o->size < 2 || o->size % 2 || o->size > 1000000))
         return ct_fail(err, CT_EINVAL, "imaging: size %d must be even and at least 2", o->size);
     if (!(o->cell_arcsec >= 0) || isinf(o->cell_arcsec))
         return ct_fail(err, CT_EINVAL, "imaging: cell %g arcsec must be positive", o->cell_arcsec);
@@ -213,6 +213,134 @@ static ct_code export_rows(const char *path, const ct_imager *im, ct_err *err)
     return CT_OK;
 }
 
+/* ---- the default geometry ---- */
+
+/* The drift-averaged wideband beam (equal weights over channels and
+ * integrations: the imaging weights are not known yet) at (l, m). */
+static double drift_beam(double l, double m, const double *freq, size_t nfreq,
+                         const ct_vis_pointing *pt)
+{
+    double s = 0;
+    for (size_t q = 0; q < pt->n; q++)
+        s += ct_pb_value(hypot(l - pt->l[q], m - pt->m[q]), nfreq, freq, NULL);
+    return s / (double)pt->n;
+}
+
+/* How far from the centre, along +-l and +-m, the beam stays at or above
+ * pblimit: the field's half-width (direction cosine). */
+static double beam_half_width(const double *freq, size_t nfreq, const ct_vis_pointing *pt,
+                              double pblimit)
+{
+    const double dirs[4][2] = {{1, 0}, {-1, 0}, {0, 1}, {0, -1}};
+    double widest = 0;
+    for (int d = 0; d < 4; d++) {
+        /* Out in steps of 1e-3 (0.06 deg) to the first below the limit, then bisection. */
+        double lo = 0, hi = 1e-3;
+        while (hi < 0.5 && drift_beam(hi * dirs[d][0], hi * dirs[d][1], freq, nfreq, pt) >= pblimit) {
+            lo = hi;
+            hi += 1e-3;
+        }
+        for (int it = 0; it < 40; it++) {
+            double mid = 0.5 * (lo + hi);
+            if (drift_beam(mid * dirs[d][0], mid * dirs[d][1], freq, nfreq, pt) >= pblimit)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        widest = fmax(widest, lo);
+    }
+    return widest;
+}
+
+/* The smallest even n' >= n whose only prime factors are 2, 3 and 5 (the
+ * sizes FFTW transforms fastest). */
+static int smooth_even(int n)
+{
+    for (int m = n + (n & 1);; m += 2) {
+        int r = m;
+        while (r % 2 == 0)
+            r /= 2;
+        while (r % 3 == 0)
+            r /= 3;
+        while (r % 5 == 0)
+            r /= 5;
+        if (r == 1)
+            return m;
+    }
+}
+
+/* The synthesized beam's minor FWHM (radians), predicted before imaging
+ * from the curvature of the PSF at its peak: with weights w_k,
+ * PSF(l) ~ 1 - 2 pi^2 l^T M l, M the weighted second moments of (u, v), so
+ * its narrowest Gaussian has FWHM sqrt(2 ln 2) / (pi sqrt(max eig M)). The
+ * weights are those of the requested kind, from a density of row counts on
+ * uv cells of 1 / field (the imaging grid's), gathered as integers so that
+ * the figure is the same bits on any number of ranks. This is the
+ * resolution of the data, which the pixels must sample; with well-filled
+ * coverage (a full observation) the fitted beam agrees with it to a few per
+ * cent. With sparse coverage (a few antennas, channels or integrations) the
+ * PSF's main lobe, to which the restoring beam is fitted, is a broad plateau
+ * under the narrow spike of the longest baselines, and the fitted beam can
+ * then be several times wider: more pixels across it, never too few. */
+static ct_code predicted_beam(MPI_Comm comm, const ct_visset *vs, const ct_image_opts *o,
+                              double uvmax, double field, double *fwhm, ct_err *err)
+{
+    double du = 1.0 / field;
+    long half = (long)ceil(uvmax / du) + 1;
+    if (half > 2048) { /* a coarser density, no more than 4097^2 cells */
+        du = uvmax / 2047.0;
+        half = 2048;
+    }
+    const long side = 2 * half + 1;
+    int *cnt = calloc((size_t)side * (size_t)side, sizeof *cnt);
+    ct_code rc = cnt ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory for the uv density");
+    for (size_t k = 0; rc == CT_OK && k < vs->n; k++) {
+        double u = vs->uvw[3 * k], v = vs->uvw[3 * k + 1];
+        if (hypot(u, v) < o->min_uv_lambda)
+            continue;
+        long iu = lround(u / du), iv = lround(v / du);
+        if (labs(iu) > half - 1 || labs(iv) > half - 1)
+            continue;
+        cnt[(iv + half) * side + iu + half]++; /* the row and its conjugate */
+        cnt[(-iv + half) * side - iu + half]++;
+    }
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK) {
+        free(cnt);
+        return rc;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, cnt, (int)(side * side), MPI_INT, MPI_SUM, comm);
+    double s1 = 0, s2 = 0;
+    for (long c = 0; c < side * side; c++) {
+        s1 += cnt[c];
+        s2 += (double)cnt[c] * cnt[c];
+    }
+    double f2 = o->weight == CT_WEIGHT_BRIGGS && s1 > 0 ? ct_weight_briggs_f2(o->robust, s2, s1) : 0;
+    double sw = 0, a = 0, b = 0, c2 = 0;
+    for (long iv = -half; iv <= half; iv++)
+        for (long iu = -half; iu <= half; iu++) {
+            double n = cnt[(iv + half) * side + iu + half];
+            if (n == 0)
+                continue;
+            double w = o->weight == CT_WEIGHT_NATURAL ? n
+                       : o->weight == CT_WEIGHT_UNIFORM ? 1.0
+                                                        : n / (1.0 + n * f2);
+            double u = iu * du, v = iv * du;
+            sw += w;
+            a += w * u * u;
+            b += w * u * v;
+            c2 += w * v * v;
+        }
+    free(cnt);
+    if (!(sw > 0))
+        return ct_fail(err, CT_EINVAL, "no data: nothing left to image after flags and the uv cut");
+    a /= sw;
+    b /= sw;
+    c2 /= sw;
+    double eig = 0.5 * (a + c2) + sqrt(0.25 * (a - c2) * (a - c2) + b * b);
+    *fwhm = sqrt(2.0 * log(2.0)) / (M_PI * sqrt(eig));
+    return CT_OK;
+}
+
 /* Rank 0's minor cycle: Hogbom until the peak residual falls by mgain (or
  * the threshold, or niter). Returns 0 when nothing more is to be done. */
 static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, int n,
@@ -310,8 +438,10 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     }
     res->t_read = MPI_Wtime() - t_start;
 
-    /* 2. Geometry: the cell from the longest baseline kept, the size from
-     * the field's extent. */
+    /* 2. Geometry, where not given: the field out to where the drift-averaged
+     * primary beam falls to pblimit, the cell a quarter of the synthesized
+     * beam's predicted minor axis (3-5 pixels across the beam as fitted),
+     * the size rounded up to an FFT-friendly even number. */
     double uvmax = 0;
     for (size_t k = 0; k < vs.n; k++) {
         double r = hypot(vs.uvw[3 * k], vs.uvw[3 * k + 1]);
@@ -320,19 +450,26 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     }
     MPI_Allreduce(MPI_IN_PLACE, &uvmax, 1, MPI_DOUBLE, MPI_MAX, comm);
     double cell = o->cell_arcsec * ARCSEC;
+    double half_width = 0;
+    if (o->cell_arcsec == 0 || o->size == 0)
+        half_width = beam_half_width(h->freq_array, (size_t)h->Nfreqs, &pt, o->pblimit);
     if (o->cell_arcsec == 0) {
+        double fwhm = 0;
         if (!(uvmax > 0))
             rc = ct_fail(err, CT_EINVAL, "no data: no unflagged baseline to set the cell from");
-        cell = 0.5 / uvmax / 5.0;
+        else
+            rc = predicted_beam(comm, &vs, o, uvmax, 2 * half_width, &fwhm, err);
+        /* To 0.01 arcsec, so that headers and logs read plainly. */
+        cell = round(fwhm / 4.0 / ARCSEC * 100.0) / 100.0 * ARCSEC;
         cell = fmin(fmax(cell, 0.1 * ARCSEC), 60.0 * ARCSEC);
     }
     int n = o->size;
     if (rc == CT_OK && n == 0) {
-        double want = ceil(CT_IMAGING_EXTENT_DEG * M_PI / 180.0 / cell);
+        double want = 2 * ceil(half_width / cell);
         if (want > 1e6)
             rc = ct_fail(err, CT_EINVAL, "imaging: %.0f pixels per side is absurd", want);
         else
-            n = 2 * (int)ceil(want / 2);
+            n = smooth_even((int)want);
     }
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         goto out;

@@ -7,9 +7,12 @@
  *   1. read: each rank reads a contiguous range of baseline-times and turns
  *      it into Stokes-I rows phased to the pointing at mid-observation
  *      (visset.h);
- *   2. geometry: the cell from the longest baseline when not given
- *      (0.5 lambda / u_max / 5, clamped to 0.1-60 arcsec, the seed
- *      pipeline's rule) and the size from the field extent (3.5 deg);
+ *   2. geometry, where not given: the field out to where the
+ *      drift-averaged primary beam falls to pblimit; the cell a quarter of
+ *      the synthesized beam's minor axis as predicted from the weighted uv
+ *      moments (3-5 pixels across the fitted beam), to 0.01 arcsec and
+ *      clamped to 0.1-60 arcsec; the size rounded up to an even number with
+ *      no prime factor above 5;
  *   3. weights, gridding and FFT across the ranks (imager.h);
  *   4. the PSF at the image's size (twice it with psf_double), then
  *      Hogbom CLEAN in major cycles: the minor cycle (clean.h, on rank 0)
@@ -43,12 +46,10 @@
 #include <mpi.h>
 #include <stddef.h>
 
-#define CT_IMAGING_EXTENT_DEG 3.5
-
 typedef struct ct_image_opts {
     const char *out_prefix; /* output files PREFIX-*.fits */
-    int size;               /* pixels per side (even); 0: the extent / cell */
-    double cell_arcsec;     /* 0: from the longest baseline */
+    int size;               /* pixels per side (even); 0: the primary beam's field / cell */
+    double cell_arcsec;     /* 0: a quarter of the predicted synthesized beam */
     ct_weight_kind weight;  /* Briggs by default */
     double robust;          /* 0 by default */
     double min_uv_lambda;   /* 0: none */

@@ -78,6 +78,40 @@ run "image noise" "$CONTIMG" image "$T/noise.hdf5" --out "$T/noise" --size 256 -
     --weight natural --niter 0 --json >"$T/noise.json"
 run "noise within 10 % of theory" "${CHECK[@]}" noise "$T/noise" "$T/noise.json" 1
 
+# ---- no geometry options: the field to pblimit, 3-5 pixels across the beam -------------------
+run "simulate a small observation" "$CONTIMG" simulate --out "$T/small" --start 2026-11-22T10:00:00 \
+    --dec 55 --antennas 16 --times 2 --noise-jy 0.1 >/dev/null
+run "convert it" "$CONTIMG" convert "$T/small" --out "$T/small.hdf5" >/dev/null
+run "image it with no geometry options" "$CONTIMG" image "$T/small.hdf5" --out "$T/dflt" \
+    --niter 0 --json >"$T/dflt.json"
+run "the default geometry" "$PY" -c '
+import json, sys, warnings
+import numpy as np
+from astropy.io import fits
+warnings.simplefilter("error")
+with open(sys.argv[1]) as f:
+    r = json.load(f)
+cell, n, q = r["cell_arcsec"], r["nx"], r["qa"]
+across = q["bmin_arcsec"] / cell
+assert 3 <= across <= 5, ("pixels across the fitted beam", across, q, cell)
+assert r["psf_size"] == n, r["psf_size"]
+# The field reaches the primary beam limit and not much further: inside 95 % of the
+# half-width along the east-west axis every pixel is corrected (pb >= 0.2); the corners,
+# sqrt(2) times as far out, are blank.
+pb = fits.getdata(sys.argv[2]).squeeze()
+mid = pb[n // 2]
+inner = mid[int(n / 2 - 0.95 * n / 2):int(n / 2 + 0.95 * n / 2)]
+assert np.isfinite(inner).all(), "blank pixels inside the field"
+assert not np.isfinite(pb[:n // 20, :n // 20]).any(), "the corners are not blank"
+m = n
+for p in (2, 3, 5):
+    while m % p == 0:
+        m //= p
+assert n % 2 == 0 and m == 1, ("size odd or with a prime factor above 5", n)
+print("ok   default geometry: %d px of %.2f arcsec, %.2f px across the %.1f arcsec beam" % (
+    n, cell, across, q["bmin_arcsec"]))
+' "$T/dflt.json" "$T/dflt-image-pb.fits"
+
 # ---- bad input: categorized errors, no files left ---------------------------------------------
 expect() { # expect CODE PATTERN DESCRIPTION COMMAND...
     local code=$1 pat=$2 what=$3
