@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/engine.sh -- the engine's own cost and one observation end to end.
 #
-#   bench/engine.sh [BUILD_DIR] [--tasks N] [--full] [--times T] [--no-peers] [--keep DIR]
+#   bench/engine.sh [BUILD_DIR] [--tasks N] [--full] [--production] [--ranks N] [--times T]
+#       [--no-peers] [--keep DIR]
 #
 # 1. Overhead: N no-op tasks (default 2000) drained through the whole engine
 #    (claim, dispatch to a rank, outcome back, one commit transaction per task) on
@@ -11,8 +12,10 @@
 #    seconds / N, since the tasks themselves do nothing.
 # 2. --full: one full-size observation (16 subbands x 48 channels, 96 antennas, 24
 #    integrations: 1.7e8 visibilities) from its 16 files to a registered image:
-#    ingest, then `mpirun -np 3 contimg run --drain` (convert; image 2048 x 2048 px of
-#    6 arcsec, Briggs 0.5, niter 500: bench/imaging's full-size settings), with the
+#    ingest, then `mpirun --bind-to none -np 2 contimg run --drain` (one worker whose
+#    threads use every core; --ranks N for more ranks) (convert; image 2048 x 2048 px
+#    of 6 arcsec, Briggs 0.5, niter 500: bench/imaging's full-size settings; with
+#    --production 4800 x 4800 px of 3 arcsec, min uv 1000 lambda, niter 1000), with the
 #    per-stage breakdown from the tasks' results; and in the same
 #    run the seed's tools on the same files: pyuvdata combining the 16 files into a
 #    Measurement Set, then WSClean with the same image size, cell, weighting and
@@ -25,7 +28,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
-build=$top/build ntasks=2000 full=false peers=true keep="" times=24
+build=$top/build ntasks=2000 full=false peers=true keep="" times=24 production=false eranks=2
 while [ $# -gt 0 ]; do
     case "$1" in
     --tasks) ntasks=$2; shift 2 ;;
@@ -33,7 +36,9 @@ while [ $# -gt 0 ]; do
     --no-peers) peers=false; shift ;;
     --times) times=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    --production) production=true; full=true; shift ;;
+    --ranks) eranks=$2; shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     -*) echo "engine.sh: unknown option '$1'" >&2; exit 2 ;;
     *) build=$1; shift ;;
     esac
@@ -116,22 +121,24 @@ if [ "$(ls "$obs"/*_sb??.hdf5 2>/dev/null | wc -l)" -ne 16 ]; then
     "$contimg" simulate --out "$obs" --start "$start" --dec 55 --noise-jy 0.5 \
         --times "$times" >/dev/null
 fi
-size=2048 cell=6 robust=0.5 niter=500
+size=2048 cell=6 robust=0.5 niter=500 minuv=0
+$production && size=4800 cell=3 niter=1000 minuv=1000
 cat >"$work/chains.json" <<EOF
 {"quick": ["convert-uvh5-to-ms",
            {"task": "imaging", "config": {"size": $size, "cell_arcsec": $cell,
-                                          "weight": "briggs", "robust": $robust, "niter": $niter}}]}
+                                          "weight": "briggs", "robust": $robust, "niter": $niter,
+                                          "min_uv_lambda": $minuv}}]}
 EOF
 export CONTIMG_CHAINS_FILE=$work/chains.json
 sql "DELETE FROM absurd.tasks WHERE queue_name LIKE 'dsa110-pipeline%'" >/dev/null
 sql "DELETE FROM products.images" >/dev/null
 sql "DELETE FROM products.visibilities" >/dev/null
 echo
-echo "one observation end to end: ingest, mpirun -np 3 contimg run --drain ..."
+echo "one observation end to end: ingest, mpirun --bind-to none -np $eranks contimg run --drain ..."
 rm -rf "$work/state/products"
 t0=$(now)
 "$contimg" ingest "$obs" >/dev/null
-mpirun -q --oversubscribe -np 3 "$contimg" run --drain >"$work/full.log" 2>&1 ||
+mpirun -q --oversubscribe --bind-to none -np "$eranks" "$contimg" run --drain >"$work/full.log" 2>&1 ||
     { tail -20 "$work/full.log"; exit 1; }
 wall=$(since "$t0")
 sql "SELECT json_agg(json_build_object('name', task_name, 'result', result) ORDER BY seq)
@@ -179,7 +186,8 @@ t_ms=$(since "$t0")
 t1=$(now)
 (cd "$work" && wsclean -size "$nx" "$nx" -scale "${cell}asec" -weight briggs "$robust" \
     -niter "$niter" -gain 0.1 -mgain 0.5 -pol I -no-update-model-required -use-wgridder \
-    -wgridder-accuracy 1e-4 -j "$(nproc)" -name "$work/seed" "$work/seed.ms" >"$work/seed-ws.log" 2>&1) ||
+    -wgridder-accuracy 1e-4 $([ "$minuv" != 0 ] && echo "-minuv-l $minuv") -j "$(nproc)" \
+    -name "$work/seed" "$work/seed.ms" >"$work/seed-ws.log" 2>&1) ||
     { echo "  wsclean failed: see $work/seed-ws.log"; exit 1; }
 t_ws=$(since "$t1")
 seed=$(awk -v a="$t_ms" -v b="$t_ws" 'BEGIN { printf "%.1f", a + b }')
