@@ -225,6 +225,27 @@ static int append_component(ct_clean_components *c, int ix, int iy, double flux)
     return 1;
 }
 
+/* Row iy's largest |residual| within the mask and its first column (-1: none). */
+static void row_peak(const double *residual, const unsigned char *mask, int nx, int iy,
+                     double *peak, long *arg)
+{
+    const double *r = residual + (size_t)iy * (size_t)nx;
+    const unsigned char *m = mask ? mask + (size_t)iy * (size_t)nx : NULL;
+    double best = 0;
+    long at = -1;
+    for (int ix = 0; ix < nx; ix++) {
+        if (m && !m[ix])
+            continue;
+        double v = fabs(r[ix]);
+        if (at < 0 || v > best) {
+            best = v;
+            at = ix;
+        }
+    }
+    *peak = best;
+    *arg = at;
+}
+
 ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, const ct_clean_opts *o,
                         ct_clean_components *out, ct_clean_result *res, ct_err *err)
 {
@@ -275,6 +296,24 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
 
     const int cx = pnx / 2, cy = pny / 2;
     const unsigned char *mask = o->mask;
+    const int threads = o->threads > 0 ? o->threads : 1;
+    /* Per row, its largest |residual| in the mask and where (the first of
+     * equals; -1 for none). The peak is the first row's of the largest, the
+     * same pixel a scan of the whole image in index order picks. A
+     * subtraction then rescans only the rows it changed, in the same pass
+     * (one read and write of each such row, not two), the rows dealt to the
+     * threads: every pixel's arithmetic is the same whatever they are. */
+    double *rmax = malloc((size_t)ny * sizeof *rmax);
+    long *rarg = malloc((size_t)ny * sizeof *rarg);
+    if (!rmax || !rarg) {
+        free(where);
+        free(rmax);
+        free(rarg);
+        return ct_fail(err, CT_ENOMEM, "clean: out of memory for %d rows", ny);
+    }
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int iy = 0; iy < ny; iy++)
+        row_peak(residual, mask, nx, iy, &rmax[iy], &rarg[iy]);
     int iter = 0;
     double peak_abs = 0;
     ct_clean_stop reason;
@@ -282,15 +321,11 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
         /* The largest |residual| in the mask; the first (lowest index) wins ties. */
         size_t best = n;
         peak_abs = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (mask && !mask[i])
-                continue;
-            double v = fabs(residual[i]);
-            if (best == n || v > peak_abs) {
-                best = i;
-                peak_abs = v;
+        for (int iy = 0; iy < ny; iy++)
+            if (rarg[iy] >= 0 && (best == n || rmax[iy] > peak_abs)) {
+                best = (size_t)iy * (size_t)nx + (size_t)rarg[iy];
+                peak_abs = rmax[iy];
             }
-        }
         if (best == n || peak_abs <= o->threshold) {
             reason = CT_CLEAN_STOP_THRESHOLD;
             break;
@@ -305,11 +340,13 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
         /* residual(ix, iy) -= flux psf(ix - px + cx, iy - py + cy), where that exists. */
         int y0 = py - cy > 0 ? py - cy : 0, y1 = py - cy + pny < ny ? py - cy + pny : ny;
         int x0 = px - cx > 0 ? px - cx : 0, x1 = px - cx + pnx < nx ? px - cx + pnx : nx;
+#pragma omp parallel for num_threads(threads) schedule(static)
         for (int iy = y0; iy < y1; iy++) {
             double *r = residual + (size_t)iy * (size_t)nx;
             const double *p = psf + (size_t)(iy - py + cy) * (size_t)pnx;
             for (int ix = x0; ix < x1; ix++)
                 r[ix] -= flux * p[ix - px + cx];
+            row_peak(residual, mask, nx, iy, &rmax[iy], &rarg[iy]);
         }
 
         if (where[best] >= 0) {
@@ -325,6 +362,8 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
         iter++;
     }
     free(where);
+    free(rmax);
+    free(rarg);
     if (res) {
         res->iterations = iter;
         res->peak_residual = peak_abs;

@@ -69,6 +69,8 @@ typedef struct ct_clean_opts {
      * twice the image's size (centre at psf_nx/2, psf_ny/2) holds every
      * offset between two pixels, so that no component's sidelobes are cut. */
     int psf_nx, psf_ny;
+    int threads; /* OpenMP threads for the subtraction and the peak search (0 or 1: one);
+                    the result is the same whatever they are */
 } ct_clean_opts;
 
 /* gain 0.1, niter 1000, threshold 0, no mask, a PSF of the image's size. */

@@ -344,7 +344,7 @@ static ct_code predicted_beam(MPI_Comm comm, const ct_visset *vs, const ct_image
 /* Rank 0's minor cycle: Hogbom until the peak residual falls by mgain (or
  * the threshold, or niter). Returns 0 when nothing more is to be done. */
 static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, int n,
-                       ct_clean_components *comps, ct_err *err, ct_code *rc)
+                       int threads, ct_clean_components *comps, ct_err *err, ct_code *rc)
 {
     double peak = max_abs(p->residual, (size_t)n * n);
     if (r->iterations >= o->niter) {
@@ -365,6 +365,7 @@ static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, 
     co.niter = o->niter - r->iterations;
     co.threshold = fmax(o->threshold_jy, (1.0 - o->mgain) * peak);
     co.psf_nx = co.psf_ny = p->psf_n;
+    co.threads = threads;
     ct_clean_result cr;
     *rc = ct_clean_hogbom(p->residual, p->psf2 ? p->psf2 : p->psf, n, n, &co, comps, &cr, err);
     if (*rc != CT_OK)
@@ -584,7 +585,9 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         int go = 0;
         if (rank == 0) {
             double t0 = MPI_Wtime();
-            go = minor_cycle(o, res, &p, n, &comps, err, &rc);
+            ct_imager_stats st;
+            ct_imager_get_stats(im, &st);
+            go = minor_cycle(o, res, &p, n, st.threads, &comps, err, &rc);
             t_clean += MPI_Wtime() - t0;
         }
         if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
