@@ -12,7 +12,6 @@
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,7 +87,7 @@ struct ct_imager {
     unsigned char *gclean;
     unsigned char *plane_any;
     double complex *wstep;
-    double need_bytes; /* what ct_imager_create counted */
+    double need_bytes;         /* what ct_imager_create counted */
     double complex *acc, *scr; /* a pass's image columns and phase screens */
     double *cols;
 
@@ -853,10 +852,6 @@ static ct_code setup_bands(ct_imager *im, ct_err *err)
         cut_even(cload, im->gx, ns, im->strip);
         im->nband = (int)nb;
         im->nstrip = (int)ns;
-        if (getenv("CT_DEBUG_BANDS")) {
-            for (long b = 0; b < nb; b++) fprintf(stderr, "band %ld: %ld..%ld\n", b, im->band[b], im->band[b+1]);
-            for (long b = 0; b < ns; b++) fprintf(stderr, "strip %ld: %ld..%ld\n", b, im->strip[b], im->strip[b+1]);
-        }
     }
     free(rload);
     free(cload);
@@ -1285,7 +1280,8 @@ typedef struct row_kernel {
     long first_row, wf, pa, pb;
 } row_kernel;
 
-static inline __attribute__((always_inline)) int row_kernel_at(const ct_imager *im, size_t i, long j0, long j1, row_kernel *rk)
+static inline __attribute__((always_inline)) int row_kernel_at(const ct_imager *im, size_t i,
+                                                               long j0, long j1, row_kernel *rk)
 {
     const double *uvw = im->uvw + 3 * i;
     if (im->use_w) {
@@ -1308,7 +1304,8 @@ static inline __attribute__((always_inline)) int row_kernel_at(const ct_imager *
  * set, chosen once when the program loads (GCC's target_clones). ISO C
  * mode contracts no multiply-add into an FMA, so both clones compute the
  * same bits; only the width of the vector registers differs. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
 #define CT_HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define CT_HOT
@@ -1516,16 +1513,12 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
                 zero_slab(im, (int)(j - j0));
         size_t from, to;
         group_rows(im, j0, j1, &from, &to);
-        double tq[64] = {0};
 #pragma omp parallel for num_threads(im->threads) schedule(dynamic, 1)
         for (int q = 0; q < im->nband * im->nstrip; q++) {
             int b = q / im->nstrip, s = q % im->nstrip;
-            double tt = MPI_Wtime();
             grid_region(im, psf, from, to, j0, j1, im->band[b], im->band[b + 1], im->strip[s],
                         im->strip[s + 1]);
-            tq[q] = MPI_Wtime() - tt;
         }
-        if (getenv("CT_DEBUG_BANDS")) { for (int q = 0; q < im->nband * im->nstrip; q++) fprintf(stderr, " %.3f", tq[q]); fprintf(stderr, " | group %.3f\n", MPI_Wtime() - t0); }
         im->st.t_grid += MPI_Wtime() - t0;
         for (long j = j0; j <= j1; j++) {
             const int any = im->plane_any[j - im->plane_lo];

@@ -110,7 +110,7 @@ typedef struct ct_imager_stats {
     int plane_group;   /* w planes gridded at once (memory allowing, up to W) */
     int grid_passes;   /* images made (ct_imager_image calls) */
     int ranks;
-    int threads;       /* per rank */
+    int threads; /* per rank */
     /* Seconds on this rank, summed over calls: */
     double t_weights, t_grid, t_fft, t_degrid, t_comm;
 } ct_imager_stats;

@@ -236,7 +236,8 @@ static double beam_half_width(const double *freq, size_t nfreq, const ct_vis_poi
     for (int d = 0; d < 4; d++) {
         /* Out in steps of 1e-3 (0.06 deg) to the first below the limit, then bisection. */
         double lo = 0, hi = 1e-3;
-        while (hi < 0.5 && drift_beam(hi * dirs[d][0], hi * dirs[d][1], freq, nfreq, pt) >= pblimit) {
+        while (hi < 0.5 &&
+               drift_beam(hi * dirs[d][0], hi * dirs[d][1], freq, nfreq, pt) >= pblimit) {
             lo = hi;
             hi += 1e-3;
         }
@@ -314,14 +315,15 @@ static ct_code predicted_beam(MPI_Comm comm, const ct_visset *vs, const ct_image
         s1 += cnt[c];
         s2 += (double)cnt[c] * cnt[c];
     }
-    double f2 = o->weight == CT_WEIGHT_BRIGGS && s1 > 0 ? ct_weight_briggs_f2(o->robust, s2, s1) : 0;
+    double f2 =
+        o->weight == CT_WEIGHT_BRIGGS && s1 > 0 ? ct_weight_briggs_f2(o->robust, s2, s1) : 0;
     double sw = 0, a = 0, b = 0, c2 = 0;
     for (long iv = -half; iv <= half; iv++)
         for (long iu = -half; iu <= half; iu++) {
             double n = cnt[(iv + half) * side + iu + half];
             if (n == 0)
                 continue;
-            double w = o->weight == CT_WEIGHT_NATURAL ? n
+            double w = o->weight == CT_WEIGHT_NATURAL   ? n
                        : o->weight == CT_WEIGHT_UNIFORM ? 1.0
                                                         : n / (1.0 + n * f2);
             double u = iu * du, v = iv * du;
@@ -343,8 +345,8 @@ static ct_code predicted_beam(MPI_Comm comm, const ct_visset *vs, const ct_image
 
 /* Rank 0's minor cycle: Hogbom until the peak residual falls by mgain (or
  * the threshold, or niter). Returns 0 when nothing more is to be done. */
-static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, int n,
-                       int threads, ct_clean_components *comps, ct_err *err, ct_code *rc)
+static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, int n, int threads,
+                       ct_clean_components *comps, ct_err *err, ct_code *rc)
 {
     double peak = max_abs(p->residual, (size_t)n * n);
     if (r->iterations >= o->niter) {
@@ -504,8 +506,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                              .max_bytes = o->max_bytes,
                              .threads = o->threads};
         /* Without CLEAN the big PSF has no use: the image-sized one gives the beam. */
-        ct_code r2 = o->niter > 0 && o->psf_double ? ct_imager_create(comm, &g2, &big, &e2)
-                                                   : CT_EINVAL;
+        ct_code r2 =
+            o->niter > 0 && o->psf_double ? ct_imager_create(comm, &g2, &big, &e2) : CT_EINVAL;
         if (r2 == CT_OK) {
             if (rank == 0 && !(psf2 = malloc(4 * npix * sizeof *psf2)))
                 r2 = ct_fail(&e2, CT_ENOMEM, "out of memory for the PSF");

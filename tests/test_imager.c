@@ -123,7 +123,8 @@ static void test_images(void)
     block_of(rank, &first, &count);
     ct_err err;
     ct_imager *im = NULL;
-    ct_imager_geom g = {.nx = NX, .ny = NY, .cell_rad = cell, .epsilon = epsilon, .threads = threads};
+    ct_imager_geom g = {
+        .nx = NX, .ny = NY, .cell_rad = cell, .epsilon = epsilon, .threads = threads};
     REQUIRE_OK(ct_imager_create(MPI_COMM_WORLD, &g, &im, &err), err);
     ct_weight_opts wo = briggs();
     CHECK_OK(ct_imager_load(im, d.uvw + 3 * first, d.vis + first, d.wt + first, d.chan + first,
