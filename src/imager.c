@@ -817,8 +817,10 @@ static void cut_even(const double *load, long n, long nb, long *cut)
 
 /* Regions of the slab for the threads of a gridding pass: bands of rows by
  * strips of columns, each cut where the count of kernel taps reaching it is
- * even, about 4 regions per thread in all (dealt dynamically, so that a
- * crowded region does not hold the others up). Rows alone would not do:
+ * even, about 2 regions per thread in all (dealt dynamically, so that a
+ * crowded region does not hold the others up; more regions would recompute
+ * the taps of more rows that straddle their edges). One thread has one
+ * region, the whole slab, and nothing to count. Rows alone would not do:
  * DSA-110's east-west baselines crowd the few rows at v = 0. The regions
  * change which thread adds to a cell, never the order it is added in, so
  * the grid is the same whatever the threads. */
@@ -835,7 +837,7 @@ static ct_code setup_bands(ct_imager *im, ct_err *err)
     ct_code rc = CT_OK;
     if (!im->band || !im->strip || !rload || !cload)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the gridding regions");
-    for (size_t i = 0; rc == CT_OK && i < im->n; i++) {
+    for (size_t i = 0; rc == CT_OK && side > 1 && i < im->n; i++) {
         int reach = 0;
         for (int b = 0; b < W; b++) {
             long lr = im->vfirst[i] + b < im->gy ? im->vfirst[i] + b : im->vfirst[i] + b - im->gy;
