@@ -26,6 +26,14 @@ struct ct_imager {
     MPI_Comm comm;
     int rank, size;
     int nx, ny, gx, gy;
+    /* Slab rows are gs >= gx cells apart, and the slabs of a plane group
+     * start at staggered offsets: a kernel's W rows on each of G planes
+     * would otherwise fall on one set of the L1 cache (grids are multiples
+     * of 4 KiB wide), and its set conflicts cost a third of a pass
+     * (measured). The cells past gx are never read as data; FFTW-MPI
+     * transposes them along as columns no one reads. */
+    int gs;
+    double complex **graw; /* the plane group's allocations (gslab[q] inside) */
     double cell;
     ct_gkernel k;
     int no_wterms;
@@ -54,7 +62,7 @@ struct ct_imager {
     double nm1_mid, dw, wmin;
     long plane_lo, plane_hi;
 
-    /* Held rows, ordered by (first w plane, density row, global index). The
+    /* Held rows, ordered by (first w plane, 8 x 8 density tile, global index). The
      * visibilities are kept with the phase common to the field applied
      * (times exp(-2 pi i w nm1_mid), see gridder.h), the frame every pass
      * grids and degrids in, so that no pass pays a complex exponential per
@@ -228,8 +236,12 @@ static ct_code setup_pixels(ct_imager *im, ct_err *err)
     ct_code rc = ct_gkernel_ft_init(&ft, im->k, err);
     if (rc != CT_OK)
         return rc;
+    /* The grid's columns hold u = 0 at gx / 2 (see row_kernel_at): the
+     * half-grid shift is a sign (-1)^(x - nx / 2) on the image's columns,
+     * folded into their correction (it serves both directions). */
     for (int x = 0; x < im->nx; x++)
-        im->corr_x[x] = 1.0 / ct_gkernel_ft_at(&ft, (double)(x - im->nx / 2) / im->gx);
+        im->corr_x[x] = (mod_long(x - im->nx / 2, 2) ? -1.0 : 1.0) /
+                        ct_gkernel_ft_at(&ft, (double)(x - im->nx / 2) / im->gx);
     for (int y = 0; y < im->ny; y++)
         im->corr_y[y] = 1.0 / ct_gkernel_ft_at(&ft, (double)(y - im->ny / 2) / im->gy);
     /* This rank's image columns: those whose padded column lies in its
@@ -316,7 +328,8 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
     MPI_Comm_size(comm, &P);
     MPI_Comm_rank(comm, &rank);
     const int gx = CT_GRID_OVERSAMPLING * g->nx, gy = CT_GRID_OVERSAMPLING * g->ny;
-    ptrdiff_t n[2] = {gy, gx}, n0, s0, n1, s1;
+    const int gs = gx + ((gx + 8) % 256 ? 8 : 16); /* 128 or 256 bytes: 64-byte aligned rows */
+    ptrdiff_t n[2] = {gy, gs}, n0, s0, n1, s1;
     /* Complex numbers travel as 2 doubles ("howmany" 2). */
     ptrdiff_t alloc = fftw_mpi_local_size_many_transposed(
         2, n, 2, FFTW_MPI_DEFAULT_BLOCK, FFTW_MPI_DEFAULT_BLOCK, comm, &n0, &s0, &n1, &s1);
@@ -351,6 +364,7 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
     im->ny = g->ny;
     im->gx = gx;
     im->gy = gy;
+    im->gs = gs;
     im->cell = g->cell_rad;
     im->k = ct_gkernel_for(g->epsilon);
     im->no_wterms = g->no_wterms != 0;
@@ -406,10 +420,10 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
         im->row_bwd = fftw_plan_dft_1d(gx, scratch, scratch, FFTW_BACKWARD, FFTW_ESTIMATE);
         im->col_fwd = fftw_plan_dft_1d(gy, scratch, scratch, FFTW_FORWARD, FFTW_ESTIMATE);
         im->col_bwd = fftw_plan_dft_1d(gy, scratch, scratch, FFTW_BACKWARD, FFTW_ESTIMATE);
-        im->to_cols = fftw_mpi_plan_many_transpose(gy, gx, 2, FFTW_MPI_DEFAULT_BLOCK,
+        im->to_cols = fftw_mpi_plan_many_transpose(gy, gs, 2, FFTW_MPI_DEFAULT_BLOCK,
                                                    FFTW_MPI_DEFAULT_BLOCK, (double *)im->slab,
                                                    (double *)im->tslab, im->comm, FFTW_ESTIMATE);
-        im->to_rows = fftw_mpi_plan_many_transpose(gx, gy, 2, FFTW_MPI_DEFAULT_BLOCK,
+        im->to_rows = fftw_mpi_plan_many_transpose(gs, gy, 2, FFTW_MPI_DEFAULT_BLOCK,
                                                    FFTW_MPI_DEFAULT_BLOCK, (double *)im->tslab,
                                                    (double *)im->slab, im->comm, FFTW_ESTIMATE);
         if (!im->row_fwd || !im->row_bwd || !im->col_fwd || !im->col_bwd || !im->to_cols ||
@@ -940,12 +954,17 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
     if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->uvw || !im->wt || !im->vis ||
                         !im->vfirst || !im->ufirst || !im->row_used || !im->bucket))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
+    /* Rows sorted by 8 x 8 tiles of the density grid: consecutive rows then
+     * touch the same few cache lines of the slab (a tile of 8 cells keeps a
+     * W = 8 kernel's footprint within about 2 x 2 kernels). */
+    const long TILE = 8, tiles_u = (im->wnx + TILE - 1) / TILE;
     if (rc == CT_OK) {
         for (size_t i = 0; i < n; i++) {
             long iu;
-            key[i] = density_row(im, o, recv[i * REC_LEN + REC_U], recv[i * REC_LEN + REC_V], &iu);
+            long dr = density_row(im, o, recv[i * REC_LEN + REC_U], recv[i * REC_LEN + REC_V], &iu);
+            key[i] = (dr / TILE) * tiles_u + iu / TILE;
         }
-        rc = counting_order(key, n, im->wny, perm1, err);
+        rc = counting_order(key, n, (long)((im->wny + TILE - 1) / TILE) * tiles_u, perm1, err);
     }
     if (rc == CT_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -971,8 +990,8 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
             long d =
                 mod_long(ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell) - im->row0, im->gy);
             im->vfirst[i] = (int32_t)d;
-            im->ufirst[i] =
-                (int32_t)mod_long(ct_gkernel_first(&im->k, r[REC_U] * im->gx * im->cell), im->gx);
+            im->ufirst[i] = (int32_t)mod_long(
+                ct_gkernel_first(&im->k, r[REC_U] * im->gx * im->cell) + im->gx / 2, im->gx);
             for (int b = 0; b < W; b++) {
                 long lr = d + b < im->gy ? d + b : d + b - im->gy;
                 if (lr < im->nrow)
@@ -992,7 +1011,7 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
         } else {
             im->ext_lo = dmin;
             im->ext_n = dmax + W - dmin < im->gy ? dmax + W - dmin : im->gy;
-            im->ext = fftw_malloc((size_t)im->ext_n * im->gx * sizeof(double complex) + 16);
+            im->ext = fftw_malloc((size_t)im->ext_n * im->gs * sizeof(double complex) + 16);
             if (!im->ext)
                 rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld grid rows", im->ext_n);
         }
@@ -1107,7 +1126,7 @@ static void local_to_cols(const ct_imager *im, const double complex *buf)
         const int i0 = (int)bk * TRANSPOSE_BLOCK;
         const int i1 = i0 + TRANSPOSE_BLOCK < im->nxo ? i0 + TRANSPOSE_BLOCK : im->nxo;
         for (ptrdiff_t r = 0; r < im->gy; r++) {
-            const double complex *row = buf + r * im->gx;
+            const double complex *row = buf + r * im->gs;
             for (int i = i0; i < i1; i++)
                 im->tslab[(ptrdiff_t)im->xcol[i] * im->gy + r] = row[im->xcol[i]];
         }
@@ -1120,7 +1139,7 @@ static void local_to_rows(const ct_imager *im, double complex *buf)
     for (ptrdiff_t r = 0; r < im->gy; r++) {
         if (!im->row_used[r])
             continue;
-        double complex *row = buf + r * im->gx;
+        double complex *row = buf + r * im->gs;
         memset(row, 0, (size_t)im->gx * sizeof *row);
         for (int i = 0; i < im->nxo; i++)
             row[im->xcol[i]] = im->tslab[(ptrdiff_t)im->xcol[i] * im->gy + r];
@@ -1133,7 +1152,7 @@ static void forward_fft(ct_imager *im, double complex *buf)
 #pragma omp parallel for num_threads(im->threads) schedule(static)
     for (ptrdiff_t r = 0; r < im->nrow; r++)
         if (im->row_used[r])
-            fftw_execute_dft(im->row_fwd, buf + r * im->gx, buf + r * im->gx);
+            fftw_execute_dft(im->row_fwd, buf + r * im->gs, buf + r * im->gs);
     if (im->size == 1)
         local_to_cols(im, buf);
     else
@@ -1164,7 +1183,7 @@ static void backward_fft(ct_imager *im, double complex *buf)
 #pragma omp parallel for num_threads(im->threads) schedule(static)
     for (ptrdiff_t r = 0; r < im->nrow; r++)
         if (im->row_used[r])
-            fftw_execute_dft(im->row_bwd, buf + r * im->gx, buf + r * im->gx);
+            fftw_execute_dft(im->row_bwd, buf + r * im->gs, buf + r * im->gs);
     im->st.t_fft += MPI_Wtime() - t0;
 }
 
@@ -1205,8 +1224,8 @@ static ct_code setup_groups(ct_imager *im, ct_err *err)
         return rc;
     MPI_Allreduce(MPI_IN_PLACE, im->plane_any, (int)np, MPI_UNSIGNED_CHAR, MPI_MAX, im->comm);
 
-    double slab = (double)im->nrow * im->gx * sizeof(double complex);
-    double ext = im->size > 1 ? (double)im->ext_n * im->gx * sizeof(double complex) : 0;
+    double slab = (double)im->nrow * im->gs * sizeof(double complex);
+    double ext = im->size > 1 ? (double)im->ext_n * im->gs * sizeof(double complex) : 0;
     double rows = (double)im->n * 96.0;
     double left = im->max_bytes - im->need_bytes - rows;
     long g = 1 + (slab + ext > 0 ? (long)fmax(0, floor(left / (slab + ext))) : W);
@@ -1227,14 +1246,28 @@ static ct_code setup_groups(ct_imager *im, ct_err *err)
     im->gslab = calloc((size_t)im->group, sizeof *im->gslab);
     im->gclean = calloc((size_t)im->group + 1, 1);
     im->gext = calloc((size_t)im->group, sizeof *im->gext);
-    if (!im->gslab || !im->gext || !im->gclean)
+    im->graw = calloc(2 * (size_t)im->group, sizeof *im->graw);
+    if (!im->gslab || !im->gext || !im->gclean || !im->graw)
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    const size_t ext_bytes = (size_t)im->ext_n * im->gs * sizeof(double complex);
     for (int q = 0; rc == CT_OK && q < im->group; q++) {
-        im->gslab[q] = q == 0 ? im->slab : fftw_malloc((size_t)im->alloc * sizeof(double) + 64);
-        im->gext[q] = im->size == 1 ? im->gslab[q]
-                      : q == 0
-                          ? im->ext
-                          : fftw_malloc((size_t)im->ext_n * im->gx * sizeof(double complex) + 16);
+        /* Slab q starts q x 14 cache lines (56 complex values) into its
+         * allocation (see gs). */
+        const size_t stagger = (size_t)q * 56;
+        const size_t stagger_bytes = stagger * sizeof(double complex);
+        if (q > 0) {
+            im->graw[q] = fftw_malloc((size_t)im->alloc * sizeof(double) + 64 + stagger_bytes);
+            im->gslab[q] = im->graw[q] ? im->graw[q] + stagger : NULL;
+        } else
+            im->gslab[q] = im->slab;
+        if (im->size == 1)
+            im->gext[q] = im->gslab[q];
+        else if (q == 0)
+            im->gext[q] = im->ext;
+        else {
+            im->graw[im->group + q] = fftw_malloc(ext_bytes + 16 + stagger_bytes);
+            im->gext[q] = im->graw[im->group + q] ? im->graw[im->group + q] + stagger : NULL;
+        }
         if (!im->gslab[q] || !im->gext[q])
             rc = ct_fail(err, CT_ENOMEM, "out of memory for %d w planes at once", im->group);
     }
@@ -1244,10 +1277,10 @@ static ct_code setup_groups(ct_imager *im, ct_err *err)
 
 static void free_groups(ct_imager *im)
 {
-    for (int q = 1; im->gslab && q < im->group; q++)
-        fftw_free(im->gslab[q]);
-    for (int q = 1; im->gext && im->size > 1 && q < im->group; q++)
-        fftw_free(im->gext[q]);
+    for (int q = 0; im->graw && q < 2 * im->group; q++)
+        fftw_free(im->graw[q]);
+    free(im->graw);
+    im->graw = NULL;
     free(im->gslab);
     free(im->gclean);
     im->gclean = NULL;
@@ -1273,14 +1306,22 @@ static void group_rows(const ct_imager *im, long j0, long j1, size_t *from, size
     *to = b0 <= b1 ? im->bucket[b1 + 1] : 0;
 }
 
-/* Row i's kernel for the plane group [j0, j1]: its taps in u and v, its
- * weights on the w planes (plane wf + q has kw[q]; 1 without w-terms), and
- * the planes pa..pb of the group it reaches. Returns 0 when it reaches none. */
+/* Row i's kernel for the plane group [j0, j1]: its taps in u and v (the
+ * cells they fall on are ufirst and vfirst), its weights on the w planes
+ * (plane wf + q has kw[q]; 1 without w-terms), and the planes pa..pb of the
+ * group it reaches. Returns 0 when it reaches none. */
 typedef struct row_kernel {
-    int ix[CT_GRID_MAX_SUPPORT], iy[CT_GRID_MAX_SUPPORT];
     double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT], kw[CT_GRID_MAX_SUPPORT];
-    long first_row, wf, pa, pb;
+    long wf, pa, pb;
 } row_kernel;
+
+/* The values ct_gkernel_taps gives around coordinate g, without the cells. */
+static inline __attribute__((always_inline)) void axis_taps(const ct_gkernel *k, double g,
+                                                            double *val)
+{
+    const double h = 0.5 * k->support, first = __builtin_ceil(g - h);
+    ct_gkernel_series(k, 2.0 * (first - g + h) - 1.0, val);
+}
 
 static inline __attribute__((always_inline)) int row_kernel_at(const ct_imager *im, size_t i,
                                                                long j0, long j1, row_kernel *rk)
@@ -1296,9 +1337,8 @@ static inline __attribute__((always_inline)) int row_kernel_at(const ct_imager *
     }
     if (rk->pa > rk->pb)
         return 0;
-    ct_gkernel_taps(&im->k, uvw[0] * im->gx * im->cell, im->gx, rk->ix, rk->kx);
-    ct_gkernel_taps(&im->k, uvw[1] * im->gy * im->cell, im->gy, rk->iy, rk->ky);
-    rk->first_row = ct_gkernel_first(&im->k, uvw[1] * im->gy * im->cell);
+    axis_taps(&im->k, uvw[0] * im->gx * im->cell, rk->kx);
+    axis_taps(&im->k, uvw[1] * im->gy * im->cell, rk->ky);
     return 1;
 }
 
@@ -1312,6 +1352,16 @@ static inline __attribute__((always_inline)) int row_kernel_at(const ct_imager *
 #else
 #define CT_HOT
 #endif
+
+/* The cells of a kernel row as interleaved (re, im) doubles, four at a time:
+ * GCC's and Clang's vector types, element by element the same arithmetic
+ * as scalar code (so every clone and the scalar path give the same bits),
+ * but without the shuffles a loop over double complex compiles to. The
+ * unaligned types let a row start at any cell. */
+typedef double ct_v4d __attribute__((vector_size(32)));
+typedef double ct_v4du __attribute__((vector_size(32), aligned(8)));
+typedef double ct_v2d __attribute__((vector_size(16)));
+typedef double ct_v2du __attribute__((vector_size(16), aligned(8)));
 
 /* Row i's weight x visibility as a pass grids it, in the frame of the
  * phase common to the field (the held visibilities are kept in it; for the
@@ -1331,85 +1381,187 @@ static inline int reaches(long lo, int W, long n, long a, long b)
     return (lo < b && lo + W > a) || (lo + W > n && lo + W - n > a);
 }
 
-/* Grids rows [from, to) of the plane group [j0, j1] onto the region of slab
- * rows [ba, bb) and columns [ca, cb) of the group's slabs (the PSF's unit
- * visibilities with psf). */
-CT_HOT static void grid_region(const ct_imager *im, int psf, size_t from, size_t to, long j0,
-                               long j1, long ba, long bb, long ca, long cb)
+/* grid_region for a support W that is a constant where it is inlined (so
+ * the loops over taps unroll and their vectors stay in registers). A
+ * row's kernel inside the region's columns takes the vector path; one
+ * that crosses them or the grid's edge, the scalar one: the same
+ * products (v ky) kx added in the same order, so the same bits whichever
+ * path a row takes under some count of threads. */
+static inline __attribute__((always_inline)) void grid_region_w(const ct_imager *im, int psf,
+                                                                size_t from, size_t to, long j0,
+                                                                long j1, long ba, long bb, long ca,
+                                                                long cb, const int W)
 {
-    const int W = im->k.support;
-    const long gx = im->gx, gy = im->gy;
+    const long gx = im->gx, gy = im->gy, gs = im->gs;
     const int whole = ca == 0 && cb == gx;
-    row_kernel rk;
+    row_kernel rk = {0};
     for (size_t i = from; i < to; i++) {
         const long lo = im->vfirst[i], c0 = im->ufirst[i];
         if (!reaches(lo, W, gy, ba, bb) || (!whole && !reaches(c0, W, gx, ca, cb)))
             continue;
         if (!row_kernel_at(im, i, j0, j1, &rk))
             continue;
-        /* The taps a0 .. a1 - 1 in the region, when the kernel does not wrap. */
-        const int straight = c0 + W <= gx;
-        const int a0 = straight && c0 < ca ? (int)(ca - c0) : 0;
-        const int a1 = straight && c0 + W > cb ? (int)(cb - c0) : W;
         const double complex gi = gridded_value(im, psf, i);
+        if (c0 >= ca && c0 + W <= cb) {
+            /* The u taps with each value twice, (kx0, kx0, kx1, kx1, ...):
+             * the shape of a row of cells. */
+            double k2[2 * CT_GRID_MAX_SUPPORT];
+            for (int a = 0; a < W; a++)
+                k2[2 * a] = k2[2 * a + 1] = rk.kx[a];
+            const ct_v2d tt = {rk.kx[W - 1], rk.kx[W - 1]};
+            for (long j = rk.pa; j <= rk.pb; j++) {
+                const double complex v = rk.kw[j - rk.wf] * gi;
+                const double vr = creal(v), vi = cimag(v);
+                double *cells = (double *)(im->gslab[j - j0] + c0);
+                for (int b = 0; b < W; b++) {
+                    const long lr = lo + b < gy ? lo + b : lo + b - gy;
+                    if (lr < ba || lr >= bb)
+                        continue;
+                    const double br = vr * rk.ky[b], bi = vi * rk.ky[b];
+                    const ct_v4d p = {br, bi, br, bi};
+                    double *d = cells + 2 * lr * gs;
+                    for (int q = 0; q < W / 2; q++)
+                        *(ct_v4du *)(d + 4 * q) += p * *(const ct_v4du *)(k2 + 4 * q);
+                    if (W & 1)
+                        *(ct_v2du *)(d + 4 * (W / 2)) += (ct_v2d){br, bi} * tt;
+                }
+            }
+            continue;
+        }
         for (long j = rk.pa; j <= rk.pb; j++) {
             const double complex v = rk.kw[j - rk.wf] * gi;
+            const double vr = creal(v), vi = cimag(v);
             double complex *slab = im->gslab[j - j0];
             for (int b = 0; b < W; b++) {
-                long lr = lo + b < gy ? lo + b : lo + b - gy;
+                const long lr = lo + b < gy ? lo + b : lo + b - gy;
                 if (lr < ba || lr >= bb)
                     continue;
-                const double complex vb = v * rk.ky[b];
-                double complex *row = slab + lr * gx;
-                if (straight) {
-                    double complex *cell = row + c0;
-                    for (int a = a0; a < a1; a++)
-                        cell[a] += vb * rk.kx[a];
-                } else {
-                    for (int a = 0; a < W; a++)
-                        if (rk.ix[a] >= ca && rk.ix[a] < cb)
-                            row[rk.ix[a]] += vb * rk.kx[a];
+                const double br = vr * rk.ky[b], bi = vi * rk.ky[b];
+                double complex *row = slab + lr * gs;
+                for (int a = 0; a < W; a++) {
+                    const long c = c0 + a < gx ? c0 + a : c0 + a - gx;
+                    if (c >= ca && c < cb)
+                        row[c] += CMPLX(br * rk.kx[a], bi * rk.kx[a]);
                 }
             }
         }
     }
 }
 
+/* Grids rows [from, to) of the plane group [j0, j1] onto the region of slab
+ * rows [ba, bb) and columns [ca, cb) of the group's slabs (the PSF's unit
+ * visibilities with psf). */
+CT_HOT static void grid_region(const ct_imager *im, int psf, size_t from, size_t to, long j0,
+                               long j1, long ba, long bb, long ca, long cb)
+{
+    switch (im->k.support) {
+#define CT_GRID_CASE(w)                                                                            \
+    case w: grid_region_w(im, psf, from, to, j0, j1, ba, bb, ca, cb, w); break;
+        CT_GRID_CASE(4)
+        CT_GRID_CASE(5)
+        CT_GRID_CASE(6)
+        CT_GRID_CASE(7)
+        CT_GRID_CASE(8)
+#undef CT_GRID_CASE
+    default: grid_region_w(im, psf, from, to, j0, j1, ba, bb, ca, cb, im->k.support);
+    }
+}
+
+/* Row i's prediction from the plane group [j0, j1] (the group's grids in
+ * gext), for a support W constant where it is inlined. Per plane the
+ * kernel's rows are summed cell by cell (weighted by ky), the planes
+ * summed weighted by kw, and only then the u taps applied across the
+ * cells: one vector multiply-add per four doubles of the grid read. */
+static inline __attribute__((always_inline)) double complex degrid_row_w(const ct_imager *im,
+                                                                         size_t i, long j0, long j1,
+                                                                         const int W)
+{
+    row_kernel rk = {0};
+    if (!row_kernel_at(im, i, j0, j1, &rk))
+        return 0;
+    const long gx = im->gx, gy = im->gy, gs = im->gs, c0 = im->ufirst[i];
+    const long e0 = mod_long(im->vfirst[i] - im->ext_lo, gy);
+    double re = 0, imv = 0;
+    if (c0 + W <= gx) {
+        ct_v4d col[CT_GRID_MAX_SUPPORT / 2];
+        ct_v2d tail = {0, 0};
+        for (int q = 0; q < W / 2; q++)
+            col[q] = (ct_v4d){0, 0, 0, 0};
+        for (long j = rk.pa; j <= rk.pb; j++) {
+            const double *cells = (const double *)(im->gext[j - j0] + c0);
+            ct_v4d sq[CT_GRID_MAX_SUPPORT / 2];
+            ct_v2d st = {0, 0};
+            for (int q = 0; q < W / 2; q++)
+                sq[q] = (ct_v4d){0, 0, 0, 0};
+            for (int b = 0; b < W; b++) {
+                const long er = e0 + b < gy ? e0 + b : e0 + b - gy;
+                const double *d = cells + 2 * er * gs;
+                const double kyb = rk.ky[b];
+                for (int q = 0; q < W / 2; q++)
+                    sq[q] += *(const ct_v4du *)(d + 4 * q) * kyb;
+                if (W & 1)
+                    st += *(const ct_v2du *)(d + 4 * (W / 2)) * kyb;
+            }
+            const double kwj = rk.kw[j - rk.wf];
+            for (int q = 0; q < W / 2; q++)
+                col[q] += sq[q] * kwj;
+            if (W & 1)
+                tail += st * kwj;
+        }
+        for (int q = 0; q < W / 2; q++) {
+            re += col[q][0] * rk.kx[2 * q] + col[q][2] * rk.kx[2 * q + 1];
+            imv += col[q][1] * rk.kx[2 * q] + col[q][3] * rk.kx[2 * q + 1];
+        }
+        if (W & 1) {
+            re += tail[0] * rk.kx[W - 1];
+            imv += tail[1] * rk.kx[W - 1];
+        }
+        return CMPLX(re, imv);
+    }
+    /* The kernel wraps round the grid's edge: the same sums, cell by cell. */
+    double cr[CT_GRID_MAX_SUPPORT] = {0}, ci[CT_GRID_MAX_SUPPORT] = {0};
+    for (long j = rk.pa; j <= rk.pb; j++) {
+        const double complex *ext = im->gext[j - j0];
+        double sr[CT_GRID_MAX_SUPPORT] = {0}, si[CT_GRID_MAX_SUPPORT] = {0};
+        for (int b = 0; b < W; b++) {
+            const long er = e0 + b < gy ? e0 + b : e0 + b - gy;
+            const double complex *row = ext + er * gs;
+            for (int a = 0; a < W; a++) {
+                const long c = c0 + a < gx ? c0 + a : c0 + a - gx;
+                sr[a] += creal(row[c]) * rk.ky[b];
+                si[a] += cimag(row[c]) * rk.ky[b];
+            }
+        }
+        const double kwj = rk.kw[j - rk.wf];
+        for (int a = 0; a < W; a++) {
+            cr[a] += sr[a] * kwj;
+            ci[a] += si[a] * kwj;
+        }
+    }
+    for (int a = 0; a < W; a++) {
+        re += cr[a] * rk.kx[a];
+        imv += ci[a] * rk.kx[a];
+    }
+    return CMPLX(re, imv);
+}
+
 /* Adds to model[i], for rows [from, to), their prediction from the plane
- * group [j0, j1] (the group's grids in gext). Each row's sum is formed by
- * one thread in one fixed order. */
+ * group [j0, j1]. Each row's sum is formed by one thread in one fixed
+ * order. */
 CT_HOT static void degrid_rows(const ct_imager *im, double complex *model, size_t from, size_t to,
                                long j0, long j1)
 {
     const int W = im->k.support;
-    const long gx = im->gx;
 #pragma omp parallel for num_threads(im->threads) schedule(dynamic, 4096)
     for (size_t i = from; i < to; i++) {
-        row_kernel rk;
-        if (!row_kernel_at(im, i, j0, j1, &rk))
-            continue;
-        const int c0 = rk.ix[0], straight = c0 + W <= gx;
-        double complex acc = 0;
-        for (long j = rk.pa; j <= rk.pb; j++) {
-            const double complex *ext = im->gext[j - j0];
-            double complex sum = 0;
-            for (int b = 0; b < W; b++) {
-                long er = mod_long(rk.first_row + b - im->row0 - im->ext_lo, im->gy);
-                const double complex *row = ext + er * gx;
-                double complex sb = 0;
-                if (straight) {
-                    const double complex *cell = row + c0;
-                    for (int a = 0; a < W; a++)
-                        sb += cell[a] * rk.kx[a];
-                } else {
-                    for (int a = 0; a < W; a++)
-                        sb += row[rk.ix[a]] * rk.kx[a];
-                }
-                sum += sb * rk.ky[b];
-            }
-            acc += rk.kw[j - rk.wf] * sum;
+        switch (W) {
+        case 4: model[i] += degrid_row_w(im, i, j0, j1, 4); break;
+        case 5: model[i] += degrid_row_w(im, i, j0, j1, 5); break;
+        case 6: model[i] += degrid_row_w(im, i, j0, j1, 6); break;
+        case 7: model[i] += degrid_row_w(im, i, j0, j1, 7); break;
+        case 8: model[i] += degrid_row_w(im, i, j0, j1, 8); break;
+        default: model[i] += degrid_row_w(im, i, j0, j1, W);
         }
-        model[i] += acc;
     }
 }
 
@@ -1468,14 +1620,14 @@ static void zero_slab(ct_imager *im, int q)
 {
     double complex *slab = im->gslab[q];
     if (!im->gclean[q]) {
-        zero_parallel(im, slab, (size_t)im->nrow * im->gx * sizeof *slab);
+        zero_parallel(im, slab, (size_t)im->nrow * im->gs * sizeof *slab);
         im->gclean[q] = 1;
         return;
     }
 #pragma omp parallel for num_threads(im->threads) schedule(static)
     for (ptrdiff_t r = 0; r < im->nrow; r++)
         if (im->row_used[r])
-            memset(slab + r * im->gx, 0, (size_t)im->gx * sizeof *slab);
+            memset(slab + r * im->gs, 0, (size_t)im->gx * sizeof *slab);
 }
 
 ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err)
@@ -1620,7 +1772,7 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root, ct_e
                 double tc = MPI_Wtime();
                 rc = ct_mpi_agree(im->comm,
                                   fetch_rows(im, (const double *)im->gslab[j - j0],
-                                             2 * (size_t)im->gx, 2 * (size_t)im->gx, im->row_owner,
+                                             2 * (size_t)im->gs, 2 * (size_t)im->gs, im->row_owner,
                                              (long)im->row0, want, (size_t)im->ext_n,
                                              (double *)im->gext[j - j0], err),
                                   err);
