@@ -69,6 +69,36 @@ static void power_series(ct_gkernel *k)
         }
 }
 
+void ct_gkernel_series_general(const ct_gkernel *k, double t, double *val)
+{
+    const int D = k->degree;
+    if (k->horner) {
+        double acc[CT_GRID_MAX_SUPPORT];
+        for (int i = 0; i < CT_GRID_MAX_SUPPORT; i++)
+            acc[i] = k->poly[D][i];
+        for (int d = D - 1; d >= 0; d--)
+            for (int i = 0; i < CT_GRID_MAX_SUPPORT; i++)
+                acc[i] = acc[i] * t + k->poly[d][i];
+        for (int i = 0; i < CT_GRID_MAX_SUPPORT; i++)
+            val[i] = acc[i];
+        return;
+    }
+    /* Clenshaw's recurrence on the Chebyshev coefficients. */
+    const int W = k->support;
+    double b1[CT_GRID_MAX_SUPPORT] = {0}, b2[CT_GRID_MAX_SUPPORT] = {0};
+    const double t2 = 2.0 * t;
+    for (int d = D; d >= 1; d--) {
+        const double *c = k->cheb[d];
+        for (int i = 0; i < W; i++) {
+            double b0 = c[i] + t2 * b1[i] - b2[i];
+            b2[i] = b1[i];
+            b1[i] = b0;
+        }
+    }
+    for (int i = 0; i < W; i++)
+        val[i] = k->cheb[0][i] + t * b1[i] - b2[i];
+}
+
 /* Chebyshev interpolation of every tap at degree k->degree. */
 static void fit_series(ct_gkernel *k)
 {

@@ -46,13 +46,26 @@ typedef struct ct_gkernel {
     double poly[CT_GKERNEL_MAX_DEGREE + 1][CT_GRID_MAX_SUPPORT];
 } ct_gkernel;
 
+/* Forced inline where the compiler allows: a hot loop compiled for AVX2
+ * (target_clones) then evaluates the taps at its own vector width; a call
+ * out of it would run the baseline (SSE2) build of the series. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CT_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define CT_ALWAYS_INLINE inline
+#endif
+
+/* The series at degrees past Horner's or support past 8 (gridkernel.c). */
+void ct_gkernel_series_general(const ct_gkernel *k, double t, double *val);
+
 /* The W taps at series offset t in [-1, 1] into val[CT_GRID_MAX_SUPPORT]
  * (entries past W are scratch). Inline: it runs for every visibility and
- * axis of every pass. */
-static inline void ct_gkernel_series(const ct_gkernel *k, double t, double *val)
+ * axis of every pass, and the common case -- Horner's rule over 8 taps --
+ * is a few vector multiply-adds per degree. */
+static CT_ALWAYS_INLINE void ct_gkernel_series(const ct_gkernel *k, double t, double *val)
 {
-    const int D = k->degree;
     if (k->horner && k->support <= 8) {
+        const int D = k->degree;
         double acc[8];
         for (int i = 0; i < 8; i++)
             acc[i] = k->poly[D][i];
@@ -61,30 +74,8 @@ static inline void ct_gkernel_series(const ct_gkernel *k, double t, double *val)
                 acc[i] = acc[i] * t + k->poly[d][i];
         for (int i = 0; i < 8; i++)
             val[i] = acc[i];
-    } else if (k->horner) {
-        double acc[CT_GRID_MAX_SUPPORT];
-        for (int i = 0; i < CT_GRID_MAX_SUPPORT; i++)
-            acc[i] = k->poly[D][i];
-        for (int d = D - 1; d >= 0; d--)
-            for (int i = 0; i < CT_GRID_MAX_SUPPORT; i++)
-                acc[i] = acc[i] * t + k->poly[d][i];
-        for (int i = 0; i < CT_GRID_MAX_SUPPORT; i++)
-            val[i] = acc[i];
-    } else {
-        const int W = k->support;
-        double b1[CT_GRID_MAX_SUPPORT] = {0}, b2[CT_GRID_MAX_SUPPORT] = {0};
-        const double t2 = 2.0 * t;
-        for (int d = D; d >= 1; d--) {
-            const double *c = k->cheb[d];
-            for (int i = 0; i < W; i++) {
-                double b0 = c[i] + t2 * b1[i] - b2[i];
-                b2[i] = b1[i];
-                b1[i] = b0;
-            }
-        }
-        for (int i = 0; i < W; i++)
-            val[i] = k->cheb[0][i] + t * b1[i] - b2[i];
-    }
+    } else
+        ct_gkernel_series_general(k, t, val);
 }
 
 /* The kernel trusted to epsilon (requests below the table's best get the best). */
@@ -140,8 +131,8 @@ long ct_wplane_first(const ct_gkernel *k, double w, double wmin, double dw);
 double ct_wplane_tap(const ct_gkernel *k, double w, double wmin, double dw, long j);
 /* All W weights at once, from the series: val[i] for plane first + i (val
  * of CT_GRID_MAX_SUPPORT); returns first. */
-static inline long ct_wplane_taps(const ct_gkernel *k, double w, double wmin, double dw,
-                                  double *val)
+static CT_ALWAYS_INLINE long ct_wplane_taps(const ct_gkernel *k, double w, double wmin, double dw,
+                                            double *val)
 {
     double h = 0.5 * k->support, t = (w - wmin) / dw;
     double first = __builtin_ceil(t - h);
