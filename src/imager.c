@@ -679,14 +679,21 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
     if (!scount || !dest)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu rows", n);
     size_t nkept = 0;
-    for (size_t i = 0; rc == CT_OK && i < n; i++) {
-        dest[i] = -1;
-        if (!ct_weight_kept(o, uvw[3 * i], uvw[3 * i + 1], nat[i]))
-            continue;
-        long iu, dr = density_row(im, o, uvw[3 * i], uvw[3 * i + 1], &iu);
-        dest[i] = im->drow_owner[dr];
-        scount[dest[i]]++;
-        nkept++;
+    if (rc == CT_OK) {
+        /* Each row's destination on the threads, the counts after (serial:
+         * the order of the records is the rows' own). */
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < (ptrdiff_t)n; i++) {
+            long iu;
+            dest[i] = ct_weight_kept(o, uvw[3 * i], uvw[3 * i + 1], nat[i])
+                          ? im->drow_owner[density_row(im, o, uvw[3 * i], uvw[3 * i + 1], &iu)]
+                          : -1;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (dest[i] >= 0) {
+                scount[dest[i]]++;
+                nkept++;
+            }
     }
     if (rc == CT_OK && nkept > (size_t)INT_MAX)
         rc = ct_fail(err, CT_EINVAL, "%zu rows on one rank: use more ranks", nkept);
@@ -980,8 +987,13 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
      * touch the same few cache lines of the slab (a tile of 8 cells keeps a
      * W = 8 kernel's footprint within about 2 x 2 kernels). */
     const long TILE = 8, tiles_u = (im->wnx + TILE - 1) / TILE;
+    /* The per-row loops below are independent row by row (each writes only
+     * its own row), so the threads share them; the counts and sorts stay
+     * serial, so the order is the same on any thread count. */
+    const ptrdiff_t nn = (ptrdiff_t)n;
     if (rc == CT_OK) {
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < nn; i++) {
             long iu;
             long dr = density_row(im, o, recv[i * REC_LEN + REC_U], recv[i * REC_LEN + REC_V], &iu);
             key[i] = (dr / TILE) * tiles_u + iu / TILE;
@@ -989,20 +1001,26 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
         rc = counting_order(key, n, (long)((im->wny + TILE - 1) / TILE) * tiles_u, perm1, err);
     }
     if (rc == CT_OK) {
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < nn; i++) {
             double w = recv[perm1[i] * REC_LEN + REC_W];
             key[i] = im->use_w ? ct_wplane_first(&im->k, w, wmin, im->dw) - im->plane_lo : 0;
             if (key[i] < 0 || key[i] >= im->nbuckets) /* cannot happen: the range covers w */
                 key[i] = key[i] < 0 ? 0 : im->nbuckets - 1;
-            im->bucket[key[i] + 1]++;
         }
+        for (size_t i = 0; i < n; i++)
+            im->bucket[key[i] + 1]++;
         rc = counting_order(key, n, im->nbuckets, perm2, err);
     }
     if (rc == CT_OK) {
         for (long b = 0; b < im->nbuckets; b++)
             im->bucket[b + 1] += im->bucket[b];
         long dmin = LONG_MAX, dmax = LONG_MIN;
-        for (size_t i = 0; i < n; i++) {
+#pragma omp parallel for num_threads(im->threads) schedule(static) reduction(min                   \
+                                                                             : dmin)               \
+    reduction(max                                                                                  \
+              : dmax)
+        for (ptrdiff_t i = 0; i < nn; i++) {
             const double *r = recv + perm1[perm2[i]] * REC_LEN;
             memcpy(im->uvw + 3 * i, r + REC_U, 3 * sizeof(double));
             im->vis[i] = r[REC_RE] + I * r[REC_IM];
@@ -1014,16 +1032,18 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
             im->vfirst[i] = (int32_t)d;
             im->ufirst[i] = (int32_t)mod_long(
                 ct_gkernel_first(&im->k, r[REC_U] * im->gx * im->cell) + im->gx / 2, im->gx);
-            for (int b = 0; b < W; b++) {
-                long lr = d + b < im->gy ? d + b : d + b - im->gy;
-                if (lr < im->nrow)
-                    im->row_used[lr] = 1;
-            }
             if (d > im->gy / 2)
                 d -= im->gy;
             dmin = d < dmin ? d : dmin;
             dmax = d > dmax ? d : dmax;
         }
+        for (size_t i = 0; i < n; i++) /* the slab rows some kernel touches */
+            for (int b = 0; b < W; b++) {
+                long lr =
+                    im->vfirst[i] + b < im->gy ? im->vfirst[i] + b : im->vfirst[i] + b - im->gy;
+                if (lr < im->nrow)
+                    im->row_used[lr] = 1;
+            }
         im->n = n;
         /* The grid rows a degrid reads: the held rows' kernels. One rank
          * reads its own slab, the whole grid. */
