@@ -59,6 +59,16 @@ live_pid() {
   echo "$pid"
 }
 
+# A daemon is gone when its pidfile names no live process of that name -- but a
+# daemon that forked moments ago may not have written its pidfile yet (seen in CI:
+# "slurmd exited" 1.7 s into a start that was fine), so a missing or empty pidfile
+# counts only after a grace of 10 s from the start.
+daemon_gone() {
+  live_pid "$2" "$1" >/dev/null && return 1
+  [ ! -s "$2" ] && [ "$SECONDS" -lt "${grace_end:-0}" ] && return 1
+  return 0
+}
+
 munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 
 start_munge() {
@@ -191,10 +201,11 @@ cmd_start() {
   # Bounded wait for the node to be schedulable; resume it if a previous life left it
   # down or drained (ReturnToService=2 covers most, not an admin drain).
   local deadline=$((SECONDS + ${CONTIMG_SLURM_START_TIMEOUT:-60})) st
+  grace_end=$((SECONDS + 10))
   while :; do
     # Our daemons first: a sinfo answer means nothing if they died on startup.
-    live_pid "$ctld_pidfile" slurmctld >/dev/null || fail_with_logs "slurmctld exited"
-    live_pid "$slurmd_pidfile" slurmd >/dev/null || fail_with_logs "slurmd exited"
+    daemon_gone slurmctld "$ctld_pidfile" && fail_with_logs "slurmctld exited"
+    daemon_gone slurmd "$slurmd_pidfile" && fail_with_logs "slurmd exited"
     st=$(node_state || true)
     case $st in
       idle|mixed|allocated|completing) break ;;
