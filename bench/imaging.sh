@@ -60,6 +60,8 @@ work=${keep:-$(mktemp -d /var/tmp/contimg-bench-imaging.XXXXXX)}
 mkdir -p "$work"
 [ -n "$keep" ] || trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# mpirun's PMIx would try munge for 2.3 s where munged is not running (src/mpiutil.h).
+munge -n >/dev/null 2>&1 || export PMIX_MCA_psec=${PMIX_MCA_psec:-^munge}
 ncpu=$(nproc)
 $threads_all && threads=$ncpu
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1

@@ -16,12 +16,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* One row as it travels between ranks: u, v, w, re, im, weight, channel,
- * epoch, global index (integers exact in a double below 2^53). */
 /* The most memory the slabs of one plane group may take (see setup_groups). */
 #define CT_IMAGER_GROUP_BYTES (1024.0 * 1024.0 * 1024.0)
 
-enum { REC_U, REC_V, REC_W, REC_RE, REC_IM, REC_WT, REC_CHAN, REC_EPOCH, REC_K, REC_LEN };
+/* One row as it travels between ranks: u, v, w, re, im, weight, then, to
+ * the owners of its density row only, its channel and epoch (integers,
+ * exact in a double). Its global index travels as its place: the records
+ * reach every rank in rank order, each rank's in its own order, and every
+ * sort after is stable. Once weighted a record drops channel and epoch
+ * (SHARE_LEN), which only the weights' sums read: a load's peak is the
+ * records and the held rows together. */
+enum { REC_U, REC_V, REC_W, REC_RE, REC_IM, REC_WT, REC_CHAN, REC_EPOCH, REC_LEN };
+enum { SHARE_LEN = REC_CHAN };
 
 struct ct_imager {
     MPI_Comm comm;
@@ -101,6 +107,8 @@ struct ct_imager {
     double *cols;
 
     int loaded;
+    void (*on_copied)(void *); /* ct_imager_on_copied's, for the next load */
+    void *on_copied_arg;
     double wsum;
     int nchan, nepoch;
     double *chan_w, *epoch_w;
@@ -560,7 +568,7 @@ const double *ct_imager_epoch_weights(const ct_imager *im)
  * memory, so no copy is made that need not be); returns the received ones, in
  * source-rank order, in *recv (malloc'd) and their number in *nrecv. */
 static ct_code exchange_records(ct_imager *im, double **send, const int *scount, const int *sdisp,
-                                double **recv, size_t *nrecv, ct_err *err)
+                                int width, double **recv, size_t *nrecv, ct_err *err)
 {
     int P = im->size;
     if (P == 1) {
@@ -586,11 +594,11 @@ static ct_code exchange_records(ct_imager *im, double **send, const int *scount,
                      "%ld rows on one rank: more than one exchange can carry; "
                      "use more ranks",
                      total);
-    *recv = rc == CT_OK ? malloc(((size_t)total * REC_LEN + 1) * sizeof(double)) : NULL;
+    *recv = rc == CT_OK ? malloc(((size_t)total * width + 1) * sizeof(double)) : NULL;
     if (rc == CT_OK && !*recv)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld visibility rows", total);
     if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK) {
-        MPI_Datatype t = row_type(REC_LEN);
+        MPI_Datatype t = row_type((size_t)width);
         MPI_Alltoallv(*send, scount, sdisp, t, *recv, rcount, rdisp, t, im->comm);
         MPI_Type_free(&t);
         *nrecv = (size_t)total;
@@ -669,10 +677,6 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
 {
     int P = im->size;
     ct_code rc = CT_OK;
-    long long mine = (long long)n, k0 = 0;
-    MPI_Exscan(&mine, &k0, 1, MPI_LONG_LONG, MPI_SUM, im->comm);
-    if (im->rank == 0)
-        k0 = 0;
     int *scount = calloc(2 * (size_t)P, sizeof *scount);
     int *dest = malloc((n + 1) * sizeof *dest);
     double *send = NULL;
@@ -722,13 +726,17 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
             r[REC_WT] = nat[i];
             r[REC_CHAN] = chan[i];
             r[REC_EPOCH] = epoch[i];
-            r[REC_K] = (double)(k0 + (long long)i);
         }
     }
     free(dest);
+    if (im->on_copied) { /* the caller's arrays are read no more */
+        void (*fn)(void *) = im->on_copied;
+        im->on_copied = NULL;
+        fn(im->on_copied_arg);
+    }
     double *recv = NULL;
     size_t nrecv = 0;
-    rc = exchange_records(im, &send, scount, sdisp, &recv, &nrecv, err);
+    rc = exchange_records(im, &send, scount, sdisp, REC_LEN, &recv, &nrecv, err);
     free(scount);
     if (rc != CT_OK)
         return rc;
@@ -819,7 +827,13 @@ static ct_code weight_rows(ct_imager *im, const double *uvw, const double comple
         free(recv);
         return rc;
     }
-    *owned = recv;
+    /* Channel and epoch are read no more: the records close up in place
+     * (record i moves down, never onto one not yet moved), and the block
+     * shrinks (glibc returns a large block's tail pages). */
+    for (size_t i = 0; i < nrecv; i++)
+        memmove(recv + i * SHARE_LEN, recv + i * REC_LEN, SHARE_LEN * sizeof *recv);
+    double *shrunk = realloc(recv, (nrecv * SHARE_LEN + 1) * sizeof *recv);
+    *owned = shrunk ? shrunk : recv;
     *nowned = nrecv;
     return CT_OK;
 }
@@ -913,7 +927,7 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
     size_t total = 0;
     int dests[CT_GRID_MAX_SUPPORT];
     for (size_t i = 0; scount && i < nowned; i++) {
-        const double *r = owned + i * REC_LEN;
+        const double *r = owned + i * SHARE_LEN;
         int nd = kernel_ranks(im, ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), dests);
         for (int q = 0; q < nd; q++)
             scount[dests[q]]++;
@@ -924,7 +938,7 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
         send = owned;
         *owned_p = owned = NULL;
     } else if (scount)
-        send = malloc((total * REC_LEN + 1) * sizeof *send);
+        send = malloc((total * SHARE_LEN + 1) * sizeof *send);
     if (!send || !scount)
         rc = ct_fail(err, CT_ENOMEM, "out of memory sharing %zu visibility rows", total);
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
@@ -938,18 +952,18 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
         int fill[P];
         memcpy(fill, sdisp, (size_t)P * sizeof(int));
         for (size_t i = 0; i < nowned; i++) {
-            const double *r = owned + i * REC_LEN;
+            const double *r = owned + i * SHARE_LEN;
             int nd =
                 kernel_ranks(im, ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), dests);
             for (int q = 0; q < nd; q++)
-                memcpy(send + (size_t)fill[dests[q]]++ * REC_LEN, r, REC_LEN * sizeof(double));
+                memcpy(send + (size_t)fill[dests[q]]++ * SHARE_LEN, r, SHARE_LEN * sizeof(double));
         }
     }
     free(*owned_p);
     *owned_p = NULL;
     double *recv = NULL;
     size_t n = 0;
-    rc = exchange_records(im, &send, scount, sdisp, &recv, &n, err);
+    rc = exchange_records(im, &send, scount, sdisp, SHARE_LEN, &recv, &n, err);
     free(scount);
     if (rc != CT_OK)
         return rc;
@@ -958,8 +972,8 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
      * number of ranks). */
     double wr[2] = {INFINITY, INFINITY}, gwr[2];
     for (size_t i = 0; i < n; i++) {
-        wr[0] = fmin(wr[0], recv[i * REC_LEN + REC_W]);
-        wr[1] = fmin(wr[1], -recv[i * REC_LEN + REC_W]);
+        wr[0] = fmin(wr[0], recv[i * SHARE_LEN + REC_W]);
+        wr[1] = fmin(wr[1], -recv[i * SHARE_LEN + REC_W]);
     }
     MPI_Allreduce(wr, gwr, 2, MPI_DOUBLE, MPI_MIN, im->comm);
     double wmin = gwr[0], wmax = -gwr[1];
@@ -973,15 +987,9 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
 
     long *key = malloc((n + 1) * sizeof *key);
     size_t *perm1 = malloc((n + 1) * sizeof *perm1), *perm2 = malloc((n + 1) * sizeof *perm2);
-    im->uvw = malloc((3 * n + 1) * sizeof *im->uvw);
-    im->wt = malloc((n + 1) * sizeof *im->wt);
-    im->vis = malloc((n + 1) * sizeof *im->vis);
-    im->vfirst = malloc((n + 1) * sizeof *im->vfirst);
-    im->ufirst = malloc((n + 1) * sizeof *im->ufirst);
     im->row_used = calloc((size_t)im->nrow + 1, 1);
     im->bucket = calloc((size_t)im->nbuckets + 1, sizeof *im->bucket);
-    if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->uvw || !im->wt || !im->vis ||
-                        !im->vfirst || !im->ufirst || !im->row_used || !im->bucket))
+    if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->row_used || !im->bucket))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
     /* Rows sorted by 8 x 8 tiles of the density grid: consecutive rows then
      * touch the same few cache lines of the slab (a tile of 8 cells keeps a
@@ -995,7 +1003,8 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
 #pragma omp parallel for num_threads(im->threads) schedule(static)
         for (ptrdiff_t i = 0; i < nn; i++) {
             long iu;
-            long dr = density_row(im, o, recv[i * REC_LEN + REC_U], recv[i * REC_LEN + REC_V], &iu);
+            long dr =
+                density_row(im, o, recv[i * SHARE_LEN + REC_U], recv[i * SHARE_LEN + REC_V], &iu);
             key[i] = (dr / TILE) * tiles_u + iu / TILE;
         }
         rc = counting_order(key, n, (long)((im->wny + TILE - 1) / TILE) * tiles_u, perm1, err);
@@ -1003,7 +1012,7 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
     if (rc == CT_OK) {
 #pragma omp parallel for num_threads(im->threads) schedule(static)
         for (ptrdiff_t i = 0; i < nn; i++) {
-            double w = recv[perm1[i] * REC_LEN + REC_W];
+            double w = recv[perm1[i] * SHARE_LEN + REC_W];
             key[i] = im->use_w ? ct_wplane_first(&im->k, w, wmin, im->dw) - im->plane_lo : 0;
             if (key[i] < 0 || key[i] >= im->nbuckets) /* cannot happen: the range covers w */
                 key[i] = key[i] < 0 ? 0 : im->nbuckets - 1;
@@ -1011,6 +1020,27 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
         for (size_t i = 0; i < n; i++)
             im->bucket[key[i] + 1]++;
         rc = counting_order(key, n, im->nbuckets, perm2, err);
+    }
+    /* One permutation (in place: element i reads only its own), and the
+     * sort's arrays freed before the held rows are allocated: the peak of a
+     * load is the records and the held rows together. */
+    if (rc == CT_OK) {
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < nn; i++)
+            perm2[i] = perm1[perm2[i]];
+    }
+    free(key);
+    free(perm1);
+    key = NULL;
+    perm1 = NULL;
+    if (rc == CT_OK) {
+        im->uvw = malloc((3 * n + 1) * sizeof *im->uvw);
+        im->wt = malloc((n + 1) * sizeof *im->wt);
+        im->vis = malloc((n + 1) * sizeof *im->vis);
+        im->vfirst = malloc((n + 1) * sizeof *im->vfirst);
+        im->ufirst = malloc((n + 1) * sizeof *im->ufirst);
+        if (!im->uvw || !im->wt || !im->vis || !im->vfirst || !im->ufirst)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
     }
     if (rc == CT_OK) {
         for (long b = 0; b < im->nbuckets; b++)
@@ -1021,7 +1051,7 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
     reduction(max                                                                                  \
               : dmax)
         for (ptrdiff_t i = 0; i < nn; i++) {
-            const double *r = recv + perm1[perm2[i]] * REC_LEN;
+            const double *r = recv + perm2[i] * SHARE_LEN;
             memcpy(im->uvw + 3 * i, r + REC_U, 3 * sizeof(double));
             im->vis[i] = r[REC_RE] + I * r[REC_IM];
             if (im->use_w)
@@ -1060,13 +1090,17 @@ static ct_code share_rows(ct_imager *im, double **owned_p, size_t nowned, const 
                 rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld grid rows", im->ext_n);
         }
     }
-    free(key);
-    free(perm1);
     free(perm2);
     free(recv);
     if (rc == CT_OK)
         rc = setup_bands(im, err);
     return ct_mpi_agree(im->comm, rc, err);
+}
+
+void ct_imager_on_copied(ct_imager *im, void (*fn)(void *arg), void *arg)
+{
+    im->on_copied = fn;
+    im->on_copied_arg = arg;
 }
 
 ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *vis,

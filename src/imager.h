@@ -85,6 +85,15 @@ ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *v
                        const double *natural_w, const int *chan, int nchan, const int *epoch,
                        int nepoch, size_t n, const ct_weight_opts *wopts, ct_err *err);
 
+/* Lets the next ct_imager_load call fn(arg) as soon as it holds its own copy
+ * of the rows (before it shares them out among the slabs), so that a caller
+ * can free its arrays there: the caller's rows and the imager's copies are
+ * then never all in memory at once (a full observation's arrays are 56 bytes
+ * a row, 4.7 GB). fn is called on every rank whose load gets that far, at
+ * most once per load, and never after a load has failed before it; a caller
+ * frees what is left after the load either way. NULL fn: no call. */
+void ct_imager_on_copied(ct_imager *im, void (*fn)(void *arg), void *arg);
+
 /* The dirty image of the residual visibilities (the loaded ones less the
  * model's prediction, see ct_imager_set_model), or with psf nonzero the PSF
  * (every visibility 1), into image[ny * nx] on rank 0 (others may pass NULL). */

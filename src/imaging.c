@@ -343,6 +343,20 @@ static ct_code predicted_beam(MPI_Comm comm, const ct_visset *vs, const ct_image
     return CT_OK;
 }
 
+/* The rows read for the imager, freed by it once it has copied them. */
+typedef struct caller_rows {
+    ct_visset *vs;
+    int **epoch;
+} caller_rows;
+
+static void free_caller_rows(void *arg)
+{
+    caller_rows *c = arg;
+    ct_visset_free(c->vs);
+    free(*c->epoch);
+    *c->epoch = NULL;
+}
+
 /* Rank 0's minor cycle: Hogbom until the peak residual falls by mgain (or
  * the threshold, or niter). Returns 0 when nothing more is to be done. */
 static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, int n, int threads,
@@ -539,6 +553,9 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         free(psf2);
         goto out;
     }
+    /* The rows go as soon as the imager holds its copy (lowers the peak). */
+    caller_rows held = {&vs, &epoch};
+    ct_imager_on_copied(im, free_caller_rows, &held);
     rc = ct_imager_load(im, vs.uvw, vs.vis, vs.weight, vs.chan, h->Nfreqs, epoch, (int)pt.n, vs.n,
                         &wo, err);
     char object[72] = "";

@@ -4,7 +4,10 @@
 
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 ct_code ct_mpi_agree(MPI_Comm comm, ct_code rc, ct_err *err)
@@ -49,4 +52,25 @@ int ct_mpi_cpu_share(MPI_Comm sharing)
     long per = online / (local > 0 ? local : 1);
     per = mask < per ? mask : per;
     return per >= 1 ? (int)per : 1;
+}
+
+/* munge's default socket (its --socket; Debian's and upstream's build). */
+#define CT_MUNGE_SOCKET "/run/munge/munge.socket.2"
+
+void ct_mpi_prepare_env(void)
+{
+    if (getenv("PMIX_MCA_psec"))
+        return;
+    int answered = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        struct sockaddr_un a;
+        memset(&a, 0, sizeof a);
+        a.sun_family = AF_UNIX;
+        memcpy(a.sun_path, CT_MUNGE_SOCKET, sizeof CT_MUNGE_SOCKET);
+        answered = connect(fd, (const struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+    }
+    if (!answered)
+        setenv("PMIX_MCA_psec", "^munge", 0);
 }

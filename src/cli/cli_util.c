@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include "database.h"
+#include "mpiutil.h"
 
 #include <libpq-fe.h>
 
@@ -276,6 +277,8 @@ int cli_mpi_main(const char *name, int (*body)(int argc, char **argv, const ct_c
     MPI_Initialized(&inited);
     /* FUNNELED: the engine's lease keeper is a second thread (it makes no MPI calls). */
     int provided = 0;
+    if (!inited)
+        ct_mpi_prepare_env();
     if (!inited && MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "contimg: %s: MPI_Init failed\n", name);
         return EXIT_FAILURE_INTERNAL;
