@@ -62,6 +62,10 @@ typedef struct ct_imager_geom {
                          memory shared among the node's ranks */
     int threads;      /* OpenMP threads per rank; 0: the node's cores shared among the
                          communicator's ranks on it (ct_mpi_cpu_share) */
+    int grid_bits;    /* precision of the uv grids and their FFTs: 32 (single; epsilon
+                         must be >= 1e-5), 64 (double), or 0: 32 where epsilon >= 1e-5,
+                         else 64. Single halves the grids' memory and traffic; the rows,
+                         weights, taps and images are double either way. */
 } ct_imager_geom;
 
 /* Plans the imaging. Refuses (CT_EINVAL), before allocating anything large,
@@ -101,7 +105,9 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err);
 
 /* Replaces the model by the components (rank 0's are used; others may pass
  * NULL): the residual visibilities become the loaded ones less the model's
- * predicted visibilities (degridded, to the same epsilon). */
+ * predicted visibilities (degridded, to the same epsilon). Refused (bad
+ * components, on every rank) before anything changes; a failure after that
+ * (out of memory moving grid rows) leaves no model at all. */
 ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root_components, ct_err *err);
 
 /* The rows this rank holds, as imaged: on one rank, every kept row once (in
@@ -119,7 +125,8 @@ typedef struct ct_imager_stats {
     int plane_group;   /* w planes gridded at once (memory allowing, up to W) */
     int grid_passes;   /* images made (ct_imager_image calls) */
     int ranks;
-    int threads; /* per rank */
+    int threads;   /* per rank */
+    int grid_bits; /* 32 or 64: the precision of the uv grids (ct_imager_geom) */
     /* Seconds on this rank, summed over calls: */
     double t_weights, t_grid, t_fft, t_degrid, t_comm;
 } ct_imager_stats;

@@ -656,6 +656,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         res->w_planes = st.w_planes;
         res->support = st.support;
         res->plane_group = st.plane_group;
+        res->grid_bits = st.grid_bits;
         res->threads = st.threads;
         res->grid_passes = st.grid_passes;
         res->epsilon = o->epsilon;
@@ -700,6 +701,7 @@ json_t *ct_image_result_json(const ct_image_result *r)
     json_object_set_new(o, "support", json_integer(r->support));
     json_object_set_new(o, "psf_size", json_integer(r->psf_size));
     json_object_set_new(o, "plane_group", json_integer(r->plane_group));
+    json_object_set_new(o, "grid_bits", json_integer(r->grid_bits));
     json_object_set_new(o, "grid_passes", json_integer(r->grid_passes));
     json_object_set_new(o, "epsilon", json_real(r->epsilon));
     json_object_set_new(o, "ranks", json_integer(r->ranks));

@@ -83,6 +83,7 @@ typedef struct ct_image_result {
     long w_planes;
     int support, ranks, threads, major_cycles, iterations;
     int plane_group;           /* w planes gridded at once (imager.h) */
+    int grid_bits;             /* 32 or 64: the uv grids' precision (imager.h) */
     int grid_passes;           /* images the imager made (the PSF not counted: psf_stats) */
     double epsilon;            /* the gridding accuracy asked for */
     int psf_size;              /* pixels per side of the PSF CLEAN used: nx, or with psf_double

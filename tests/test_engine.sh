@@ -101,16 +101,22 @@ check "no products row for the corrupt group" \
     '[ "$(q "SELECT count(*) FROM products.visibilities WHERE group_id = '"'"'2026-11-22T11:00:00'"'"'")" = 0 ]'
 
 # ---- kill -9 mid-imaging: a worker rank, then rank 0 ---------------------------------------
+# Observations big enough that imaging one takes about 2 s (obs3's take a third of a
+# second, so all three could finish before the kill lands).
+for start in 2026-11-22T10:00:00 2026-11-22T10:05:09 2026-11-22T10:10:18; do
+    "$CONTIMG" simulate --out "$T/obsk" --start $start --dec 55 --antennas 96 --times 8 \
+        --channels-per-subband 1 --noise-jy 0.05 >/dev/null || bad "simulate $start"
+done
 # Short leases, so the second run need not wait long for the first run's claims.
 for victim in worker coordinator; do
     fresh "kill-$victim"
-    "$CONTIMG" ingest "$T/obs3" >/dev/null
+    "$CONTIMG" ingest "$T/obsk" >/dev/null
     ABSURD_HEARTBEAT_INTERVAL=0.5 ABSURD_LEASE_SEC=3 \
         "${MPIRUN[@]}" -np 3 "$CONTIMG" run --drain >"$T/kill-$victim.log" 2>&1 &
     engine=$!
 BACKGROUND+=($engine)
     if wait_for 120 "EXISTS (SELECT 1 FROM absurd.tasks WHERE task_name = 'imaging' AND status = 'claimed')"; then
-        sleep 1 # into the gridding
+        sleep 0.5 # into the imaging
         rank0=$(q "SELECT split_part(worker_id, ':', 2) FROM absurd.tasks WHERE status = 'claimed' LIMIT 1")
         if [ $victim = coordinator ]; then
             pid=$rank0

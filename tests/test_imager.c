@@ -253,7 +253,40 @@ static void test_images(void)
     double e3 = max_diff(resid, sresid, NX * NY) / peak;
     printf("against the one-rank gridder: dirty %.2e, psf %.2e, residual %.2e (of the peak)\n", e1,
            e2, e3);
-    CHECK(e1 <= 1e-12 && e2 <= 1e-12 && e3 <= 1e-12, "dirty %g psf %g residual %g", e1, e2, e3);
+    /* Single-precision grids (chosen from epsilon 1e-5 up) differ from the
+     * double-precision gridder by float rounding only: orders of magnitude
+     * below epsilon, and far above the double build's 1e-12. */
+    const int want_bits = epsilon >= 1e-5 ? 32 : 64;
+    CHECK(st.grid_bits == want_bits, "grids of %d bits at epsilon %g, expected %d", st.grid_bits,
+          epsilon, want_bits);
+    const double tol = st.grid_bits == 32 ? 1e-6 : 1e-12;
+    CHECK(e1 <= tol && e2 <= tol && e3 <= tol, "dirty %g psf %g residual %g (tolerance %g)", e1, e2,
+          e3, tol);
+
+    if (st.grid_bits == 32) {
+        /* The same data on grids of 64 bits, asked for: the double gridder's bits. */
+        ct_imager_geom g64 = {.nx = NX,
+                              .ny = NY,
+                              .cell_rad = cell,
+                              .epsilon = epsilon,
+                              .threads = threads,
+                              .grid_bits = 64};
+        ct_imager *im64 = NULL;
+        static double dirty64[NX * NY];
+        REQUIRE_OK(ct_imager_create(MPI_COMM_WORLD, &g64, &im64, &err), err);
+        CHECK_OK(ct_imager_load(im64, d.uvw, d.vis, d.wt, d.chan, NCHAN, d.epoch, NEPOCH, NROWS,
+                                &wo, &err),
+                 err);
+        CHECK_OK(ct_imager_image(im64, 0, dirty64, &err), err);
+        ct_imager_stats st64;
+        ct_imager_get_stats(im64, &st64);
+        ct_imager_destroy(im64);
+        double e64 = max_diff(dirty64, sdirty, NX * NY) / peak;
+        printf("64-bit grids asked for at epsilon %g: dirty %.2e of the peak from the gridder\n",
+               epsilon, e64);
+        CHECK(st64.grid_bits == 64 && e64 <= 1e-12, "64-bit grids: %d bits, dirty %g",
+              st64.grid_bits, e64);
+    }
 
     /* A direct Fourier transform with the w term, at every pixel. */
     double dmax = 0, derr = 0;
@@ -307,6 +340,15 @@ static void test_refusals(void)
     CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL, "cell < 0 accepted");
     bad.cell_rad = 0.1; /* 64 x 0.1 rad reaches past the horizon */
     CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL, "horizon accepted");
+    bad.cell_rad = cell;
+    bad.grid_bits = 16;
+    CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL && !im,
+          "16-bit grids accepted");
+    bad.grid_bits = 32;
+    bad.epsilon = 1e-7; /* beyond what float32 grids hold */
+    CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL && !im &&
+              strstr(err.msg, "single-precision"),
+          "single-precision grids at epsilon 1e-7 accepted: %s", err.msg);
 
     ct_imager_geom g = {.nx = NX, .ny = NY, .cell_rad = cell, .epsilon = 1e-4};
     REQUIRE_OK(ct_imager_create(MPI_COMM_WORLD, &g, &im, &err), err);

@@ -1,0 +1,2081 @@
+/* imager_body.c -- the imager of imager.h at one precision of its grids,
+ * compiled twice (imager_f64.c, imager_f32.c: CT_IMAGER_SINGLE 0 or 1) the
+ * way FFTW itself is: one text, so that the two can never drift apart.
+ * Only what lives on the uv grid changes type (greal, gcell: the slabs, the
+ * halo rows, the transposed slab and their FFTW plans); the rows, weights,
+ * taps and image columns stay in double precision in both. imager.c picks
+ * one per imager. Not compiled on its own. */
+#define _GNU_SOURCE /* M_PI */
+#include "imager_impl.h"
+
+#include "gridkernel.h"
+#include "mpiutil.h"
+
+#include <complex.h> /* before fftw3.h: fftw_complex is then double complex */
+#include <fftw3-mpi.h>
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef CT_IMAGER_SINGLE
+#error "imager_body.c is included by imager_f32.c or imager_f64.c only"
+#endif
+#if CT_IMAGER_SINGLE
+typedef float greal;
+typedef float complex gcell;
+#define GREAL_MPI    MPI_FLOAT
+#define FFTW(name)   fftwf_##name
+#define CT_IMP(name) ct_imp32_##name
+#else
+typedef double greal;
+typedef double complex gcell;
+#define GREAL_MPI    MPI_DOUBLE
+#define FFTW(name)   fftw_##name
+#define CT_IMP(name) ct_imp64_##name
+#endif
+typedef CT_IMP(imager) imp;
+/* Complex cells in one 32-byte vector (2 or 4). */
+enum { VC = 32 / (2 * (int)sizeof(greal)) };
+
+/* Gridding tiles: CT_TILE cells a side (>= CT_GRID_MAX_SUPPORT - 1), coloured
+ * by the parity of their place along each axis, plus a third colour for the
+ * last tile of an odd count (it meets the first round the periodic edge). */
+#define CT_TILE        16
+#define CT_TILE_PHASES 9
+
+/* The most memory the slabs of one plane group may take (see setup_groups). */
+#define CT_IMAGER_GROUP_BYTES (1024.0 * 1024.0 * 1024.0)
+
+/* One row as it travels between ranks: u, v, w, re, im, weight, then, to
+ * the owners of its density row only, its channel and epoch (integers,
+ * exact in a double). Its global index travels as its place: the records
+ * reach every rank in rank order, each rank's in its own order, and every
+ * sort after is stable. Once weighted a record drops channel and epoch
+ * (SHARE_LEN), which only the weights' sums read: a load's peak is the
+ * records and the held rows together. */
+enum { REC_U, REC_V, REC_W, REC_RE, REC_IM, REC_WT, REC_CHAN, REC_EPOCH, REC_LEN };
+enum { SHARE_LEN = REC_CHAN };
+
+struct CT_IMP(imager) {
+    MPI_Comm comm;
+    int rank, size;
+    int nx, ny, gx, gy;
+    /* Slab rows are gs >= gx cells apart, and the slabs of a plane group
+     * start at staggered offsets: a kernel's W rows on each of G planes
+     * would otherwise fall on one set of the L1 cache (grids are multiples
+     * of 4 KiB wide), and its set conflicts cost a third of a pass
+     * (measured). The cells past gx are never read as data; FFTW-MPI
+     * transposes them along as columns no one reads. */
+    int gs;
+    gcell **graw; /* the plane group's allocations (gslab[q] inside) */
+    double cell;
+    ct_gkernel k;
+    int no_wterms;
+    double max_bytes;
+    int threads; /* OpenMP threads in this rank's loops */
+
+    /* FFTW-MPI's slabs: rows [row0, row0 + nrow) of the gy x gx grid, and
+     * columns [col0, col0 + ncol) of its transpose; every rank's, too. */
+    ptrdiff_t row0, nrow, col0, ncol, alloc;
+    ptrdiff_t *rows_start, *rows_count, *cols_start, *cols_count;
+    int *row_owner; /* the owners of the gy grid rows */
+    /* The weights' density grid (wnx by wny cells, weighting.h): density row
+     * dr belongs to the rank that holds grid row qy dr, qy = gy / wny. */
+    int wnx, wny, qy;
+    int *drow_owner;
+    gcell *slab, *tslab;
+    FFTW(plan) row_fwd, row_bwd, col_fwd, col_bwd, to_cols, to_rows;
+
+    double *corr_x, *corr_y;
+    /* This rank's image columns: xs[i] for i < nxo, at column xcol[i] of
+     * tslab; per pixel (i, y), i-major: the w shift n - 1 - nm1_mid and the
+     * w correction. */
+    int nxo, *xs, *xcol;
+    double *wshift, *corr_w;
+    int use_w;
+    double nm1_mid, dw, wmin;
+    long plane_lo, plane_hi;
+
+    /* Held rows, ordered by (first w plane, 8 x 8 density tile, global index). The
+     * visibilities are kept with the phase common to the field applied
+     * (times exp(-2 pi i w nm1_mid), see gridder.h), the frame every pass
+     * grids and degrids in, so that no pass pays a complex exponential per
+     * row; ct_imager_row undoes it. */
+    size_t n;
+    double *uvw, *wt;
+    double complex *vis, *res;
+    /* Per held row, where its kernel starts: in v (first grid row - row0)
+     * mod gy, in u its first grid column mod gx. Per slab row, whether any
+     * held row's kernel touches it (the FFTs skip the rest). Threads grid
+     * regions of the slab, bands of rows [band[b], band[b + 1]) by strips of
+     * columns [strip[s], strip[s + 1]), each region by one thread, so that
+     * every cell still receives its contributions in the rows' order. */
+    int32_t *vfirst, *ufirst;
+    unsigned char *row_used;
+    /* Gridding tiles (setup_tiles): the held rows in runs of one plane
+     * bucket and one tile, each run [run_from[r], run_from[r] + run_len[r]);
+     * the tiles that have runs in phase order, phase p's k in
+     * [phase_tile[p], phase_tile[p + 1]), tile k's runs [tile_run[2 k],
+     * tile_run[2 k + 1]) in bucket order. */
+    size_t *run_from;
+    int32_t *run_len, *run_bucket;
+    size_t *tile_run;
+    long ntile_used;
+    long phase_tile[CT_TILE_PHASES + 1];
+    size_t *bucket; /* rows of plane bucket b: [bucket[b], bucket[b + 1]) */
+    long nbuckets;
+    /* Rows of the grid a degrid needs: (row0 + ext_lo + t) mod gy, t < ext_n. */
+    long ext_lo, ext_n;
+    gcell *ext;
+    /* Plane groups (setup_groups): G slabs (the first is slab) and, on more
+     * than one rank, G halo buffers (the first is ext); which planes have
+     * rows on some rank; per pixel, the screen's step from plane to plane. */
+    int group;
+    gcell **gslab, **gext;
+    /* gclean[q]: slab q is zero outside the rows some kernel touches (so a
+     * pass need zero only those). FFTW-MPI's transposes write every row. */
+    unsigned char *gclean;
+    unsigned char *plane_any;
+    double complex *wstep;
+    double need_bytes;         /* what ct_imager_create counted */
+    double complex *acc, *scr; /* a pass's image columns and phase screens */
+    double *cols;
+
+    int loaded;
+    void (*on_copied)(void *); /* ct_imager_on_copied's, for the next load */
+    void *on_copied_arg;
+    double wsum;
+    int nchan, nepoch;
+    double *chan_w, *epoch_w;
+    ct_imager_stats st;
+};
+
+static long mod_long(long a, long n)
+{
+    long r = a % n;
+    return r < 0 ? r + n : r;
+}
+
+/* Density row dr of the imaging grid (ny rows) is owned by the rank whose
+ * slab holds padded grid row 2 dr: every point counted in it has its kernel
+ * on that row. Rank r owns density rows [drow_start, drow_end). */
+static long drow_start(const imp *im, int r)
+{
+    return im->rows_count[r] > 0 ? (long)(im->rows_start[r] + im->qy - 1) / im->qy : 0;
+}
+static long drow_end(const imp *im, int r)
+{
+    return im->rows_count[r] > 0
+               ? (long)(im->rows_start[r] + im->rows_count[r] + im->qy - 1) / im->qy
+               : 0;
+}
+
+/* disp[r] = count[0] + ... + count[r - 1]: where each rank's block starts in
+ * an MPI_Alltoallv buffer (disp[0] must already be 0). */
+static void displacements(const int *count, int *disp, int n)
+{
+    for (int r = 1; r < n; r++)
+        disp[r] = disp[r - 1] + count[r - 1];
+}
+
+/* A contiguous MPI type of n elements of base (rows of records or grid
+ * rows, so that counts stay small). */
+static MPI_Datatype row_type_of(size_t n, MPI_Datatype base)
+{
+    MPI_Datatype t;
+    MPI_Type_contiguous((int)n, base, &t);
+    MPI_Type_commit(&t);
+    return t;
+}
+
+static MPI_Datatype row_type(size_t n)
+{
+    return row_type_of(n, MPI_DOUBLE);
+}
+
+/* Fetches rows of a row-distributed array of ncols elements per row
+ * (elements of etype, esize bytes: density rows of doubles, grid rows of
+ * cells; rank r owns the global rows i with owner_tab[i] == r; this rank's
+ * are stored from `local`, row local_start first, `stride` elements apart):
+ * out[i] receives global row want[i]. */
+static ct_code fetch_rows(imp *im, const void *local, size_t stride, size_t ncols, size_t esize,
+                          MPI_Datatype etype, const int *owner_tab, long local_start,
+                          const long *want, size_t nwant, void *out, ct_err *err)
+{
+    int P = im->size;
+    int *scount = calloc(4 * (size_t)P, sizeof *scount);
+    size_t *order = malloc((nwant + 1) * sizeof *order);
+    int *owner = malloc((nwant + 1) * sizeof *owner);
+    if (!scount || !order || !owner) {
+        free(scount);
+        free(order);
+        free(owner);
+        return ct_fail(err, CT_ENOMEM, "out of memory exchanging grid rows");
+    }
+    int *sdispl = scount + P, *rcount = scount + 2 * P, *rdispl = scount + 3 * P;
+    for (size_t i = 0; i < nwant; i++) {
+        owner[i] = owner_tab[want[i]];
+        scount[owner[i]]++;
+    }
+    displacements(scount, sdispl, P);
+    {
+        int *fill = malloc((size_t)P * sizeof *fill);
+        if (!fill) {
+            free(scount);
+            free(order);
+            free(owner);
+            return ct_fail(err, CT_ENOMEM, "out of memory exchanging grid rows");
+        }
+        memcpy(fill, sdispl, (size_t)P * sizeof *fill);
+        for (size_t i = 0; i < nwant; i++)
+            order[fill[owner[i]]++] = i;
+        free(fill);
+    }
+    MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, im->comm);
+    long nreq = 0;
+    for (int r = 0; r < P; r++) {
+        rdispl[r] = (int)nreq;
+        nreq += rcount[r];
+    }
+    long *sidx = malloc((nwant + 1) * sizeof *sidx),
+         *ridx = malloc(((size_t)nreq + 1) * sizeof *ridx);
+    const size_t rowb = ncols * esize;
+    char *sendrows = malloc((size_t)nreq * rowb + 1), *recvrows = malloc(nwant * rowb + 1);
+    ct_code rc = (sidx && ridx && sendrows && recvrows)
+                     ? CT_OK
+                     : ct_fail(err, CT_ENOMEM, "out of memory exchanging grid rows");
+    if (rc == CT_OK) {
+        for (size_t i = 0; i < nwant; i++)
+            sidx[i] = want[order[i]];
+        MPI_Alltoallv(sidx, scount, sdispl, MPI_LONG, ridx, rcount, rdispl, MPI_LONG, im->comm);
+        for (long q = 0; q < nreq; q++)
+            memcpy(sendrows + (size_t)q * rowb,
+                   (const char *)local + (size_t)(ridx[q] - local_start) * stride * esize, rowb);
+        MPI_Datatype t = row_type_of(ncols, etype);
+        MPI_Alltoallv(sendrows, rcount, rdispl, t, recvrows, scount, sdispl, t, im->comm);
+        MPI_Type_free(&t);
+        for (size_t i = 0; i < nwant; i++)
+            memcpy((char *)out + order[i] * rowb, recvrows + i * rowb, rowb);
+    }
+    free(sidx);
+    free(ridx);
+    free(sendrows);
+    free(recvrows);
+    free(scount);
+    free(order);
+    free(owner);
+    return rc;
+}
+
+/* ---- create / destroy ---- */
+
+/* Asks for transparent huge pages over a big buffer (where the kernel has
+ * them in "madvise" mode, as Debian's default): a pass strides through the
+ * grid a row (tens of KiB) at a time, and with 4 KiB pages nearly every row
+ * it touches is a TLB miss -- in the gridding, the degridding and above all
+ * the transposes. Only whole 2 MiB pages inside the buffer are advised;
+ * where the kernel refuses, nothing changes but the speed. */
+static void *advise_huge(void *p, size_t n)
+{
+#if defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20, a = ((uintptr_t)p + huge - 1) & ~(huge - 1),
+                    b = ((uintptr_t)p + n) & ~(huge - 1);
+    if (p && b > a)
+        (void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+#else
+    (void)n;
+#endif
+    return p;
+}
+
+static double node_memory_share(MPI_Comm comm)
+{
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    return 0.8 * phys / local;
+}
+
+static ct_code setup_pixels(imp *im, ct_err *err)
+{
+    ct_gkernel_ft ft;
+    ct_code rc = ct_gkernel_ft_init(&ft, im->k, err);
+    if (rc != CT_OK)
+        return rc;
+    /* The grid's columns hold u = 0 at gx / 2 (see row_kernel_at): the
+     * half-grid shift is a sign (-1)^(x - nx / 2) on the image's columns,
+     * folded into their correction (it serves both directions). */
+    for (int x = 0; x < im->nx; x++)
+        im->corr_x[x] = (mod_long(x - im->nx / 2, 2) ? -1.0 : 1.0) /
+                        ct_gkernel_ft_at(&ft, (double)(x - im->nx / 2) / im->gx);
+    for (int y = 0; y < im->ny; y++)
+        im->corr_y[y] = 1.0 / ct_gkernel_ft_at(&ft, (double)(y - im->ny / 2) / im->gy);
+    /* This rank's image columns: those whose padded column lies in its
+     * transposed slab. */
+    im->nxo = 0;
+    im->xcol = im->xs + im->nx + 1;
+    for (int x = 0; x < im->nx; x++) {
+        long c = mod_long(x - im->nx / 2, im->gx);
+        if (c >= im->col0 && c < im->col0 + im->ncol) {
+            im->xcol[im->nxo] = (int)(c - im->col0);
+            im->xs[im->nxo++] = x;
+        }
+    }
+    int usable = 0;
+    if (!im->no_wterms)
+        rc = ct_wstack_geometry(im->nx, im->ny, im->cell, &usable, &im->nm1_mid, &im->dw, err);
+    if (rc == CT_OK && usable) {
+        size_t np = (size_t)im->nxo * (size_t)im->ny;
+        im->wshift = malloc((np + 1) * sizeof *im->wshift);
+        im->corr_w = malloc((np + 1) * sizeof *im->corr_w);
+        im->wstep = malloc((np + 1) * sizeof *im->wstep);
+        /* n - 1 depends on (|dx| cell)^2 + (|dy| cell)^2 alone, and those
+         * sums are the same bits with dx and dy swapped or negated: the w
+         * correction (a quadrature of cosines) and the screen's step are
+         * worked out once per pair |dx| <= |dy| and looked up for the eight
+         * pixels that share it. */
+        const size_t h = (size_t)(im->nx > im->ny ? im->nx : im->ny) / 2 + 1;
+        const size_t nmemo = h * (h + 1) / 2;
+        double *memo_corr = malloc((nmemo + 1) * sizeof *memo_corr);
+        double complex *memo_step = malloc((nmemo + 1) * sizeof *memo_step);
+        if (!im->wshift || !im->corr_w || !im->wstep || !memo_corr || !memo_step)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the w-term corrections");
+        for (size_t q = 0; rc == CT_OK && q < nmemo; q++)
+            memo_corr[q] = NAN;
+        for (int i = 0; rc == CT_OK && i < im->nxo; i++) {
+            int x = im->xs[i];
+            for (int y = 0; y < im->ny; y++) {
+                size_t p = (size_t)i * im->ny + y;
+                int dx = abs(x - im->nx / 2), dy = abs(y - im->ny / 2);
+                size_t a = (size_t)(dx < dy ? dx : dy), b = (size_t)(dx < dy ? dy : dx);
+                size_t q = b * (b + 1) / 2 + a;
+                im->wshift[p] =
+                    ct_n_minus_1((x - im->nx / 2) * im->cell, (y - im->ny / 2) * im->cell) -
+                    im->nm1_mid;
+                if (isnan(memo_corr[q])) {
+                    memo_corr[q] = 1.0 / ct_gkernel_ft_at(&ft, im->dw * im->wshift[p]);
+                    memo_step[q] = cexp(-2.0 * M_PI * I * im->dw * im->wshift[p]);
+                }
+                im->corr_w[p] = memo_corr[q];
+                im->wstep[p] = memo_step[q];
+            }
+        }
+        free(memo_corr);
+        free(memo_step);
+    }
+    ct_gkernel_ft_free(&ft);
+    /* usable is 0 with no w-terms or a field too small for n - 1 to show. */
+    im->use_w = usable;
+    return rc;
+}
+
+ct_code CT_IMP(create)(MPI_Comm comm, const ct_imager_geom *g, imp **out, ct_err *err)
+{
+    *out = NULL;
+    ct_code rc = CT_OK;
+    if (g->nx < 2 || g->ny < 2 || g->nx % 2 || g->ny % 2 || g->nx > INT_MAX / 4 ||
+        g->ny > INT_MAX / 4)
+        rc = ct_fail(err, CT_EINVAL, "image size %d x %d: both sides must be even and >= 2", g->nx,
+                     g->ny);
+    else if (!(g->cell_rad > 0) || !(g->cell_rad < 1))
+        rc = ct_fail(err, CT_EINVAL, "pixel size %g: must be in (0, 1) (direction cosine)",
+                     g->cell_rad);
+    else if (!(g->epsilon >= 1e-14 && g->epsilon <= 1e-1))
+        rc = ct_fail(err, CT_EINVAL, "gridder accuracy %g: must be in [1e-14, 1e-1]", g->epsilon);
+    else if (!(g->max_bytes >= 0))
+        rc = ct_fail(err, CT_EINVAL, "memory limit %g: must be >= 0", g->max_bytes);
+    else if (g->threads < 0 || g->threads > 4096)
+        rc = ct_fail(err, CT_EINVAL, "threads %d: must be in 0..4096 (0: automatic)", g->threads);
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        return rc;
+
+    FFTW(mpi_init)();
+    int P, rank;
+    MPI_Comm_size(comm, &P);
+    MPI_Comm_rank(comm, &rank);
+    const int gx = CT_GRID_OVERSAMPLING * g->nx, gy = CT_GRID_OVERSAMPLING * g->ny;
+    /* 8 or 16 cells past gx, so that no row is a multiple of 4 KiB long. */
+    const int page = 4096 / (int)sizeof(gcell);
+    const int gs = gx + ((gx + 8) % page ? 8 : 16);
+    ptrdiff_t n[2] = {gy, gs}, n0, s0, n1, s1;
+    /* Complex numbers travel as 2 doubles ("howmany" 2). */
+    ptrdiff_t alloc = FFTW(mpi_local_size_many_transposed)(
+        2, n, 2, FFTW_MPI_DEFAULT_BLOCK, FFTW_MPI_DEFAULT_BLOCK, comm, &n0, &s0, &n1, &s1);
+    /* Memory per rank: slab and transposed slab, the halo rows of a degrid,
+     * this rank's image columns (accumulator, w corrections) and on rank 0 the
+     * gathered image; checked on every rank before anything large exists. */
+    double limit = g->max_bytes > 0 ? g->max_bytes : node_memory_share(comm);
+    double cols = ceil((double)g->nx / P) + 1;
+    double need = 2.0 * (double)alloc * sizeof(greal) +
+                  (2.0 * n0 + 4.0 * CT_GRID_MAX_SUPPORT) * gx * sizeof(gcell) +
+                  cols * g->ny * (sizeof(double complex) + 2 * sizeof(double)) +
+                  (rank == 0 ? 8.0 * g->nx * (double)g->ny * sizeof(double) : 0);
+    if (need > limit)
+        rc = ct_fail(err, CT_EINVAL,
+                     "image %d x %d needs %.3g GiB per rank on %d rank(s), over the %.3g GiB "
+                     "available: make it smaller or use more ranks",
+                     g->nx, g->ny, need / 1073741824.0, P, limit / 1073741824.0);
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        return rc;
+
+    imp *im = calloc(1, sizeof *im);
+    if (!im)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for an imager");
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK) {
+        free(im); /* allocated here, failed on another rank */
+        return rc;
+    }
+    MPI_Comm_dup(comm, &im->comm);
+    im->rank = rank;
+    im->size = P;
+    im->nx = g->nx;
+    im->ny = g->ny;
+    im->gx = gx;
+    im->gy = gy;
+    im->gs = gs;
+    im->cell = g->cell_rad;
+    im->k = ct_gkernel_for(g->epsilon);
+    im->no_wterms = g->no_wterms != 0;
+    im->max_bytes = limit;
+    im->need_bytes = need;
+    im->threads = g->threads > 0 ? g->threads : ct_mpi_cpu_share(comm);
+    im->row0 = s0;
+    im->nrow = n0;
+    im->col0 = s1;
+    im->ncol = n1;
+    im->alloc = alloc;
+    im->rows_start = malloc(4 * (size_t)P * sizeof(ptrdiff_t));
+    im->slab = advise_huge(FFTW(malloc)((size_t)alloc * sizeof(greal) + 64),
+                           (size_t)alloc * sizeof(greal));
+    im->tslab = advise_huge(FFTW(malloc)((size_t)alloc * sizeof(greal) + 64),
+                            (size_t)alloc * sizeof(greal));
+    im->corr_x = malloc(((size_t)g->nx + (size_t)g->ny) * sizeof(double));
+    im->xs = malloc(2 * ((size_t)g->nx + 1) * sizeof(int));
+    gcell *scratch = FFTW(malloc)((size_t)(gx > gy ? gx : gy) * sizeof(gcell));
+    if (!im->rows_start || !im->slab || !im->tslab || !im->corr_x || !im->xs || !scratch)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the %d x %d grid's slabs", gx, gy);
+    if (rc == CT_OK) {
+        im->rows_count = im->rows_start + P;
+        im->cols_start = im->rows_start + 2 * P;
+        im->cols_count = im->rows_start + 3 * P;
+        ptrdiff_t mine[4] = {s0, n0, s1, n1}, *all = malloc(4 * (size_t)P * sizeof *all);
+        if (!all)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the slab table");
+        else {
+            MPI_Allgather(mine, 4 * (int)sizeof(ptrdiff_t), MPI_BYTE, all,
+                          4 * (int)sizeof(ptrdiff_t), MPI_BYTE, im->comm);
+            for (int r = 0; r < P; r++) {
+                im->rows_start[r] = all[4 * r];
+                im->rows_count[r] = all[4 * r + 1];
+                im->cols_start[r] = all[4 * r + 2];
+                im->cols_count[r] = all[4 * r + 3];
+            }
+            free(all);
+        }
+        im->corr_y = im->corr_x + g->nx;
+        im->row_owner = malloc(((size_t)gy + 1) * sizeof(int));
+        if (!im->row_owner)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the slab table");
+    }
+    if (rc == CT_OK) {
+        for (int r = 0; r < P; r++)
+            for (ptrdiff_t i = 0; i < im->rows_count[r]; i++)
+                im->row_owner[im->rows_start[r] + i] = r;
+    }
+    if (rc == CT_OK) {
+        /* One plan per axis and direction, applied to every row: where rows
+         * (and the transposed slab's columns) are whole multiples of 64
+         * bytes apart in FFTW-aligned memory, every one has the scratch
+         * array's alignment and the plan's arithmetic; where not (single
+         * precision, a side not a multiple of 4), the plan must not count
+         * on it. The slabs, their stagger and the halo rows keep it. */
+        const unsigned rflag = FFTW_ESTIMATE | (gs * sizeof(gcell) % 64 ? FFTW_UNALIGNED : 0);
+        const unsigned cflag = FFTW_ESTIMATE | (gy * sizeof(gcell) % 64 ? FFTW_UNALIGNED : 0);
+        im->row_fwd = FFTW(plan_dft_1d)(gx, scratch, scratch, FFTW_FORWARD, rflag);
+        im->row_bwd = FFTW(plan_dft_1d)(gx, scratch, scratch, FFTW_BACKWARD, rflag);
+        im->col_fwd = FFTW(plan_dft_1d)(gy, scratch, scratch, FFTW_FORWARD, cflag);
+        im->col_bwd = FFTW(plan_dft_1d)(gy, scratch, scratch, FFTW_BACKWARD, cflag);
+        im->to_cols = FFTW(mpi_plan_many_transpose)(gy, gs, 2, FFTW_MPI_DEFAULT_BLOCK,
+                                                    FFTW_MPI_DEFAULT_BLOCK, (greal *)im->slab,
+                                                    (greal *)im->tslab, im->comm, FFTW_ESTIMATE);
+        im->to_rows = FFTW(mpi_plan_many_transpose)(gs, gy, 2, FFTW_MPI_DEFAULT_BLOCK,
+                                                    FFTW_MPI_DEFAULT_BLOCK, (greal *)im->tslab,
+                                                    (greal *)im->slab, im->comm, FFTW_ESTIMATE);
+        if (!im->row_fwd || !im->row_bwd || !im->col_fwd || !im->col_bwd || !im->to_cols ||
+            !im->to_rows)
+            rc = ct_fail(err, CT_ENOMEM, "FFTW could not plan the %d x %d transforms", gx, gy);
+    }
+    FFTW(free)(scratch);
+    if (rc == CT_OK)
+        rc = setup_pixels(im, err);
+    im->st.support = im->k.support;
+    im->st.grid_bits = 8 * (int)sizeof(greal);
+    im->st.ranks = P;
+    im->st.threads = im->threads;
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK) {
+        CT_IMP(destroy)(im);
+        return rc;
+    }
+    *out = im;
+    return CT_OK;
+}
+
+static void free_groups(imp *im);
+static ct_code setup_groups(imp *im, ct_err *err);
+
+static void free_rows(imp *im)
+{
+    free_groups(im);
+    free(im->uvw);
+    free(im->wt);
+    free(im->vis);
+    free(im->res);
+    free(im->bucket);
+    FFTW(free)(im->ext);
+    free(im->chan_w);
+    free(im->drow_owner);
+    free(im->vfirst);
+    free(im->ufirst);
+    free(im->row_used);
+    free(im->run_from);
+    free(im->run_len);
+    free(im->run_bucket);
+    free(im->tile_run);
+    im->vfirst = im->ufirst = NULL;
+    im->row_used = NULL;
+    im->run_from = im->tile_run = NULL;
+    im->run_len = im->run_bucket = NULL;
+    im->ntile_used = 0;
+    im->drow_owner = NULL;
+    im->uvw = im->wt = im->chan_w = im->epoch_w = NULL;
+    im->vis = im->res = NULL;
+    im->ext = NULL;
+    im->bucket = NULL;
+    im->n = 0;
+    im->loaded = 0;
+}
+
+void CT_IMP(destroy)(imp *im)
+{
+    if (!im)
+        return;
+    free_rows(im);
+    FFTW(plan)
+    plans[] = {im->row_fwd, im->row_bwd, im->col_fwd, im->col_bwd, im->to_cols, im->to_rows};
+    for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++)
+        if (plans[i])
+            FFTW(destroy_plan)(plans[i]);
+    FFTW(free)(im->slab);
+    FFTW(free)(im->tslab);
+    free(im->rows_start);
+    free(im->row_owner);
+    free(im->corr_x);
+    free(im->xs);
+    free(im->wshift);
+    free(im->corr_w);
+    free(im->wstep);
+    free(im->acc);
+    free(im->scr);
+    free(im->cols);
+    if (im->comm != MPI_COMM_NULL && im->comm != 0)
+        MPI_Comm_free(&im->comm);
+    free(im);
+}
+
+void CT_IMP(get_stats)(const imp *im, ct_imager_stats *out)
+{
+    *out = im->st;
+}
+
+size_t CT_IMP(nrows)(const imp *im)
+{
+    return im->n;
+}
+
+void CT_IMP(row)(const imp *im, size_t k, double uvw[3], double complex *vis, double *weight)
+{
+    memcpy(uvw, im->uvw + 3 * k, 3 * sizeof(double));
+    *vis = im->use_w ? im->vis[k] * cexp(2.0 * M_PI * I * uvw[2] * im->nm1_mid) : im->vis[k];
+    *weight = im->wt[k];
+}
+
+const double *CT_IMP(channel_weights)(const imp *im)
+{
+    return im->chan_w;
+}
+
+const double *CT_IMP(epoch_weights)(const imp *im)
+{
+    return im->epoch_w;
+}
+
+/* ---- load: weights, then rows to slabs ---- */
+
+/* Exchanges records: *send holds the records for rank r at
+ * [sdisp[r], sdisp[r] + scount[r]) and is consumed (freed, or on one rank
+ * handed over as the result: the visibilities are the largest thing in
+ * memory, so no copy is made that need not be); returns the received ones, in
+ * source-rank order, in *recv (malloc'd) and their number in *nrecv. */
+static ct_code exchange_records(imp *im, double **send, const int *scount, const int *sdisp,
+                                int width, double **recv, size_t *nrecv, ct_err *err)
+{
+    int P = im->size;
+    if (P == 1) {
+        /* One rank sends everything to itself: hand the buffer over. */
+        *recv = *send;
+        *send = NULL;
+        *nrecv = (size_t)scount[0];
+        return CT_OK;
+    }
+    int *rcount = malloc(2 * (size_t)P * sizeof *rcount);
+    if (!rcount)
+        return ct_fail(err, CT_ENOMEM, "out of memory exchanging visibilities");
+    int *rdisp = rcount + P;
+    MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, im->comm);
+    long total = 0;
+    for (int r = 0; r < P; r++) {
+        rdisp[r] = (int)total;
+        total += rcount[r];
+    }
+    ct_code rc = CT_OK;
+    if (total > INT_MAX)
+        rc = ct_fail(err, CT_EINVAL,
+                     "%ld rows on one rank: more than one exchange can carry; "
+                     "use more ranks",
+                     total);
+    *recv = rc == CT_OK ? malloc(((size_t)total * width + 1) * sizeof(double)) : NULL;
+    if (rc == CT_OK && !*recv)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld visibility rows", total);
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK) {
+        MPI_Datatype t = row_type((size_t)width);
+        MPI_Alltoallv(*send, scount, sdisp, t, *recv, rcount, rdisp, t, im->comm);
+        MPI_Type_free(&t);
+        *nrecv = (size_t)total;
+    } else {
+        free(*recv);
+        *recv = NULL;
+    }
+    free(rcount);
+    free(*send);
+    *send = NULL;
+    return rc;
+}
+
+/* Stable counting sort of the records by key[i] in [0, nkeys): writes the
+ * permutation to perm. */
+static ct_code counting_order(const long *key, size_t n, long nkeys, size_t *perm, ct_err *err)
+{
+    size_t *cnt = calloc((size_t)nkeys + 1, sizeof *cnt);
+    if (!cnt)
+        return ct_fail(err, CT_ENOMEM, "out of memory sorting visibilities");
+    for (size_t i = 0; i < n; i++)
+        cnt[key[i] + 1]++;
+    for (long b = 0; b < nkeys; b++)
+        cnt[b + 1] += cnt[b];
+    for (size_t i = 0; i < n; i++)
+        perm[cnt[key[i]]++] = i;
+    free(cnt);
+    return CT_OK;
+}
+
+static long density_row(const imp *im, const ct_weight_opts *o, double u, double v, long *iu_out)
+{
+    long long iu, iv;
+    ct_weight_cell(o, u, v, &iu, &iv);
+    *iu_out = mod_long((long)iu, im->wnx);
+    return mod_long((long)iv, im->wny);
+}
+
+/* Sums per density row (a row-major table of nrows x width on each owner)
+ * gathered on every rank and added up in row order: the same bits on any
+ * number of ranks. */
+static ct_code sum_by_rows(imp *im, const double *mine, size_t width, double *total, ct_err *err)
+{
+    int P = im->size;
+    int *cnt = malloc(2 * (size_t)P * sizeof *cnt);
+    double *all = malloc(((size_t)im->wny * width + 1) * sizeof *all);
+    if (!cnt || !all) {
+        free(cnt);
+        free(all);
+        return ct_fail(err, CT_ENOMEM, "out of memory summing weights");
+    }
+    int *disp = cnt + P;
+    for (int r = 0; r < P; r++) {
+        cnt[r] = (int)(drow_end(im, r) - drow_start(im, r));
+        disp[r] = (int)drow_start(im, r);
+    }
+    MPI_Datatype t = row_type(width);
+    MPI_Allgatherv(mine, cnt[im->rank], t, all, cnt, disp, t, im->comm);
+    MPI_Type_free(&t);
+    for (size_t c = 0; c < width; c++)
+        total[c] = 0;
+    for (int r = 0; r < im->wny; r++)
+        for (size_t c = 0; c < width; c++)
+            total[c] += all[(size_t)r * width + c];
+    free(cnt);
+    free(all);
+    return CT_OK;
+}
+
+/* Step 1 of a load: rows to the owners of their density rows, which weight them. */
+static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis, const double *nat,
+                           const int *chan, const int *epoch, size_t n, const ct_weight_opts *o,
+                           double **owned, size_t *nowned, ct_err *err)
+{
+    int P = im->size;
+    ct_code rc = CT_OK;
+    int *scount = calloc(2 * (size_t)P, sizeof *scount);
+    int *dest = malloc((n + 1) * sizeof *dest);
+    double *send = NULL;
+    if (!scount || !dest)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu rows", n);
+    size_t nkept = 0;
+    if (rc == CT_OK) {
+        /* Each row's destination on the threads, the counts after (serial:
+         * the order of the records is the rows' own). */
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < (ptrdiff_t)n; i++) {
+            long iu;
+            dest[i] = ct_weight_kept(o, uvw[3 * i], uvw[3 * i + 1], nat[i])
+                          ? im->drow_owner[density_row(im, o, uvw[3 * i], uvw[3 * i + 1], &iu)]
+                          : -1;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (dest[i] >= 0) {
+                scount[dest[i]]++;
+                nkept++;
+            }
+    }
+    if (rc == CT_OK && nkept > (size_t)INT_MAX)
+        rc = ct_fail(err, CT_EINVAL, "%zu rows on one rank: use more ranks", nkept);
+    if (rc == CT_OK && !(send = malloc((nkept * REC_LEN + 1) * sizeof *send)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu rows", nkept);
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
+        free(scount);
+        free(dest);
+        free(send);
+        return rc;
+    }
+    int *sdisp = scount + P;
+    displacements(scount, sdisp, P);
+    {
+        int fill[P > 0 ? P : 1];
+        memcpy(fill, sdisp, (size_t)P * sizeof(int));
+        for (size_t i = 0; i < n; i++) {
+            if (dest[i] < 0)
+                continue;
+            double *r = send + (size_t)fill[dest[i]]++ * REC_LEN;
+            r[REC_U] = uvw[3 * i];
+            r[REC_V] = uvw[3 * i + 1];
+            r[REC_W] = uvw[3 * i + 2];
+            r[REC_RE] = creal(vis[i]);
+            r[REC_IM] = cimag(vis[i]);
+            r[REC_WT] = nat[i];
+            r[REC_CHAN] = chan[i];
+            r[REC_EPOCH] = epoch[i];
+        }
+    }
+    free(dest);
+    if (im->on_copied) { /* the caller's arrays are read no more */
+        void (*fn)(void *) = im->on_copied;
+        im->on_copied = NULL;
+        fn(im->on_copied_arg);
+    }
+    double *recv = NULL;
+    size_t nrecv = 0;
+    rc = exchange_records(im, &send, scount, sdisp, REC_LEN, &recv, &nrecv, err);
+    free(scount);
+    if (rc != CT_OK)
+        return rc;
+
+    /* The density: P_c over this rank's density rows, in global row order
+     * (the records arrived in it), then W_c = P_c + P_-c with the mirrored
+     * rows fetched from their owners. */
+    const long d0 = drow_start(im, im->rank), nd = drow_end(im, im->rank) - d0;
+    /* sum w, sum w W, sum w_img, then sum w_img per channel and per epoch */
+    const size_t width = 3 + (size_t)im->nchan + (size_t)im->nepoch;
+    double *dens = calloc((size_t)nd * im->wnx + 1, sizeof *dens);
+    double *mirror = malloc(((size_t)nd * im->wnx + 1) * sizeof *mirror);
+    double *rowsum = calloc((size_t)nd * width + 1, sizeof *rowsum);
+    long *want = malloc(((size_t)nd + 1) * sizeof *want);
+    if (!dens || !mirror || !rowsum || !want)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the weight density");
+    rc = ct_mpi_agree(im->comm, rc, err);
+    const int density = o->kind != CT_WEIGHT_NATURAL;
+    if (rc == CT_OK && density) {
+        for (size_t i = 0; i < nrecv; i++) {
+            const double *r = recv + i * REC_LEN;
+            long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
+            dens[(size_t)(dr - d0) * im->wnx + iu] += r[REC_WT];
+        }
+        for (long d = 0; d < nd; d++)
+            want[d] = mod_long(-(d0 + d), im->wny);
+        rc = ct_mpi_agree(im->comm,
+                          fetch_rows(im, dens, (size_t)im->wnx, (size_t)im->wnx, sizeof(double),
+                                     MPI_DOUBLE, im->drow_owner, d0, want, (size_t)nd, mirror, err),
+                          err);
+    }
+    /* Per density row, in record order: sum w and sum w W (Briggs' mean density). */
+    for (size_t i = 0; rc == CT_OK && i < nrecv; i++) {
+        double *r = recv + i * REC_LEN;
+        long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
+        double *rs = rowsum + (size_t)(dr - d0) * width;
+        double W = 0;
+        if (density) {
+            W = dens[(size_t)(dr - d0) * im->wnx + iu] +
+                mirror[(size_t)(dr - d0) * im->wnx + mod_long(-iu, im->wnx)];
+        }
+        rs[0] += r[REC_WT];
+        rs[1] += r[REC_WT] * W;
+    }
+    double *tot = malloc((width + 1) * sizeof *tot);
+    if (rc == CT_OK && !tot)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory summing weights");
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK)
+        rc = ct_mpi_agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
+    double f2 = 0;
+    if (rc == CT_OK && o->kind == CT_WEIGHT_BRIGGS)
+        f2 = ct_weight_briggs_f2(o->robust, tot[1], tot[0]);
+    if (rc == CT_OK) {
+        for (long d = 0; d < nd; d++)
+            for (size_t c = 0; c < width; c++)
+                rowsum[(size_t)d * width + c] = 0;
+        for (size_t i = 0; i < nrecv; i++) {
+            double *r = recv + i * REC_LEN;
+            long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
+            double W = density ? dens[(size_t)(dr - d0) * im->wnx + iu] +
+                                     mirror[(size_t)(dr - d0) * im->wnx + mod_long(-iu, im->wnx)]
+                               : 0;
+            r[REC_WT] = ct_weight_final(o, r[REC_WT], W, f2);
+            double *rs = rowsum + (size_t)(dr - d0) * width;
+            rs[2] += r[REC_WT];
+            rs[3 + (size_t)r[REC_CHAN]] += r[REC_WT];
+            rs[3 + (size_t)im->nchan + (size_t)r[REC_EPOCH]] += r[REC_WT];
+        }
+        rc = ct_mpi_agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
+    }
+    if (rc == CT_OK) {
+        im->wsum = tot[2];
+        im->chan_w = malloc(((size_t)im->nchan + (size_t)im->nepoch + 1) * sizeof *im->chan_w);
+        if (!im->chan_w)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory");
+        else {
+            memcpy(im->chan_w, tot + 3, ((size_t)im->nchan + (size_t)im->nepoch) * sizeof(double));
+            im->epoch_w = im->chan_w + im->nchan;
+        }
+        rc = ct_mpi_agree(im->comm, rc, err);
+    }
+    free(tot);
+    free(dens);
+    free(mirror);
+    free(rowsum);
+    free(want);
+    if (rc != CT_OK) {
+        free(recv);
+        return rc;
+    }
+    /* Channel and epoch are read no more: the records close up in place
+     * (record i moves down, never onto one not yet moved), and the block
+     * shrinks (glibc returns a large block's tail pages). */
+    for (size_t i = 0; i < nrecv; i++)
+        memmove(recv + i * SHARE_LEN, recv + i * REC_LEN, SHARE_LEN * sizeof *recv);
+    double *shrunk = realloc(recv, (nrecv * SHARE_LEN + 1) * sizeof *recv);
+    *owned = shrunk ? shrunk : recv;
+    *nowned = nrecv;
+    return CT_OK;
+}
+
+/* Step 2: weighted rows to every rank whose slab their kernel touches, then
+ * ordered by (first w plane, density row, global index). */
+
+/* The distinct ranks whose slabs a kernel starting at grid row `first` touches. */
+static int kernel_ranks(const imp *im, long first, int *ranks)
+{
+    int n = 0;
+    for (int b = 0; b < im->k.support; b++) {
+        int d = im->row_owner[mod_long(first + b, im->gy)], seen = 0;
+        for (int q = 0; q < n; q++)
+            seen |= ranks[q] == d;
+        if (!seen)
+            ranks[n++] = d;
+    }
+    return n;
+}
+
+/* Tiles along an axis of n cells: CT_TILE cells each, the last taking the
+ * remainder too (so that no tile is shorter than the reach of a kernel). */
+static long tiles_along(long n)
+{
+    return n / CT_TILE > 1 ? n / CT_TILE : 1;
+}
+
+static long tile_of(long c, long n)
+{
+    const long t = c / CT_TILE, nt = tiles_along(n);
+    return t < nt ? t : nt - 1;
+}
+
+/* The tile of a row's kernel: where its first cell lies (global grid row g,
+ * column c). */
+static long row_tile(const imp *im, long g, long c)
+{
+    return tile_of(g, im->gy) * tiles_along(im->gx) + tile_of(c, im->gx);
+}
+
+/* The phase of tile t: tiles of one phase are at least a tile apart on both
+ * axes, so the kernels whose first cells lie in them (reaching W - 1 <=
+ * CT_TILE cells right and down, round the periodic edges too) write
+ * disjoint cells, and a cell receives from at most one of them. */
+static int tile_phase(const imp *im, long t)
+{
+    const long ntx = tiles_along(im->gx), nty = tiles_along(im->gy);
+    const long tx = t % ntx, ty = t / ntx;
+    const int cx = (ntx % 2 && tx == ntx - 1) ? 2 : (int)(tx % 2);
+    const int cy = (nty % 2 && ty == nty - 1) ? 2 : (int)(ty % 2);
+    return cy * 3 + cx;
+}
+
+/* The threads' work in a gridding pass. Held rows are ordered by (plane
+ * bucket, tile, global index); here they are cut into runs of one bucket
+ * and one tile, the runs grouped by tile (in bucket order) and the tiles
+ * by phase. A pass grids phase after phase, the tiles of a phase at once,
+ * one thread to a tile: every row once, by one thread, and every cell's
+ * contributions in one order -- (phase, bucket, global index) -- whatever
+ * the thread count, and whatever the rank count too, since tiles and phases
+ * are the global grid's. Regions of the slab cut among the threads instead
+ * made a third of the rows (those whose kernels straddle a cut) compute
+ * their taps twice and left the threads uneven (1.3 x on 2 threads). */
+static ct_code setup_tiles(imp *im, ct_err *err)
+{
+    const long ntiles = row_tile(im, im->gy - 1, im->gx - 1) + 1;
+    size_t nruns = 0;
+    long prev_t = -1, prev_b = -1;
+    for (long b = 0; b < im->nbuckets; b++)
+        for (size_t i = im->bucket[b]; i < im->bucket[b + 1]; i++) {
+            long t = row_tile(im, mod_long(im->vfirst[i] + im->row0, im->gy), im->ufirst[i]);
+            if (t != prev_t || b != prev_b)
+                nruns++;
+            prev_t = t;
+            prev_b = b;
+        }
+    size_t *from = malloc((nruns + 1) * sizeof *from);
+    int32_t *len = malloc((nruns + 1) * sizeof *len), *bk = malloc((nruns + 1) * sizeof *bk);
+    long *rtile = malloc((nruns + 1) * sizeof *rtile);
+    size_t *count = calloc((size_t)ntiles + 2, sizeof *count);
+    im->run_from = malloc((nruns + 1) * sizeof *im->run_from);
+    im->run_len = malloc((nruns + 1) * sizeof *im->run_len);
+    im->run_bucket = malloc((nruns + 1) * sizeof *im->run_bucket);
+    ct_code rc = CT_OK;
+    if (!from || !len || !bk || !rtile || !count || !im->run_from || !im->run_len ||
+        !im->run_bucket)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu gridding runs", nruns);
+    size_t r = 0;
+    prev_t = prev_b = -1;
+    for (long b = 0; rc == CT_OK && b < im->nbuckets; b++)
+        for (size_t i = im->bucket[b]; i < im->bucket[b + 1]; i++) {
+            long t = row_tile(im, mod_long(im->vfirst[i] + im->row0, im->gy), im->ufirst[i]);
+            if (t != prev_t || b != prev_b) {
+                from[r] = i;
+                len[r] = 0;
+                bk[r] = (int32_t)b;
+                rtile[r++] = t;
+                count[t + 1]++;
+            }
+            if (len[r - 1] == INT32_MAX) { /* a run of 2^31 rows: split it */
+                from[r] = i;
+                len[r] = 0;
+                bk[r] = (int32_t)b;
+                rtile[r++] = t;
+                count[t + 1]++;
+            }
+            len[r - 1]++;
+            prev_t = t;
+            prev_b = b;
+        }
+    nruns = r;
+    /* Runs grouped by tile, stably (each tile's in bucket order). */
+    long nused = 0;
+    for (long t = 0; rc == CT_OK && t < ntiles; t++) {
+        nused += count[t + 1] > 0;
+        count[t + 1] += count[t];
+    }
+    for (size_t q = 0; rc == CT_OK && q < nruns; q++) {
+        size_t at = count[rtile[q]]++;
+        im->run_from[at] = from[q];
+        im->run_len[at] = len[q];
+        im->run_bucket[at] = bk[q];
+    }
+    /* The tiles that have runs, by phase (in tile order within one). */
+    im->tile_run = rc == CT_OK ? malloc((2 * (size_t)nused + 1) * sizeof *im->tile_run) : NULL;
+    if (rc == CT_OK && !im->tile_run)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld gridding tiles", nused);
+    if (rc == CT_OK) {
+        /* count[t] is now the end of tile t's runs: tile t's are
+         * [t ? count[t - 1] : 0, count[t]). */
+        long k = 0;
+        for (int ph = 0; ph < CT_TILE_PHASES; ph++) {
+            im->phase_tile[ph] = k;
+            for (long t = 0; t < ntiles; t++) {
+                size_t r0 = t ? count[t - 1] : 0;
+                if (count[t] > r0 && tile_phase(im, t) == ph) {
+                    im->tile_run[2 * k] = r0;
+                    im->tile_run[2 * k++ + 1] = count[t];
+                }
+            }
+        }
+        im->phase_tile[CT_TILE_PHASES] = k;
+        im->ntile_used = nused;
+    }
+    free(from);
+    free(len);
+    free(bk);
+    free(rtile);
+    free(count);
+    return rc;
+}
+
+static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_weight_opts *o,
+                          ct_err *err)
+{
+    int P = im->size, W = im->k.support;
+    ct_code rc = CT_OK;
+    double *owned = *owned_p;
+    int *scount = calloc(2 * (size_t)P, sizeof *scount);
+    size_t total = 0;
+    int dests[CT_GRID_MAX_SUPPORT];
+    for (size_t i = 0; scount && i < nowned; i++) {
+        const double *r = owned + i * SHARE_LEN;
+        int nd = kernel_ranks(im, ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), dests);
+        for (int q = 0; q < nd; q++)
+            scount[dests[q]]++;
+        total += (size_t)nd;
+    }
+    double *send = NULL;
+    if (P == 1) { /* every row stays: the owned records are the ones to send */
+        send = owned;
+        *owned_p = owned = NULL;
+    } else if (scount)
+        send = malloc((total * SHARE_LEN + 1) * sizeof *send);
+    if (!send || !scount)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory sharing %zu visibility rows", total);
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
+        free(scount);
+        free(send);
+        return rc;
+    }
+    int *sdisp = scount + P;
+    displacements(scount, sdisp, P);
+    if (P > 1) {
+        int fill[P];
+        memcpy(fill, sdisp, (size_t)P * sizeof(int));
+        for (size_t i = 0; i < nowned; i++) {
+            const double *r = owned + i * SHARE_LEN;
+            int nd =
+                kernel_ranks(im, ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), dests);
+            for (int q = 0; q < nd; q++)
+                memcpy(send + (size_t)fill[dests[q]]++ * SHARE_LEN, r, SHARE_LEN * sizeof(double));
+        }
+    }
+    free(*owned_p);
+    *owned_p = NULL;
+    double *recv = NULL;
+    size_t n = 0;
+    rc = exchange_records(im, &send, scount, sdisp, SHARE_LEN, &recv, &n, err);
+    free(scount);
+    if (rc != CT_OK)
+        return rc;
+
+    /* The w planes, from the global w range (a min and a max: exact on any
+     * number of ranks). */
+    double wr[2] = {INFINITY, INFINITY}, gwr[2];
+    for (size_t i = 0; i < n; i++) {
+        wr[0] = fmin(wr[0], recv[i * SHARE_LEN + REC_W]);
+        wr[1] = fmin(wr[1], -recv[i * SHARE_LEN + REC_W]);
+    }
+    MPI_Allreduce(wr, gwr, 2, MPI_DOUBLE, MPI_MIN, im->comm);
+    double wmin = gwr[0], wmax = -gwr[1];
+    im->plane_lo = im->plane_hi = 0;
+    if (im->use_w && !(wmin == 0 && wmax == 0))
+        rc = ct_wplane_range(&im->k, wmin, wmax, im->dw, &im->plane_lo, &im->plane_hi, err);
+    else
+        im->use_w = 0; /* every w is 0: the w term vanishes, the 2-D path runs */
+    im->wmin = wmin;
+    im->nbuckets = im->plane_hi - im->plane_lo + 1;
+
+    long *key = malloc((n + 1) * sizeof *key);
+    size_t *perm1 = malloc((n + 1) * sizeof *perm1), *perm2 = malloc((n + 1) * sizeof *perm2);
+    im->row_used = calloc((size_t)im->nrow + 1, 1);
+    im->bucket = calloc((size_t)im->nbuckets + 1, sizeof *im->bucket);
+    if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->row_used || !im->bucket))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
+    /* Rows sorted by (plane bucket, gridding tile of their kernel's first
+     * cell, density row, arrival): each tile's rows a run in each bucket
+     * (setup_tiles), consecutive rows touching the same few cache lines of
+     * the slab. The density row is there for the order's sake: the records
+     * arrive by density-row owner (weight_rows), and only within one density
+     * row is arrival order the global order on any rank count. Three stable
+     * counting sorts, each composed into the permutation so far (in place:
+     * element i reads only its own); the counts and sorts stay serial, so
+     * the order is the same on any thread count, and the per-row loops are
+     * the threads'. */
+    const ptrdiff_t nn = (ptrdiff_t)n;
+    if (rc == CT_OK) {
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < nn; i++) {
+            long iu;
+            key[i] =
+                density_row(im, o, recv[i * SHARE_LEN + REC_U], recv[i * SHARE_LEN + REC_V], &iu);
+        }
+        rc = counting_order(key, n, im->wny, perm1, err);
+    }
+    if (rc == CT_OK) {
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < nn; i++) {
+            const double *r = recv + perm1[i] * SHARE_LEN;
+            key[i] = row_tile(
+                im, mod_long(ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), im->gy),
+                mod_long(ct_gkernel_first(&im->k, r[REC_U] * im->gx * im->cell) + im->gx / 2,
+                         im->gx));
+        }
+        rc = counting_order(key, n, row_tile(im, im->gy - 1, im->gx - 1) + 1, perm2, err);
+    }
+    if (rc == CT_OK) {
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < nn; i++)
+            perm2[i] = perm1[perm2[i]];
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < nn; i++) {
+            double w = recv[perm2[i] * SHARE_LEN + REC_W];
+            key[i] = im->use_w ? ct_wplane_first(&im->k, w, wmin, im->dw) - im->plane_lo : 0;
+            if (key[i] < 0 || key[i] >= im->nbuckets) /* cannot happen: the range covers w */
+                key[i] = key[i] < 0 ? 0 : im->nbuckets - 1;
+        }
+        for (size_t i = 0; i < n; i++)
+            im->bucket[key[i] + 1]++;
+        rc = counting_order(key, n, im->nbuckets, perm1, err);
+    }
+    /* The final permutation into perm2, and the sort's arrays freed before
+     * the held rows are allocated: the peak of a load is the records and
+     * the held rows together. */
+    if (rc == CT_OK) {
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (ptrdiff_t i = 0; i < nn; i++)
+            perm1[i] = perm2[perm1[i]];
+        size_t *t = perm1;
+        perm1 = perm2;
+        perm2 = t;
+    }
+    free(key);
+    free(perm1);
+    key = NULL;
+    perm1 = NULL;
+    if (rc == CT_OK) {
+        im->uvw = malloc((3 * n + 1) * sizeof *im->uvw);
+        im->wt = malloc((n + 1) * sizeof *im->wt);
+        im->vis = malloc((n + 1) * sizeof *im->vis);
+        im->vfirst = malloc((n + 1) * sizeof *im->vfirst);
+        im->ufirst = malloc((n + 1) * sizeof *im->ufirst);
+        if (!im->uvw || !im->wt || !im->vis || !im->vfirst || !im->ufirst)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
+    }
+    if (rc == CT_OK) {
+        for (long b = 0; b < im->nbuckets; b++)
+            im->bucket[b + 1] += im->bucket[b];
+        long dmin = LONG_MAX, dmax = LONG_MIN;
+#pragma omp parallel for num_threads(im->threads) schedule(static) reduction(min                   \
+                                                                             : dmin)               \
+    reduction(max                                                                                  \
+              : dmax)
+        for (ptrdiff_t i = 0; i < nn; i++) {
+            const double *r = recv + perm2[i] * SHARE_LEN;
+            memcpy(im->uvw + 3 * i, r + REC_U, 3 * sizeof(double));
+            im->vis[i] = r[REC_RE] + I * r[REC_IM];
+            if (im->use_w)
+                im->vis[i] *= cexp(-2.0 * M_PI * I * r[REC_W] * im->nm1_mid);
+            im->wt[i] = r[REC_WT];
+            long d =
+                mod_long(ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell) - im->row0, im->gy);
+            im->vfirst[i] = (int32_t)d;
+            im->ufirst[i] = (int32_t)mod_long(
+                ct_gkernel_first(&im->k, r[REC_U] * im->gx * im->cell) + im->gx / 2, im->gx);
+            if (d > im->gy / 2)
+                d -= im->gy;
+            dmin = d < dmin ? d : dmin;
+            dmax = d > dmax ? d : dmax;
+        }
+        for (size_t i = 0; i < n; i++) /* the slab rows some kernel touches */
+            for (int b = 0; b < W; b++) {
+                long lr =
+                    im->vfirst[i] + b < im->gy ? im->vfirst[i] + b : im->vfirst[i] + b - im->gy;
+                if (lr < im->nrow)
+                    im->row_used[lr] = 1;
+            }
+        im->n = n;
+        /* The grid rows a degrid reads: the held rows' kernels. One rank
+         * reads its own slab, the whole grid. */
+        if (P == 1 || n == 0) {
+            im->ext_lo = 0;
+            im->ext_n = P == 1 ? im->gy : 0;
+        } else {
+            im->ext_lo = dmin;
+            im->ext_n = dmax + W - dmin < im->gy ? dmax + W - dmin : im->gy;
+            im->ext = advise_huge(FFTW(malloc)((size_t)im->ext_n * im->gs * sizeof(gcell) + 16),
+                                  (size_t)im->ext_n * im->gs * sizeof(gcell));
+            if (!im->ext)
+                rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld grid rows", im->ext_n);
+        }
+    }
+    free(perm2);
+    free(recv);
+    if (rc == CT_OK)
+        rc = setup_tiles(im, err);
+    return ct_mpi_agree(im->comm, rc, err);
+}
+
+void CT_IMP(on_copied)(imp *im, void (*fn)(void *arg), void *arg)
+{
+    im->on_copied = fn;
+    im->on_copied_arg = arg;
+}
+
+ct_code CT_IMP(load)(imp *im, const double *uvw, const double complex *vis, const double *natural_w,
+                     const int *chan, int nchan, const int *epoch, int nepoch, size_t n,
+                     const ct_weight_opts *wopts, ct_err *err)
+{
+    double t0 = MPI_Wtime();
+    free_rows(im);
+    ct_code rc = ct_weight_opts_check(wopts, err);
+    if (rc == CT_OK && (im->gx % wopts->nx || im->gy % wopts->ny || wopts->cell_rad != im->cell))
+        rc = ct_fail(err, CT_EINVAL,
+                     "weights: grid %d x %d of cell %g does not divide the image's padded grid "
+                     "%d x %d of cell %g",
+                     wopts->nx, wopts->ny, wopts->cell_rad, im->gx, im->gy, im->cell);
+    int nc[4] = {nchan, -nchan, nepoch, -nepoch}, gnc[4];
+    MPI_Allreduce(nc, gnc, 4, MPI_INT, MPI_MAX, im->comm);
+    if (rc == CT_OK && (nchan < 1 || gnc[0] != nchan || -gnc[1] != nchan || nepoch < 1 ||
+                        gnc[2] != nepoch || -gnc[3] != nepoch))
+        rc = ct_fail(err, CT_EINVAL,
+                     "the channel and epoch counts (%d, %d) must be the same, and positive, on "
+                     "every rank",
+                     nchan, nepoch);
+    for (size_t i = 0; rc == CT_OK && i < n; i++) {
+        if (!isfinite(uvw[3 * i]) || !isfinite(uvw[3 * i + 1]) || !isfinite(uvw[3 * i + 2]) ||
+            fabs(uvw[3 * i]) * im->cell * im->gx > 1e12 ||
+            fabs(uvw[3 * i + 1]) * im->cell * im->gy > 1e12)
+            rc = ct_fail(err, CT_EINVAL, "corrupt input: row %zu has uvw (%g, %g, %g)", i,
+                         uvw[3 * i], uvw[3 * i + 1], uvw[3 * i + 2]);
+        else if (!(natural_w[i] >= 0) || isinf(natural_w[i]))
+            rc = ct_fail(err, CT_EINVAL, "corrupt input: row %zu has weight %g", i, natural_w[i]);
+        else if (natural_w[i] > 0 && (!isfinite(creal(vis[i])) || !isfinite(cimag(vis[i]))))
+            rc = ct_fail(err, CT_EINVAL,
+                         "corrupt input: row %zu has a non-finite visibility and weight %g "
+                         "(flag it)",
+                         i, natural_w[i]);
+        else if (chan[i] < 0 || chan[i] >= nchan || epoch[i] < 0 || epoch[i] >= nepoch)
+            rc = ct_fail(err, CT_EINVAL, "row %zu: channel %d or epoch %d outside 0..%d, 0..%d", i,
+                         chan[i], epoch[i], nchan - 1, nepoch - 1);
+    }
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
+        return rc;
+    im->nchan = nchan;
+    im->nepoch = nepoch;
+    im->wnx = wopts->nx;
+    im->wny = wopts->ny;
+    im->qy = im->gy / wopts->ny;
+    im->drow_owner = malloc(((size_t)im->wny + 1) * sizeof(int));
+    rc = im->drow_owner ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory");
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
+        return rc;
+    for (int d = 0; d < im->wny; d++)
+        im->drow_owner[d] = im->row_owner[(long)im->qy * d];
+    double *owned = NULL;
+    size_t nowned = 0;
+    rc = weight_rows(im, uvw, vis, natural_w, chan, epoch, n, wopts, &owned, &nowned, err);
+    if (rc == CT_OK) {
+        unsigned long long mine = nowned, all = 0;
+        MPI_Allreduce(&mine, &all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, im->comm);
+        im->st.n_rows = (size_t)all;
+        if (all == 0)
+            rc = ct_fail(err, CT_EINVAL,
+                         "no data: nothing left to image after flags and the uv cut");
+        rc = ct_mpi_agree(im->comm, rc, err);
+    }
+    if (rc == CT_OK)
+        rc = share_rows(im, &owned, nowned, wopts, err);
+    free(owned);
+    if (rc == CT_OK)
+        rc = setup_groups(im, err);
+    if (rc != CT_OK) {
+        free_rows(im);
+        return rc;
+    }
+    im->loaded = 1;
+    im->st.weight_sum = im->wsum;
+    im->st.w_planes = im->nbuckets;
+    im->st.t_weights += MPI_Wtime() - t0;
+    return CT_OK;
+}
+
+/* ---- the transforms ---- */
+
+/* A buffer's rows forward-transformed along u, transposed (FFTW-MPI), and
+ * forward transformed along v: the plane's image columns in tslab. Only
+ * what is read is transformed: rows no kernel touched are zero and stay
+ * so, and of the transposed slab only the image's own columns (half of
+ * them, with the grid padded by 2) are ever read. The threads each take
+ * whole rows, made by the same plan, so the bits do not depend on them. */
+/* On one rank the transposes are local, and only what is read need move:
+ * the image's columns of the grid to rows of tslab (forward), and back to
+ * the rows some kernel reads, whose other columns are zero (backward). The
+ * same numbers FFTW-MPI's transpose would put there, in blocks of columns
+ * across the threads. */
+enum { TRANSPOSE_BLOCK = 8 };
+
+static void local_to_cols(const imp *im, const gcell *buf)
+{
+    const long nblk = (im->nxo + TRANSPOSE_BLOCK - 1) / TRANSPOSE_BLOCK;
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (long bk = 0; bk < nblk; bk++) {
+        const int i0 = (int)bk * TRANSPOSE_BLOCK;
+        const int i1 = i0 + TRANSPOSE_BLOCK < im->nxo ? i0 + TRANSPOSE_BLOCK : im->nxo;
+        for (ptrdiff_t r = 0; r < im->gy; r++) {
+            const gcell *row = buf + r * im->gs;
+            for (int i = i0; i < i1; i++)
+                im->tslab[(ptrdiff_t)im->xcol[i] * im->gy + r] = row[im->xcol[i]];
+        }
+    }
+}
+
+static void local_to_rows(const imp *im, gcell *buf)
+{
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (ptrdiff_t r = 0; r < im->gy; r++) {
+        if (!im->row_used[r])
+            continue;
+        gcell *row = buf + r * im->gs;
+        memset(row, 0, (size_t)im->gx * sizeof *row);
+        for (int i = 0; i < im->nxo; i++)
+            row[im->xcol[i]] = im->tslab[(ptrdiff_t)im->xcol[i] * im->gy + r];
+    }
+}
+
+static void forward_fft(imp *im, gcell *buf)
+{
+    double t0 = MPI_Wtime();
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (ptrdiff_t r = 0; r < im->nrow; r++)
+        if (im->row_used[r])
+            FFTW(execute_dft)(im->row_fwd, buf + r * im->gs, buf + r * im->gs);
+    if (im->size == 1)
+        local_to_cols(im, buf);
+    else
+        FFTW(mpi_execute_r2r)(im->to_cols, (greal *)buf, (greal *)im->tslab);
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (int i = 0; i < im->nxo; i++) {
+        gcell *col = im->tslab + (ptrdiff_t)im->xcol[i] * im->gy;
+        FFTW(execute_dft)(im->col_fwd, col, col);
+    }
+    im->st.t_fft += MPI_Wtime() - t0;
+}
+
+/* The inverse: tslab's columns back to the rows of buf. The columns outside
+ * the image are zero (the model lives in the image), and only the rows some
+ * kernel reads are transformed (the others hold what the transpose left). */
+static void backward_fft(imp *im, gcell *buf)
+{
+    double t0 = MPI_Wtime();
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (int i = 0; i < im->nxo; i++) {
+        gcell *col = im->tslab + (ptrdiff_t)im->xcol[i] * im->gy;
+        FFTW(execute_dft)(im->col_bwd, col, col);
+    }
+    if (im->size == 1)
+        local_to_rows(im, buf);
+    else
+        FFTW(mpi_execute_r2r)(im->to_rows, (greal *)im->tslab, (greal *)buf);
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (ptrdiff_t r = 0; r < im->nrow; r++)
+        if (im->row_used[r])
+            FFTW(execute_dft)(im->row_bwd, buf + r * im->gs, buf + r * im->gs);
+    im->st.t_fft += MPI_Wtime() - t0;
+}
+
+/* Zeroes n bytes with the threads, each its own part (which also places the
+ * pages near the threads that fill them). */
+static void zero_parallel(const imp *im, void *p, size_t n)
+{
+    const size_t chunk = (size_t)1 << 20;
+    const long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (long c = 0; c < nchunks; c++) {
+        size_t off = (size_t)c * chunk;
+        memset((char *)p + off, 0, n - off < chunk ? n - off : chunk);
+    }
+}
+
+/* Plane groups. A visibility's kernel in u and v is the same on each of the
+ * W w planes it reaches, so planes are gridded G at a time into G slabs and
+ * each visibility's u and v taps are worked out once per group, not once per
+ * plane. A cell still receives its contributions in the order of the rows
+ * (w-plane bucket, density row, global index), whatever G is, so G (chosen
+ * from the memory left, at most W) changes the speed only. */
+static ct_code setup_groups(imp *im, ct_err *err)
+{
+    const long np = im->plane_hi - im->plane_lo + 1;
+    const int W = im->k.support;
+    ct_code rc = CT_OK;
+    im->plane_any = calloc((size_t)np + 1, sizeof *im->plane_any);
+    if (!im->plane_any)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld w planes", np);
+    for (long j = 0; rc == CT_OK && j < np; j++) {
+        long b1 = im->use_w ? j : im->nbuckets - 1, b0 = im->use_w ? j - W + 1 : 0;
+        b0 = b0 < 0 ? 0 : b0;
+        b1 = b1 >= im->nbuckets ? im->nbuckets - 1 : b1;
+        im->plane_any[j] = b0 <= b1 && im->bucket[b1 + 1] > im->bucket[b0];
+    }
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
+        return rc;
+    MPI_Allreduce(MPI_IN_PLACE, im->plane_any, (int)np, MPI_UNSIGNED_CHAR, MPI_MAX, im->comm);
+
+    double slab = (double)im->nrow * im->gs * sizeof(gcell);
+    double ext = im->size > 1 ? (double)im->ext_n * im->gs * sizeof(gcell) : 0;
+    double rows = (double)im->n * 96.0;
+    double left = im->max_bytes - im->need_bytes - rows;
+    long g = 1 + (slab + ext > 0 ? (long)fmax(0, floor(left / (slab + ext))) : W);
+    /* And no more than CT_IMAGER_GROUP_BYTES of slabs in all: past a few
+     * hundred MB a group buys little (the taps it shares are a small part of
+     * the work since they come from a short polynomial) and costs the
+     * memory, and the pages the kernel must zero, of whole grids. */
+    if (slab + ext > 0 && (double)g * (slab + ext) > CT_IMAGER_GROUP_BYTES)
+        g = (long)fmax(1, floor(CT_IMAGER_GROUP_BYTES / (slab + ext)));
+    g = g > W ? W : g;
+    g = g > np ? np : g;
+    g = g < 1 ? 1 : g;
+    long gmin = g;
+    MPI_Allreduce(&g, &gmin, 1, MPI_LONG, MPI_MIN, im->comm);
+    im->group = (int)gmin;
+    if (im->size > 1 && !im->ext && !(im->ext = FFTW(malloc)(16)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    im->gslab = calloc((size_t)im->group, sizeof *im->gslab);
+    im->gclean = calloc((size_t)im->group + 1, 1);
+    im->gext = calloc((size_t)im->group, sizeof *im->gext);
+    im->graw = calloc(2 * (size_t)im->group, sizeof *im->graw);
+    if (!im->gslab || !im->gext || !im->gclean || !im->graw)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    const size_t ext_bytes = (size_t)im->ext_n * im->gs * sizeof(gcell);
+    for (int q = 0; rc == CT_OK && q < im->group; q++) {
+        /* Slab q starts q x 14 cache lines (896 bytes) into its
+         * allocation (see gs). */
+        const size_t stagger_bytes = (size_t)q * 896, stagger = stagger_bytes / sizeof(gcell);
+        if (q > 0) {
+            im->graw[q] =
+                advise_huge(FFTW(malloc)((size_t)im->alloc * sizeof(greal) + 64 + stagger_bytes),
+                            (size_t)im->alloc * sizeof(greal) + stagger_bytes);
+            im->gslab[q] = im->graw[q] ? im->graw[q] + stagger : NULL;
+        } else
+            im->gslab[q] = im->slab;
+        if (im->size == 1)
+            im->gext[q] = im->gslab[q];
+        else if (q == 0)
+            im->gext[q] = im->ext;
+        else {
+            im->graw[im->group + q] = advise_huge(FFTW(malloc)(ext_bytes + 16 + stagger_bytes),
+                                                  ext_bytes + stagger_bytes);
+            im->gext[q] = im->graw[im->group + q] ? im->graw[im->group + q] + stagger : NULL;
+        }
+        if (!im->gslab[q] || !im->gext[q])
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for %d w planes at once", im->group);
+    }
+    im->st.plane_group = im->group;
+    return ct_mpi_agree(im->comm, rc, err);
+}
+
+static void free_groups(imp *im)
+{
+    for (int q = 0; im->graw && q < 2 * im->group; q++)
+        FFTW(free)(im->graw[q]);
+    free(im->graw);
+    im->graw = NULL;
+    free(im->gslab);
+    free(im->gclean);
+    im->gclean = NULL;
+    free(im->gext);
+    free(im->plane_any);
+    im->gslab = im->gext = NULL;
+    im->plane_any = NULL;
+    im->group = 0;
+}
+
+/* The buckets whose rows' planes meet the group [j0, j1]: j0 - W + 1 .. j1
+ * (all of them without w-terms: one bucket); *b0 > *b1 when none. */
+static void group_buckets(const imp *im, long j0, long j1, long *b0, long *b1)
+{
+    if (!im->use_w) {
+        *b0 = 0;
+        *b1 = im->nbuckets - 1;
+        return;
+    }
+    *b0 = j0 - im->plane_lo - im->k.support + 1;
+    *b1 = j1 - im->plane_lo;
+    *b0 = *b0 < 0 ? 0 : *b0;
+    *b1 = *b1 >= im->nbuckets ? im->nbuckets - 1 : *b1;
+}
+
+/* The rows whose planes meet the group [j0, j1]. */
+static void group_rows(const imp *im, long j0, long j1, size_t *from, size_t *to)
+{
+    long b0, b1;
+    group_buckets(im, j0, j1, &b0, &b1);
+    *from = b0 <= b1 ? im->bucket[b0] : 0;
+    *to = b0 <= b1 ? im->bucket[b1 + 1] : 0;
+}
+
+/* Row i's kernel for the plane group [j0, j1]: its taps in u and v (the
+ * cells they fall on are ufirst and vfirst), its weights on the w planes
+ * (plane wf + q has kw[q]; 1 without w-terms), and the planes pa..pb of the
+ * group it reaches. Returns 0 when it reaches none. */
+typedef struct row_kernel {
+    double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT], kw[CT_GRID_MAX_SUPPORT];
+    long wf, pa, pb;
+} row_kernel;
+
+static inline __attribute__((always_inline)) int row_kernel_at(const imp *im, size_t i, long j0,
+                                                               long j1, row_kernel *rk)
+{
+    const double *uvw = im->uvw + 3 * i;
+    /* The series offsets as ct_gkernel_taps and ct_wplane_taps form them. */
+    const double h = 0.5 * im->k.support, gu = uvw[0] * im->gx * im->cell,
+                 gv = uvw[1] * im->gy * im->cell, fu = __builtin_ceil(gu - h),
+                 fv = __builtin_ceil(gv - h);
+    double t[3] = {2.0 * (fu - gu + h) - 1.0, 2.0 * (fv - gv + h) - 1.0, 0.0};
+    if (im->use_w) {
+        const double tw = (uvw[2] - im->wmin) / im->dw, fw = __builtin_ceil(tw - h);
+        rk->wf = (long)fw;
+        t[2] = 2.0 * (fw - tw + h) - 1.0;
+        rk->pa = rk->wf > j0 ? rk->wf : j0;
+        rk->pb = rk->wf + im->k.support - 1 < j1 ? rk->wf + im->k.support - 1 : j1;
+    } else
+        rk->wf = rk->pa = rk->pb = j0;
+    if (rk->pa > rk->pb)
+        return 0;
+    ct_gkernel_series3(&im->k, t, rk->kx, rk->ky, rk->kw);
+    if (!im->use_w)
+        rk->kw[0] = 1.0;
+    return 1;
+}
+
+/* The hot loops, compiled twice: for AVX2 and for the baseline instruction
+ * set, chosen once when the program loads (GCC's target_clones). ISO C
+ * mode contracts no multiply-add into an FMA, so both clones compute the
+ * same bits; only the width of the vector registers differs. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
+#define CT_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define CT_HOT
+#endif
+
+/* The cells of a kernel row as interleaved (re, im) numbers, 32 bytes (VC
+ * cells) at a time, and one cell: GCC's and Clang's vector types, element
+ * by element the same arithmetic as scalar code (so every clone and the
+ * scalar path give the same bits), but without the shuffles a loop over
+ * complex numbers compiles to. The unaligned types let a row start at any
+ * cell. */
+typedef greal ct_gv __attribute__((vector_size(32)));
+typedef greal ct_gvu __attribute__((vector_size(32), aligned(sizeof(greal))));
+typedef greal ct_g2 __attribute__((vector_size(4 * sizeof(greal))));
+typedef greal ct_g2u __attribute__((vector_size(4 * sizeof(greal)), aligned(sizeof(greal))));
+typedef greal ct_g1 __attribute__((vector_size(2 * sizeof(greal))));
+typedef greal ct_g1u __attribute__((vector_size(2 * sizeof(greal)), aligned(sizeof(greal))));
+
+/* Row i's weight x visibility as a pass grids it, in the frame of the
+ * phase common to the field (the held visibilities are kept in it; for the
+ * PSF, unit visibilities are turned into it here). The residual
+ * visibilities are the loaded ones until a model is set. */
+static inline double complex gridded_value(const imp *im, int psf, size_t i)
+{
+    if (psf)
+        return im->wt[i] *
+               (im->use_w ? cexp(-2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid) : 1.0);
+    return im->wt[i] * (im->res ? im->res[i] : im->vis[i]);
+}
+
+/* Whether the W cells from lo (mod n) reach [a, b), 0 <= a <= b <= n. */
+static inline int reaches(long lo, int W, long n, long a, long b)
+{
+    return (lo < b && lo + W > a) || (lo + W > n && lo + W - n > a);
+}
+
+/* grid_region for a support W that is a constant where it is inlined (so
+ * the loops over taps unroll and their vectors stay in registers). A
+ * row's kernel inside the region's columns takes the vector path; one
+ * that crosses them or the grid's edge, the scalar one: the same
+ * products (v ky) kx added in the same order, so the same bits whichever
+ * path a row takes under some count of threads. */
+static inline __attribute__((always_inline)) void grid_region_w(const imp *im, int psf, size_t from,
+                                                                size_t to, long j0, long j1,
+                                                                long ba, long bb, long ca, long cb,
+                                                                const int W)
+{
+    const long gx = im->gx, gy = im->gy, gs = im->gs;
+    const int whole = ca == 0 && cb == gx;
+    row_kernel rk = {0};
+    for (size_t i = from; i < to; i++) {
+        const long lo = im->vfirst[i], c0 = im->ufirst[i];
+        if (!reaches(lo, W, gy, ba, bb) || (!whole && !reaches(c0, W, gx, ca, cb)))
+            continue;
+        if (!row_kernel_at(im, i, j0, j1, &rk))
+            continue;
+        const double complex gi = gridded_value(im, psf, i);
+        /* The u taps with each value twice, (kx0, kx0, kx1, kx1, ...): the
+         * shape of a row of cells, at the grid's precision. A cell gets
+         * (greal)(v ky) times (greal)kx on either path. */
+        greal k2[2 * CT_GRID_MAX_SUPPORT];
+        for (int a = 0; a < W; a++)
+            k2[2 * a] = k2[2 * a + 1] = (greal)rk.kx[a];
+        if (c0 >= ca && c0 + W <= cb) {
+            for (long j = rk.pa; j <= rk.pb; j++) {
+                const double complex v = rk.kw[j - rk.wf] * gi;
+                const double vr = creal(v), vi = cimag(v);
+                greal *cells = (greal *)(im->gslab[j - j0] + c0);
+                for (int b = 0; b < W; b++) {
+                    const long lr = lo + b < gy ? lo + b : lo + b - gy;
+                    if (lr < ba || lr >= bb)
+                        continue;
+                    const greal br = (greal)(vr * rk.ky[b]), bi = (greal)(vi * rk.ky[b]);
+                    ct_gv p = {0};
+                    for (int e = 0; e < VC; e++) {
+                        p[2 * e] = br;
+                        p[2 * e + 1] = bi;
+                    }
+                    greal *d = cells + 2 * lr * gs;
+                    for (int q = 0; q < W / VC; q++)
+                        *(ct_gvu *)(d + 2 * VC * q) += p * *(const ct_gvu *)(k2 + 2 * VC * q);
+                    int a = VC * (W / VC);
+                    if (VC == 4 && W - a >= 2) { /* two cells in half a vector */
+                        *(ct_g2u *)(d + 2 * a) +=
+                            (ct_g2){br, bi, br, bi} * *(const ct_g2u *)(k2 + 2 * a);
+                        a += 2;
+                    }
+                    for (; a < W; a++)
+                        *(ct_g1u *)(d + 2 * a) += (ct_g1){br, bi} * *(const ct_g1u *)(k2 + 2 * a);
+                }
+            }
+            continue;
+        }
+        for (long j = rk.pa; j <= rk.pb; j++) {
+            const double complex v = rk.kw[j - rk.wf] * gi;
+            const double vr = creal(v), vi = cimag(v);
+            gcell *slab = im->gslab[j - j0];
+            for (int b = 0; b < W; b++) {
+                const long lr = lo + b < gy ? lo + b : lo + b - gy;
+                if (lr < ba || lr >= bb)
+                    continue;
+                const greal br = (greal)(vr * rk.ky[b]), bi = (greal)(vi * rk.ky[b]);
+                greal *row = (greal *)(slab + lr * gs);
+                for (int a = 0; a < W; a++) {
+                    const long c = c0 + a < gx ? c0 + a : c0 + a - gx;
+                    if (c >= ca && c < cb) {
+                        row[2 * c] += br * k2[2 * a];
+                        row[2 * c + 1] += bi * k2[2 * a];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Grids rows [from, to) of the plane group [j0, j1] onto the region of slab
+ * rows [ba, bb) and columns [ca, cb) of the group's slabs (the PSF's unit
+ * visibilities with psf). */
+CT_HOT static void grid_region(const imp *im, int psf, size_t from, size_t to, long j0, long j1,
+                               long ba, long bb, long ca, long cb)
+{
+    switch (im->k.support) {
+#define CT_GRID_CASE(w)                                                                            \
+    case w: grid_region_w(im, psf, from, to, j0, j1, ba, bb, ca, cb, w); break;
+        CT_GRID_CASE(4)
+        CT_GRID_CASE(5)
+        CT_GRID_CASE(6)
+        CT_GRID_CASE(7)
+        CT_GRID_CASE(8)
+#undef CT_GRID_CASE
+    default: grid_region_w(im, psf, from, to, j0, j1, ba, bb, ca, cb, im->k.support);
+    }
+}
+
+/* Row i's prediction from the plane group [j0, j1] (the group's grids in
+ * gext), for a support W constant where it is inlined. Per plane the
+ * kernel's rows are summed cell by cell (weighted by ky), the planes
+ * summed weighted by kw, and only then the u taps applied across the
+ * cells: one vector multiply-add per four doubles of the grid read. */
+static inline __attribute__((always_inline)) double complex degrid_row_w(const imp *im, size_t i,
+                                                                         long j0, long j1,
+                                                                         const int W)
+{
+    row_kernel rk = {0};
+    if (!row_kernel_at(im, i, j0, j1, &rk))
+        return 0;
+    const long gx = im->gx, gy = im->gy, gs = im->gs, c0 = im->ufirst[i];
+    const long e0 = mod_long(im->vfirst[i] - im->ext_lo, gy);
+    double re = 0, imv = 0;
+    if (c0 + W <= gx) {
+        /* Sums over the kernel's rows and planes at the grid's precision
+         * (VC cells a vector; past W / VC vectors, two cells in half a
+         * vector where single precision leaves two or three, then cells
+         * one by one), then across its columns in double. */
+        enum { NQ = CT_GRID_MAX_SUPPORT / VC };
+        const int nq = W / VC, a0 = VC * nq, two = VC == 4 && W - a0 >= 2, a1 = a0 + 2 * two;
+        ct_gv col[NQ];
+        ct_g2 half = {0};
+        ct_g1 tail[VC];
+        for (int q = 0; q < nq; q++)
+            col[q] = (ct_gv){0};
+        for (int a = a1; a < W; a++)
+            tail[a - a1] = (ct_g1){0, 0};
+        for (long j = rk.pa; j <= rk.pb; j++) {
+            const greal *cells = (const greal *)(im->gext[j - j0] + c0);
+            ct_gv sq[NQ];
+            ct_g2 sh = {0};
+            ct_g1 st[VC];
+            for (int q = 0; q < nq; q++)
+                sq[q] = (ct_gv){0};
+            for (int a = a1; a < W; a++)
+                st[a - a1] = (ct_g1){0, 0};
+            for (int b = 0; b < W; b++) {
+                const long er = e0 + b < gy ? e0 + b : e0 + b - gy;
+                const greal *d = cells + 2 * er * gs;
+                const greal kyb = (greal)rk.ky[b];
+                for (int q = 0; q < nq; q++)
+                    sq[q] += *(const ct_gvu *)(d + 2 * VC * q) * kyb;
+                if (two)
+                    sh += *(const ct_g2u *)(d + 2 * a0) * kyb;
+                for (int a = a1; a < W; a++)
+                    st[a - a1] += *(const ct_g1u *)(d + 2 * a) * kyb;
+            }
+            const greal kwj = (greal)rk.kw[j - rk.wf];
+            for (int q = 0; q < nq; q++)
+                col[q] += sq[q] * kwj;
+            if (two)
+                half += sh * kwj;
+            for (int a = a1; a < W; a++)
+                tail[a - a1] += st[a - a1] * kwj;
+        }
+        for (int q = 0; q < nq; q++) {
+            double sr = 0, si = 0;
+            for (int e = 0; e < VC; e++) {
+                sr += (double)col[q][2 * e] * rk.kx[VC * q + e];
+                si += (double)col[q][2 * e + 1] * rk.kx[VC * q + e];
+            }
+            re += sr;
+            imv += si;
+        }
+        if (two) {
+            re += (double)half[0] * rk.kx[a0] + (double)half[2] * rk.kx[a0 + 1];
+            imv += (double)half[1] * rk.kx[a0] + (double)half[3] * rk.kx[a0 + 1];
+        }
+        for (int a = a1; a < W; a++) {
+            re += (double)tail[a - a1][0] * rk.kx[a];
+            imv += (double)tail[a - a1][1] * rk.kx[a];
+        }
+        return CMPLX(re, imv);
+    }
+    /* The kernel wraps round the grid's edge: the same sums, cell by cell
+     * (in double). */
+    double cr[CT_GRID_MAX_SUPPORT] = {0}, ci[CT_GRID_MAX_SUPPORT] = {0};
+    for (long j = rk.pa; j <= rk.pb; j++) {
+        const gcell *ext = im->gext[j - j0];
+        double sr[CT_GRID_MAX_SUPPORT] = {0}, si[CT_GRID_MAX_SUPPORT] = {0};
+        for (int b = 0; b < W; b++) {
+            const long er = e0 + b < gy ? e0 + b : e0 + b - gy;
+            const gcell *row = ext + er * gs;
+            for (int a = 0; a < W; a++) {
+                const long c = c0 + a < gx ? c0 + a : c0 + a - gx;
+                sr[a] += creal(row[c]) * rk.ky[b];
+                si[a] += cimag(row[c]) * rk.ky[b];
+            }
+        }
+        const double kwj = rk.kw[j - rk.wf];
+        for (int a = 0; a < W; a++) {
+            cr[a] += sr[a] * kwj;
+            ci[a] += si[a] * kwj;
+        }
+    }
+    for (int a = 0; a < W; a++) {
+        re += cr[a] * rk.kx[a];
+        imv += ci[a] * rk.kx[a];
+    }
+    return CMPLX(re, imv);
+}
+
+/* Takes from res[i], for rows [from, to), their prediction from the plane
+ * group [j0, j1]. Each row's sum is formed by one thread in one fixed
+ * order. */
+CT_HOT static void degrid_rows(const imp *im, double complex *res, size_t from, size_t to, long j0,
+                               long j1)
+{
+    const int W = im->k.support;
+#pragma omp parallel for num_threads(im->threads) schedule(dynamic, 4096)
+    for (size_t i = from; i < to; i++) {
+        switch (W) {
+        case 4: res[i] -= degrid_row_w(im, i, j0, j1, 4); break;
+        case 5: res[i] -= degrid_row_w(im, i, j0, j1, 5); break;
+        case 6: res[i] -= degrid_row_w(im, i, j0, j1, 6); break;
+        case 7: res[i] -= degrid_row_w(im, i, j0, j1, 7); break;
+        case 8: res[i] -= degrid_row_w(im, i, j0, j1, 8); break;
+        default: res[i] -= degrid_row_w(im, i, j0, j1, W);
+        }
+    }
+}
+
+/* Gathers this rank's image columns (i-major, nxo x ny) into image on rank 0. */
+static ct_code gather_image(imp *im, const double *cols, double *image, ct_err *err)
+{
+    int P = im->size;
+    ct_code rc = CT_OK;
+    int *cnt = NULL, *disp = NULL;
+    double *all = NULL;
+    if (im->rank == 0) {
+        cnt = malloc(2 * (size_t)P * sizeof *cnt);
+        all = malloc(((size_t)im->nx * im->ny + 1) * sizeof *all);
+        if (!cnt || !all)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory gathering the image");
+        else {
+            disp = cnt + P;
+            int off = 0;
+            for (int r = 0; r < P; r++) {
+                int c = 0;
+                for (int x = 0; x < im->nx; x++) {
+                    long gc = mod_long(x - im->nx / 2, im->gx);
+                    c += gc >= im->cols_start[r] && gc < im->cols_start[r] + im->cols_count[r];
+                }
+                cnt[r] = c;
+                disp[r] = off;
+                off += c;
+            }
+        }
+    }
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK) {
+        MPI_Datatype t = row_type((size_t)im->ny);
+        MPI_Gatherv(cols, im->nxo, t, all, cnt, disp, t, 0, im->comm);
+        MPI_Type_free(&t);
+        if (im->rank == 0) {
+            /* Rank r's columns are the x whose padded column is in its range,
+             * in increasing x. */
+            for (int r = 0, i = 0; r < P; r++)
+                for (int x = 0; x < im->nx; x++) {
+                    long gc = mod_long(x - im->nx / 2, im->gx);
+                    if (!(gc >= im->cols_start[r] && gc < im->cols_start[r] + im->cols_count[r]))
+                        continue;
+                    for (int y = 0; y < im->ny; y++)
+                        image[(size_t)y * im->nx + x] = all[(size_t)i * im->ny + y];
+                    i++;
+                }
+        }
+    }
+    free(cnt);
+    free(all);
+    return rc;
+}
+
+/* Zeroes slab q of the group for a gridding pass. */
+static void zero_slab(imp *im, int q)
+{
+    gcell *slab = im->gslab[q];
+    if (!im->gclean[q]) {
+        zero_parallel(im, slab, (size_t)im->nrow * im->gs * sizeof *slab);
+        im->gclean[q] = 1;
+        return;
+    }
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (ptrdiff_t r = 0; r < im->nrow; r++)
+        if (im->row_used[r])
+            memset(slab + r * im->gs, 0, (size_t)im->gx * sizeof *slab);
+}
+
+ct_code CT_IMP(image)(imp *im, int psf, double *image, ct_err *err)
+{
+    ct_code rc = CT_OK;
+    if (!im->loaded)
+        rc = ct_fail(err, CT_ESTATE, "image: no visibilities loaded");
+    else if (im->rank == 0 && !image)
+        rc = ct_fail(err, CT_EINVAL, "image: NULL output on rank 0");
+    const size_t np = (size_t)im->nxo * im->ny;
+    /* The pass's buffers live as long as the imager: fresh pages each pass
+     * would cost the kernel's zeroing of them (a tenth of a pass, measured). */
+    if (rc == CT_OK && !im->acc) {
+        im->acc = malloc((np + 1) * sizeof *im->acc);
+        im->scr = im->use_w ? malloc((np + 1) * sizeof *im->scr) : NULL;
+        im->cols = malloc((np + 1) * sizeof *im->cols);
+    }
+    if (rc == CT_OK && (!im->acc || !im->cols || (im->use_w && !im->scr)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the image's columns");
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
+        return rc;
+    double complex *acc = im->acc, *scr = im->scr;
+    double *cols = im->cols;
+    zero_parallel(im, acc, np * sizeof *acc);
+    im->st.grid_passes++;
+    /* Each pixel's phase screen exp(-2 pi i w_j (n - 1 - mid)), from the
+     * first plane on by one multiplication per plane. */
+    const double w_first = im->wmin + (double)im->plane_lo * im->dw;
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (size_t p = 0; p < (im->use_w ? np : 0); p++)
+        scr[p] = cexp(-2.0 * M_PI * I * w_first * im->wshift[p]);
+    for (long j0 = im->plane_lo; j0 <= im->plane_hi; j0 += im->group) {
+        long j1 = j0 + im->group - 1 < im->plane_hi ? j0 + im->group - 1 : im->plane_hi;
+        double t0 = MPI_Wtime();
+        for (long j = j0; j <= j1; j++)
+            if (im->plane_any[j - im->plane_lo])
+                zero_slab(im, (int)(j - j0));
+        long b0, b1;
+        group_buckets(im, j0, j1, &b0, &b1);
+        for (int ph = 0; ph < CT_TILE_PHASES; ph++) {
+#pragma omp parallel for num_threads(im->threads) schedule(dynamic, 4)
+            for (long k = im->phase_tile[ph]; k < im->phase_tile[ph + 1]; k++)
+                for (size_t r = im->tile_run[2 * k]; r < im->tile_run[2 * k + 1]; r++)
+                    if (im->run_bucket[r] >= b0 && im->run_bucket[r] <= b1)
+                        grid_region(im, psf, im->run_from[r],
+                                    im->run_from[r] + (size_t)im->run_len[r], j0, j1, 0, im->nrow,
+                                    0, im->gx);
+        }
+        im->st.t_grid += MPI_Wtime() - t0;
+        for (long j = j0; j <= j1; j++) {
+            const int any = im->plane_any[j - im->plane_lo];
+            if (any)
+                forward_fft(im, im->gslab[j - j0]);
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+            for (int i = 0; i < im->nxo; i++) {
+                const gcell *trow = im->tslab + (ptrdiff_t)im->xcol[i] * im->gy;
+                for (int y = 0; y < im->ny; y++) {
+                    size_t p = (size_t)i * im->ny + y;
+                    if (any) {
+                        double complex val = trow[mod_long(y - im->ny / 2, im->gy)];
+                        acc[p] += im->use_w ? val * scr[p] : val;
+                    }
+                    if (im->use_w)
+                        scr[p] *= im->wstep[p];
+                }
+            }
+        }
+    }
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (int i = 0; i < im->nxo; i++) {
+        int x = im->xs[i];
+        for (int y = 0; y < im->ny; y++) {
+            size_t p = (size_t)i * im->ny + y;
+            double c = im->corr_x[x] * (im->corr_y[y] / im->wsum);
+            cols[p] = creal(acc[p]) * c * (im->use_w ? im->corr_w[p] : 1.0);
+        }
+    }
+    double t0 = MPI_Wtime();
+    rc = gather_image(im, cols, image, err);
+    im->st.t_comm += MPI_Wtime() - t0;
+    return rc;
+}
+
+ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
+{
+    ct_code rc = CT_OK;
+    if (!im->loaded)
+        rc = ct_fail(err, CT_ESTATE, "model: no visibilities loaded");
+    else if (im->rank == 0 && !root)
+        rc = ct_fail(err, CT_EINVAL, "model: NULL components on rank 0");
+    long ncomp = im->rank == 0 && root ? (long)root->n : 0;
+    MPI_Bcast(&ncomp, 1, MPI_LONG, 0, im->comm);
+    double *comp = malloc(((size_t)ncomp * 3 + 1) * sizeof *comp);
+    int *xpos = malloc(((size_t)im->nx + 1) * sizeof *xpos);
+    /* The residuals live as long as the rows: fresh pages each major cycle
+     * would cost the kernel's zeroing of 16 bytes a row (6 % of a run). */
+    if (!im->res)
+        im->res = malloc((im->n + 1) * sizeof *im->res);
+    long *want = malloc(((size_t)im->ext_n + 1) * sizeof *want);
+    if (rc == CT_OK && (!comp || !xpos || !im->res || !want))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the model of %zu visibilities", im->n);
+    for (long c = 0; rc == CT_OK && im->rank == 0 && c < ncomp; c++) {
+        const ct_clean_component *cc = &root->items[c];
+        if (cc->ix < 0 || cc->ix >= im->nx || cc->iy < 0 || cc->iy >= im->ny || !isfinite(cc->flux))
+            rc = ct_fail(err, CT_EINVAL, "model: component %ld at (%d, %d) is outside the image", c,
+                         cc->ix, cc->iy);
+        comp[3 * c] = cc->ix;
+        comp[3 * c + 1] = cc->iy;
+        comp[3 * c + 2] = cc->flux;
+    }
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
+        free(comp);
+        free(xpos);
+        free(want);
+        return rc;
+    }
+    MPI_Bcast(comp, (int)(3 * ncomp), MPI_DOUBLE, 0, im->comm);
+    /* Residual = loaded less each plane group's prediction in turn, both in
+     * the frame of the phase common to the field (see vis). */
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (size_t i = 0; i < im->n; i++)
+        im->res[i] = im->vis[i];
+    for (int x = 0; x < im->nx; x++)
+        xpos[x] = -1;
+    for (int i = 0; i < im->nxo; i++)
+        xpos[im->xs[i]] = i;
+    for (long t = 0; t < im->ext_n; t++)
+        want[t] = mod_long(im->row0 + im->ext_lo + t, im->gy);
+    for (long j0 = im->plane_lo; rc == CT_OK && j0 <= im->plane_hi; j0 += im->group) {
+        long j1 = j0 + im->group - 1 < im->plane_hi ? j0 + im->group - 1 : im->plane_hi;
+        /* The group's planes of the model, transformed to the uv grid. */
+        for (long j = j0; rc == CT_OK && j <= j1; j++) {
+            if (!im->plane_any[j - im->plane_lo])
+                continue;
+            double wj = im->wmin + (double)j * im->dw;
+            memset(im->tslab, 0, (size_t)im->ncol * im->gy * sizeof(gcell));
+            for (long c = 0; c < ncomp; c++) {
+                int x = (int)comp[3 * c], y = (int)comp[3 * c + 1], i = xpos[x];
+                if (i < 0)
+                    continue;
+                size_t p = (size_t)i * im->ny + y;
+                double complex val = comp[3 * c + 2] * im->corr_x[x] * im->corr_y[y];
+                if (im->use_w)
+                    val *= im->corr_w[p] * cexp(2.0 * M_PI * I * wj * im->wshift[p]);
+                long col = mod_long(x - im->nx / 2, im->gx) - im->col0;
+                im->tslab[col * im->gy + mod_long(y - im->ny / 2, im->gy)] += val;
+            }
+            backward_fft(im, im->gslab[j - j0]);
+            if (im->size > 1)
+                im->gclean[j - j0] = 0;
+            if (im->size > 1) {
+                double tc = MPI_Wtime();
+                rc = ct_mpi_agree(im->comm,
+                                  fetch_rows(im, im->gslab[j - j0], 2 * (size_t)im->gs,
+                                             2 * (size_t)im->gs, sizeof(greal), GREAL_MPI,
+                                             im->row_owner, (long)im->row0, want, (size_t)im->ext_n,
+                                             im->gext[j - j0], err),
+                                  err);
+                im->st.t_comm += MPI_Wtime() - tc;
+            }
+        }
+        if (rc != CT_OK)
+            break;
+        double td = MPI_Wtime();
+        size_t from, to;
+        group_rows(im, j0, j1, &from, &to);
+        degrid_rows(im, im->res, from, to, j0, j1);
+        im->st.t_degrid += MPI_Wtime() - td;
+    }
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
+        /* Half a model is no model: the loaded visibilities again. */
+        free(im->res);
+        im->res = NULL;
+    }
+    free(comp);
+    free(xpos);
+    free(want);
+    return rc;
+}
