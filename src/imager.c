@@ -2,6 +2,7 @@
  * imager, chosen by the accuracy asked for, every call forwarded to it. */
 #include "imager.h"
 
+#include "gridkernel.h"
 #include "imager_impl.h"
 #include "mpiutil.h"
 
@@ -24,6 +25,16 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
                      "gridder accuracy %g with single-precision grids: must be >= %g (or use "
                      "64-bit grids)",
                      g->epsilon, CT_IMAGER_SINGLE_MIN_EPS);
+    /* A grid narrower than the kernel would wrap a kernel onto itself. */
+    const int W =
+        g->epsilon >= 1e-14 && g->epsilon <= 1e-1 ? ct_gkernel_for(g->epsilon).support : 0;
+    if (rc == CT_OK && g->nx >= 2 && g->ny >= 2 &&
+        (CT_GRID_OVERSAMPLING * (long)g->nx < W || CT_GRID_OVERSAMPLING * (long)g->ny < W))
+        rc = ct_fail(err, CT_EINVAL,
+                     "image %d x %d: too small for the gridding kernel at epsilon %g (%d grid "
+                     "cells; at least %d pixels a side)",
+                     g->nx, g->ny, g->epsilon, W,
+                     (W + CT_GRID_OVERSAMPLING - 1) / CT_GRID_OVERSAMPLING);
     ct_imager *im = rc == CT_OK ? calloc(1, sizeof *im) : NULL;
     if (rc == CT_OK && !im)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for an imager");

@@ -47,6 +47,7 @@ enum { VC = 32 / (2 * (int)sizeof(greal)) };
  * last tile of an odd count (it meets the first round the periodic edge). */
 #define CT_TILE        16
 #define CT_TILE_PHASES 9
+_Static_assert(CT_TILE >= CT_GRID_MAX_SUPPORT - 1, "a kernel must not reach past the next tile");
 
 /* The most memory the slabs of one plane group may take (see setup_groups). */
 #define CT_IMAGER_GROUP_BYTES (1024.0 * 1024.0 * 1024.0)
@@ -118,13 +119,14 @@ struct CT_IMP(imager) {
     int32_t *vfirst, *ufirst;
     unsigned char *row_used;
     /* Gridding tiles (setup_tiles): the held rows in runs of one plane
-     * bucket and one tile, each run [run_from[r], run_from[r] + run_len[r]);
-     * the tiles that have runs in phase order, phase p's k in
-     * [phase_tile[p], phase_tile[p + 1]), tile k's runs [tile_run[2 k],
+     * bucket and one tile, rows [run_from[r], run_to[r]); the tiles that
+     * have runs in phase order, phase p's k in [phase_tile[p],
+     * phase_tile[p + 1]), tile k (tile_id[k]) with runs [tile_run[2 k],
      * tile_run[2 k + 1]) in bucket order. */
-    size_t *run_from;
-    int32_t *run_len, *run_bucket;
+    size_t *run_from, *run_to;
+    int32_t *run_bucket;
     size_t *tile_run;
+    long *tile_id;
     long ntile_used;
     long phase_tile[CT_TILE_PHASES + 1];
     size_t *bucket; /* rows of plane bucket b: [bucket[b], bucket[b + 1]) */
@@ -547,13 +549,15 @@ static void free_rows(imp *im)
     free(im->ufirst);
     free(im->row_used);
     free(im->run_from);
-    free(im->run_len);
+    free(im->run_to);
+    free(im->tile_id);
     free(im->run_bucket);
     free(im->tile_run);
     im->vfirst = im->ufirst = NULL;
     im->row_used = NULL;
-    im->run_from = im->tile_run = NULL;
-    im->run_len = im->run_bucket = NULL;
+    im->run_from = im->run_to = im->tile_run = NULL;
+    im->run_bucket = NULL;
+    im->tile_id = NULL;
     im->ntile_used = 0;
     im->drow_owner = NULL;
     im->uvw = im->wt = im->chan_w = im->epoch_w = NULL;
@@ -962,21 +966,19 @@ static ct_code setup_tiles(imp *im, ct_err *err)
     for (long b = 0; b < im->nbuckets; b++)
         for (size_t i = im->bucket[b]; i < im->bucket[b + 1]; i++) {
             long t = row_tile(im, mod_long(im->vfirst[i] + im->row0, im->gy), im->ufirst[i]);
-            if (t != prev_t || b != prev_b)
-                nruns++;
+            nruns += t != prev_t || b != prev_b;
             prev_t = t;
             prev_b = b;
         }
-    size_t *from = malloc((nruns + 1) * sizeof *from);
-    int32_t *len = malloc((nruns + 1) * sizeof *len), *bk = malloc((nruns + 1) * sizeof *bk);
+    size_t *from = malloc((nruns + 1) * sizeof *from), *to = malloc((nruns + 1) * sizeof *to);
+    int32_t *bk = malloc((nruns + 1) * sizeof *bk);
     long *rtile = malloc((nruns + 1) * sizeof *rtile);
     size_t *count = calloc((size_t)ntiles + 2, sizeof *count);
     im->run_from = malloc((nruns + 1) * sizeof *im->run_from);
-    im->run_len = malloc((nruns + 1) * sizeof *im->run_len);
+    im->run_to = malloc((nruns + 1) * sizeof *im->run_to);
     im->run_bucket = malloc((nruns + 1) * sizeof *im->run_bucket);
     ct_code rc = CT_OK;
-    if (!from || !len || !bk || !rtile || !count || !im->run_from || !im->run_len ||
-        !im->run_bucket)
+    if (!from || !to || !bk || !rtile || !count || !im->run_from || !im->run_to || !im->run_bucket)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu gridding runs", nruns);
     size_t r = 0;
     prev_t = prev_b = -1;
@@ -985,23 +987,14 @@ static ct_code setup_tiles(imp *im, ct_err *err)
             long t = row_tile(im, mod_long(im->vfirst[i] + im->row0, im->gy), im->ufirst[i]);
             if (t != prev_t || b != prev_b) {
                 from[r] = i;
-                len[r] = 0;
                 bk[r] = (int32_t)b;
                 rtile[r++] = t;
                 count[t + 1]++;
             }
-            if (len[r - 1] == INT32_MAX) { /* a run of 2^31 rows: split it */
-                from[r] = i;
-                len[r] = 0;
-                bk[r] = (int32_t)b;
-                rtile[r++] = t;
-                count[t + 1]++;
-            }
-            len[r - 1]++;
+            to[r - 1] = i + 1;
             prev_t = t;
             prev_b = b;
         }
-    nruns = r;
     /* Runs grouped by tile, stably (each tile's in bucket order). */
     long nused = 0;
     for (long t = 0; rc == CT_OK && t < ntiles; t++) {
@@ -1011,32 +1004,34 @@ static ct_code setup_tiles(imp *im, ct_err *err)
     for (size_t q = 0; rc == CT_OK && q < nruns; q++) {
         size_t at = count[rtile[q]]++;
         im->run_from[at] = from[q];
-        im->run_len[at] = len[q];
+        im->run_to[at] = to[q];
         im->run_bucket[at] = bk[q];
     }
-    /* The tiles that have runs, by phase (in tile order within one). */
+    /* The tiles that have runs, by phase (in tile order within one);
+     * count[t] is now the end of tile t's runs. */
     im->tile_run = rc == CT_OK ? malloc((2 * (size_t)nused + 1) * sizeof *im->tile_run) : NULL;
-    if (rc == CT_OK && !im->tile_run)
+    im->tile_id = rc == CT_OK ? malloc(((size_t)nused + 1) * sizeof *im->tile_id) : NULL;
+    if (rc == CT_OK && (!im->tile_run || !im->tile_id))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld gridding tiles", nused);
-    if (rc == CT_OK) {
-        /* count[t] is now the end of tile t's runs: tile t's are
-         * [t ? count[t - 1] : 0, count[t]). */
-        long k = 0;
-        for (int ph = 0; ph < CT_TILE_PHASES; ph++) {
-            im->phase_tile[ph] = k;
-            for (long t = 0; t < ntiles; t++) {
-                size_t r0 = t ? count[t - 1] : 0;
-                if (count[t] > r0 && tile_phase(im, t) == ph) {
-                    im->tile_run[2 * k] = r0;
-                    im->tile_run[2 * k++ + 1] = count[t];
-                }
-            }
+    long nphase[CT_TILE_PHASES + 1] = {0};
+    for (long t = 0; rc == CT_OK && t < ntiles; t++)
+        if (count[t] > (t ? count[t - 1] : 0))
+            nphase[tile_phase(im, t) + 1]++;
+    for (int ph = 0; ph < CT_TILE_PHASES; ph++)
+        nphase[ph + 1] += nphase[ph];
+    memcpy(im->phase_tile, nphase, sizeof im->phase_tile);
+    for (long t = 0; rc == CT_OK && t < ntiles; t++) {
+        size_t r0 = t ? count[t - 1] : 0;
+        if (count[t] > r0) {
+            long k = nphase[tile_phase(im, t)]++;
+            im->tile_run[2 * k] = r0;
+            im->tile_run[2 * k + 1] = count[t];
+            im->tile_id[k] = t;
         }
-        im->phase_tile[CT_TILE_PHASES] = k;
-        im->ntile_used = nused;
     }
+    im->ntile_used = nused;
     free(from);
-    free(len);
+    free(to);
     free(bk);
     free(rtile);
     free(count);
@@ -1609,107 +1604,110 @@ static inline double complex gridded_value(const imp *im, int psf, size_t i)
     return im->wt[i] * (im->res ? im->res[i] : im->vis[i]);
 }
 
-/* Whether the W cells from lo (mod n) reach [a, b), 0 <= a <= b <= n. */
-static inline int reaches(long lo, int W, long n, long a, long b)
-{
-    return (lo < b && lo + W > a) || (lo + W > n && lo + W - n > a);
-}
+/* A thread's tile buffer: the cells that the kernels of one tile's rows
+ * reach (the tile and W - 1 more on each axis) on each plane of a group,
+ * interleaved (re, im) doubles, rows TB_SIDE cells apart. Why a buffer: a
+ * tile's rows add into it at double precision, in L1 or L2, and it is then
+ * added to the slab once -- so a cell of a single-precision grid gets one
+ * rounding per tile, not one per visibility (a dense cell near the uv
+ * origin gets 1e5 visibilities, and float32 sums of them lost 1e-5 of the
+ * peak), and the slab is touched once per cell per tile, not W^2 x planes
+ * times per row. */
+#define TB_SIDE (2 * CT_TILE - 1 + CT_GRID_MAX_SUPPORT - 1)
 
-/* grid_region for a support W that is a constant where it is inlined (so
- * the loops over taps unroll and their vectors stay in registers). A
- * row's kernel inside the region's columns takes the vector path; one
- * that crosses them or the grid's edge, the scalar one: the same
- * products (v ky) kx added in the same order, so the same bits whichever
- * path a row takes under some count of threads. */
-static inline __attribute__((always_inline)) void grid_region_w(const imp *im, int psf, size_t from,
-                                                                size_t to, long j0, long j1,
-                                                                long ba, long bb, long ca, long cb,
-                                                                const int W)
+typedef double ct_v4d __attribute__((vector_size(32)));
+typedef double ct_v4du __attribute__((vector_size(32), aligned(8)));
+typedef double ct_v2d __attribute__((vector_size(16)));
+typedef double ct_v2du __attribute__((vector_size(16), aligned(8)));
+
+/* The box of the buffer a tile's rows touched: planes, rows, columns. */
+typedef struct tile_box {
+    long p0, p1, y0, y1, x0, x1;
+} tile_box;
+
+/* Grids rows [from, to) of the tile whose first cell is global row gy0,
+ * column cx0, for the plane group [j0, j1], into buf (plane q at q *
+ * TB_SIDE^2 cells), for a support W constant where it is inlined (so the
+ * loops over taps unroll and their vectors stay in registers). Every
+ * kernel lies inside the buffer: no row wraps here (the flush wraps). */
+static inline __attribute__((always_inline)) void grid_tile_w(const imp *im, int psf, size_t from,
+                                                              size_t to, long j0, long j1, long gy0,
+                                                              long cx0, double *buf, tile_box *box,
+                                                              const int W)
 {
-    const long gx = im->gx, gy = im->gy, gs = im->gs;
-    const int whole = ca == 0 && cb == gx;
+    const long sx = TB_SIDE, sp = (long)TB_SIDE * TB_SIDE;
     row_kernel rk = {0};
     for (size_t i = from; i < to; i++) {
-        const long lo = im->vfirst[i], c0 = im->ufirst[i];
-        if (!reaches(lo, W, gy, ba, bb) || (!whole && !reaches(c0, W, gx, ca, cb)))
-            continue;
         if (!row_kernel_at(im, i, j0, j1, &rk))
             continue;
+        const long y0 = mod_long(im->vfirst[i] + im->row0, im->gy) - gy0;
+        const long x0 = im->ufirst[i] - cx0;
+        box->p0 = rk.pa - j0 < box->p0 ? rk.pa - j0 : box->p0;
+        box->p1 = rk.pb - j0 > box->p1 ? rk.pb - j0 : box->p1;
+        box->y0 = y0 < box->y0 ? y0 : box->y0;
+        box->y1 = y0 + W - 1 > box->y1 ? y0 + W - 1 : box->y1;
+        box->x0 = x0 < box->x0 ? x0 : box->x0;
+        box->x1 = x0 + W - 1 > box->x1 ? x0 + W - 1 : box->x1;
         const double complex gi = gridded_value(im, psf, i);
         /* The u taps with each value twice, (kx0, kx0, kx1, kx1, ...): the
-         * shape of a row of cells, at the grid's precision. A cell gets
-         * (greal)(v ky) times (greal)kx on either path. */
-        greal k2[2 * CT_GRID_MAX_SUPPORT];
+         * shape of a row of cells. */
+        double k2[2 * CT_GRID_MAX_SUPPORT];
         for (int a = 0; a < W; a++)
-            k2[2 * a] = k2[2 * a + 1] = (greal)rk.kx[a];
-        if (c0 >= ca && c0 + W <= cb) {
-            for (long j = rk.pa; j <= rk.pb; j++) {
-                const double complex v = rk.kw[j - rk.wf] * gi;
-                const double vr = creal(v), vi = cimag(v);
-                greal *cells = (greal *)(im->gslab[j - j0] + c0);
-                for (int b = 0; b < W; b++) {
-                    const long lr = lo + b < gy ? lo + b : lo + b - gy;
-                    if (lr < ba || lr >= bb)
-                        continue;
-                    const greal br = (greal)(vr * rk.ky[b]), bi = (greal)(vi * rk.ky[b]);
-                    ct_gv p = {0};
-                    for (int e = 0; e < VC; e++) {
-                        p[2 * e] = br;
-                        p[2 * e + 1] = bi;
-                    }
-                    greal *d = cells + 2 * lr * gs;
-                    for (int q = 0; q < W / VC; q++)
-                        *(ct_gvu *)(d + 2 * VC * q) += p * *(const ct_gvu *)(k2 + 2 * VC * q);
-                    int a = VC * (W / VC);
-                    if (VC == 4 && W - a >= 2) { /* two cells in half a vector */
-                        *(ct_g2u *)(d + 2 * a) +=
-                            (ct_g2){br, bi, br, bi} * *(const ct_g2u *)(k2 + 2 * a);
-                        a += 2;
-                    }
-                    for (; a < W; a++)
-                        *(ct_g1u *)(d + 2 * a) += (ct_g1){br, bi} * *(const ct_g1u *)(k2 + 2 * a);
-                }
-            }
-            continue;
-        }
+            k2[2 * a] = k2[2 * a + 1] = rk.kx[a];
+        const ct_v2d tt = {rk.kx[W - 1], rk.kx[W - 1]};
         for (long j = rk.pa; j <= rk.pb; j++) {
             const double complex v = rk.kw[j - rk.wf] * gi;
             const double vr = creal(v), vi = cimag(v);
-            gcell *slab = im->gslab[j - j0];
+            double *cells = buf + 2 * ((j - j0) * sp + y0 * sx + x0);
             for (int b = 0; b < W; b++) {
-                const long lr = lo + b < gy ? lo + b : lo + b - gy;
-                if (lr < ba || lr >= bb)
-                    continue;
-                const greal br = (greal)(vr * rk.ky[b]), bi = (greal)(vi * rk.ky[b]);
-                greal *row = (greal *)(slab + lr * gs);
-                for (int a = 0; a < W; a++) {
-                    const long c = c0 + a < gx ? c0 + a : c0 + a - gx;
-                    if (c >= ca && c < cb) {
-                        row[2 * c] += br * k2[2 * a];
-                        row[2 * c + 1] += bi * k2[2 * a];
-                    }
-                }
+                const double br = vr * rk.ky[b], bi = vi * rk.ky[b];
+                const ct_v4d p = {br, bi, br, bi};
+                double *d = cells + 2 * b * sx;
+                for (int q = 0; q < W / 2; q++)
+                    *(ct_v4du *)(d + 4 * q) += p * *(const ct_v4du *)(k2 + 4 * q);
+                if (W & 1)
+                    *(ct_v2du *)(d + 4 * (W / 2)) += (ct_v2d){br, bi} * tt;
             }
         }
     }
 }
 
-/* Grids rows [from, to) of the plane group [j0, j1] onto the region of slab
- * rows [ba, bb) and columns [ca, cb) of the group's slabs (the PSF's unit
- * visibilities with psf). */
-CT_HOT static void grid_region(const imp *im, int psf, size_t from, size_t to, long j0, long j1,
-                               long ba, long bb, long ca, long cb)
+CT_HOT static void grid_tile(const imp *im, int psf, size_t from, size_t to, long j0, long j1,
+                             long gy0, long cx0, double *buf, tile_box *box)
 {
     switch (im->k.support) {
 #define CT_GRID_CASE(w)                                                                            \
-    case w: grid_region_w(im, psf, from, to, j0, j1, ba, bb, ca, cb, w); break;
+    case w: grid_tile_w(im, psf, from, to, j0, j1, gy0, cx0, buf, box, w); break;
         CT_GRID_CASE(4)
         CT_GRID_CASE(5)
         CT_GRID_CASE(6)
         CT_GRID_CASE(7)
         CT_GRID_CASE(8)
 #undef CT_GRID_CASE
-    default: grid_region_w(im, psf, from, to, j0, j1, ba, bb, ca, cb, im->k.support);
+    default: grid_tile_w(im, psf, from, to, j0, j1, gy0, cx0, buf, box, im->k.support);
+    }
+}
+
+/* Adds the box of a tile's buffer to the group's slabs (the rows in this
+ * rank's slab; round the periodic edges) and zeroes it for the next tile. */
+static void flush_tile(const imp *im, long j0, long gy0, long cx0, double *buf, const tile_box *box)
+{
+    const long sx = TB_SIDE, sp = (long)TB_SIDE * TB_SIDE;
+    for (long q = box->p0; q <= box->p1; q++) {
+        greal *slab = (greal *)im->gslab[j0 - j0 + q];
+        for (long y = box->y0; y <= box->y1; y++) {
+            double *brow = buf + 2 * (q * sp + y * sx);
+            const long lr = mod_long(gy0 + y - im->row0, im->gy);
+            if (lr < im->nrow) {
+                greal *srow = slab + 2 * lr * im->gs;
+                for (long x = box->x0; x <= box->x1; x++) {
+                    const long c = mod_long(cx0 + x, im->gx);
+                    srow[2 * c] += (greal)brow[2 * x];
+                    srow[2 * c + 1] += (greal)brow[2 * x + 1];
+                }
+            }
+            memset(brow + 2 * box->x0, 0, (size_t)(box->x1 - box->x0 + 1) * 2 * sizeof(double));
+        }
     }
 }
 
@@ -1939,16 +1937,42 @@ ct_code CT_IMP(image)(imp *im, int psf, double *image, ct_err *err)
                 zero_slab(im, (int)(j - j0));
         long b0, b1;
         group_buckets(im, j0, j1, &b0, &b1);
-        for (int ph = 0; ph < CT_TILE_PHASES; ph++) {
-#pragma omp parallel for num_threads(im->threads) schedule(dynamic, 4)
-            for (long k = im->phase_tile[ph]; k < im->phase_tile[ph + 1]; k++)
-                for (size_t r = im->tile_run[2 * k]; r < im->tile_run[2 * k + 1]; r++)
-                    if (im->run_bucket[r] >= b0 && im->run_bucket[r] <= b1)
-                        grid_region(im, psf, im->run_from[r],
-                                    im->run_from[r] + (size_t)im->run_len[r], j0, j1, 0, im->nrow,
-                                    0, im->gx);
+        const long ntx = tiles_along(im->gx);
+        const size_t buf_len = 2 * (size_t)(j1 - j0 + 1) * TB_SIDE * TB_SIDE;
+        int no_buf = 0;
+        for (int ph = 0; ph < CT_TILE_PHASES && !no_buf; ph++) {
+#pragma omp parallel num_threads(im->threads)
+            {
+                double *buf = calloc(buf_len, sizeof *buf);
+                if (!buf) {
+#pragma omp atomic write
+                    no_buf = 1;
+                }
+#pragma omp for schedule(dynamic, 4)
+                for (long k = im->phase_tile[ph]; k < im->phase_tile[ph + 1]; k++) {
+                    if (!buf)
+                        continue;
+                    const long t = im->tile_id[k], gy0 = (t / ntx) * CT_TILE,
+                               cx0 = (t % ntx) * CT_TILE;
+                    tile_box box = {LONG_MAX, LONG_MIN, LONG_MAX, LONG_MIN, LONG_MAX, LONG_MIN};
+                    /* A tile's runs are in bucket order. */
+                    for (size_t r = im->tile_run[2 * k];
+                         r < im->tile_run[2 * k + 1] && im->run_bucket[r] <= b1; r++)
+                        if (im->run_bucket[r] >= b0)
+                            grid_tile(im, psf, im->run_from[r], im->run_to[r], j0, j1, gy0, cx0,
+                                      buf, &box);
+                    if (box.p0 <= box.p1)
+                        flush_tile(im, j0, gy0, cx0, buf, &box);
+                }
+                free(buf);
+            }
         }
+        if (no_buf)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the gridding threads' tile buffers");
         im->st.t_grid += MPI_Wtime() - t0;
+        /* Every rank stops at the same group: the FFTs below are collective. */
+        if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
+            return rc;
         for (long j = j0; j <= j1; j++) {
             const int any = im->plane_any[j - im->plane_lo];
             if (any)
@@ -1994,13 +2018,9 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
     MPI_Bcast(&ncomp, 1, MPI_LONG, 0, im->comm);
     double *comp = malloc(((size_t)ncomp * 3 + 1) * sizeof *comp);
     int *xpos = malloc(((size_t)im->nx + 1) * sizeof *xpos);
-    /* The residuals live as long as the rows: fresh pages each major cycle
-     * would cost the kernel's zeroing of 16 bytes a row (6 % of a run). */
-    if (!im->res)
-        im->res = malloc((im->n + 1) * sizeof *im->res);
     long *want = malloc(((size_t)im->ext_n + 1) * sizeof *want);
-    if (rc == CT_OK && (!comp || !xpos || !im->res || !want))
-        rc = ct_fail(err, CT_ENOMEM, "out of memory for the model of %zu visibilities", im->n);
+    if (rc == CT_OK && (!comp || !xpos || !want))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the model");
     for (long c = 0; rc == CT_OK && im->rank == 0 && c < ncomp; c++) {
         const ct_clean_component *cc = &root->items[c];
         if (cc->ix < 0 || cc->ix >= im->nx || cc->iy < 0 || cc->iy >= im->ny || !isfinite(cc->flux))
@@ -2010,6 +2030,13 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
         comp[3 * c + 1] = cc->iy;
         comp[3 * c + 2] = cc->flux;
     }
+    /* The residuals live as long as the rows: fresh pages each major cycle
+     * would cost the kernel's zeroing of 16 bytes a row (6 % of a run).
+     * Allocated only once the components are accepted: a refusal changes
+     * nothing. */
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK && !im->res &&
+        !(im->res = malloc((im->n + 1) * sizeof *im->res)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu residual visibilities", im->n);
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
         free(comp);
         free(xpos);

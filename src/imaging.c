@@ -518,7 +518,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                              .epsilon = o->epsilon,
                              .no_wterms = o->no_wterms,
                              .max_bytes = o->max_bytes,
-                             .threads = o->threads};
+                             .threads = o->threads,
+                             .grid_bits = o->grid_bits};
         /* Without CLEAN the big PSF has no use: the image-sized one gives the beam. */
         ct_code r2 =
             o->niter > 0 && o->psf_double ? ct_imager_create(comm, &g2, &big, &e2) : CT_EINVAL;
@@ -548,7 +549,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                         .epsilon = o->epsilon,
                         .no_wterms = o->no_wterms,
                         .max_bytes = o->max_bytes,
-                        .threads = o->threads};
+                        .threads = o->threads,
+                        .grid_bits = o->grid_bits};
     if ((rc = ct_imager_create(comm, &g, &im, err)) != CT_OK) {
         free(psf2);
         goto out;
@@ -604,7 +606,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         int go = 0;
         if (rank == 0) {
             double t0 = MPI_Wtime();
-            ct_imager_stats st;
+            ct_imager_stats st = {0};
             ct_imager_get_stats(im, &st);
             go = minor_cycle(o, res, &p, n, st.threads, &comps, err, &rc);
             t_clean += MPI_Wtime() - t0;
@@ -635,7 +637,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
             rc = ct_image_qa_measure(p.restored, p.residual, n, n, &res->beam, comps.n, &res->qa,
                                      err);
         t_clean += MPI_Wtime() - t0;
-        ct_imager_stats st;
+        ct_imager_stats st = {0};
         ct_imager_get_stats(im, &st);
         res->n_vis = st.n_rows;
         res->w_planes = st.w_planes;
@@ -650,7 +652,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     rc = ct_mpi_agree(comm, rc, err);
     MPI_Bcast(&res->qa, (int)sizeof res->qa, MPI_BYTE, 0, comm);
     {
-        ct_imager_stats st;
+        ct_imager_stats st = {0};
         ct_imager_get_stats(im, &st);
         res->n_vis = st.n_rows;
         res->w_planes = st.w_planes;

@@ -63,6 +63,7 @@ typedef struct ct_image_opts {
     double max_bytes;       /* per-rank grid memory; 0: automatic (imager.h) */
     int threads;            /* per rank; 0: automatic (imager.h) */
     int psf_double;         /* nonzero: the PSF at twice the size (every offset covered) */
+    int grid_bits;          /* uv grids' precision: 32, 64, or 0 (automatic, imager.h) */
     const char *export_vis; /* NULL, or a file for the rows as imaged (one rank only) */
 } ct_image_opts;
 

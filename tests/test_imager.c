@@ -6,7 +6,7 @@
  *
  *   test_imager OUT_FILE EPSILON
  *
- * Rank 0 writes the three images to OUT_FILE (raw doubles), so that
+ * Rank 0 writes the images to OUT_FILE (raw doubles), so that
  * tests/test_imager.sh can compare the runs on 1, 2 and 4 ranks byte for byte.
  */
 #define _GNU_SOURCE
@@ -174,6 +174,57 @@ static void test_on_copied(const dataset *d, int first, int count, const double 
     free(h.vis);
 }
 
+/* A non-square image whose grid has an odd number of gridding tiles along v
+ * (52 cells: 3 tiles, the last of 20 cells) and a remainder along u (100
+ * cells: 6 tiles, the last of 20), its sides 2 mod 4 (single-precision rows
+ * not 64-byte aligned: FFTW's unaligned plans), v wrapping round the grid:
+ * its dirty image against a direct Fourier transform on one rank, and into
+ * OUT_FILE after the others for the byte-for-byte comparison across ranks. */
+enum { ONX = 50, ONY = 26 };
+
+static void test_odd_geometry(const dataset *d, int first, int count, double *dirty)
+{
+    ct_err err;
+    ct_imager *im = NULL;
+    ct_imager_geom g = {
+        .nx = ONX, .ny = ONY, .cell_rad = cell, .epsilon = epsilon, .threads = threads};
+    REQUIRE_OK(ct_imager_create(MPI_COMM_WORLD, &g, &im, &err), err);
+    ct_weight_opts wo = briggs();
+    wo.nx = ONX;
+    wo.ny = ONY;
+    CHECK_OK(ct_imager_load(im, d->uvw + 3 * first, d->vis + first, d->wt + first, d->chan + first,
+                            NCHAN, d->epoch + first, NEPOCH, (size_t)count, &wo, &err),
+             err);
+    CHECK_OK(ct_imager_image(im, 0, dirty, &err), err);
+    ct_imager_destroy(im);
+    if (size != 1)
+        return;
+    static double w[NROWS];
+    REQUIRE_OK(ct_weights_compute(&wo, d->uvw, d->wt, NROWS, w, &err), err);
+    double wsum = 0, dmax = 0, derr = 0;
+    for (int k = 0; k < NROWS; k++)
+        wsum += w[k];
+    static double dft[ONX * ONY];
+    for (int y = 0; y < ONY; y++)
+        for (int x = 0; x < ONX; x++) {
+            double l = (x - ONX / 2) * cell, m = (y - ONY / 2) * cell,
+                   n1 = sqrt(1 - l * l - m * m) - 1, sum = 0;
+            for (int k = 0; k < NROWS; k++) {
+                const double *p = d->uvw + 3 * k;
+                if (w[k] > 0)
+                    sum += w[k] * creal(d->vis[k] *
+                                        cexp(-2 * M_PI * I * (p[0] * l + p[1] * m + p[2] * n1)));
+            }
+            dft[y * ONX + x] = sum / wsum;
+            dmax = fmax(dmax, fabs(dft[y * ONX + x]));
+        }
+    derr = max_diff(dirty, dft, ONX * ONY) / dmax;
+    printf("%d x %d (odd tile count, sides 2 mod 4) against a direct Fourier transform: %.2e at "
+           "epsilon %g\n",
+           ONX, ONY, derr, epsilon);
+    CHECK(derr <= epsilon, "%d x %d: DFT error %g above epsilon %g", ONX, ONY, derr, epsilon);
+}
+
 static void test_images(void)
 {
     static dataset d;
@@ -202,11 +253,14 @@ static void test_images(void)
     memcpy(ew, ct_imager_epoch_weights(im), sizeof ew);
     ct_imager_destroy(im);
     test_on_copied(&d, first, count, dirty);
+    static double odd[ONX * ONY];
+    test_odd_geometry(&d, first, count, odd);
 
     if (rank == 0) {
         FILE *f = fopen(out_path, "wb");
         CHECK(f && fwrite(dirty, sizeof dirty, 1, f) == 1 && fwrite(psf, sizeof psf, 1, f) == 1 &&
-                  fwrite(resid, sizeof resid, 1, f) == 1 && fclose(f) == 0,
+                  fwrite(resid, sizeof resid, 1, f) == 1 && fwrite(odd, sizeof odd, 1, f) == 1 &&
+                  fclose(f) == 0,
               "cannot write %s", out_path);
         printf("ranks %d x threads %d: %zu rows, %ld w planes, support %d, weight sum %.17g\n",
                size, st.threads, st.n_rows, st.w_planes, st.support, st.weight_sum);
@@ -341,6 +395,11 @@ static void test_refusals(void)
     bad.cell_rad = 0.1; /* 64 x 0.1 rad reaches past the horizon */
     CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL, "horizon accepted");
     bad.cell_rad = cell;
+    bad.nx = bad.ny = 2; /* a 4-cell grid under a 6-cell kernel */
+    CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL && !im &&
+              strstr(err.msg, "too small"),
+          "a 2 x 2 image at epsilon 1e-4 accepted: %s", err.msg);
+    bad.nx = bad.ny = 64;
     bad.grid_bits = 16;
     CHECK(ct_imager_create(MPI_COMM_WORLD, &bad, &im, &err) == CT_EINVAL && !im,
           "16-bit grids accepted");

@@ -43,6 +43,8 @@ static const char usage[] =
     "                          memory shared among its ranks)\n"
     "  --threads N             threads per rank (default CONTIMG_THREADS, else the node's\n"
     "                          cores shared among its ranks; under mpirun, --bind-to none)\n"
+    "  --grid-bits 32|64       precision of the uv grids and their FFTs (default: 32\n"
+    "                          where --epsilon is at least 1e-5, else 64)\n"
     "  --psf-double            CLEAN with a PSF of twice the image's size (every\n"
     "                          component's sidelobes subtracted in the minor cycle; about\n"
     "                          two more passes of work; default: the image's size)\n"
@@ -74,6 +76,7 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
                                          {"export-vis", required_argument, NULL, 'x'},
                                          {"threads", required_argument, NULL, 'T'},
                                          {"psf-double", no_argument, NULL, 'P'},
+                                         {"grid-bits", required_argument, NULL, 'B'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
@@ -167,6 +170,11 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
             o.threads = (int)v;
             break;
         case 'P': o.psf_double = 1; break;
+        case 'B':
+            if (!cli_parse_long(optarg, 32, 64, &v) || (v != 32 && v != 64))
+                return cli_rank_usage_error(rank, "--grid-bits must be 32 or 64, got '%s'", optarg);
+            o.grid_bits = (int)v;
+            break;
         case 'j': json = true; break;
         case ':':
             return cli_rank_usage_error(rank, "image: option '%s' needs a value", argv[optind - 1]);
