@@ -86,23 +86,33 @@ static CT_ALWAYS_INLINE void ct_gkernel_series(const ct_gkernel *k, double t, do
 static CT_ALWAYS_INLINE void ct_gkernel_series3(const ct_gkernel *k, const double t[3], double *v0,
                                                 double *v1, double *v2)
 {
+    /* In explicit 4-wide vectors: left to itself, GCC vectorized two of the
+     * three chains and ran the third as scalar multiply-adds through the
+     * stack (a fifth of a degridding pass). Element by element the same
+     * arithmetic as ct_gkernel_series. */
+    typedef double v4 __attribute__((vector_size(32)));
+    typedef double v4u __attribute__((vector_size(32), aligned(8)));
     if (k->horner && k->support <= 8) {
         const int D = k->degree;
-        const double t0 = t[0], t1 = t[1], t2 = t[2];
-        double a0[8], a1[8], a2[8];
-        for (int i = 0; i < 8; i++)
-            a0[i] = a1[i] = a2[i] = k->poly[D][i];
-        for (int d = D - 1; d >= 0; d--)
-            for (int i = 0; i < 8; i++) {
-                a0[i] = a0[i] * t0 + k->poly[d][i];
-                a1[i] = a1[i] * t1 + k->poly[d][i];
-                a2[i] = a2[i] * t2 + k->poly[d][i];
-            }
-        for (int i = 0; i < 8; i++) {
-            v0[i] = a0[i];
-            v1[i] = a1[i];
-            v2[i] = a2[i];
+        const v4 t0 = {t[0], t[0], t[0], t[0]}, t1 = {t[1], t[1], t[1], t[1]},
+                 t2 = {t[2], t[2], t[2], t[2]};
+        const v4 p0 = *(const v4u *)&k->poly[D][0], p1 = *(const v4u *)&k->poly[D][4];
+        v4 a0 = p0, a1 = p1, b0 = p0, b1 = p1, c0 = p0, c1 = p1;
+        for (int d = D - 1; d >= 0; d--) {
+            const v4 q0 = *(const v4u *)&k->poly[d][0], q1 = *(const v4u *)&k->poly[d][4];
+            a0 = a0 * t0 + q0;
+            a1 = a1 * t0 + q1;
+            b0 = b0 * t1 + q0;
+            b1 = b1 * t1 + q1;
+            c0 = c0 * t2 + q0;
+            c1 = c1 * t2 + q1;
         }
+        *(v4u *)&v0[0] = a0;
+        *(v4u *)&v0[4] = a1;
+        *(v4u *)&v1[0] = b0;
+        *(v4u *)&v1[4] = b1;
+        *(v4u *)&v2[0] = c0;
+        *(v4u *)&v2[4] = c1;
     } else {
         ct_gkernel_series_general(k, t[0], v0);
         ct_gkernel_series_general(k, t[1], v1);
