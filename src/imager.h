@@ -18,8 +18,9 @@
  * it each rank holds a set of image columns, where the w planes are summed.
  *
  * Why the result does not depend on the rank count: every grid cell receives
- * its contributions in one fixed order (w plane, density row, global row
- * index), whichever rank computes it; every 1-D transform is made by the same
+ * its contributions in one fixed order (gridding tile phase, w-plane bucket,
+ * global row order; see imager_body.c, setup_tiles), whichever rank or
+ * thread computes it; every 1-D transform is made by the same
  * FFTW plan on the same numbers; the transposes only move data; every pixel
  * is summed over w planes by one rank; and the sums over all the data (the
  * weights' normalization, Briggs' mean density, per-channel weights) are

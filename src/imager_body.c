@@ -112,10 +112,7 @@ struct CT_IMP(imager) {
     double complex *vis, *res;
     /* Per held row, where its kernel starts: in v (first grid row - row0)
      * mod gy, in u its first grid column mod gx. Per slab row, whether any
-     * held row's kernel touches it (the FFTs skip the rest). Threads grid
-     * regions of the slab, bands of rows [band[b], band[b + 1]) by strips of
-     * columns [strip[s], strip[s + 1]), each region by one thread, so that
-     * every cell still receives its contributions in the rows' order. */
+     * held row's kernel touches it (the FFTs skip the rest). */
     int32_t *vfirst, *ufirst;
     unsigned char *row_used;
     /* Gridding tiles (setup_tiles): the held rows in runs of one plane
@@ -127,7 +124,6 @@ struct CT_IMP(imager) {
     int32_t *run_bucket;
     size_t *tile_run;
     long *tile_id;
-    long ntile_used;
     long phase_tile[CT_TILE_PHASES + 1];
     size_t *bucket; /* rows of plane bucket b: [bucket[b], bucket[b + 1]) */
     long nbuckets;
@@ -558,7 +554,6 @@ static void free_rows(imp *im)
     im->run_from = im->run_to = im->tile_run = NULL;
     im->run_bucket = NULL;
     im->tile_id = NULL;
-    im->ntile_used = 0;
     im->drow_owner = NULL;
     im->uvw = im->wt = im->chan_w = im->epoch_w = NULL;
     im->vis = im->res = NULL;
@@ -1029,7 +1024,6 @@ static ct_code setup_tiles(imp *im, ct_err *err)
             im->tile_id[k] = t;
         }
     }
-    im->ntile_used = nused;
     free(from);
     free(to);
     free(bk);
@@ -1579,12 +1573,12 @@ static inline __attribute__((always_inline)) int row_kernel_at(const imp *im, si
 #define CT_HOT
 #endif
 
-/* The cells of a kernel row as interleaved (re, im) numbers, 32 bytes (VC
- * cells) at a time, and one cell: GCC's and Clang's vector types, element
- * by element the same arithmetic as scalar code (so every clone and the
- * scalar path give the same bits), but without the shuffles a loop over
- * complex numbers compiles to. The unaligned types let a row start at any
- * cell. */
+/* The degridding's reads of the grid's cells as interleaved (re, im)
+ * numbers at the grid's precision, 32 bytes (VC cells), two cells or one
+ * at a time: GCC's and Clang's vector types, element by element the same
+ * arithmetic as scalar code (so every clone gives the same bits), but
+ * without the shuffles a loop over complex numbers compiles to. The
+ * unaligned types let a kernel start at any cell. */
 typedef greal ct_gv __attribute__((vector_size(32)));
 typedef greal ct_gvu __attribute__((vector_size(32), aligned(sizeof(greal))));
 typedef greal ct_g2 __attribute__((vector_size(4 * sizeof(greal))));
@@ -1690,11 +1684,11 @@ CT_HOT static void grid_tile(const imp *im, int psf, size_t from, size_t to, lon
 
 /* Adds the box of a tile's buffer to the group's slabs (the rows in this
  * rank's slab; round the periodic edges) and zeroes it for the next tile. */
-static void flush_tile(const imp *im, long j0, long gy0, long cx0, double *buf, const tile_box *box)
+static void flush_tile(const imp *im, long gy0, long cx0, double *buf, const tile_box *box)
 {
     const long sx = TB_SIDE, sp = (long)TB_SIDE * TB_SIDE;
     for (long q = box->p0; q <= box->p1; q++) {
-        greal *slab = (greal *)im->gslab[j0 - j0 + q];
+        greal *slab = (greal *)im->gslab[q];
         for (long y = box->y0; y <= box->y1; y++) {
             double *brow = buf + 2 * (q * sp + y * sx);
             const long lr = mod_long(gy0 + y - im->row0, im->gy);
@@ -1962,7 +1956,7 @@ ct_code CT_IMP(image)(imp *im, int psf, double *image, ct_err *err)
                             grid_tile(im, psf, im->run_from[r], im->run_to[r], j0, j1, gy0, cx0,
                                       buf, &box);
                     if (box.p0 <= box.p1)
-                        flush_tile(im, j0, gy0, cx0, buf, &box);
+                        flush_tile(im, gy0, cx0, buf, &box);
                 }
                 free(buf);
             }
