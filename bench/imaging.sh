@@ -155,7 +155,10 @@ if $have_image; then
         exp=()
         $first && exp=(--export-vis "$rows")
         echo "contimg image --niter 0 --epsilon $e ..."
-        run_contimg image "$combined" --out "$work/ct-e$e" "${img_opts[@]}" --niter 0 \
+        # --slant off: ducc0 images the exported rows on the plain SIN grid, so
+        # contimg's dirty image must be on that grid to be compared pixel by pixel
+        # (and both gridders then work the same w range).
+        run_contimg image "$combined" --out "$work/ct-e$e" "${img_opts[@]}" --niter 0 --slant off \
             --epsilon "$e" --json "${exp[@]}" >"$work/ct-e$e.json"
         ct_grid[$e]=$(jget "$work/ct-e$e.json" timings.grid)
         ct_fft[$e]=$(jget "$work/ct-e$e.json" timings.fft)
@@ -197,7 +200,12 @@ if $have_image; then
     run_contimg image "$combined" --out "$work/ct" "${img_opts[@]}" "${clean_opts[@]}" \
         --epsilon "$e1" --json >"$work/ct.json"
     ct_wall=$(since "$t0")
-    echo "  $ct_wall s (its own total $(jget "$work/ct.json" timings.total) s)"
+    echo "  $ct_wall s (its own total $(jget "$work/ct.json" timings.total) s); w planes" \
+         "$(jget "$work/ct.json" w_planes), slant (PV2_1, PV2_2) = ($(jget "$work/ct.json" slant_xi)," \
+         "$(jget "$work/ct.json" slant_eta)), $(jget "$work/ct.json" major_cycles) major cycles;" \
+         "grid $(jget "$work/ct.json" timings.grid), fft $(jget "$work/ct.json" timings.fft)," \
+         "degrid $(jget "$work/ct.json" timings.degrid), clean $(jget "$work/ct.json" timings.clean)," \
+         "read $(jget "$work/ct.json" timings.read), weights $(jget "$work/ct.json" timings.weights) s"
 fi
 declare -A ws_wall
 if $do_wsclean && $have_image; then
@@ -273,6 +281,9 @@ if $do_wsclean && [ -f "$work/compare.json" ]; then
         "$("$py" -c 'import json,sys; v=json.load(open(sys.argv[1]))["BMAJ"][1]; print("%.1f" % (v*3600) if v else "-")' "$c")"
     if [ "$(jget "$c" same_grid)" = True ]; then
         echo "  difference: rms $(jget "$c" diff_rms), max $(jget "$c" diff_max)"
+    elif [ "$(jget "$c" resampled_b)" = True ]; then
+        echo "  difference (WSClean's plain SIN resampled onto contimg's slant SIN, PV2 $(jget "$c" pv2)):" \
+             "rms $(jget "$c" diff_rms), max $(jget "$c" diff_max)"
     else
         echo "  grids differ (CRVAL/CRPIX/CDELT: see $c): no pixel difference taken;" \
              "centre offset $(jget "$c" centre_offset_arcsec) arcsec"

@@ -240,6 +240,17 @@ static ct_code image_opts_from(const json_t *config, ct_image_opts *o, ct_err *e
         } else if (strcmp(key, "psf_double") == 0 && json_is_boolean(v)) {
             o->psf_double = json_is_true(v);
             continue;
+        } else if (strcmp(key, "slant") == 0) {
+            const char *sl = json_string_value(v);
+            if (sl && strcmp(sl, "auto") == 0)
+                o->slant = CT_IMAGER_SLANT_AUTO;
+            else if (sl && strcmp(sl, "off") == 0)
+                o->slant = CT_IMAGER_SLANT_OFF;
+            else if (sl && strcmp(sl, "on") == 0)
+                o->slant = CT_IMAGER_SLANT_ON;
+            else
+                return ct_fail(err, CT_EINVAL, "config.slant must be auto, off or on");
+            continue;
         }
         if (!num)
             return ct_fail(err, CT_EINVAL, "config.%s: unknown option or not a number", key);

@@ -73,12 +73,16 @@ ct_code ct_pb_correct(const double *image, int nx, int ny, double cell_rad, cons
  * beam is the weighted mean over the pointings of the wideband beam centred
  * on each, pb(l, m) = sum_q w_q B(|(l, m) - (l_q, m_q)|) / sum_q w_q (the
  * distance taken in the image plane: exact to second order in the offsets).
- * The checks of ct_pb_correct, and CT_EINVAL for no pointing, a non-finite
- * offset, or weights that are negative or sum to 0. */
+ * slant: NULL, or the image's slant projection (xi, eta) (imager.h): pixel
+ * (ix, iy) then lies at the direction ct_slant_to_lm gives. threads: OpenMP
+ * threads over the rows (0 or 1: one; the same bits either way). The checks of
+ * ct_pb_correct, and CT_EINVAL for no pointing, a non-finite offset, or
+ * weights that are negative or sum to 0. */
 ct_code ct_pb_correct_drift(const double *image, int nx, int ny, double cell_rad,
                             const double *freq_hz, const double *weight, size_t n_freq,
                             const double *point_l, const double *point_m,
-                            const double *point_weight, size_t n_point, double pblimit,
-                            double *corrected, double *pb_out, ct_err *err);
+                            const double *point_weight, size_t n_point, const double *slant,
+                            int threads, double pblimit, double *corrected, double *pb_out,
+                            ct_err *err);
 
 #endif

@@ -3,6 +3,7 @@
 #include "clean.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,86 @@ static void row_peak(const double *residual, const unsigned char *mask, int nx, 
     *arg = at;
 }
 
+/* Adds flux at pixel best (px, py): to its existing entry, or as a new one. */
+static bool record_component(ct_clean_components *out, long *where, size_t best, int px, int py,
+                             double flux)
+{
+    if (where[best] >= 0) {
+        out->items[where[best]].flux += flux;
+        return true;
+    }
+    if (!append_component(out, px, py, flux))
+        return false;
+    where[best] = (long)(out->n - 1);
+    return true;
+}
+
+/* Hogbom's loop over the active set only (ct_clean_opts.active_below): the
+ * pixels above it at the start, in index order, so that the first of equal
+ * peaks is the one the whole-image search picks, and each subtracted by the
+ * same product as there. */
+static ct_code hogbom_active(double *residual, const double *psf, int nx, int ny, int pnx, int pny,
+                             double p0, const ct_clean_opts *o, ct_clean_components *out,
+                             long *where, ct_clean_result *res, ct_err *err)
+{
+    const size_t n = (size_t)nx * (size_t)ny;
+    const int cx = pnx / 2, cy = pny / 2;
+    const int threads = o->threads > 0 ? o->threads : 1;
+    size_t na = 0;
+    for (size_t i = 0; i < n; i++)
+        na += (!o->mask || o->mask[i]) && fabs(residual[i]) > o->active_below;
+    size_t *act = malloc((na + 1) * sizeof *act);
+    if (!act)
+        return ct_fail(err, CT_ENOMEM, "clean: out of memory for %zu active pixels", na);
+    na = 0;
+    for (size_t i = 0; i < n; i++)
+        if ((!o->mask || o->mask[i]) && fabs(residual[i]) > o->active_below)
+            act[na++] = i;
+    int iter = 0;
+    double peak_abs = 0;
+    ct_clean_stop reason;
+    for (;;) {
+        size_t best = n;
+        peak_abs = 0;
+        for (size_t k = 0; k < na; k++) {
+            double v = fabs(residual[act[k]]);
+            if (best == n || v > peak_abs) {
+                best = act[k];
+                peak_abs = v;
+            }
+        }
+        if (best == n || peak_abs <= o->threshold) {
+            reason = CT_CLEAN_STOP_THRESHOLD;
+            break;
+        }
+        if (iter >= o->niter) {
+            reason = CT_CLEAN_STOP_NITER;
+            break;
+        }
+        const int px = (int)(best % (size_t)nx), py = (int)(best / (size_t)nx);
+        const double flux = o->gain * residual[best] / p0;
+#pragma omp parallel for num_threads(na > 65536 ? threads : 1) schedule(static)
+        for (size_t k = 0; k < na; k++) {
+            const long ix = (long)(act[k] % (size_t)nx), iy = (long)(act[k] / (size_t)nx);
+            const long ox = ix - px + cx, oy = iy - py + cy;
+            if (ox >= 0 && ox < pnx && oy >= 0 && oy < pny)
+                residual[act[k]] -= flux * psf[(size_t)oy * (size_t)pnx + (size_t)ox];
+        }
+        if (!record_component(out, where, best, px, py, flux)) {
+            free(act);
+            return ct_fail(err, CT_ENOMEM, "clean: out of memory for %zu components", out->n + 1);
+        }
+        iter++;
+    }
+    free(act);
+    if (res) {
+        res->iterations = iter;
+        res->peak_residual = peak_abs;
+        res->reason = reason;
+    }
+    return CT_OK;
+}
+
 ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, const ct_clean_opts *o,
                         ct_clean_components *out, ct_clean_result *res, ct_err *err)
 {
@@ -285,6 +366,9 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
             return ct_fail(err, CT_EINVAL, "clean: dirty image pixel (%zu, %zu) is not finite",
                            i % (size_t)nx, i / (size_t)nx);
 
+    if (!(o->active_below >= 0) || !isfinite(o->active_below))
+        return ct_fail(err, CT_EINVAL, "clean: active_below %g is not a finite value >= 0",
+                       o->active_below);
     /* Where each pixel's component lives in out->items, -1 for none. */
     long *where = malloc(n * sizeof *where);
     if (!where)
@@ -297,6 +381,11 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
     const int cx = pnx / 2, cy = pny / 2;
     const unsigned char *mask = o->mask;
     const int threads = o->threads > 0 ? o->threads : 1;
+    if (o->active_below > 0) {
+        rc = hogbom_active(residual, psf, nx, ny, pnx, pny, p0, o, out, where, res, err);
+        free(where);
+        return rc;
+    }
     /* Per row, its largest |residual| in the mask and where (the first of
      * equals; -1 for none). The peak is the first row's of the largest, the
      * same pixel a scan of the whole image in index order picks. A
@@ -349,15 +438,11 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
             row_peak(residual, mask, nx, iy, &rmax[iy], &rarg[iy]);
         }
 
-        if (where[best] >= 0) {
-            out->items[where[best]].flux += flux;
-        } else {
-            if (!append_component(out, px, py, flux)) {
-                free(where);
-                return ct_fail(err, CT_ENOMEM, "clean: out of memory for %zu components",
-                               out->n + 1);
-            }
-            where[best] = (long)(out->n - 1);
+        if (!record_component(out, where, best, px, py, flux)) {
+            free(where);
+            free(rmax);
+            free(rarg);
+            return ct_fail(err, CT_ENOMEM, "clean: out of memory for %zu components", out->n + 1);
         }
         iter++;
     }

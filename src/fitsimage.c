@@ -105,6 +105,10 @@ static ct_code validate(const ct_fits_image_desc *d, ct_err *err)
     const char *proj = d->projection ? d->projection : "SIN";
     if (strcmp(proj, "SIN") != 0 && strcmp(proj, "TAN") != 0)
         return ct_fail(err, CT_EINVAL, "FITS image: projection '%.16s' (SIN or TAN)", proj);
+    if (!isfinite(d->pv2_1) || !isfinite(d->pv2_2) || fabs(d->pv2_1) > 10 || fabs(d->pv2_2) > 10 ||
+        ((d->pv2_1 != 0 || d->pv2_2 != 0) && strcmp(proj, "SIN") != 0))
+        return ct_fail(err, CT_EINVAL, "FITS image: slant (%g, %g): finite, within 10, SIN only",
+                       d->pv2_1, d->pv2_2);
     if (!(d->freq_hz > 0) || !isfinite(d->freq_hz) || !(d->bandwidth_hz > 0) ||
         !isfinite(d->bandwidth_hz))
         return ct_fail(err, CT_EINVAL, "FITS image: frequency %g Hz, bandwidth %g Hz (both > 0)",
@@ -207,6 +211,10 @@ static void write_header(fitsfile *f, const ct_fits_image_desc *d, int *st)
     key_dbl(f, "CDELT2", d->cdelt_deg, "[deg]", st);
     key_dbl(f, "CRPIX2", crpix2, NULL, st);
     key_str(f, "CUNIT2", "deg", NULL, st);
+    if (d->pv2_1 != 0 || d->pv2_2 != 0) {
+        key_dbl(f, "PV2_1", d->pv2_1, "SIN slant xi: x = l + xi (1 - n)", st);
+        key_dbl(f, "PV2_2", d->pv2_2, "SIN slant eta: y = m + eta (1 - n)", st);
+    }
     key_str(f, "CTYPE3", "FREQ", "topocentric frequency", st);
     key_dbl(f, "CRVAL3", d->freq_hz, "[Hz] centre frequency", st);
     key_dbl(f, "CDELT3", d->bandwidth_hz, "[Hz] bandwidth", st);
@@ -423,6 +431,15 @@ ct_code ct_fits_read_image(const char *path, ct_fits_image_info *info, float **d
         (!ok || !(d->cdelt_deg > 0) || fabs(cdelt1 + d->cdelt_deg) > 1e-12 * d->cdelt_deg)) {
         rc = ct_fail(err, CT_EINVAL,
                      "%s: celestial WCS incomplete or not square with RA to the left", path);
+        goto done;
+    }
+    read_dbl(f, "PV2_1", &d->pv2_1, &status);
+    read_dbl(f, "PV2_2", &d->pv2_2, &status);
+    if (status == 0 &&
+        (!isfinite(d->pv2_1) || !isfinite(d->pv2_2) || fabs(d->pv2_1) > 10 || fabs(d->pv2_2) > 10 ||
+         ((d->pv2_1 != 0 || d->pv2_2 != 0) && strcmp(info->projection, "SIN")))) {
+        rc = ct_fail(err, CT_EINVAL, "%s: PV2_1, PV2_2 (%g, %g): a SIN slant within 10", path,
+                     d->pv2_1, d->pv2_2);
         goto done;
     }
     if (naxis > 2 && strcmp(ctype[2], "FREQ") == 0) {

@@ -38,6 +38,8 @@ typedef struct ct_fits_image_desc {
     double crpix1, crpix2;              /* 1-based reference pixel; 0: nx/2+1, ny/2+1 */
     double cdelt_deg;                   /* pixel size > 0: CDELT1 = -cdelt, CDELT2 = +cdelt */
     const char *projection;             /* "SIN" (images) or "TAN" (mosaics); NULL: SIN */
+    double pv2_1, pv2_2;                /* SIN only: the slant (xi, eta), PV2_1 and PV2_2,
+                                           written when not both 0 (gridkernel.h) */
     double freq_hz, bandwidth_hz;       /* centre frequency and bandwidth (both > 0) */
     double bmaj_deg, bmin_deg, bpa_deg; /* restoring beam (FWHM; BPA east of north); 0: none */
     const char *bunit;                  /* NULL: "JY/BEAM" */

@@ -227,6 +227,24 @@ double ct_n_minus_1(double l, double m)
     return -r2 / (1.0 + sqrt(1.0 - r2));
 }
 
+bool ct_slant_to_lm(double x, double y, double xi, double eta, double *l, double *m)
+{
+    double nm1 = 0, lc = x, mc = y;
+    for (int it = 0; it < 60; it++) {
+        if (!(lc * lc + mc * mc < 1.0))
+            return false;
+        double next = ct_n_minus_1(lc, mc);
+        lc = x + xi * next;
+        mc = y + eta * next;
+        if (next == nm1 && it > 0)
+            break;
+        nm1 = next;
+    }
+    *l = lc;
+    *m = mc;
+    return lc * lc + mc * mc < 1.0;
+}
+
 ct_code ct_wstack_geometry(int nx, int ny, double cell, int *usable, double *nm1_mid, double *dw,
                            ct_err *err)
 {
@@ -242,12 +260,17 @@ ct_code ct_wstack_geometry(int nx, int ny, double cell, int *usable, double *nm1
         *usable = 0;
         return CT_OK;
     }
+    ct_wstack_spacing(lo, nm1_mid, dw);
+    return CT_OK;
+}
+
+void ct_wstack_spacing(double lo, double *nm1_mid, double *dw)
+{
     /* Shifting n - 1 by the middle of its range halves the largest |phase
      * frequency| the w kernel must resolve. */
     double half = -0.5 * lo;
     *nm1_mid = -half;
     *dw = 1.0 / (2.0 * W_OVERSAMPLING * half);
-    return CT_OK;
 }
 
 long ct_wplane_first(const ct_gkernel *k, double w, double wmin, double dw)

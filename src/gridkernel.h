@@ -15,6 +15,7 @@
 
 #include "error.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define CT_GRID_OVERSAMPLING 2
@@ -159,6 +160,18 @@ double ct_gkernel_ft_at(const ct_gkernel_ft *ft, double xi);
 /* n - 1 = sqrt(1 - l^2 - m^2) - 1 inside the unit circle, without cancellation. */
 double ct_n_minus_1(double l, double m);
 
+/* The slant orthographic projection (FITS "SIN" with PV2_1 = xi, PV2_2 =
+ * eta; Calabretta & Greisen 2002, section 5.1.5): the image coordinates of
+ * direction (l, m) are x = l + xi (1 - n), y = m + eta (1 - n). Why an imager
+ * wants it: for an array whose baselines lie close to one plane, w = -xi u -
+ * eta v + w' with small w', and u x + v y + w' (n - 1) = u l + v m + w (n - 1)
+ * exactly, so gridding (u, v, w') onto a grid uniform in (x, y) images the
+ * same sky with a w range as small as w''s. ct_slant_to_lm inverts it: the
+ * (l, m) of (x, y), by fixed-point iteration to the last bit (each step
+ * gains about a factor |xi l + eta m| / n); false beyond the horizon. With
+ * xi = eta = 0 it is the identity. */
+bool ct_slant_to_lm(double x, double y, double xi, double eta, double *l, double *m);
+
 /* The w-stacking geometry of an nx by ny image of cell (see gridder.h): n - 1
  * runs from its value at the corner pixel up to 0; nm1_mid is the middle of
  * that range and dw the plane spacing. *usable = 0 when n - 1 rounds to 0 over
@@ -166,6 +179,10 @@ double ct_n_minus_1(double l, double m);
  * the horizon. */
 ct_code ct_wstack_geometry(int nx, int ny, double cell, int *usable, double *nm1_mid, double *dw,
                            ct_err *err);
+
+/* The same from the least n - 1 over an image (lo < 0), wherever it lies
+ * (a slant grid's farthest pixel need not be a corner). */
+void ct_wstack_spacing(double lo, double *nm1_mid, double *dw);
 
 /* Planes: plane j sits at w = wmin + j dw; a row at w is spread over planes
  * ct_wplane_first(..) .. + W - 1 with weight ct_wplane_tap(..). */

@@ -5,7 +5,9 @@
  *
  * Conventions and accuracy are those of the one-rank gridder (gridder.h): uvw in
  * wavelengths, V = S exp(+2 pi i (u l + v m + w (n - 1))), pixel (ix, iy) at
- * l = (ix - nx/2) cell, m = (iy - ny/2) cell, images row-major [ny][nx], the
+ * x = (ix - nx/2) cell, y = (iy - ny/2) cell of the (slant) orthographic
+ * projection (x = l, y = m unless slanted: ct_imager_geom's slant), images
+ * row-major [ny][nx], the
  * dirty image normalized by the sum of the imaging weights, to within the
  * requested epsilon of a direct Fourier transform.
  *
@@ -63,11 +65,26 @@ typedef struct ct_imager_geom {
                          memory shared among the node's ranks */
     int threads;      /* OpenMP threads per rank; 0: the node's cores shared among the
                          communicator's ranks on it (ct_mpi_cpu_share) */
+    int slant;        /* CT_IMAGER_SLANT_AUTO (0), _OFF or _ON: image on the slant
+                         orthographic grid that fits the rows' w plane (see below) */
     int grid_bits;    /* precision of the uv grids and their FFTs: 32 (single; epsilon
                          must be >= 1e-5), 64 (double), or 0: 32 where epsilon >= 1e-5,
                          else 64. Single halves the grids' memory and traffic; the rows,
                          weights, taps and images are double either way. */
 } ct_imager_geom;
+
+/* The slant projection (gridkernel.h, ct_slant_to_lm). A load fits the plane
+ * w = -xi u - eta v through the kept rows (least squares, unit weights, sums
+ * in density-row order: the same bits on any rank count) and, with AUTO,
+ * grids w' = w + xi u + eta v onto a grid uniform in x = l + xi (1 - n),
+ * y = m + eta (1 - n) when that at least halves the w planes (DSA-110 at
+ * Dec 55: a w range 40 x smaller, 27 w planes -> 8 at 4800 px of 3"; a
+ * 512 px image of 20" keeps its plain grid: 11 -> 7). Pixel (ix, iy)
+ * is then at x = (ix - nx/2) cell, y = (iy - ny/2) cell and at the direction
+ * ct_slant_to_lm gives; the FITS header says so with PV2_1 = xi, PV2_2 = eta.
+ * OFF keeps the plain SIN grid (xi = eta = 0); ON slants whenever a plane
+ * fits (not for rows all on a line). Images within 45 degrees of the centre. */
+enum { CT_IMAGER_SLANT_AUTO = 0, CT_IMAGER_SLANT_OFF = 1, CT_IMAGER_SLANT_ON = 2 };
 
 /* Plans the imaging. Refuses (CT_EINVAL), before allocating anything large,
  * nonsense geometry and an image whose grids would not fit in max_bytes. */
@@ -113,7 +130,8 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root_compo
 
 /* The rows this rank holds, as imaged: on one rank, every kept row once (in
  * the imager's order); on more, rows near slab edges are held by two ranks.
- * Row k < ct_imager_nrows(): its uvw, loaded visibility and imaging weight. */
+ * Row k < ct_imager_nrows(): its uvw (w as loaded, to rounding, also when
+ * slanted), loaded visibility and imaging weight. */
 size_t ct_imager_nrows(const ct_imager *im);
 void ct_imager_row(const ct_imager *im, size_t k, double uvw[3], double complex *vis,
                    double *weight);
@@ -126,8 +144,9 @@ typedef struct ct_imager_stats {
     int plane_group;   /* w planes gridded at once (memory allowing, up to W) */
     int grid_passes;   /* images made (ct_imager_image calls) */
     int ranks;
-    int threads;   /* per rank */
-    int grid_bits; /* 32 or 64: the precision of the uv grids (ct_imager_geom) */
+    int threads;                /* per rank */
+    int grid_bits;              /* 32 or 64: the precision of the uv grids (ct_imager_geom) */
+    double slant_xi, slant_eta; /* the projection's PV2_1, PV2_2 (0, 0: plain SIN) */
     /* Seconds on this rank, summed over calls: */
     double t_weights, t_grid, t_fft, t_degrid, t_comm;
 } ct_imager_stats;

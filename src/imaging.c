@@ -153,6 +153,8 @@ static ct_code write_products(const ct_image_opts *o, const ct_image_result *r, 
         .crpix2 = r->ny / 2 + 1,
         .cdelt_deg = r->cell_arcsec / 3600.0,
         .projection = "SIN",
+        .pv2_1 = r->slant_xi,
+        .pv2_2 = r->slant_eta,
         .freq_hz = r->freq_hz,
         .bandwidth_hz = r->bandwidth_hz,
         .bmaj_deg = r->beam.bmaj * 180.0 / M_PI,
@@ -380,6 +382,11 @@ static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, 
     co.gain = o->gain;
     co.niter = o->niter - r->iterations;
     co.threshold = fmax(o->threshold_jy, (1.0 - o->mgain) * peak);
+    /* The major cycle after this one recomputes the residual from the
+     * visibilities, so the minor cycle need only keep the pixels that can
+     * become peaks: those above half its stopping level (clean.h). At the
+     * production geometry that is a few thousand of 23 million pixels. */
+    co.active_below = 0.5 * co.threshold;
     co.psf_nx = co.psf_ny = p->psf_n;
     co.threads = threads;
     ct_clean_result cr;
@@ -519,7 +526,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                              .no_wterms = o->no_wterms,
                              .max_bytes = o->max_bytes,
                              .threads = o->threads,
-                             .grid_bits = o->grid_bits};
+                             .grid_bits = o->grid_bits,
+                             .slant = o->slant};
         /* Without CLEAN the big PSF has no use: the image-sized one gives the beam. */
         ct_code r2 =
             o->niter > 0 && o->psf_double ? ct_imager_create(comm, &g2, &big, &e2) : CT_EINVAL;
@@ -550,7 +558,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                         .no_wterms = o->no_wterms,
                         .max_bytes = o->max_bytes,
                         .threads = o->threads,
-                        .grid_bits = o->grid_bits};
+                        .grid_bits = o->grid_bits,
+                        .slant = o->slant};
     if ((rc = ct_imager_create(comm, &g, &im, err)) != CT_OK) {
         free(psf2);
         goto out;
@@ -570,6 +579,14 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         ct_imager_destroy(im);
         free(psf2);
         goto out;
+    }
+
+    {
+        ct_imager_stats st = {0};
+        ct_imager_get_stats(im, &st);
+        res->slant_xi = st.slant_xi;
+        res->slant_eta = st.slant_eta;
+        res->threads = st.threads;
     }
 
     /* 4. PSF, dirty image, CLEAN in major cycles (rank 0 holds the images). */
@@ -631,8 +648,9 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         if (rc == CT_OK)
             rc = ct_pb_correct_drift(p.restored, n, n, cell, h->freq_array,
                                      ct_imager_channel_weights(im), (size_t)h->Nfreqs, pt.l, pt.m,
-                                     ct_imager_epoch_weights(im), pt.n, o->pblimit, p.pbcor, NULL,
-                                     err);
+                                     ct_imager_epoch_weights(im), pt.n,
+                                     (const double[2]){res->slant_xi, res->slant_eta}, res->threads,
+                                     o->pblimit, p.pbcor, NULL, err);
         if (rc == CT_OK)
             rc = ct_image_qa_measure(p.restored, p.residual, n, n, &res->beam, comps.n, &res->qa,
                                      err);
@@ -704,6 +722,8 @@ json_t *ct_image_result_json(const ct_image_result *r)
     json_object_set_new(o, "psf_size", json_integer(r->psf_size));
     json_object_set_new(o, "plane_group", json_integer(r->plane_group));
     json_object_set_new(o, "grid_bits", json_integer(r->grid_bits));
+    json_object_set_new(o, "slant_xi", json_real(r->slant_xi));
+    json_object_set_new(o, "slant_eta", json_real(r->slant_eta));
     json_object_set_new(o, "grid_passes", json_integer(r->grid_passes));
     json_object_set_new(o, "epsilon", json_real(r->epsilon));
     json_object_set_new(o, "ranks", json_integer(r->ranks));

@@ -64,6 +64,7 @@ typedef struct ct_image_opts {
     int threads;            /* per rank; 0: automatic (imager.h) */
     int psf_double;         /* nonzero: the PSF at twice the size (every offset covered) */
     int grid_bits;          /* uv grids' precision: 32, 64, or 0 (automatic, imager.h) */
+    int slant;              /* CT_IMAGER_SLANT_AUTO (0), _OFF, _ON (imager.h) */
     const char *export_vis; /* NULL, or a file for the rows as imaged (one rank only) */
 } ct_image_opts;
 
@@ -83,14 +84,15 @@ typedef struct ct_image_result {
     size_t n_flagged, n_nonfinite; /* samples dropped (visset.h) */
     long w_planes;
     int support, ranks, threads, major_cycles, iterations;
-    int plane_group;           /* w planes gridded at once (imager.h) */
-    int grid_bits;             /* 32 or 64: the uv grids' precision (imager.h) */
-    int grid_passes;           /* images the imager made (the PSF not counted: psf_stats) */
-    double epsilon;            /* the gridding accuracy asked for */
-    int psf_size;              /* pixels per side of the PSF CLEAN used: nx, or with psf_double
-                                  2 nx (nx when that did not fit in memory) */
-    ct_imager_stats psf_stats; /* the PSF imager's figures */
-    const char *stop_reason;   /* "niter", "threshold" or "major cycles" */
+    int plane_group;            /* w planes gridded at once (imager.h) */
+    int grid_bits;              /* 32 or 64: the uv grids' precision (imager.h) */
+    double slant_xi, slant_eta; /* the projection's PV2_1, PV2_2 (0, 0: plain SIN; imager.h) */
+    int grid_passes;            /* images the imager made (the PSF not counted: psf_stats) */
+    double epsilon;             /* the gridding accuracy asked for */
+    int psf_size;               /* pixels per side of the PSF CLEAN used: nx, or with psf_double
+                                   2 nx (nx when that did not fit in memory) */
+    ct_imager_stats psf_stats;  /* the PSF imager's figures */
+    const char *stop_reason;    /* "niter", "threshold" or "major cycles" */
     ct_beam beam;
     ct_image_qa qa;
     /* Seconds (rank 0): */

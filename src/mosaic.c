@@ -1,6 +1,7 @@
 /* mosaic.c -- see mosaic.h. */
 #define _GNU_SOURCE
 #include "mosaic.h"
+#include "gridkernel.h"
 
 #include "beam.h"
 #include "fitsimage.h"
@@ -96,6 +97,9 @@ static bool input_pixel_dir(const input *in, double fx, double fy, double s[3])
         c = 1 / sqrt(1 + l * l + m * m);
         l *= c, m *= c;
     } else {
+        const double xi = in->info.desc.pv2_1, eta = in->info.desc.pv2_2;
+        if ((xi != 0 || eta != 0) && !ct_slant_to_lm(l, m, xi, eta, &l, &m))
+            return false;
         double r2 = l * l + m * m;
         if (r2 >= 1)
             return false;
@@ -350,6 +354,7 @@ static void accumulate(tile_acc *t, const grid *gr, const input *in, const float
     double pe = dot(g->p, f->e), ee = dot(g->e, f->e), ne = dot(g->n, f->e);
     double pn = dot(g->p, f->n), en = dot(g->e, f->n), nn = dot(g->n, f->n);
     double cx = d->crpix1 - 1, cy = d->crpix2 - 1, inv_cell = 1 / in->cell_rad;
+    const double sxi = d->pv2_1, seta = d->pv2_2; /* the input's SIN slant, if any */
     /* For `area`, 4 x 4 sub-samples at offsets -3/8, -1/8, 1/8, 3/8 of a pixel. */
     int nsub = interp == CT_MOSAIC_AREA ? 4 : 1;
     ct_mosaic_interp kernel = interp == CT_MOSAIC_AREA ? CT_MOSAIC_BICUBIC : interp;
@@ -370,6 +375,8 @@ static void accumulate(tile_acc *t, const grid *gr, const input *in, const float
                 double a = beam_at(bt, l * l + m * m);
                 if (in->tan)
                     l /= c, m /= c;
+                else
+                    l += sxi * (1 - c), m += seta * (1 - c); /* a slant SIN (PV2_1, PV2_2) */
                 double v = sample(img, d->nx, d->ny, cx - l * inv_cell, cy + m * inv_cell, kernel);
                 if (v != v) /* NaN: off the image, or a blank pixel */
                     continue;
@@ -396,6 +403,8 @@ static void accumulate(tile_acc *t, const grid *gr, const input *in, const float
                         continue;
                     if (in->tan)
                         l /= c, m /= c;
+                    else
+                        l += sxi * (1 - c), m += seta * (1 - c);
                     double fx = cx - l * inv_cell, fy = cy + m * inv_cell;
                     double v = sample(img, d->nx, d->ny, fx, fy, kernel);
                     if (!isfinite(v))

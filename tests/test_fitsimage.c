@@ -233,6 +233,39 @@ static void test_tan_round_trip(void)
     free(back);
 }
 
+/* A slant SIN (PV2_1, PV2_2; gridkernel.h) reads back exactly; a plain one
+ * reads back 0, 0; a slant on TAN, or a non-finite one, is refused. */
+static void test_slant_round_trip(void)
+{
+    static float img[NX * NY];
+    fill(img);
+    ct_fits_image_desc d = sin_desc();
+    d.pv2_1 = 1.295712378e-4;
+    d.pv2_2 = -0.3212201413;
+    char path[4096];
+    join(path, sizeof path, out_dir, "slant.fits");
+    ct_err err;
+    REQUIRE_OK(ct_fits_write_image(path, &d, img, &err), err);
+    ct_fits_image_info info;
+    float *back = NULL;
+    REQUIRE_OK(ct_fits_read_image(path, &info, &back, &err), err);
+    CHECK(info.desc.pv2_1 == d.pv2_1 && info.desc.pv2_2 == d.pv2_2,
+          "slant read back (%.17g, %.17g)", info.desc.pv2_1, info.desc.pv2_2);
+    CHECK(info.desc.n_extra == d.n_extra, "PV2_i are WCS, not extra keywords (%d extras)",
+          info.desc.n_extra);
+    free(back);
+    join(path, sizeof path, out_dir, "sin.fits");
+    REQUIRE_OK(ct_fits_read_image(path, &info, &back, &err), err);
+    CHECK(info.desc.pv2_1 == 0 && info.desc.pv2_2 == 0, "a plain SIN reads back no slant");
+    free(back);
+    ct_fits_image_desc t = tan_desc();
+    t.pv2_2 = 0.3;
+    join(path, sizeof path, out_dir, "tanslant.fits");
+    CHECK(ct_fits_write_image(path, &t, img, &err) == CT_EINVAL, "a slant on TAN is refused");
+    d.pv2_1 = NAN;
+    CHECK(ct_fits_write_image(path, &d, img, &err) == CT_EINVAL, "a NaN slant is refused");
+}
+
 /* Names cfitsio would parse as extended syntax are plain file names here. */
 static void test_odd_name(void)
 {
@@ -404,6 +437,7 @@ int main(int argc, char **argv)
     }
     RUN(test_sin_round_trip);
     RUN(test_tan_round_trip);
+    RUN(test_slant_round_trip);
     RUN(test_odd_name);
     RUN(test_bad_descriptors);
     RUN(test_unwritable);

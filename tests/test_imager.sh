@@ -25,12 +25,14 @@ for eps in 1e-4 1e-6; do
         fi
     done
     for n in 2 4 1x3 2x3; do
-        if cmp "$T/img-$eps-1" "$T/img-$eps-$n"; then
-            echo "ok   epsilon $eps: $n ranks give the 1-rank images bit for bit"
-        else
-            echo "FAIL: epsilon $eps: $n ranks differ from 1" >&2
-            status=1
-        fi
+        for what in "" .slant; do
+            if cmp "$T/img-$eps-1$what" "$T/img-$eps-$n$what"; then
+                echo "ok   epsilon $eps: $n ranks give the 1-rank images${what:+ ($what)} bit for bit"
+            else
+                echo "FAIL: epsilon $eps: $n ranks differ from 1${what:+ ($what)}" >&2
+                status=1
+            fi
+        done
     done
 done
 exit $status

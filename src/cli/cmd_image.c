@@ -45,6 +45,10 @@ static const char usage[] =
     "                          cores shared among its ranks; under mpirun, --bind-to none)\n"
     "  --grid-bits 32|64       precision of the uv grids and their FFTs (default: 32\n"
     "                          where --epsilon is at least 1e-5, else 64)\n"
+    "  --slant auto|off|on     image on the slant orthographic grid (SIN with PV2_1,\n"
+    "                          PV2_2) that fits the rows' w plane: auto when that at\n"
+    "                          least halves the w planes (DSA-110's full field: 27 -> 8);\n"
+    "                          off: plain SIN; on: whenever a plane fits (default auto)\n"
     "  --psf-double            CLEAN with a PSF of twice the image's size (every\n"
     "                          component's sidelobes subtracted in the minor cycle; about\n"
     "                          two more passes of work; default: the image's size)\n"
@@ -77,6 +81,7 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
                                          {"threads", required_argument, NULL, 'T'},
                                          {"psf-double", no_argument, NULL, 'P'},
                                          {"grid-bits", required_argument, NULL, 'B'},
+                                         {"slant", required_argument, NULL, 'L'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
@@ -174,6 +179,17 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
             if (!cli_parse_long(optarg, 32, 64, &v) || (v != 32 && v != 64))
                 return cli_rank_usage_error(rank, "--grid-bits must be 32 or 64, got '%s'", optarg);
             o.grid_bits = (int)v;
+            break;
+        case 'L':
+            if (strcmp(optarg, "auto") == 0)
+                o.slant = CT_IMAGER_SLANT_AUTO;
+            else if (strcmp(optarg, "off") == 0)
+                o.slant = CT_IMAGER_SLANT_OFF;
+            else if (strcmp(optarg, "on") == 0)
+                o.slant = CT_IMAGER_SLANT_ON;
+            else
+                return cli_rank_usage_error(rank, "--slant must be auto, off or on, got '%s'",
+                                            optarg);
             break;
         case 'j': json = true; break;
         case ':':
