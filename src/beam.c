@@ -6,6 +6,7 @@
 #include "sky.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 /* x = pi D sin(theta) / lambda per unit sin(theta) at freq_hz. */
@@ -161,11 +162,12 @@ static ct_code pb_apply(const double *image, int nx, int ny, double cell_rad, co
     for (int iy = 0; iy < ny; iy++) {
         for (int ix = 0; ix < nx; ix++) {
             double l = (ix - nx / 2) * cell_rad, m = (iy - ny / 2) * cell_rad;
-            if ((xi != 0 || eta != 0) && !ct_slant_to_lm(l, m, xi, eta, &l, &m))
-                l = m = 1; /* off the sky: no beam there */
+            const bool sky = (xi == 0 && eta == 0) || ct_slant_to_lm(l, m, xi, eta, &l, &m);
             size_t p = (size_t)iy * (size_t)nx + (size_t)ix;
             double pb;
-            if (n_point == 1 && pl[0] == 0 && pm[0] == 0) {
+            if (!sky) {
+                pb = 0; /* off the sky: no beam there, and no pixel */
+            } else if (n_point == 1 && pl[0] == 0 && pm[0] == 0) {
                 pb = table_eval(&t, sqrt(l * l + m * m));
             } else {
                 double s = 0;

@@ -76,11 +76,13 @@ typedef struct ct_clean_opts {
      * searched and subtracted from; the others are left as they were. For a
      * minor cycle whose residual the next major cycle recomputes from the
      * visibilities anyway: a subtraction then costs the active set, not the
-     * whole image (at 4800^2 pixels, 0.18 GB of residual and PSF streamed per
+     * whole image (at 4800^2 pixels, 0.55 GB of residual and PSF streamed per
      * component). The active pixels get exactly Hogbom's values and the same
      * components as long as no pixel outside the set would have become the
      * peak; one that would (it rose past the peak by the PSF's negative
-     * sidelobes) is found by the next major cycle instead. */
+     * sidelobes) is found by the next major cycle instead. Meant to lie
+     * below threshold (imaging.c takes half of it): pixels between the two
+     * would otherwise be left above the threshold uncleaned. */
     double active_below;
 } ct_clean_opts;
 

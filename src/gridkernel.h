@@ -168,8 +168,9 @@ double ct_n_minus_1(double l, double m);
  * exactly, so gridding (u, v, w') onto a grid uniform in (x, y) images the
  * same sky with a w range as small as w''s. ct_slant_to_lm inverts it: the
  * (l, m) of (x, y), by fixed-point iteration to the last bit (each step
- * gains about a factor |xi l + eta m| / n); false beyond the horizon. With
- * xi = eta = 0 it is the identity. */
+ * gains about a factor |xi l + eta m| / n); false beyond the horizon, or
+ * where the iteration does not settle (|xi l + eta m| near n: a slant far too
+ * strong for the field). With xi = eta = 0 it is the identity. */
 bool ct_slant_to_lm(double x, double y, double xi, double eta, double *l, double *m);
 
 /* The w-stacking geometry of an nx by ny image of cell (see gridder.h): n - 1

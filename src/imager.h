@@ -57,20 +57,23 @@
 typedef struct ct_imager ct_imager;
 
 typedef struct ct_imager_geom {
-    int nx, ny;       /* image pixels, both even, >= 2 */
-    double cell_rad;  /* pixel size, direction cosine */
-    double epsilon;   /* accuracy against a direct Fourier transform, [1e-14, 1e-1] */
-    int no_wterms;    /* nonzero: ignore w (the 2-D approximation) */
-    double max_bytes; /* per-rank memory the grids may take; 0: 80 % of this node's
-                         memory shared among the node's ranks */
-    int threads;      /* OpenMP threads per rank; 0: the node's cores shared among the
-                         communicator's ranks on it (ct_mpi_cpu_share) */
-    int slant;        /* CT_IMAGER_SLANT_AUTO (0), _OFF or _ON: image on the slant
-                         orthographic grid that fits the rows' w plane (see below) */
-    int grid_bits;    /* precision of the uv grids and their FFTs: 32 (single; epsilon
-                         must be >= 1e-5), 64 (double), or 0: 32 where epsilon >= 1e-5,
-                         else 64. Single halves the grids' memory and traffic; the rows,
-                         weights, taps and images are double either way. */
+    int nx, ny;             /* image pixels, both even, >= 2 */
+    double cell_rad;        /* pixel size, direction cosine */
+    double epsilon;         /* accuracy against a direct Fourier transform, [1e-14, 1e-1] */
+    int no_wterms;          /* nonzero: ignore w (the 2-D approximation) */
+    double max_bytes;       /* per-rank memory the grids may take; 0: 80 % of this node's
+                               memory shared among the node's ranks */
+    int threads;            /* OpenMP threads per rank; 0: the node's cores shared among the
+                               communicator's ranks on it (ct_mpi_cpu_share) */
+    int slant;              /* CT_IMAGER_SLANT_AUTO (0), _OFF or _ON: image on the slant
+                               orthographic grid that fits the rows' w plane (see below) */
+    int slant_nx, slant_ny; /* 0: decide the slant for this image; else as an image of
+                               this size (and cell) would: a PSF imager of twice the size
+                               then slants exactly when its image does */
+    int grid_bits;          /* precision of the uv grids and their FFTs: 32 (single; epsilon
+                               must be >= 1e-5), 64 (double), or 0: 32 where epsilon >= 1e-5,
+                               else 64. Single halves the grids' memory and traffic; the rows,
+                               weights, taps and images are double either way. */
 } ct_imager_geom;
 
 /* The slant projection (gridkernel.h, ct_slant_to_lm). A load fits the plane
@@ -83,7 +86,10 @@ typedef struct ct_imager_geom {
  * is then at x = (ix - nx/2) cell, y = (iy - ny/2) cell and at the direction
  * ct_slant_to_lm gives; the FITS header says so with PV2_1 = xi, PV2_2 = eta.
  * OFF keeps the plain SIN grid (xi = eta = 0); ON slants whenever a plane
- * fits (not for rows all on a line). Images within 45 degrees of the centre. */
+ * fits (not for rows all on a line, nor without w-terms). Either way only a
+ * field within 45 degrees of the centre whose slant is mild there (|xi l +
+ * eta m| <= n / 2 at its corners, so that ct_slant_to_lm settles fast) is
+ * slanted; the others keep the plain grid. */
 enum { CT_IMAGER_SLANT_AUTO = 0, CT_IMAGER_SLANT_OFF = 1, CT_IMAGER_SLANT_ON = 2 };
 
 /* Plans the imaging. Refuses (CT_EINVAL), before allocating anything large,

@@ -120,6 +120,10 @@ struct CT_IMP(imager) {
      * enough for it (the slant decided at load may still change n - 1). */
     int use_w, wcand, slant_mode;
     double nm1_mid, dw, wmin;
+    /* The plain grid's plane spacing and the half-diagonal of the field the
+     * slant is decided for (ct_imager_geom's slant_nx, slant_ny): AUTO's
+     * yardstick, the same on every load. */
+    double dw_plain, slant_half;
     /* The slant projection (imager.h): rows hold w' = w + xi u + eta v, and
      * the least-squares moments it was fitted from (sum u u, u v, v v, u w,
      * v w over the kept rows, in density-row order). */
@@ -357,7 +361,7 @@ static ct_code setup_pixels(imp *im, ct_err *err)
     double nm1_mid, dw;
     if (!im->no_wterms) /* refuses a field reaching the horizon, before anything large */
         rc = ct_wstack_geometry(im->nx, im->ny, im->cell, &usable, &nm1_mid, &dw, err);
-    im->dw = usable ? dw : 0; /* the plain grid's spacing: the slant's yardstick at load */
+    (void)dw;
     ct_gkernel_ft_free(&ft);
     /* usable is 0 with no w-terms or a field too small for n - 1 to show;
      * the screens themselves wait for the load (setup_wterms), which knows
@@ -521,7 +525,11 @@ ct_code CT_IMP(create)(MPI_Comm comm, const ct_imager_geom *g, imp **out, ct_err
     double cols = ceil((double)g->nx / P) + 1;
     double need = 2.0 * (double)alloc * sizeof(greal) +
                   (2.0 * n0 + 4.0 * CT_GRID_MAX_SUPPORT) * gx * sizeof(gcell) +
-                  cols * g->ny * (sizeof(double complex) + 2 * sizeof(double)) +
+                  /* per image-column pixel: the sum, screen, first screen, screen
+                   * step, w shift and correction, and the column image: 80 bytes;
+                   * and the threads' column buffers */
+                  cols * g->ny * (3 * sizeof(double complex) + 4 * sizeof(double)) +
+                  ((g->threads > 0 ? g->threads : 1) + 1.0) * 2.0 * gy * sizeof(double) +
                   (rank == 0 ? 8.0 * g->nx * (double)g->ny * sizeof(double) : 0);
     if (need > limit)
         rc = ct_fail(err, CT_EINVAL,
@@ -550,6 +558,19 @@ ct_code CT_IMP(create)(MPI_Comm comm, const ct_imager_geom *g, imp **out, ct_err
     im->k = ct_gkernel_for(g->epsilon);
     im->no_wterms = g->no_wterms != 0;
     im->slant_mode = g->slant;
+    {
+        /* The slant is decided for the reference field (imager.h). */
+        const int rnx = g->slant_nx > 0 ? g->slant_nx : g->nx,
+                  rny = g->slant_ny > 0 ? g->slant_ny : g->ny;
+        int ok = 0;
+        double mid, dwp = 0;
+        ct_err ignored;
+        const double lc = 0.5 * rnx * g->cell_rad, mc = 0.5 * rny * g->cell_rad;
+        if (lc * lc + mc * mc < 1.0 &&
+            ct_wstack_geometry(rnx, rny, g->cell_rad, &ok, &mid, &dwp, &ignored) == CT_OK && ok)
+            im->dw_plain = dwp;
+        im->slant_half = hypot(lc, mc);
+    }
     im->max_bytes = limit;
     im->need_bytes = need;
     im->threads = g->threads > 0 ? g->threads : ct_mpi_cpu_share(comm);
@@ -1226,12 +1247,16 @@ static void decide_slant(imp *im)
     im->xi = im->eta = 0;
     const double *f = im->fitm;
     const double det = f[0] * f[2] - f[1] * f[1];
-    const double half = 0.5 * hypot((double)im->nx, (double)im->ny) * im->cell;
+    const double half =
+        fmax(im->slant_half, 0.5 * hypot((double)im->nx, (double)im->ny) * im->cell);
     if (im->slant_mode == CT_IMAGER_SLANT_OFF || !im->wcand || !(det > 1e-9 * f[0] * f[2]) ||
         !(half < M_SQRT1_2))
         return;
     const double a = (f[3] * f[2] - f[4] * f[1]) / det, b = (f[4] * f[0] - f[3] * f[1]) / det;
-    if (!isfinite(a) || !isfinite(b) || fabs(a) > 10 || fabs(b) > 10)
+    /* Mild enough at the corners for the inverse map to settle fast:
+     * |xi l + eta m| / n <= 1/2 (DSA-110 at Dec 55 over 4 degrees: 0.02). */
+    if (!isfinite(a) || !isfinite(b) || fabs(a) > 10 || fabs(b) > 10 ||
+        !(hypot(a, b) * half / sqrt(1 - half * half) <= 0.5))
         return;
     im->xi = -a;
     im->eta = -b;
@@ -1310,10 +1335,10 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
      * one's directions, which a user comparing pixels with another imager's
      * plain SIN image must then resample, so it must pay for itself. */
     const double W1 = im->k.support + 1.0;
-    const int slanted =
-        (im->xi != 0 || im->eta != 0) && (im->slant_mode == CT_IMAGER_SLANT_ON ||
-                                          (im->dw > 0 && 2.0 * ((-gwr[3] - gwr[2]) / im->dw + W1) <=
-                                                             (-gwr[1] - gwr[0]) / im->dw + W1));
+    const int slanted = (im->xi != 0 || im->eta != 0) &&
+                        (im->slant_mode == CT_IMAGER_SLANT_ON ||
+                         (im->dw_plain > 0 && 2.0 * ((-gwr[3] - gwr[2]) / im->dw_plain + W1) <=
+                                                  (-gwr[1] - gwr[0]) / im->dw_plain + W1));
     if (slanted) {
         for (size_t i = 0; i < n; i++) {
             double *r = recv + i * SHARE_LEN;
@@ -1339,6 +1364,7 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
     long *key = malloc((n + 1) * sizeof *key);
     size_t *perm1 = malloc((n + 1) * sizeof *perm1), *perm2 = malloc((n + 1) * sizeof *perm2);
     im->row_used = calloc((size_t)im->nrow + 1, 1);
+    im->tslab_dirty = 1; /* rows unused now may have been used by an earlier load */
     im->bucket = calloc((size_t)im->nbuckets + 1, sizeof *im->bucket);
     if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->row_used || !im->bucket))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
@@ -1349,9 +1375,9 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
      * arrive by density-row owner (weight_rows), and only within one density
      * row is arrival order the global order on any rank count. Three stable
      * counting sorts, each composed into the permutation so far (in place:
-     * element i reads only its own); the counts and sorts stay serial, so
-     * the order is the same on any thread count, and the per-row loops are
-     * the threads'. */
+     * element i reads only its own); the sorts are stable, so the order is
+     * unique and the same on any thread count (counting_order), and the
+     * per-row loops are the threads'. */
     const ptrdiff_t nn = (ptrdiff_t)n;
     if (rc == CT_OK) {
 #pragma omp parallel for num_threads(im->threads) schedule(static)

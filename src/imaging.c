@@ -527,7 +527,10 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                              .max_bytes = o->max_bytes,
                              .threads = o->threads,
                              .grid_bits = o->grid_bits,
-                             .slant = o->slant};
+                             .slant = o->slant,
+                             /* slanted exactly when the image is */
+                             .slant_nx = n,
+                             .slant_ny = n};
         /* Without CLEAN the big PSF has no use: the image-sized one gives the beam. */
         ct_code r2 =
             o->niter > 0 && o->psf_double ? ct_imager_create(comm, &g2, &big, &e2) : CT_EINVAL;

@@ -95,9 +95,9 @@ def sources(prefix, srcfile, model_flux=False):
         near = math.hypot(e, n) <= 0.1
         got = img[py, px] if near else pbc[py, px]
         tol = 0.01 if near else 0.02
-        if model_flux:
+        if model_flux:  # the components, primary-beam corrected (the 1 % tolerance)
             got = float(np.sum(model[py - 3:py + 4, px - 3:px + 4])) * pbc[py, px] / img[py, px]
-            near, tol = True, 0.01
+            tol = 0.01
         check(abs(got / flux - 1) <= tol,
               f"source ({e:+.3f}, {n:+.3f}) deg: {got:.4f} Jy{'' if near else ' after PB'} "
               f"of {flux} ({100 * (got / flux - 1):+.2f} %, tolerance {100 * tol:.0f} %)")
