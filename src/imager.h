@@ -147,7 +147,7 @@ typedef struct ct_imager_stats {
     double weight_sum; /* sum of the imaging weights */
     long w_planes;     /* planes per transform (1 without w-terms) */
     int support;       /* kernel support W */
-    int plane_group;   /* w planes gridded at once (memory allowing, up to W) */
+    int plane_group;   /* w planes gridded at once (memory allowing, up to 2 W) */
     int grid_passes;   /* images made (ct_imager_image calls) */
     int ranks;
     int threads;                /* per rank */

@@ -1747,7 +1747,9 @@ static void zero_parallel(const imp *im, void *p, size_t n)
  * each visibility's u and v taps are worked out once per group, not once per
  * plane. A cell still receives its contributions in the order of the rows
  * (w-plane bucket, density row, global index), whatever G is, so G (chosen
- * from the memory left, at most W) changes the speed only. */
+ * from the memory left, at most 2 W) changes the speed only (and, in a
+ * degrid, the order of the sum over planes: G is the same on any rank count
+ * wherever memory is not what limits it). */
 static ct_code setup_groups(imp *im, ct_err *err)
 {
     const long np = im->plane_hi - im->plane_lo + 1;
@@ -1781,7 +1783,11 @@ static ct_code setup_groups(imp *im, ct_err *err)
      * (--max-memory-gb) lowers it further. */
     if (slab + ext > 0 && (double)g * (slab + ext) > CT_IMAGER_GROUP_BYTES)
         g = (long)fmax(1, floor(CT_IMAGER_GROUP_BYTES / (slab + ext)));
-    g = g > W ? W : g;
+    /* Up to 2 W: a row reaches W consecutive planes, so with groups of W
+     * most rows straddle two groups and have their taps worked twice; with
+     * all of a slant grid's few planes (7 at the production geometry) in one
+     * group, every row is worked once. */
+    g = g > 2 * W ? 2 * W : g;
     g = g > np ? np : g;
     g = g < 1 ? 1 : g;
     long gmin = g;
