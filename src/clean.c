@@ -247,6 +247,15 @@ static void row_peak(const double *residual, const unsigned char *mask, int nx, 
     *arg = at;
 }
 
+static void set_result(ct_clean_result *res, int iter, double peak_abs, ct_clean_stop reason)
+{
+    if (res) {
+        res->iterations = iter;
+        res->peak_residual = peak_abs;
+        res->reason = reason;
+    }
+}
+
 /* Adds flux at pixel (px, py), whose entry in out->items is *slot (-1 for
  * none yet): to that entry, or as a new one. */
 static bool record_component(ct_clean_components *out, long *slot, int px, int py, double flux)
@@ -345,11 +354,7 @@ static ct_code hogbom_active(double *residual, const double *psf, int nx, int ny
     }
     free(act);
     free(where);
-    if (res) {
-        res->iterations = iter;
-        res->peak_residual = peak_abs;
-        res->reason = reason;
-    }
+    set_result(res, iter, peak_abs, reason);
     return CT_OK;
 }
 
@@ -472,11 +477,7 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
     free(where);
     free(rmax);
     free(rarg);
-    if (res) {
-        res->iterations = iter;
-        res->peak_residual = peak_abs;
-        res->reason = reason;
-    }
+    set_result(res, iter, peak_abs, reason);
     return CT_OK;
 }
 

@@ -88,6 +88,20 @@ static void block_of(int r, int *first, int *count)
     *count = b - a;
 }
 
+/* The direct Fourier transform at direction (l, m): the weighted adjoint of
+ * the rows with weights w (0: left out), normalized by wsum. */
+static double dft_at(const dataset *d, const double *w, double wsum, double l, double m)
+{
+    const double n1 = sqrt(1 - l * l - m * m) - 1;
+    double s = 0;
+    for (int k = 0; k < NROWS; k++) {
+        const double *p = d->uvw + 3 * k;
+        if (w[k] > 0)
+            s += w[k] * creal(d->vis[k] * cexp(-2 * M_PI * I * (p[0] * l + p[1] * m + p[2] * n1)));
+    }
+    return s / wsum;
+}
+
 static ct_weight_opts briggs(void)
 {
     return (ct_weight_opts){.kind = CT_WEIGHT_BRIGGS,
@@ -208,15 +222,7 @@ static void test_odd_geometry(const dataset *d, int first, int count, double *di
     static double dft[ONX * ONY];
     for (int y = 0; y < ONY; y++)
         for (int x = 0; x < ONX; x++) {
-            double l = (x - ONX / 2) * cell, m = (y - ONY / 2) * cell,
-                   n1 = sqrt(1 - l * l - m * m) - 1, sum = 0;
-            for (int k = 0; k < NROWS; k++) {
-                const double *p = d->uvw + 3 * k;
-                if (w[k] > 0)
-                    sum += w[k] * creal(d->vis[k] *
-                                        cexp(-2 * M_PI * I * (p[0] * l + p[1] * m + p[2] * n1)));
-            }
-            dft[y * ONX + x] = sum / wsum;
+            dft[y * ONX + x] = dft_at(d, w, wsum, (x - ONX / 2) * cell, (y - ONY / 2) * cell);
             dmax = fmax(dmax, fabs(dft[y * ONX + x]));
         }
     derr = max_diff(dirty, dft, ONX * ONY) / dmax;
@@ -350,16 +356,7 @@ static void test_images(void)
     static double dft[NX * NY];
     for (int y = 0; y < NY; y++)
         for (int x = 0; x < NX; x++) {
-            double l = (x - NX / 2) * cell, m = (y - NY / 2) * cell,
-                   n1 = sqrt(1 - l * l - m * m) - 1;
-            double s = 0;
-            for (int k = 0; k < NROWS; k++) {
-                const double *p = d.uvw + 3 * k;
-                if (w[k] > 0)
-                    s += w[k] *
-                         creal(d.vis[k] * cexp(-2 * M_PI * I * (p[0] * l + p[1] * m + p[2] * n1)));
-            }
-            dft[y * NX + x] = s / wsum;
+            dft[y * NX + x] = dft_at(&d, w, wsum, (x - NX / 2) * cell, (y - NY / 2) * cell);
             dmax = fmax(dmax, fabs(dft[y * NX + x]));
         }
     derr = max_diff(dirty, dft, NX * NY) / dmax;
@@ -467,19 +464,12 @@ static void test_slant(void)
     double moved = 0;
     for (int y = 0; y < NY; y++)
         for (int x = 0; x < NX; x++) {
-            double l, m, s = 0;
+            double l = 0, m = 0;
             const double px = (x - NX / 2) * cell, py = (y - NY / 2) * cell;
             CHECK(ct_slant_to_lm(px, py, st[0].slant_xi, st[0].slant_eta, &l, &m),
                   "pixel (%d, %d) off the sky", x, y);
             moved = fmax(moved, hypot(l - px, m - py) / cell);
-            const double n1 = sqrt(1 - l * l - m * m) - 1;
-            for (int k = 0; k < NROWS; k++) {
-                const double *p = d.uvw + 3 * k;
-                if (w[k] > 0)
-                    s += w[k] *
-                         creal(d.vis[k] * cexp(-2 * M_PI * I * (p[0] * l + p[1] * m + p[2] * n1)));
-            }
-            dft[y * NX + x] = s / wsum;
+            dft[y * NX + x] = dft_at(&d, w, wsum, l, m);
             dmax = fmax(dmax, fabs(dft[y * NX + x]));
         }
     const double derr = max_diff(dirty, dft, NX * NY) / dmax;
