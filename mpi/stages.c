@@ -241,14 +241,7 @@ static ct_code image_opts_from(const json_t *config, ct_image_opts *o, ct_err *e
             o->psf_double = json_is_true(v);
             continue;
         } else if (strcmp(key, "slant") == 0) {
-            const char *sl = json_string_value(v);
-            if (sl && strcmp(sl, "auto") == 0)
-                o->slant = CT_IMAGER_SLANT_AUTO;
-            else if (sl && strcmp(sl, "off") == 0)
-                o->slant = CT_IMAGER_SLANT_OFF;
-            else if (sl && strcmp(sl, "on") == 0)
-                o->slant = CT_IMAGER_SLANT_ON;
-            else
+            if ((o->slant = ct_image_slant_from_name(json_string_value(v))) < 0)
                 return ct_fail(err, CT_EINVAL, "config.slant must be auto, off or on");
             continue;
         }

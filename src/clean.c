@@ -247,6 +247,22 @@ static void row_peak(const double *residual, const unsigned char *mask, int nx, 
     *arg = at;
 }
 
+/* Whether CLEAN stops before another component, and why: no peak (an empty
+ * mask) or one at the threshold, or niter components made. */
+static bool stops(bool no_peak, double peak_abs, int iter, const ct_clean_opts *o,
+                  ct_clean_stop *reason)
+{
+    if (no_peak || peak_abs <= o->threshold) {
+        *reason = CT_CLEAN_STOP_THRESHOLD;
+        return true;
+    }
+    if (iter >= o->niter) {
+        *reason = CT_CLEAN_STOP_NITER;
+        return true;
+    }
+    return false;
+}
+
 static void set_result(ct_clean_result *res, int iter, double peak_abs, ct_clean_stop reason)
 {
     if (res) {
@@ -328,14 +344,8 @@ static ct_code hogbom_active(double *residual, const double *psf, int nx, int ny
                 peak_abs = v;
             }
         }
-        if (best == n || peak_abs <= o->threshold) {
-            reason = CT_CLEAN_STOP_THRESHOLD;
+        if (stops(best == n, peak_abs, iter, o, &reason))
             break;
-        }
-        if (iter >= o->niter) {
-            reason = CT_CLEAN_STOP_NITER;
-            break;
-        }
         const int px = (int)(best % (size_t)nx), py = (int)(best / (size_t)nx);
         const double flux = o->gain * residual[best] / p0;
 #pragma omp parallel for num_threads(na > 65536 ? threads : 1) schedule(static)
@@ -443,14 +453,8 @@ ct_code ct_clean_hogbom(double *residual, const double *psf, int nx, int ny, con
                 best = (size_t)iy * (size_t)nx + (size_t)rarg[iy];
                 peak_abs = rmax[iy];
             }
-        if (best == n || peak_abs <= o->threshold) {
-            reason = CT_CLEAN_STOP_THRESHOLD;
+        if (stops(best == n, peak_abs, iter, o, &reason))
             break;
-        }
-        if (iter >= o->niter) {
-            reason = CT_CLEAN_STOP_NITER;
-            break;
-        }
         int px = (int)(best % (size_t)nx), py = (int)(best / (size_t)nx);
         double flux = o->gain * residual[best] / p0;
 

@@ -20,6 +20,19 @@
 
 #define ARCSEC (M_PI / 180.0 / 3600.0)
 
+int ct_image_slant_from_name(const char *name)
+{
+    if (!name)
+        return -1;
+    if (strcmp(name, "auto") == 0)
+        return CT_IMAGER_SLANT_AUTO;
+    if (strcmp(name, "off") == 0)
+        return CT_IMAGER_SLANT_OFF;
+    if (strcmp(name, "on") == 0)
+        return CT_IMAGER_SLANT_ON;
+    return -1;
+}
+
 void ct_image_opts_default(ct_image_opts *o)
 {
     *o = (ct_image_opts){

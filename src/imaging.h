@@ -68,6 +68,9 @@ typedef struct ct_image_opts {
     const char *export_vis; /* NULL, or a file for the rows as imaged (one rank only) */
 } ct_image_opts;
 
+/* CT_IMAGER_SLANT_* for "auto", "off" or "on"; -1 for anything else (NULL too). */
+int ct_image_slant_from_name(const char *name);
+
 /* The seed pipeline's defaults (above). */
 void ct_image_opts_default(ct_image_opts *o);
 /* The continuum successor's settings: 4800 pixels of 3 arcsec, Briggs 0.5,

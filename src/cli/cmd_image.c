@@ -181,13 +181,7 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
             o.grid_bits = (int)v;
             break;
         case 'L':
-            if (strcmp(optarg, "auto") == 0)
-                o.slant = CT_IMAGER_SLANT_AUTO;
-            else if (strcmp(optarg, "off") == 0)
-                o.slant = CT_IMAGER_SLANT_OFF;
-            else if (strcmp(optarg, "on") == 0)
-                o.slant = CT_IMAGER_SLANT_ON;
-            else
+            if ((o.slant = ct_image_slant_from_name(optarg)) < 0)
                 return cli_rank_usage_error(rank, "--slant must be auto, off or on, got '%s'",
                                             optarg);
             break;
