@@ -96,12 +96,13 @@ if ! "$py" -c "import ducc0, pyuvdata, casacore.tables" 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check ducc0 pyuvdata python-casacore
 fi
 peers() { "$py" "$here/imaging_peers.py" "$@"; }
-if $do_wsclean && ! command -v wsclean >/dev/null; then
+if $do_wsclean && { ! command -v wsclean >/dev/null || [ ! -x /usr/bin/time ]; }; then
     if [ "$(id -u)" -eq 0 ]; then
-        echo "installing Debian's wsclean ..."
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q wsclean >/dev/null
+        echo "installing Debian's wsclean and GNU time ..."
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q wsclean time >/dev/null
     else
-        echo "wsclean is missing (apt-get install wsclean); skipping it"; do_wsclean=false
+        echo "wsclean or GNU time is missing (apt-get install wsclean time); skipping WSClean"
+        do_wsclean=false
     fi
 fi
 if ! "$contimg" image --help >/dev/null 2>&1; then
@@ -205,9 +206,10 @@ if $have_image; then
          "$(jget "$work/ct.json" slant_eta)), $(jget "$work/ct.json" major_cycles) major cycles;" \
          "grid $(jget "$work/ct.json" timings.grid), fft $(jget "$work/ct.json" timings.fft)," \
          "degrid $(jget "$work/ct.json" timings.degrid), clean $(jget "$work/ct.json" timings.clean)," \
-         "read $(jget "$work/ct.json" timings.read), weights $(jget "$work/ct.json" timings.weights) s"
+         "read $(jget "$work/ct.json" timings.read), weights $(jget "$work/ct.json" timings.weights) s;" \
+         "peak memory $(calc "%.2f" "$(jget "$work/ct.json" peak_rss_bytes) / 1e9") GB (all ranks)"
 fi
-declare -A ws_wall
+declare -A ws_wall ws_rss
 if $do_wsclean && $have_image; then
     ms=$work/obs.ms
     if [ ! -d "$ms" ] || [ "$(cat "$ms.centre" 2>/dev/null)" != "$centre_ra $centre_dec" ]; then
@@ -230,10 +232,13 @@ if $do_wsclean && $have_image; then
     for j in $jlist; do
         echo "wsclean -j $j ..."
         t0=$(now)
-        (cd "$work" && wsclean "${ws_opts[@]}" -j "$j" -name "$work/ws-j$j" "$ms" \
-            >"$work/ws-j$j.log" 2>&1) || { echo "  wsclean failed: see $work/ws-j$j.log"; tail -5 "$work/ws-j$j.log"; }
+        # Its peak resident memory by GNU time (%M, KiB), as contimg reports its own.
+        (cd "$work" && /usr/bin/time -f %M -o "$work/ws-j$j.rss" wsclean "${ws_opts[@]}" -j "$j" \
+            -name "$work/ws-j$j" "$ms" >"$work/ws-j$j.log" 2>&1) ||
+            { echo "  wsclean failed: see $work/ws-j$j.log"; tail -5 "$work/ws-j$j.log"; }
         ws_wall[$j]=$(since "$t0")
-        echo "  ${ws_wall[$j]} s"
+        ws_rss[$j]=$(tail -1 "$work/ws-j$j.rss" 2>/dev/null || echo 0)
+        echo "  ${ws_wall[$j]} s, peak memory $(calc "%.2f" "${ws_rss[$j]} * 1024 / 1e9") GB"
     done
     peers compare --a "$work/ct-image.fits" --b "$work/ws-j$threads-image.fits" \
         --sources "$work/sources.txt" >"$work/compare.json"
@@ -271,6 +276,11 @@ if $do_wsclean && [ -f "$work/compare.json" ]; then
     printf "  %-26s %10s\n" "contimg ($ranks rank(s) x $threads)" "$ct_wall"
     for j in "${!ws_wall[@]}"; do printf "  %-26s %10s\n" "wsclean -j $j" "${ws_wall[$j]}"; done
     echo "  ratio contimg / wsclean -j $threads: $r  $(awk -v r="$r" 'BEGIN { print (r <= 0.5) ? "meets" : "MISSES" }')"
+    echo
+    echo "peak resident memory (GB; contimg: all ranks together, from its JSON; WSClean: GNU time; goal contimg <= 3)"
+    m=$(calc "%.2f" "$(jget "$work/ct.json" peak_rss_bytes) / 1e9")
+    printf "  %-26s %10s  %s\n" "contimg" "$m" "$(awk -v m="$m" 'BEGIN { print (m <= 3) ? "meets" : "MISSES" }')"
+    printf "  %-26s %10s\n" "wsclean -j $threads" "$(calc "%.2f" "${ws_rss[$threads]:-0} * 1024 / 1e9")"
     echo
     echo "fidelity (restored images, Jy/beam; rms = 1.4826 MAD)"
     c=$work/compare.json

@@ -72,8 +72,10 @@ typedef struct ct_imager_geom {
                                then slants exactly when its image does */
     int grid_bits;          /* precision of the uv grids and their FFTs: 32 (single; epsilon
                                must be >= 1e-5), 64 (double), or 0: 32 where epsilon >= 1e-5,
-                               else 64. Single halves the grids' memory and traffic; the rows,
-                               weights, taps and images are double either way. */
+                               else 64. Single halves the grids' memory and traffic, and the
+                               held visibilities, residuals and weights and the w screens are
+                               then float32 too (rounding 6e-8 of each value); the uvw, the
+                               taps, every sum a pass forms and the images are double. */
 } ct_imager_geom;
 
 /* The slant projection (gridkernel.h, ct_slant_to_lm). A load fits the plane
@@ -137,7 +139,8 @@ ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root_compo
 /* The rows this rank holds, as imaged: on one rank, every kept row once (in
  * the imager's order); on more, rows near slab edges are held by two ranks.
  * Row k < ct_imager_nrows(): its uvw (w as loaded, to rounding, also when
- * slanted), loaded visibility and imaging weight. */
+ * slanted), loaded visibility and imaging weight (both at the grids'
+ * precision: float32-rounded where grid_bits is 32). */
 size_t ct_imager_nrows(const ct_imager *im);
 void ct_imager_row(const ct_imager *im, size_t k, double uvw[3], double complex *vis,
                    double *weight);

@@ -50,20 +50,49 @@ enum { VC = 32 / (2 * (int)sizeof(greal)) };
 #define CT_TILE_PHASES 9
 _Static_assert(CT_TILE >= CT_GRID_MAX_SUPPORT - 1, "a kernel must not reach past the next tile");
 
+/* Adjacent image columns a thread transforms at once (see rows_fft). */
+enum { TRANSPOSE_BLOCK = 8 };
+
 /* The most memory the slabs of one plane group may take (see setup_groups). */
 #ifndef CT_IMAGER_GROUP_BYTES
 #define CT_IMAGER_GROUP_BYTES (8.0 * 1024.0 * 1024.0 * 1024.0)
 #endif
 
-/* One row as it travels between ranks: u, v, w, re, im, weight, then, to
- * the owners of its density row only, its channel and epoch (integers,
- * exact in a double). Its global index travels as its place: the records
- * reach every rank in rank order, each rank's in its own order, and every
- * sort after is stable. Once weighted a record drops channel and epoch
- * (SHARE_LEN), which only the weights' sums read: a load's peak is the
- * records and the held rows together. */
-enum { REC_U, REC_V, REC_W, REC_RE, REC_IM, REC_WT, REC_CHAN, REC_EPOCH, REC_LEN };
-enum { SHARE_LEN = REC_CHAN };
+/* One row as it travels between ranks: u, v, w, weight, the visibility,
+ * then, to the owners of its density row only, its label chan + nchan x
+ * epoch (an integer, exact in a double). The visibility takes the slots of
+ * a double complex, or with single-precision grids, where the held rows
+ * keep it in float32 anyway, its two float32 parts in one slot (the
+ * records are the load's peak: 48 bytes a row instead of 64). Its global
+ * index travels as its place: the records reach every rank in rank order,
+ * each rank's in its own order, and every sort after is stable. Once
+ * weighted a record drops its label (SHARE_LEN), which only the weights'
+ * sums read. */
+enum { VIS_SLOTS = CT_IMAGER_SINGLE ? 1 : 2 };
+enum { REC_U, REC_V, REC_W, REC_WT, REC_VIS, REC_LABEL = REC_VIS + VIS_SLOTS, REC_LEN };
+enum { SHARE_LEN = REC_LABEL };
+
+static inline void rec_set_vis(double *r, double complex v)
+{
+#if CT_IMAGER_SINGLE
+    const float f[2] = {(float)creal(v), (float)cimag(v)};
+    memcpy(r + REC_VIS, f, sizeof f);
+#else
+    r[REC_VIS] = creal(v);
+    r[REC_VIS + 1] = cimag(v);
+#endif
+}
+
+static inline double complex rec_vis(const double *r)
+{
+#if CT_IMAGER_SINGLE
+    float f[2];
+    memcpy(f, r + REC_VIS, sizeof f);
+    return CMPLX(f[0], f[1]);
+#else
+    return CMPLX(r[REC_VIS], r[REC_VIS + 1]);
+#endif
+}
 
 struct CT_IMP(imager) {
     MPI_Comm comm;
@@ -76,7 +105,8 @@ struct CT_IMP(imager) {
      * (measured). The cells past gx are never read as data; FFTW-MPI
      * transposes them along as columns no one reads. */
     int gs;
-    gcell **graw; /* the plane group's allocations (gslab[q] inside) */
+    gcell **graw;       /* the plane group's allocations (gslab[q] inside) */
+    size_t *graw_bytes; /* and their sizes (grid_alloc) */
     double cell;
     ct_gkernel k;
     int no_wterms;
@@ -92,30 +122,35 @@ struct CT_IMP(imager) {
      * dr belongs to the rank that holds grid row qy dr, qy = gy / wny. */
     int wnx, wny, qy;
     int *drow_owner;
-    gcell *slab, *tslab;
+    gcell *slab, *tslab; /* tslab on more than one rank only (see rows_fft) */
+    size_t slab_bytes;   /* each one's mapping (grid_alloc) */
+    int slab_fresh;      /* slab has never been written: all zero */
     FFTW(plan) row_fwd, row_bwd, col_fwd, col_bwd, to_cols, to_rows;
-    /* The forward column transforms go out of place, from tslab into a
-     * thread's own column (colbuf + thread x colstride, in L2), where the
-     * pass sums it into the image at once. tslab_dirty: tslab's rows that no
-     * kernel touches may hold something (a backward transform ran in place,
-     * or nothing was written yet), so the next local transpose zeroes them. */
+    /* The forward column transforms go out of place, into a thread's own
+     * column (colbuf + thread x colstride, in L2), where the pass sums it
+     * into the image at once. */
     gcell *colbuf;
     size_t colstride;
-    int tslab_dirty;
     /* A model's image columns that hold a component (set_model): the
      * backward transforms need touch only these, the others being zero. */
     int *mcol, nmcol;
     /* Each pixel's first phase screen exp(-2 pi i w_first (n - 1 - mid)),
-     * the same every pass: worked out once (a complex exponential per pixel
-     * per pass was half a second at 4800^2). */
-    double complex *scr0;
+     * the same every pass: worked out once per load (a complex exponential
+     * per pixel per pass was half a second at 4800^2). At the grids'
+     * precision: its rounding is a fixed error of 6e-8 in float32, which
+     * no later step compounds (wstep, raised to the plane's power, stays
+     * double). */
+    gcell *scr0;
 
     double *corr_x, *corr_y;
     /* This rank's image columns: xs[i] for i < nxo, at column xcol[i] of
-     * tslab; per pixel (i, y), i-major: the w shift n - 1 - nm1_mid and the
-     * w correction. */
+     * the transposed grid; per pixel (i, y), i-major: the w correction (at the grids'
+     * precision, a fixed relative error like scr0's), and during a load
+     * only, the w shift n - 1 - nm1_mid that scr0 is made from (set_model
+     * works it out again for its few pixels: pixel_shift). */
     int nxo, *xs, *xcol;
-    double *wshift, *corr_w;
+    double *wshift;
+    greal *corr_w;
     /* use_w: the w term is applied; wcand: create found the field large
      * enough for it (the slant decided at load may still change n - 1). */
     int use_w, wcand, slant_mode;
@@ -136,8 +171,14 @@ struct CT_IMP(imager) {
      * grids and degrids in, so that no pass pays a complex exponential per
      * row; ct_imager_row undoes it. */
     size_t n;
-    double *uvw, *wt;
-    double complex *vis, *res;
+    double *uvw;
+    /* At the grids' precision: in float32 (epsilon >= 1e-5) their rounding
+     * is 6e-8 of each value, far below what the grids keep, and a row's
+     * weight and visibilities take 20 bytes instead of 40 (1.1 GB less at
+     * the production geometry). Every product and sum a pass forms from
+     * them is still made in double. */
+    greal *wt;
+    gcell *vis, *res;
     /* Per held row, where its kernel starts: in v (first grid row - row0)
      * mod gy, in u its first grid column mod gx. Per slab row, whether any
      * held row's kernel touches it (the FFTs skip the rest). */
@@ -171,7 +212,6 @@ struct CT_IMP(imager) {
     double need_bytes;   /* what ct_imager_create counted */
     double *acc;         /* a pass's image columns (the real part: all that is read) */
     double complex *scr; /* and its phase screens */
-    double *cols;
 
     int loaded;
     void (*on_copied)(void *); /* ct_imager_on_copied's, for the next load */
@@ -320,6 +360,26 @@ static void *advise_huge(void *p, size_t n)
     return p;
 }
 
+/* The grids' slabs come straight from the kernel (anonymous mmap): their
+ * pages read as zero and take no memory until first written. On one rank
+ * nothing ever writes a slab row that no kernel touches (the gridding, the
+ * FFTs and the column reads all skip such rows), so only the used rows of
+ * a slab become resident: at the production geometry the data reach
+ * |v| <= 12.4k wavelengths of the padded grid's +-34.4k, and a plane costs
+ * about 27 % of its 738 MB (measured). (FFTW-MPI's transposes, on more
+ * ranks, write every row.) Page-aligned, so aligned for any FFTW plan. */
+static void *grid_alloc(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : advise_huge(p, n);
+}
+
+static void grid_free(void *p, size_t n)
+{
+    if (p)
+        (void)munmap(p, n);
+}
+
 static double node_memory_share(MPI_Comm comm)
 {
     MPI_Comm node;
@@ -414,6 +474,26 @@ static int wcorr_fit(const ct_gkernel_ft *ft, double xmax, wcorr_series *s)
     return 1;
 }
 
+/* Pixel (i, y) of this rank's columns: n - 1 at its direction (through the
+ * slant, if any), into *nm1; 0 for a direction beyond the horizon. */
+static int pixel_nm1(const imp *im, int i, int y, double *nm1)
+{
+    double l, m;
+    if (!ct_slant_to_lm((im->xs[i] - im->nx / 2) * im->cell, (y - im->ny / 2) * im->cell, im->xi,
+                        im->eta, &l, &m))
+        return 0;
+    *nm1 = ct_n_minus_1(l, m);
+    return 1;
+}
+
+/* Its w shift n - 1 - nm1_mid, the very bits setup_wterms gave it. */
+static double pixel_shift(const imp *im, int i, int y)
+{
+    double nm1 = 0;
+    (void)pixel_nm1(im, i, y, &nm1);
+    return nm1 - im->nm1_mid;
+}
+
 /* Per pixel of this rank's columns: its direction (through the slant, if
  * any), n - 1 less the middle of its range over the image (a min over all
  * ranks: exact), the w correction and the screen's step from plane to
@@ -423,9 +503,11 @@ static ct_code setup_wterms(imp *im, ct_err *err)
     free(im->wshift);
     free(im->corr_w);
     free(im->wstep);
-    free(im->scr0); /* made from the screens at the first pass */
-    im->wshift = im->corr_w = NULL;
-    im->wstep = im->scr0 = NULL;
+    free(im->scr0); /* made once the load knows the first plane */
+    im->wshift = NULL;
+    im->corr_w = NULL;
+    im->wstep = NULL;
+    im->scr0 = NULL;
     im->use_w = im->wcand;
     if (!im->wcand)
         return CT_OK;
@@ -445,15 +527,12 @@ static ct_code setup_wterms(imp *im, ct_err *err)
               : off_sky)
         for (int i = 0; i < im->nxo; i++)
             for (int y = 0; y < im->ny; y++) {
-                double l, m;
                 const size_t p = (size_t)i * im->ny + y;
-                if (!ct_slant_to_lm((im->xs[i] - im->nx / 2) * im->cell,
-                                    (y - im->ny / 2) * im->cell, im->xi, im->eta, &l, &m)) {
+                if (!pixel_nm1(im, i, y, &im->wshift[p])) {
                     off_sky = 1;
                     im->wshift[p] = 0;
                     continue;
                 }
-                im->wshift[p] = ct_n_minus_1(l, m);
                 lo = fmin(lo, im->wshift[p]);
             }
         if (off_sky) /* the slant is chosen only well inside the horizon */
@@ -476,7 +555,7 @@ static ct_code setup_wterms(imp *im, ct_err *err)
     for (size_t p = 0; p < np; p++) {
         const double s = im->wshift[p] - im->nm1_mid, x = im->dw * s;
         im->wshift[p] = s;
-        im->corr_w[p] = fast ? wcorr_eval(&ser, x) : 1.0 / ct_gkernel_ft_at(&ft, x);
+        im->corr_w[p] = (greal)(fast ? wcorr_eval(&ser, x) : 1.0 / ct_gkernel_ft_at(&ft, x));
         im->wstep[p] = cexp(-2.0 * M_PI * I * x);
     }
     ct_gkernel_ft_free(&ft);
@@ -523,13 +602,19 @@ ct_code CT_IMP(create)(MPI_Comm comm, const ct_imager_geom *g, imp **out, ct_err
      * gathered image; checked on every rank before anything large exists. */
     double limit = g->max_bytes > 0 ? g->max_bytes : node_memory_share(comm);
     double cols = ceil((double)g->nx / P) + 1;
-    double need = 2.0 * (double)alloc * sizeof(greal) +
+    const double T = g->threads > 0 ? g->threads : 1;
+    double need = (P > 1 ? 2.0 : 1.0) * (double)alloc * sizeof(greal) +
                   (2.0 * n0 + 4.0 * CT_GRID_MAX_SUPPORT) * gx * sizeof(gcell) +
-                  /* per image-column pixel: the sum, screen, first screen, screen
-                   * step, w shift and correction, and the column image: 80 bytes;
-                   * and the threads' column buffers */
-                  cols * g->ny * (3 * sizeof(double complex) + 4 * sizeof(double)) +
-                  ((g->threads > 0 ? g->threads : 1) + 1.0) * 2.0 * gy * sizeof(double) +
+                  /* per image-column pixel: the sum, the screen's step, the first
+                   * screen and the w correction (at the grids' precision), during
+                   * a load the w shift, and on more ranks the running screen: 36
+                   * bytes on one rank in float32; and the threads' column buffers
+                   * and block screens (columns_fused) */
+                  cols * g->ny *
+                      ((P > 1 ? 2.0 : 1.0) * sizeof(double complex) + sizeof(gcell) +
+                       sizeof(greal) + 2.0 * sizeof(double)) +
+                  (T + 1.0) * (1.0 + TRANSPOSE_BLOCK) * gy * sizeof(gcell) +
+                  T * TRANSPOSE_BLOCK * g->ny * sizeof(double complex) +
                   (rank == 0 ? 8.0 * g->nx * (double)g->ny * sizeof(double) : 0);
     if (need > limit)
         rc = ct_fail(err, CT_EINVAL,
@@ -580,14 +665,14 @@ ct_code CT_IMP(create)(MPI_Comm comm, const ct_imager_geom *g, imp **out, ct_err
     im->ncol = n1;
     im->alloc = alloc;
     im->rows_start = malloc(4 * (size_t)P * sizeof(ptrdiff_t));
-    im->slab = advise_huge(FFTW(malloc)((size_t)alloc * sizeof(greal) + 64),
-                           (size_t)alloc * sizeof(greal));
-    im->tslab = advise_huge(FFTW(malloc)((size_t)alloc * sizeof(greal) + 64),
-                            (size_t)alloc * sizeof(greal));
+    im->slab_bytes = (size_t)alloc * sizeof(greal) + 64;
+    im->slab = grid_alloc(im->slab_bytes);
+    im->slab_fresh = 1;
+    im->tslab = P > 1 ? grid_alloc(im->slab_bytes) : NULL;
     im->corr_x = malloc(((size_t)g->nx + (size_t)g->ny) * sizeof(double));
     im->xs = malloc(2 * ((size_t)g->nx + 1) * sizeof(int));
     gcell *scratch = FFTW(malloc)((size_t)(gx > gy ? gx : gy) * sizeof(gcell));
-    if (!im->rows_start || !im->slab || !im->tslab || !im->corr_x || !im->xs || !scratch)
+    if (!im->rows_start || !im->slab || (P > 1 && !im->tslab) || !im->corr_x || !im->xs || !scratch)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the %d x %d grid's slabs", gx, gy);
     if (rc == CT_OK) {
         im->rows_count = im->rows_start + P;
@@ -632,16 +717,17 @@ ct_code CT_IMP(create)(MPI_Comm comm, const ct_imager_geom *g, imp **out, ct_err
         im->colbuf = FFTW(malloc)((size_t)im->threads * im->colstride * sizeof(gcell) + 64);
         im->col_fwd =
             im->colbuf ? FFTW(plan_dft_1d)(gy, scratch, im->colbuf, FFTW_FORWARD, cflag) : NULL;
-        im->tslab_dirty = 1;
         im->col_bwd = FFTW(plan_dft_1d)(gy, scratch, scratch, FFTW_BACKWARD, cflag);
-        im->to_cols = FFTW(mpi_plan_many_transpose)(gy, gs, 2, FFTW_MPI_DEFAULT_BLOCK,
-                                                    FFTW_MPI_DEFAULT_BLOCK, (greal *)im->slab,
-                                                    (greal *)im->tslab, im->comm, FFTW_ESTIMATE);
-        im->to_rows = FFTW(mpi_plan_many_transpose)(gs, gy, 2, FFTW_MPI_DEFAULT_BLOCK,
-                                                    FFTW_MPI_DEFAULT_BLOCK, (greal *)im->tslab,
-                                                    (greal *)im->slab, im->comm, FFTW_ESTIMATE);
-        if (!im->row_fwd || !im->row_bwd || !im->col_fwd || !im->col_bwd || !im->to_cols ||
-            !im->to_rows)
+        if (P > 1) {
+            im->to_cols = FFTW(mpi_plan_many_transpose)(
+                gy, gs, 2, FFTW_MPI_DEFAULT_BLOCK, FFTW_MPI_DEFAULT_BLOCK, (greal *)im->slab,
+                (greal *)im->tslab, im->comm, FFTW_ESTIMATE);
+            im->to_rows = FFTW(mpi_plan_many_transpose)(gs, gy, 2, FFTW_MPI_DEFAULT_BLOCK,
+                                                        FFTW_MPI_DEFAULT_BLOCK, (greal *)im->tslab,
+                                                        (greal *)im->slab, im->comm, FFTW_ESTIMATE);
+        }
+        if (!im->row_fwd || !im->row_bwd || !im->col_fwd || !im->col_bwd ||
+            (P > 1 && (!im->to_cols || !im->to_rows)))
             rc = ct_fail(err, CT_ENOMEM, "FFTW could not plan the %d x %d transforms", gx, gy);
     }
     FFTW(free)(scratch);
@@ -687,7 +773,8 @@ static void free_rows(imp *im)
     im->run_bucket = NULL;
     im->tile_id = NULL;
     im->drow_owner = NULL;
-    im->uvw = im->wt = im->chan_w = im->epoch_w = NULL;
+    im->uvw = im->chan_w = im->epoch_w = NULL;
+    im->wt = NULL;
     im->vis = im->res = NULL;
     im->ext = NULL;
     im->bucket = NULL;
@@ -705,8 +792,8 @@ void CT_IMP(destroy)(imp *im)
     for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++)
         if (plans[i])
             FFTW(destroy_plan)(plans[i]);
-    FFTW(free)(im->slab);
-    FFTW(free)(im->tslab);
+    grid_free(im->slab, im->slab_bytes);
+    grid_free(im->tslab, im->slab_bytes);
     FFTW(free)(im->colbuf);
     free(im->rows_start);
     free(im->row_owner);
@@ -719,7 +806,6 @@ void CT_IMP(destroy)(imp *im)
     free(im->scr);
     free(im->scr0);
     free(im->mcol);
-    free(im->cols);
     if (im->comm != MPI_COMM_NULL && im->comm != 0)
         MPI_Comm_free(&im->comm);
     free(im);
@@ -738,7 +824,8 @@ size_t CT_IMP(nrows)(const imp *im)
 void CT_IMP(row)(const imp *im, size_t k, double uvw[3], double complex *vis, double *weight)
 {
     memcpy(uvw, im->uvw + 3 * k, 3 * sizeof(double));
-    *vis = im->use_w ? im->vis[k] * cexp(2.0 * M_PI * I * uvw[2] * im->nm1_mid) : im->vis[k];
+    const double complex v = im->vis[k];
+    *vis = im->use_w ? v * cexp(2.0 * M_PI * I * uvw[2] * im->nm1_mid) : v;
     uvw[2] -= im->xi * uvw[0] + im->eta * uvw[1]; /* w' back to w */
     *weight = im->wt[k];
 }
@@ -969,11 +1056,9 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
                 r[REC_U] = uvw[3 * i];
                 r[REC_V] = uvw[3 * i + 1];
                 r[REC_W] = uvw[3 * i + 2];
-                r[REC_RE] = creal(vis[i]);
-                r[REC_IM] = cimag(vis[i]);
+                rec_set_vis(r, vis[i]);
                 r[REC_WT] = nat[i];
-                r[REC_CHAN] = chan[i];
-                r[REC_EPOCH] = epoch[i];
+                r[REC_LABEL] = (double)chan[i] + (double)im->nchan * (double)epoch[i];
             }
         }
         free(fill);
@@ -1061,8 +1146,9 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
             r[REC_WT] = ct_weight_final(o, r[REC_WT], W, f2);
             double *rs = rowsum + (size_t)(dr - d0) * width;
             rs[2] += r[REC_WT];
-            rs[3 + (size_t)r[REC_CHAN]] += r[REC_WT];
-            rs[3 + (size_t)im->nchan + (size_t)r[REC_EPOCH]] += r[REC_WT];
+            const size_t label = (size_t)r[REC_LABEL];
+            rs[3 + label % (size_t)im->nchan] += r[REC_WT];
+            rs[3 + (size_t)im->nchan + label / (size_t)im->nchan] += r[REC_WT];
         }
         rc = ct_mpi_agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
     }
@@ -1086,7 +1172,7 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
         free(recv);
         return rc;
     }
-    /* Channel and epoch are read no more: the records close up in place
+    /* The labels are read no more: the records close up in place
      * (record i moves down, never onto one not yet moved), and the block
      * shrinks (glibc returns a large block's tail pages). */
     for (size_t i = 0; i < nrecv; i++)
@@ -1360,11 +1446,24 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
         im->use_w = 0; /* every w is 0: the w term vanishes, the 2-D path runs */
     im->wmin = wmin;
     im->nbuckets = im->plane_hi - im->plane_lo + 1;
+    if (rc == CT_OK && im->use_w) {
+        /* The first plane's screen, and the w shifts it is made from go. */
+        const size_t np = (size_t)im->nxo * (size_t)im->ny;
+        const double w_first = im->wmin + (double)im->plane_lo * im->dw;
+        if (!(im->scr0 = malloc((np + 1) * sizeof *im->scr0)))
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the w-term screens");
+        else {
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+            for (size_t p = 0; p < np; p++)
+                im->scr0[p] = (gcell)cexp(-2.0 * M_PI * I * w_first * im->wshift[p]);
+        }
+    }
+    free(im->wshift);
+    im->wshift = NULL;
 
     long *key = malloc((n + 1) * sizeof *key);
     size_t *perm1 = malloc((n + 1) * sizeof *perm1), *perm2 = malloc((n + 1) * sizeof *perm2);
     im->row_used = calloc((size_t)im->nrow + 1, 1);
-    im->tslab_dirty = 1; /* rows unused now may have been used by an earlier load */
     im->bucket = calloc((size_t)im->nbuckets + 1, sizeof *im->bucket);
     if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->row_used || !im->bucket))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
@@ -1450,10 +1549,11 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
         for (ptrdiff_t i = 0; i < nn; i++) {
             const double *r = recv + perm2[i] * SHARE_LEN;
             memcpy(im->uvw + 3 * i, r + REC_U, 3 * sizeof(double));
-            im->vis[i] = r[REC_RE] + I * r[REC_IM];
+            double complex v = rec_vis(r);
             if (im->use_w)
-                im->vis[i] *= cexp(-2.0 * M_PI * I * r[REC_W] * im->nm1_mid);
-            im->wt[i] = r[REC_WT];
+                v *= cexp(-2.0 * M_PI * I * r[REC_W] * im->nm1_mid);
+            im->vis[i] = (gcell)v;
+            im->wt[i] = (greal)r[REC_WT];
             long d =
                 mod_long(ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell) - im->row0, im->gy);
             im->vfirst[i] = (int32_t)d;
@@ -1545,6 +1645,13 @@ ct_code CT_IMP(load)(imp *im, const double *uvw, const double complex *vis, cons
                          "corrupt input: row %zu has a non-finite visibility and weight %g "
                          "(flag it)",
                          i, natural_w[i]);
+        else if (CT_IMAGER_SINGLE && natural_w[i] > 0 &&
+                 !(fmax(fmax(fabs(creal(vis[i])), fabs(cimag(vis[i]))), natural_w[i]) <= 1e30))
+            /* the held rows are float32 (see wt) */
+            rc = ct_fail(err, CT_EINVAL,
+                         "corrupt input: row %zu has a visibility (%g, %g) or weight %g beyond "
+                         "single precision",
+                         i, creal(vis[i]), cimag(vis[i]), natural_w[i]);
         else if (chan[i] < 0 || chan[i] >= nchan || epoch[i] < 0 || epoch[i] >= nepoch)
             rc = ct_fail(err, CT_EINVAL, "row %zu: channel %d or epoch %d outside 0..%d, 0..%d", i,
                          chan[i], epoch[i], nchan - 1, nepoch - 1);
@@ -1592,88 +1699,81 @@ ct_code CT_IMP(load)(imp *im, const double *uvw, const double complex *vis, cons
 
 /* ---- the transforms ---- */
 
-/* A buffer's rows forward-transformed along u, transposed (FFTW-MPI), and
- * forward transformed along v: the plane's image columns in tslab. Only
- * what is read is transformed: rows no kernel touched are zero and stay
- * so, and of the transposed slab only the image's own columns (half of
- * them, with the grid padded by 2) are ever read. The threads each take
- * whole rows, made by the same plan, so the bits do not depend on them. */
-/* On one rank the transposes are local, and only what is read need move:
- * the image's columns of the grid to rows of tslab (forward), and back to
- * the rows some kernel reads, whose other columns are zero (backward). The
- * same numbers FFTW-MPI's transpose would put there, in blocks of columns
- * across the threads. */
-enum { TRANSPOSE_BLOCK = 8 };
-
-static void local_to_cols(imp *im, const gcell *buf)
-{
-    /* Only the rows some kernel touches: the others are zero in the grid,
-     * and in tslab too once zeroed (the forward column transforms no longer
-     * write tslab). */
-    const long nblk = (im->nxo + TRANSPOSE_BLOCK - 1) / TRANSPOSE_BLOCK;
-    const int dirty = im->tslab_dirty;
-#pragma omp parallel for num_threads(im->threads) schedule(static)
-    for (long bk = 0; bk < nblk; bk++) {
-        const int i0 = (int)bk * TRANSPOSE_BLOCK;
-        const int i1 = i0 + TRANSPOSE_BLOCK < im->nxo ? i0 + TRANSPOSE_BLOCK : im->nxo;
-        for (ptrdiff_t r = 0; r < im->gy; r++) {
-            if (!im->row_used[r]) {
-                if (dirty)
-                    for (int i = i0; i < i1; i++)
-                        im->tslab[(ptrdiff_t)im->xcol[i] * im->gy + r] = 0;
-                continue;
-            }
-            const gcell *row = buf + r * im->gs;
-            for (int i = i0; i < i1; i++)
-                im->tslab[(ptrdiff_t)im->xcol[i] * im->gy + r] = row[im->xcol[i]];
-        }
-    }
-    im->tslab_dirty = 0;
-}
-
-static void local_to_rows(const imp *im, gcell *buf)
-{
-    /* Only the model's columns: every other cell of a row is zero. */
-#pragma omp parallel for num_threads(im->threads) schedule(static)
-    for (ptrdiff_t r = 0; r < im->gy; r++) {
-        if (!im->row_used[r])
-            continue;
-        gcell *row = buf + r * im->gs;
-        memset(row, 0, (size_t)im->gx * sizeof *row);
-        for (int k = 0; k < im->nmcol; k++) {
-            const int c = im->xcol[im->mcol[k]];
-            row[c] = im->tslab[(ptrdiff_t)c * im->gy + r];
-        }
-    }
-}
-
-static void forward_fft(imp *im, gcell *buf)
+/* A buffer's rows forward-transformed along u, transposed, and forward
+ * transformed along v: the plane's image columns. Only what is read is
+ * transformed: rows no kernel touched are zero and stay so, and of the
+ * transposed grid only the image's own columns (half of them, with the
+ * grid padded by 2) are ever read. The threads each take whole rows or
+ * columns, made by the same plan, so the bits do not depend on them.
+ *
+ * On more than one rank FFTW-MPI's transposes move the grid to and from
+ * tslab. On one rank nothing is transposed: a pass reads each image column
+ * of a plane straight from the row-transformed grid, in blocks of
+ * TRANSPOSE_BLOCK adjacent columns (a cache line of each used row), into a
+ * thread's own column buffers -- the very numbers the transpose would put
+ * in tslab's column, zero in the rows no kernel touches -- and transforms
+ * and sums them there, plane after plane of the group; a model's columns
+ * are built, transformed and written into the grid's rows the same way.
+ * The same plans on the same numbers: the same bits as on more ranks. One
+ * rank then holds no transposed slab and no per-pixel running screen (the
+ * block's screens live in the thread's buffer): 740 MB less at the
+ * production geometry, and the transposed slab's traffic gone. */
+/* The used rows of buf along u, with plan (row_fwd or row_bwd). */
+static void rows_fft(imp *im, gcell *buf, FFTW(plan) plan)
 {
     double t0 = MPI_Wtime();
 #pragma omp parallel for num_threads(im->threads) schedule(static)
     for (ptrdiff_t r = 0; r < im->nrow; r++)
         if (im->row_used[r])
-            FFTW(execute_dft)(im->row_fwd, buf + r * im->gs, buf + r * im->gs);
-    if (im->size == 1)
-        local_to_cols(im, buf);
-    else
-        FFTW(mpi_execute_r2r)(im->to_cols, (greal *)buf, (greal *)im->tslab);
+            FFTW(execute_dft)(plan, buf + r * im->gs, buf + r * im->gs);
     im->st.t_fft += MPI_Wtime() - t0;
 }
 
-/* The last step of a plane's forward transform and the pass's sum over
- * planes, fused: each image column is transformed along v out of place
- * into the thread's own column buffer (L2-resident) and summed from there
- * into acc with the plane's phase screen; the screens then step to the
- * next plane. any 0: the plane is empty (nothing transformed or summed,
- * the screens still step). Only the real part of the sum is kept (the image
- * is real): Re(val scr) is formed as a complex product's real part is,
- * (vr sr) - (vi si). Image row y is transform row (y - ny/2) mod gy: for
- * y < ny/2 near the column's end, for the rest from its start. */
+/* Image column a (ny pixels) of a pass's sum over planes, from out, the
+ * plane's transform of the column along v (any 0: the plane is empty,
+ * nothing is summed), with the column's phase screens sc (NULL without w
+ * terms), which then step to the next plane by st. Only the real part of
+ * the sum is kept (the image is real): Re(val scr) is formed as a complex
+ * product's real part is, (vr sr) - (vi si). Image row y is transform row
+ * (y - ny/2) mod gy: for y < ny/2 near the column's end, for the rest from
+ * its start. */
+static void sum_column(const imp *im, int any, const gcell *out, double *a, double complex *sc,
+                       const double complex *st)
+{
+    const int h = im->ny / 2;
+    for (int part = 0; part < 2; part++) {
+        const int ya = part ? h : 0, yb = part ? im->ny : h;
+        const ptrdiff_t sh = part ? -(ptrdiff_t)h : (ptrdiff_t)im->gy - h;
+        if (any && sc)
+            for (int y = ya; y < yb; y++) {
+                const double vr = creal(out[y + sh]), vi = cimag(out[y + sh]);
+                a[y] += vr * creal(sc[y]) - vi * cimag(sc[y]);
+            }
+        else if (any)
+            for (int y = ya; y < yb; y++)
+                a[y] += creal(out[y + sh]);
+        if (sc)
+            for (int y = ya; y < yb; y++)
+                sc[y] *= st[y];
+    }
+}
+
+/* More than one rank: the rows of buf along u and FFTW-MPI's transpose into
+ * tslab. */
+static void forward_fft(imp *im, gcell *buf)
+{
+    rows_fft(im, buf, im->row_fwd);
+    double t0 = MPI_Wtime();
+    FFTW(mpi_execute_r2r)(im->to_cols, (greal *)buf, (greal *)im->tslab);
+    im->st.t_fft += MPI_Wtime() - t0;
+}
+
+/* More than one rank: a plane's columns, transformed along v out of place
+ * into the thread's own column buffer (L2-resident), summed into acc with
+ * the running screens scr (sum_column). */
 static void columns_to_image(imp *im, int any, double *acc, double complex *scr)
 {
     double t0 = MPI_Wtime();
-    const int h = im->ny / 2;
 #pragma omp parallel num_threads(im->threads)
     {
         gcell *out = im->colbuf + (size_t)omp_get_thread_num() * im->colstride;
@@ -1681,32 +1781,82 @@ static void columns_to_image(imp *im, int any, double *acc, double complex *scr)
         for (int i = 0; i < im->nxo; i++) {
             if (any)
                 FFTW(execute_dft)(im->col_fwd, im->tslab + (ptrdiff_t)im->xcol[i] * im->gy, out);
-            double *a = acc + (size_t)i * im->ny;
-            double complex *sc = im->use_w ? scr + (size_t)i * im->ny : NULL;
-            const double complex *st = im->use_w ? im->wstep + (size_t)i * im->ny : NULL;
-            for (int part = 0; part < 2; part++) {
-                const int ya = part ? h : 0, yb = part ? im->ny : h;
-                const ptrdiff_t sh = part ? -(ptrdiff_t)h : (ptrdiff_t)im->gy - h;
-                if (any && sc)
-                    for (int y = ya; y < yb; y++) {
-                        const double vr = creal(out[y + sh]), vi = cimag(out[y + sh]);
-                        a[y] += vr * creal(sc[y]) - vi * cimag(sc[y]);
-                    }
-                else if (any)
-                    for (int y = ya; y < yb; y++)
-                        a[y] += creal(out[y + sh]);
-                if (sc)
-                    for (int y = ya; y < yb; y++)
-                        sc[y] *= st[y];
-            }
+            sum_column(im, any, out, acc + (size_t)i * im->ny,
+                       im->use_w ? scr + (size_t)i * im->ny : NULL,
+                       im->use_w ? im->wstep + (size_t)i * im->ny : NULL);
         }
     }
     im->st.t_fft += MPI_Wtime() - t0;
 }
 
-/* The inverse: tslab's columns back to the rows of buf. The columns outside
- * the image are zero (the model lives in the image), and only the rows some
- * kernel reads are transformed (the others hold what the transpose left). */
+/* One rank: the planes j0..j1 of the group (rows already transformed along
+ * u, in gslab) summed into acc, block of columns by block (see above). A
+ * block's screens start at plane j0 as scr0 stepped j0 - plane_lo times,
+ * the very products a pass over every plane forms. Returns nonzero when a
+ * thread's buffers could not be had (nothing is then summed by it). */
+static int columns_fused(imp *im, long j0, long j1, double *acc)
+{
+    double t0 = MPI_Wtime();
+    const int B = TRANSPOSE_BLOCK;
+    const size_t cs = im->colstride;
+    const long nblk = (im->nxo + B - 1) / B;
+    int no_mem = 0;
+#pragma omp parallel num_threads(im->threads)
+    {
+        gcell *in = FFTW(malloc)((size_t)B * cs * sizeof(gcell));
+        double complex *sb = im->use_w ? malloc((size_t)B * im->ny * sizeof *sb) : NULL;
+        gcell *out = im->colbuf + (size_t)omp_get_thread_num() * cs;
+        const int ok = in && (sb || !im->use_w);
+        if (!ok) {
+#pragma omp atomic write
+            no_mem = 1;
+        }
+#pragma omp for schedule(static)
+        for (long bk = 0; bk < nblk; bk++) {
+            if (!ok)
+                continue;
+            const int i0 = (int)bk * B, i1 = i0 + B < im->nxo ? i0 + B : im->nxo;
+            for (int i = i0; sb && i < i1; i++)
+                for (int y = 0; y < im->ny; y++) {
+                    const size_t p = (size_t)i * im->ny + y;
+                    double complex sc = im->scr0[p];
+                    for (long j = im->plane_lo; j < j0; j++)
+                        sc *= im->wstep[p];
+                    sb[(size_t)(i - i0) * im->ny + y] = sc;
+                }
+            for (long j = j0; j <= j1; j++) {
+                const int any = im->plane_any[j - im->plane_lo];
+                const gcell *buf = im->gslab[j - j0];
+                for (ptrdiff_t r = 0; any && r < im->gy; r++) {
+                    if (!im->row_used[r]) {
+                        for (int i = i0; i < i1; i++)
+                            in[(size_t)(i - i0) * cs + (size_t)r] = 0;
+                        continue;
+                    }
+                    const gcell *row = buf + r * im->gs;
+                    for (int i = i0; i < i1; i++)
+                        in[(size_t)(i - i0) * cs + (size_t)r] = row[im->xcol[i]];
+                }
+                for (int i = i0; i < i1; i++) {
+                    if (any)
+                        FFTW(execute_dft)(im->col_fwd, in + (size_t)(i - i0) * cs, out);
+                    sum_column(im, any, out, acc + (size_t)i * im->ny,
+                               sb ? sb + (size_t)(i - i0) * im->ny : NULL,
+                               sb ? im->wstep + (size_t)i * im->ny : NULL);
+                }
+            }
+        }
+        FFTW(free)(in);
+        free(sb);
+    }
+    im->st.t_fft += MPI_Wtime() - t0;
+    return no_mem;
+}
+
+/* More than one rank: tslab's columns back to the rows of buf. The columns
+ * outside the image are zero (the model lives in the image), and only the
+ * rows some kernel reads are transformed (the others hold what the
+ * transpose left). */
 static void backward_fft(imp *im, gcell *buf)
 {
     double t0 = MPI_Wtime();
@@ -1717,16 +1867,79 @@ static void backward_fft(imp *im, gcell *buf)
         gcell *col = im->tslab + (ptrdiff_t)im->xcol[im->mcol[k]] * im->gy;
         FFTW(execute_dft)(im->col_bwd, col, col);
     }
-    if (im->size == 1)
-        local_to_rows(im, buf);
-    else
-        FFTW(mpi_execute_r2r)(im->to_rows, (greal *)im->tslab, (greal *)buf);
-    im->tslab_dirty = 1; /* transformed in place, every row */
-#pragma omp parallel for num_threads(im->threads) schedule(static)
-    for (ptrdiff_t r = 0; r < im->nrow; r++)
-        if (im->row_used[r])
-            FFTW(execute_dft)(im->row_bwd, buf + r * im->gs, buf + r * im->gs);
+    FFTW(mpi_execute_r2r)(im->to_rows, (greal *)im->tslab, (greal *)buf);
     im->st.t_fft += MPI_Wtime() - t0;
+    rows_fft(im, buf, im->row_bwd);
+}
+
+/* The value the model's component c adds to its column's cell on plane w =
+ * wj (image column i of this rank, pixel row y). */
+static double complex model_value(const imp *im, const double *comp, long c, int i, double wj)
+{
+    const int x = (int)comp[3 * c], y = (int)comp[3 * c + 1];
+    double complex val = comp[3 * c + 2] * im->corr_x[x] * im->corr_y[y];
+    if (im->use_w)
+        val *= (double)im->corr_w[(size_t)i * im->ny + y] *
+               cexp(2.0 * M_PI * I * wj * pixel_shift(im, i, y));
+    return val;
+}
+
+/* One rank: the model's plane at w = wj onto the used rows of buf (see
+ * above): the rows zeroed; each block of image columns that holds a
+ * component built in a thread's buffer (column i's components, cidx[cfrom[i]
+ * .. cfrom[i + 1]), added in their order: the sums tslab would hold),
+ * transformed along v and written into the rows; then the rows transformed
+ * along u. Returns nonzero when a thread's buffer could not be had. */
+static int model_to_rows(imp *im, gcell *buf, const double *comp, const long *cfrom,
+                         const long *cidx, double wj)
+{
+    double t0 = MPI_Wtime();
+    const int B = TRANSPOSE_BLOCK;
+    const size_t cs = im->colstride;
+    const long nblk = (im->nxo + B - 1) / B;
+    int no_mem = 0;
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (ptrdiff_t r = 0; r < im->gy; r++)
+        if (im->row_used[r])
+            memset(buf + r * im->gs, 0, (size_t)im->gx * sizeof *buf);
+#pragma omp parallel num_threads(im->threads)
+    {
+        gcell *in = FFTW(malloc)((size_t)B * cs * sizeof(gcell));
+        if (!in) {
+#pragma omp atomic write
+            no_mem = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (long bk = 0; bk < nblk; bk++) {
+            const int i0 = (int)bk * B, i1 = i0 + B < im->nxo ? i0 + B : im->nxo;
+            if (!in || cfrom[i0] == cfrom[i1])
+                continue;
+            for (int i = i0; i < i1; i++) {
+                gcell *col = in + (size_t)(i - i0) * cs;
+                if (cfrom[i] == cfrom[i + 1])
+                    continue;
+                memset(col, 0, (size_t)im->gy * sizeof *col);
+                for (long k = cfrom[i]; k < cfrom[i + 1]; k++) {
+                    const long c = cidx[k];
+                    col[mod_long((long)comp[3 * c + 1] - im->ny / 2, im->gy)] +=
+                        model_value(im, comp, c, i, wj);
+                }
+                FFTW(execute_dft)(im->col_bwd, col, col);
+            }
+            for (ptrdiff_t r = 0; r < im->gy; r++) {
+                if (!im->row_used[r])
+                    continue;
+                gcell *row = buf + r * im->gs;
+                for (int i = i0; i < i1; i++)
+                    if (cfrom[i] != cfrom[i + 1])
+                        row[im->xcol[i]] = in[(size_t)(i - i0) * cs + (size_t)r];
+            }
+        }
+        FFTW(free)(in);
+    }
+    im->st.t_fft += MPI_Wtime() - t0;
+    rows_fft(im, buf, im->row_bwd);
+    return no_mem;
 }
 
 /* Zeroes n bytes with the threads, each its own part (which also places the
@@ -1799,7 +2012,8 @@ static ct_code setup_groups(imp *im, ct_err *err)
     im->gclean = calloc((size_t)im->group + 1, 1);
     im->gext = calloc((size_t)im->group, sizeof *im->gext);
     im->graw = calloc(2 * (size_t)im->group, sizeof *im->graw);
-    if (!im->gslab || !im->gext || !im->gclean || !im->graw)
+    im->graw_bytes = calloc(2 * (size_t)im->group, sizeof *im->graw_bytes);
+    if (!im->gslab || !im->gext || !im->gclean || !im->graw || !im->graw_bytes)
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
     const size_t ext_bytes = (size_t)im->ext_n * im->gs * sizeof(gcell);
     for (int q = 0; rc == CT_OK && q < im->group; q++) {
@@ -1807,19 +2021,22 @@ static ct_code setup_groups(imp *im, ct_err *err)
          * allocation (see gs). */
         const size_t stagger_bytes = (size_t)q * 896, stagger = stagger_bytes / sizeof(gcell);
         if (q > 0) {
-            im->graw[q] =
-                advise_huge(FFTW(malloc)((size_t)im->alloc * sizeof(greal) + 64 + stagger_bytes),
-                            (size_t)im->alloc * sizeof(greal) + stagger_bytes);
+            im->graw_bytes[q] = im->slab_bytes + stagger_bytes;
+            im->graw[q] = grid_alloc(im->graw_bytes[q]);
             im->gslab[q] = im->graw[q] ? im->graw[q] + stagger : NULL;
-        } else
+            im->gclean[q] = im->size == 1; /* fresh zero pages (grid_alloc) */
+        } else {
             im->gslab[q] = im->slab;
+            im->gclean[q] = im->size == 1 && im->slab_fresh;
+            im->slab_fresh = 0; /* the next load's used rows may differ */
+        }
         if (im->size == 1)
             im->gext[q] = im->gslab[q];
         else if (q == 0)
             im->gext[q] = im->ext;
         else {
-            im->graw[im->group + q] = advise_huge(FFTW(malloc)(ext_bytes + 16 + stagger_bytes),
-                                                  ext_bytes + stagger_bytes);
+            im->graw_bytes[im->group + q] = ext_bytes + 16 + stagger_bytes;
+            im->graw[im->group + q] = grid_alloc(im->graw_bytes[im->group + q]);
             im->gext[q] = im->graw[im->group + q] ? im->graw[im->group + q] + stagger : NULL;
         }
         if (!im->gslab[q] || !im->gext[q])
@@ -1832,9 +2049,11 @@ static ct_code setup_groups(imp *im, ct_err *err)
 static void free_groups(imp *im)
 {
     for (int q = 0; im->graw && q < 2 * im->group; q++)
-        FFTW(free)(im->graw[q]);
+        grid_free(im->graw[q], im->graw_bytes[q]);
     free(im->graw);
+    free(im->graw_bytes);
     im->graw = NULL;
+    im->graw_bytes = NULL;
     free(im->gslab);
     free(im->gclean);
     im->gclean = NULL;
@@ -1934,9 +2153,10 @@ typedef greal ct_g1u __attribute__((vector_size(2 * sizeof(greal)), aligned(size
 static inline double complex gridded_value(const imp *im, int psf, size_t i)
 {
     if (psf)
-        return im->wt[i] *
+        return (double)im->wt[i] *
                (im->use_w ? cexp(-2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid) : 1.0);
-    return im->wt[i] * (im->res ? im->res[i] : im->vis[i]);
+    const double complex v = im->res ? im->res[i] : im->vis[i];
+    return (double)im->wt[i] * v;
 }
 
 /* A thread's tile buffer: the cells that the kernels of one tile's rows
@@ -2153,20 +2373,22 @@ static inline __attribute__((always_inline)) double complex degrid_row_w(const i
 /* Takes from res[i], for rows [from, to), their prediction from the plane
  * group [j0, j1]. Each row's sum is formed by one thread in one fixed
  * order. */
-CT_HOT static void degrid_rows(const imp *im, double complex *res, size_t from, size_t to, long j0,
-                               long j1)
+CT_HOT static void degrid_rows(const imp *im, gcell *res, size_t from, size_t to, long j0, long j1)
 {
     const int W = im->k.support;
 #pragma omp parallel for num_threads(im->threads) schedule(dynamic, 4096)
     for (size_t i = from; i < to; i++) {
+        double complex p;
         switch (W) {
-        case 4: res[i] -= degrid_row_w(im, i, j0, j1, 4); break;
-        case 5: res[i] -= degrid_row_w(im, i, j0, j1, 5); break;
-        case 6: res[i] -= degrid_row_w(im, i, j0, j1, 6); break;
-        case 7: res[i] -= degrid_row_w(im, i, j0, j1, 7); break;
-        case 8: res[i] -= degrid_row_w(im, i, j0, j1, 8); break;
-        default: res[i] -= degrid_row_w(im, i, j0, j1, W);
+        case 4: p = degrid_row_w(im, i, j0, j1, 4); break;
+        case 5: p = degrid_row_w(im, i, j0, j1, 5); break;
+        case 6: p = degrid_row_w(im, i, j0, j1, 6); break;
+        case 7: p = degrid_row_w(im, i, j0, j1, 7); break;
+        case 8: p = degrid_row_w(im, i, j0, j1, 8); break;
+        default: p = degrid_row_w(im, i, j0, j1, W);
         }
+        const double complex r = res[i];
+        res[i] = (gcell)(r - p); /* in double, rounded once */
     }
 }
 
@@ -2175,6 +2397,13 @@ static ct_code gather_image(imp *im, const double *cols, double *image, ct_err *
 {
     int P = im->size;
     ct_code rc = CT_OK;
+    if (P == 1) { /* no copy of the whole image: column xs[i] is cols' i */
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (int y = 0; y < im->ny; y++)
+            for (int i = 0; i < im->nxo; i++)
+                image[(size_t)y * im->nx + im->xs[i]] = cols[(size_t)i * im->ny + y];
+        return CT_OK;
+    }
     int *cnt = NULL, *disp = NULL;
     double *all = NULL;
     if (im->rank == 0) {
@@ -2247,29 +2476,22 @@ ct_code CT_IMP(image)(imp *im, int psf, double *image, ct_err *err)
      * would cost the kernel's zeroing of them (a tenth of a pass, measured). */
     if (rc == CT_OK && !im->acc) {
         im->acc = malloc((np + 1) * sizeof *im->acc);
-        im->scr = im->use_w ? malloc((np + 1) * sizeof *im->scr) : NULL;
-        im->cols = malloc((np + 1) * sizeof *im->cols);
+        /* the running screens of a pass over several ranks' transposes */
+        im->scr = im->use_w && im->size > 1 ? malloc((np + 1) * sizeof *im->scr) : NULL;
     }
-    if (rc == CT_OK && (!im->acc || !im->cols || (im->use_w && !im->scr)))
+    if (rc == CT_OK && (!im->acc || (im->use_w && im->size > 1 && !im->scr)))
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the image's columns");
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
         return rc;
     double *acc = im->acc;
     double complex *scr = im->scr;
-    double *cols = im->cols;
     zero_parallel(im, acc, np * sizeof *acc);
     im->st.grid_passes++;
     /* Each pixel's phase screen exp(-2 pi i w_j (n - 1 - mid)), from the
      * first plane on by one multiplication per plane. */
-    const double w_first = im->wmin + (double)im->plane_lo * im->dw;
-    if (im->use_w && !im->scr0 && (im->scr0 = malloc((np + 1) * sizeof *im->scr0))) {
 #pragma omp parallel for num_threads(im->threads) schedule(static)
-        for (size_t p = 0; p < np; p++)
-            im->scr0[p] = cexp(-2.0 * M_PI * I * w_first * im->wshift[p]);
-    }
-#pragma omp parallel for num_threads(im->threads) schedule(static)
-    for (size_t p = 0; p < (im->use_w ? np : 0); p++)
-        scr[p] = im->scr0 ? im->scr0[p] : cexp(-2.0 * M_PI * I * w_first * im->wshift[p]);
+    for (size_t p = 0; p < (scr ? np : 0); p++)
+        scr[p] = im->scr0[p];
     for (long j0 = im->plane_lo; j0 <= im->plane_hi; j0 += im->group) {
         long j1 = j0 + im->group - 1 < im->plane_hi ? j0 + im->group - 1 : im->plane_hi;
         double t0 = MPI_Wtime();
@@ -2314,12 +2536,19 @@ ct_code CT_IMP(image)(imp *im, int psf, double *image, ct_err *err)
         /* Every rank stops at the same group: the FFTs below are collective. */
         if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
             return rc;
-        for (long j = j0; j <= j1; j++) {
-            const int any = im->plane_any[j - im->plane_lo];
-            if (any)
-                forward_fft(im, im->gslab[j - j0]);
-            columns_to_image(im, any, acc, scr);
-        }
+        if (im->size == 1) {
+            for (long j = j0; j <= j1; j++)
+                if (im->plane_any[j - im->plane_lo])
+                    rows_fft(im, im->gslab[j - j0], im->row_fwd);
+            if (columns_fused(im, j0, j1, acc))
+                return ct_fail(err, CT_ENOMEM, "out of memory for the threads' column buffers");
+        } else
+            for (long j = j0; j <= j1; j++) {
+                const int any = im->plane_any[j - im->plane_lo];
+                if (any)
+                    forward_fft(im, im->gslab[j - j0]);
+                columns_to_image(im, any, acc, scr);
+            }
     }
 #pragma omp parallel for num_threads(im->threads) schedule(static)
     for (int i = 0; i < im->nxo; i++) {
@@ -2327,11 +2556,11 @@ ct_code CT_IMP(image)(imp *im, int psf, double *image, ct_err *err)
         for (int y = 0; y < im->ny; y++) {
             size_t p = (size_t)i * im->ny + y;
             double c = im->corr_x[x] * (im->corr_y[y] / im->wsum);
-            cols[p] = acc[p] * c * (im->use_w ? im->corr_w[p] : 1.0);
+            acc[p] = acc[p] * c * (im->use_w ? (double)im->corr_w[p] : 1.0);
         }
     }
     double t0 = MPI_Wtime();
-    rc = gather_image(im, cols, image, err);
+    rc = gather_image(im, acc, image, err);
     im->st.t_comm += MPI_Wtime() - t0;
     return rc;
 }
@@ -2382,28 +2611,37 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
         xpos[x] = -1;
     for (int i = 0; i < im->nxo; i++)
         xpos[im->xs[i]] = i;
-    /* This rank's image columns that hold a component, in column order. */
+    /* This rank's components by image column, each column's in their order
+     * (column i's are cidx[cfrom[i] .. cfrom[i + 1])), and the columns that
+     * hold one, in column order. */
     im->nmcol = 0;
+    long *cfrom = calloc((size_t)im->nxo + 2, sizeof *cfrom);
+    long *cidx = malloc(((size_t)ncomp + 1) * sizeof *cidx);
     if (!im->mcol && !(im->mcol = malloc(((size_t)im->nxo + 1) * sizeof *im->mcol)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the model's columns");
+    if (!cfrom || !cidx)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the model's columns");
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
         free(comp);
         free(xpos);
         free(want);
+        free(cfrom);
+        free(cidx);
         free(im->res);
         im->res = NULL;
         return rc;
     }
-    {
-        unsigned char *has = calloc((size_t)im->nxo + 1, 1);
-        for (long c = 0; has && c < ncomp; c++)
-            if (xpos[(int)comp[3 * c]] >= 0)
-                has[xpos[(int)comp[3 * c]]] = 1;
-        for (int i = 0; i < im->nxo; i++)
-            if (!has || has[i])
-                im->mcol[im->nmcol++] = i;
-        free(has);
+    for (long c = 0; c < ncomp; c++)
+        if (xpos[(int)comp[3 * c]] >= 0)
+            cfrom[xpos[(int)comp[3 * c]] + 2]++;
+    for (int i = 0; i < im->nxo; i++) {
+        if (cfrom[i + 2] > 0)
+            im->mcol[im->nmcol++] = i;
+        cfrom[i + 2] += cfrom[i + 1];
     }
+    for (long c = 0; c < ncomp; c++)
+        if (xpos[(int)comp[3 * c]] >= 0)
+            cidx[cfrom[xpos[(int)comp[3 * c]] + 1]++] = c;
     for (long t = 0; t < im->ext_n; t++)
         want[t] = mod_long(im->row0 + im->ext_lo + t, im->gy);
     for (long j0 = im->plane_lo; rc == CT_OK && j0 <= im->plane_hi; j0 += im->group) {
@@ -2413,30 +2651,23 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
             if (!im->plane_any[j - im->plane_lo])
                 continue;
             double wj = im->wmin + (double)j * im->dw;
-            /* On one rank only the model's columns are read again (the
-             * transposes are local); FFTW-MPI's moves every column. */
             if (im->size == 1) {
-#pragma omp parallel for num_threads(im->threads) schedule(static)
-                for (int k = 0; k < im->nmcol; k++)
-                    memset(im->tslab + (ptrdiff_t)im->xcol[im->mcol[k]] * im->gy, 0,
-                           (size_t)im->gy * sizeof(gcell));
-            } else
-                zero_parallel(im, im->tslab, (size_t)im->ncol * im->gy * sizeof(gcell));
+                if (model_to_rows(im, im->gslab[j - j0], comp, cfrom, cidx, wj))
+                    rc = ct_fail(err, CT_ENOMEM, "out of memory for the threads' column buffers");
+                continue;
+            }
+            zero_parallel(im, im->tslab, (size_t)im->ncol * im->gy * sizeof(gcell));
             for (long c = 0; c < ncomp; c++) {
-                int x = (int)comp[3 * c], y = (int)comp[3 * c + 1], i = xpos[x];
+                const int x = (int)comp[3 * c], y = (int)comp[3 * c + 1], i = xpos[x];
                 if (i < 0)
                     continue;
-                size_t p = (size_t)i * im->ny + y;
-                double complex val = comp[3 * c + 2] * im->corr_x[x] * im->corr_y[y];
-                if (im->use_w)
-                    val *= im->corr_w[p] * cexp(2.0 * M_PI * I * wj * im->wshift[p]);
-                long col = mod_long(x - im->nx / 2, im->gx) - im->col0;
-                im->tslab[col * im->gy + mod_long(y - im->ny / 2, im->gy)] += val;
+                const long col = mod_long(x - im->nx / 2, im->gx) - im->col0;
+                im->tslab[col * im->gy + mod_long(y - im->ny / 2, im->gy)] +=
+                    model_value(im, comp, c, i, wj);
             }
             backward_fft(im, im->gslab[j - j0]);
-            if (im->size > 1)
-                im->gclean[j - j0] = 0;
-            if (im->size > 1) {
+            im->gclean[j - j0] = 0;
+            {
                 double tc = MPI_Wtime();
                 rc = ct_mpi_agree(im->comm,
                                   fetch_rows(im, im->gslab[j - j0], 2 * (size_t)im->gs,
@@ -2463,5 +2694,7 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
     free(comp);
     free(xpos);
     free(want);
+    free(cfrom);
+    free(cidx);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define ARCSEC (M_PI / 180.0 / 3600.0)
@@ -372,6 +373,41 @@ static void free_caller_rows(void *arg)
     *c->epoch = NULL;
 }
 
+/* Keeps only the rows the imager would keep (ct_weight_kept: unflagged, on
+ * the grid, inside the uv cuts), in their order, and gives the rest of the
+ * arrays back: the imager drops the others at once anyway, so the result is
+ * the same bits, but they never cost the load its records. (The short rows
+ * are already gone: ct_visset_read cuts them as it reads; what goes here
+ * is what the geometry decides, rows past the grid's edge.) A shrink that
+ * realloc refuses keeps the bigger block. */
+static void keep_imaged_rows(ct_visset *vs, int **epoch_p, const ct_weight_opts *wo)
+{
+    int *epoch = *epoch_p;
+    size_t m = 0;
+    for (size_t k = 0; k < vs->n; k++) {
+        if (!ct_weight_kept(wo, vs->uvw[3 * k], vs->uvw[3 * k + 1], vs->weight[k]))
+            continue;
+        memmove(vs->uvw + 3 * m, vs->uvw + 3 * k, 3 * sizeof *vs->uvw);
+        vs->vis[m] = vs->vis[k];
+        vs->weight[m] = vs->weight[k];
+        vs->chan[m] = vs->chan[k];
+        epoch[m] = epoch[k];
+        m++;
+    }
+    vs->n = m;
+    void *p;
+    if ((p = realloc(vs->uvw, (3 * m + 1) * sizeof *vs->uvw)))
+        vs->uvw = p;
+    if ((p = realloc(vs->vis, (m + 1) * sizeof *vs->vis)))
+        vs->vis = p;
+    if ((p = realloc(vs->weight, (m + 1) * sizeof *vs->weight)))
+        vs->weight = p;
+    if ((p = realloc(vs->chan, (m + 1) * sizeof *vs->chan)))
+        vs->chan = p;
+    if ((p = realloc(epoch, (m + 1) * sizeof *epoch)))
+        *epoch_p = p;
+}
+
 /* Rank 0's minor cycle: Hogbom until the peak residual falls by mgain (or
  * the threshold, or niter). Returns 0 when nothing more is to be done. */
 static int minor_cycle(const ct_image_opts *o, ct_image_result *r, products *p, int n, int threads,
@@ -443,7 +479,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     if (rc == CT_OK) {
         size_t nb = (size_t)h->Nblts, b0 = nb * (size_t)rank / (size_t)size,
                b1 = nb * ((size_t)rank + 1) / (size_t)size;
-        rc = ct_visset_read(f, b0, b1 - b0, &centre, &vs, err);
+        rc = ct_visset_read(f, b0, b1 - b0, &centre, o->min_uv_lambda, &vs, err);
     }
     if (rc == CT_OK)
         rc = ct_vis_pointings(h, &centre, &pt, err);
@@ -528,6 +564,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                          .ny = n,
                          .cell_rad = cell};
     size_t npix = (size_t)n * n;
+    keep_imaged_rows(&vs, &epoch, &wo);
     double *psf2 = NULL;
     {
         ct_imager *big = NULL;
@@ -655,36 +692,10 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
             rc = ct_imager_image(im, 0, p.residual, err);
     }
 
-    /* 5-6. Restore, primary beam, QA, files (rank 0). */
-    if (rc == CT_OK && rank == 0) {
-        double t0 = MPI_Wtime();
-        rc = ct_clean_restore(&comps, &res->beam, cell, p.residual, n, n, p.restored, err);
-        for (size_t c = 0; c < comps.n; c++)
-            p.model[(size_t)comps.items[c].iy * n + comps.items[c].ix] = comps.items[c].flux;
-        if (rc == CT_OK)
-            rc = ct_pb_correct_drift(p.restored, n, n, cell, h->freq_array,
-                                     ct_imager_channel_weights(im), (size_t)h->Nfreqs, pt.l, pt.m,
-                                     ct_imager_epoch_weights(im), pt.n,
-                                     (const double[2]){res->slant_xi, res->slant_eta}, res->threads,
-                                     o->pblimit, p.pbcor, NULL, err);
-        if (rc == CT_OK)
-            rc = ct_image_qa_measure(p.restored, p.residual, n, n, &res->beam, comps.n, &res->qa,
-                                     err);
-        t_clean += MPI_Wtime() - t0;
-        ct_imager_stats st = {0};
-        ct_imager_get_stats(im, &st);
-        res->n_vis = st.n_rows;
-        res->w_planes = st.w_planes;
-        res->support = st.support;
-        t0 = MPI_Wtime();
-        if (rc == CT_OK)
-            rc = write_products(o, res, &p, object[0] ? object : NULL, err);
-        if (rc == CT_OK && o->export_vis)
-            rc = export_rows(o->export_vis, im, err);
-        res->t_write = MPI_Wtime() - t0;
-    }
-    rc = ct_mpi_agree(comm, rc, err);
-    MPI_Bcast(&res->qa, (int)sizeof res->qa, MPI_BYTE, 0, comm);
+    /* 5. The imager's work is done: its figures, the imaging weights the
+     * primary beam averages with and any exported rows are taken from it,
+     * and it goes before the restored and primary-beam images are made, so
+     * that those never sit beside its rows and grids. */
     {
         ct_imager_stats st = {0};
         ct_imager_get_stats(im, &st);
@@ -701,10 +712,49 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         res->t_fft = st.t_fft;
         res->t_degrid = st.t_degrid;
     }
+    double *pb_w = NULL; /* the channels' imaging weights, then the epochs' */
+    if (rc == CT_OK && rank == 0) {
+        const size_t nc = (size_t)h->Nfreqs;
+        if (!(pb_w = malloc((nc + pt.n + 1) * sizeof *pb_w)))
+            rc = ct_fail(err, CT_ENOMEM, "out of memory");
+        else {
+            memcpy(pb_w, ct_imager_channel_weights(im), nc * sizeof *pb_w);
+            memcpy(pb_w + nc, ct_imager_epoch_weights(im), pt.n * sizeof *pb_w);
+        }
+        double t0 = MPI_Wtime();
+        if (rc == CT_OK && o->export_vis)
+            rc = export_rows(o->export_vis, im, err);
+        res->t_write = MPI_Wtime() - t0;
+    }
+    rc = ct_mpi_agree(comm, rc, err);
+    ct_imager_destroy(im);
+
+    /* 6. Restore, primary beam, QA, files (rank 0). */
+    if (rc == CT_OK && rank == 0) {
+        double t0 = MPI_Wtime();
+        rc = ct_clean_restore(&comps, &res->beam, cell, p.residual, n, n, p.restored, err);
+        for (size_t c = 0; c < comps.n; c++)
+            p.model[(size_t)comps.items[c].iy * n + comps.items[c].ix] = comps.items[c].flux;
+        if (rc == CT_OK)
+            rc = ct_pb_correct_drift(p.restored, n, n, cell, h->freq_array, pb_w, (size_t)h->Nfreqs,
+                                     pt.l, pt.m, pb_w + h->Nfreqs, pt.n,
+                                     (const double[2]){res->slant_xi, res->slant_eta}, res->threads,
+                                     o->pblimit, p.pbcor, NULL, err);
+        if (rc == CT_OK)
+            rc = ct_image_qa_measure(p.restored, p.residual, n, n, &res->beam, comps.n, &res->qa,
+                                     err);
+        t_clean += MPI_Wtime() - t0;
+        t0 = MPI_Wtime();
+        if (rc == CT_OK)
+            rc = write_products(o, res, &p, object[0] ? object : NULL, err);
+        res->t_write += MPI_Wtime() - t0;
+    }
+    rc = ct_mpi_agree(comm, rc, err);
+    MPI_Bcast(&res->qa, (int)sizeof res->qa, MPI_BYTE, 0, comm);
     res->t_clean = t_clean;
+    free(pb_w);
     ct_clean_components_free(&comps);
     products_free(&p);
-    ct_imager_destroy(im);
 out:
     ct_visset_free(&vs);
     ct_vis_pointing_free(&pt);
@@ -712,6 +762,11 @@ out:
     if (f)
         ct_uvh5_close(f, NULL);
     res->t_total = MPI_Wtime() - t_start;
+    {
+        struct rusage ru;
+        double mine = getrusage(RUSAGE_SELF, &ru) == 0 ? 1024.0 * (double)ru.ru_maxrss : 0;
+        MPI_Allreduce(&mine, &res->peak_rss_bytes, 1, MPI_DOUBLE, MPI_SUM, comm);
+    }
     return rc;
 }
 
@@ -745,6 +800,7 @@ json_t *ct_image_result_json(const ct_image_result *r)
     json_object_set_new(o, "ranks", json_integer(r->ranks));
     json_object_set_new(o, "threads", json_integer(r->threads));
     json_object_set_new(o, "major_cycles", json_integer(r->major_cycles));
+    json_object_set_new(o, "peak_rss_bytes", json_integer((json_int_t)r->peak_rss_bytes));
     json_object_set_new(o, "iterations", json_integer(r->iterations));
     json_object_set_new(o, "stop_reason", json_string(r->stop_reason ? r->stop_reason : ""));
     json_object_set_new(o, "qa", qa);

@@ -100,6 +100,11 @@ typedef struct ct_image_result {
     ct_image_qa qa;
     /* Seconds (rank 0): */
     double t_read, t_weights, t_grid, t_fft, t_degrid, t_clean, t_write, t_total;
+    /* The peak resident memory of the imaging ranks' processes so far
+     * (getrusage), summed over the ranks: an upper bound of what they held
+     * at once. For `contimg image` the run's own peak; in a long-lived
+     * engine, the worker's peak over every task it has run. */
+    double peak_rss_bytes;
 } ct_image_result;
 
 /* Images the UVH5 file visfile (collective over comm). */

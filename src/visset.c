@@ -327,7 +327,7 @@ static bool usable(const float *vis, bool flag, float ns, ct_visset *v)
 }
 
 ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct_vis_centre *c,
-                       ct_visset *out, ct_err *err)
+                       double min_uv_lambda, ct_visset *out, ct_err *err)
 {
     memset(out, 0, sizeof *out);
     const ct_uvh5_header *h = f ? ct_uvh5_header_get(f) : NULL;
@@ -341,6 +341,8 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
     if (n_blt > nblts - blt_start)
         return ct_fail(err, CT_EINVAL, "visset: blts [%zu, +%zu) run past the file's %zu",
                        blt_start, n_blt, nblts);
+    if (!(min_uv_lambda >= 0) || isinf(min_uv_lambda))
+        return ct_fail(err, CT_EINVAL, "visset: min uv %g: must be finite and >= 0", min_uv_lambda);
     if (!isfinite(c->ra_rad) || !(fabs(c->dec_rad) <= M_PI / 2))
         return ct_fail(err, CT_EINVAL, "visset: the centre is not a valid direction");
 
@@ -435,11 +437,16 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
                     w = ns[ip];
                 }
                 double fr = h->freq_array[ch], per_m = fr / CT_SPEED_OF_LIGHT;
+                const double u = uvw[0] * per_m, v = uvw[1] * per_m;
+                if (sqrt(u * u + v * v) < min_uv_lambda) {
+                    out->n_uv_cut++;
+                    continue;
+                }
                 double ph = 2.0 * M_PI * dw * per_m, sn, cs;
                 sincos(ph, &sn, &cs);
                 out->vis[n] = vi * (cs + I * sn);
-                out->uvw[3 * n] = uvw[0] * per_m;
-                out->uvw[3 * n + 1] = uvw[1] * per_m;
+                out->uvw[3 * n] = u;
+                out->uvw[3 * n + 1] = v;
                 out->uvw[3 * n + 2] = uvw[2] * per_m;
                 out->weight[n] = w;
                 out->freq_hz[n] = fr;

@@ -105,6 +105,7 @@ typedef struct ct_visset {
     size_t n_flagged;                /* pol samples dropped: flagged or nsamples <= 0 */
     size_t n_nonfinite;              /* pol samples dropped: NaN/Inf data or nsamples */
     size_t n_autos_dropped;          /* autocorrelation blt-channels left out */
+    size_t n_uv_cut;                 /* rows left out below min_uv_lambda */
     double freq_min_hz, freq_max_hz; /* of the file's channels (centres) */
     double bandwidth_hz;             /* sum over channels of |channel_width| */
 } ct_visset;
@@ -115,11 +116,15 @@ void ct_visset_free(ct_visset *v);
 /*
  * Reads baseline-times [blt_start, blt_start + n_blt) of the open file f (n_blt
  * (size_t)-1: to the end) into *out (overwritten; free it with ct_visset_free), phased to
- * centre *c. A range with no usable data gives n == 0 and CT_OK. CT_EINVAL for a range
- * outside the file or a file without XX/YY or phase_center_dec, CT_ENOMEM, CT_EIO when
- * the data cannot be read; *out is then empty.
+ * centre *c. Rows shorter than min_uv_lambda (sqrt(u^2 + v^2) < min_uv_lambda, the very
+ * test of weighting.h's ct_weight_kept; 0 keeps all) are left out as they are read: an
+ * imager that cuts them anyway then never holds them (a third of a full DSA-110
+ * observation below 1000 wavelengths). A range with no usable data gives n == 0 and
+ * CT_OK. CT_EINVAL for a range outside the file, a file without XX/YY or
+ * phase_center_dec, or a negative or non-finite cut; CT_ENOMEM, CT_EIO when the data
+ * cannot be read; *out is then empty.
  */
 ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct_vis_centre *c,
-                       ct_visset *out, ct_err *err);
+                       double min_uv_lambda, ct_visset *out, ct_err *err);
 
 #endif

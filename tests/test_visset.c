@@ -111,7 +111,7 @@ static void test_model(void)
         CHECK(off < 1e-9 && fabs(c.jd_mid - expected_centre.jd_mid) < 1e-8,
               "centre off by %.3g rad, jd %.9f vs %.9f", off, c.jd_mid, expected_centre.jd_mid);
         ct_visset v;
-        CHECK_OK(ct_visset_read(f, 0, (size_t)-1, &c, &v, &err), err);
+        CHECK_OK(ct_visset_read(f, 0, (size_t)-1, &c, 0, &v, &err), err);
         size_t ncross = NANT * (NANT - 1) / 2;
         CHECK(v.n == ncross * NTIMES * NCHAN, "rows %zu", v.n);
         CHECK(v.n_autos_dropped == NANT * NTIMES * NCHAN, "autos %zu", v.n_autos_dropped);
@@ -197,6 +197,12 @@ static int same_rows(const ct_visset *a, size_t ra, const ct_visset *b, size_t r
            memcmp(&a->freq_hz[ra], &b->freq_hz[rb], n * sizeof(double)) == 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* Reading consecutive ranges gives the rows of the whole, bit for bit, in order; ranges
  * cross the reader's chunk boundary (256 blts; the file has 468). */
 static void test_split(void)
@@ -210,7 +216,7 @@ static void test_split(void)
     ct_vis_centre c;
     CHECK_OK(ct_vis_centre_of(h, &c, &err), err);
     ct_visset all;
-    CHECK_OK(ct_visset_read(f, 0, (size_t)-1, &c, &all, &err), err);
+    CHECK_OK(ct_visset_read(f, 0, (size_t)-1, &c, 0, &all, &err), err);
     size_t cuts[][4] = {{0, 100, nblt, 0}, {0, 1, 300, nblt}, {0, 257, nblt, 0}};
     for (int k = 0; k < 3; k++) {
         size_t row = 0;
@@ -221,7 +227,7 @@ static void test_split(void)
             /* The last part also by "to the end". */
             if (cuts[k][p + 1] == nblt && p > 0)
                 n = (size_t)-1;
-            CHECK_OK(ct_visset_read(f, cuts[k][p], n, &c, &part, &err), err);
+            CHECK_OK(ct_visset_read(f, cuts[k][p], n, &c, 0, &part, &err), err);
             if (row + part.n > all.n || (part.n && !same_rows(&all, row, &part, 0, part.n)))
                 ok = 0;
             row += part.n;
@@ -229,13 +235,45 @@ static void test_split(void)
         }
         CHECK(ok && row == all.n, "split %d: rows differ (%zu of %zu)", k, row, all.n);
     }
+    /* A uv cut at the median length: the rows at or above it, in order and
+     * bit for bit; every other row counted as cut. */
+    {
+        double *len = malloc((all.n + 1) * sizeof *len);
+        REQUIRE(len, "out of memory");
+        for (size_t k = 0; k < all.n; k++)
+            len[k] =
+                sqrt(all.uvw[3 * k] * all.uvw[3 * k] + all.uvw[3 * k + 1] * all.uvw[3 * k + 1]);
+        double *sorted = malloc((all.n + 1) * sizeof *sorted);
+        REQUIRE(sorted, "out of memory");
+        memcpy(sorted, len, all.n * sizeof *len);
+        qsort(sorted, all.n, sizeof *sorted, cmp_double);
+        const double cut = sorted[all.n / 2];
+        free(sorted);
+        ct_visset cv;
+        CHECK_OK(ct_visset_read(f, 0, (size_t)-1, &c, cut, &cv, &err), err);
+        size_t m = 0, bad = 0;
+        for (size_t k = 0; k < all.n; k++) {
+            if (len[k] < cut)
+                continue;
+            if (m >= cv.n || !same_rows(&all, k, &cv, m, 1))
+                bad++;
+            m++;
+        }
+        CHECK(cut > 0 && m == cv.n && bad == 0 && cv.n_uv_cut == all.n - m && cv.n < all.n,
+              "uv cut %g: %zu rows (want %zu), %zu differ, %zu cut", cut, cv.n, m, bad,
+              cv.n_uv_cut);
+        ct_visset_free(&cv);
+        free(len);
+        CHECK(ct_visset_read(f, 0, (size_t)-1, &c, -1, &cv, &err) == CT_EINVAL,
+              "negative uv cut refused");
+    }
     /* Empty range, a range past the end. */
     ct_visset e;
-    CHECK_OK(ct_visset_read(f, nblt, 0, &c, &e, &err), err);
+    CHECK_OK(ct_visset_read(f, nblt, 0, &c, 0, &e, &err), err);
     CHECK(e.n == 0, "empty range");
     ct_visset_free(&e);
-    CHECK(ct_visset_read(f, 10, nblt, &c, &e, &err) == CT_EINVAL, "range past the end");
-    CHECK(ct_visset_read(f, nblt + 1, (size_t)-1, &c, &e, &err) == CT_EINVAL, "start past end");
+    CHECK(ct_visset_read(f, 10, nblt, &c, 0, &e, &err) == CT_EINVAL, "range past the end");
+    CHECK(ct_visset_read(f, nblt + 1, (size_t)-1, &c, 0, &e, &err) == CT_EINVAL, "start past end");
     /* A header without phase_center_dec has no centre. */
     ct_uvh5_header bare = *h;
     bare.n_extra = 0;
@@ -321,9 +359,9 @@ static void test_flags(void)
     ct_vis_centre c;
     CHECK_OK(ct_vis_centre_of(ct_uvh5_header_get(f0), &c, &err), err);
     ct_visset v0, v1, v2;
-    CHECK_OK(ct_visset_read(f0, 0, (size_t)-1, &c, &v0, &err), err);
-    CHECK_OK(ct_visset_read(f1, 0, (size_t)-1, &c, &v1, &err), err);
-    CHECK_OK(ct_visset_read(f2, 0, (size_t)-1, &c, &v2, &err), err);
+    CHECK_OK(ct_visset_read(f0, 0, (size_t)-1, &c, 0, &v0, &err), err);
+    CHECK_OK(ct_visset_read(f1, 0, (size_t)-1, &c, 0, &v1, &err), err);
+    CHECK_OK(ct_visset_read(f2, 0, (size_t)-1, &c, 0, &v2, &err), err);
 
     CHECK(v1.n == v0.n - 2, "rows %zu, expected %zu", v1.n, v0.n - 2);
     CHECK(v1.n_flagged == 4 && v1.n_nonfinite == 3, "flagged %zu (4), non-finite %zu (3)",
