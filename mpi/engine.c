@@ -248,22 +248,12 @@ static json_t *next_spawns(coordinator *c, const cq_task *t, const json_t *resul
     }
     if (next == NULL)
         return spawns;
-    if (strcmp(next, CT_TASK_MOSAIC) == 0) {
-        /* A mosaic follows a window of images, not one task: the planner decides. */
-        json_t *m = ct_stage_mosaic_spawn(chain, config, c->products_dir, &err);
-        if (m == NULL)
-            say(c, "warning: task %s: %s; no mosaic spawned", t->id, err.msg);
-        else
-            json_array_append_new(spawns, m);
-        return spawns;
-    }
-    const char *group =
-        json_string_value(json_object_get(json_object_get(t->params, "inputs"), "group_id"));
-    char key[CQ_KEY_MAX];
-    snprintf(key, sizeof key, "%s:%s:%s", chain, group ? group : t->id, next);
-    json_t *params = ct_stage_next_params(next, t->params, result, config, c->products_dir);
-    json_array_append_new(spawns, json_pack("{s:s, s:o, s:s, s:[s]}", "name", next, "params",
-                                            params, "idempotency_key", key, "depends_on", t->id));
+    const ct_stage_follow f = {next, chain, t->id, t->params, result, config, c->products_dir};
+    json_t *spawn = ct_stage_follow_spawns(&f, &err);
+    if (spawn == NULL)
+        say(c, "warning: task %s: %s; nothing spawned after it", t->id, err.msg);
+    else
+        json_array_append_new(spawns, spawn);
     return spawns;
 }
 

@@ -7,6 +7,7 @@
 #include "imaging.h"
 #include "mosaic.h"
 #include "mpiutil.h"
+#include "queue.h"
 
 #include <libgen.h>
 #include <math.h>
@@ -14,31 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static const char *const stage_names[] = {CT_TASK_CONVERT, CT_TASK_IMAGING, CT_TASK_MOSAIC,
-                                          CT_TASK_NOOP, NULL};
-
-const char *const *ct_stage_names(void)
-{
-    return stage_names;
-}
-
-bool ct_stage_known(const char *task_name)
-{
-    for (int i = 0; stage_names[i]; i++)
-        if (strcmp(stage_names[i], task_name) == 0)
-            return true;
-    return false;
-}
-
-int ct_stage_max_ranks(const char *task_name)
-{
-    /* Conversion deals blocks of baseline-times and imaging grid slabs: both
-     * use any number of ranks. A no-op has nothing to share. */
-    if (strcmp(task_name, CT_TASK_NOOP) == 0)
-        return 1;
-    return 1 << 20;
-}
 
 void ct_stage_outcome_free(ct_stage_outcome *o)
 {
@@ -51,13 +27,7 @@ void ct_stage_outcome_free(ct_stage_outcome *o)
 
 ct_category ct_stage_category(const ct_err *err)
 {
-    if (strncmp(err->msg, "corrupt_input", 13) == 0 || strncmp(err->msg, "corrupt input", 13) == 0)
-        return CT_CAT_CORRUPT_INPUT;
-    switch (err->code) {
-    case CT_EINVAL:
-    case CT_ENOTFOUND: return CT_CAT_PERMANENT;
-    default: return CT_CAT_TRANSIENT;
-    }
+    return err->category;
 }
 
 /* --- Params ------------------------------------------------------------------- */
@@ -98,11 +68,9 @@ json_t *ct_stage_next_params(const char *next, const json_t *params, const json_
         json_object_set_new(inputs, "group_id", json_string(group));
     json_object_update(inputs, json_object_get(result, "outputs"));
     json_t *outputs = json_object();
-    if (group && strcmp(next, CT_TASK_IMAGING) == 0) {
-        char prefix[4096];
-        snprintf(prefix, sizeof prefix, "%s/images/%s", products_dir, group);
-        json_object_set_new(outputs, "image_prefix", json_string(prefix));
-    }
+    const ct_stage *st = ct_stage_find(next);
+    if (group && st && st->plan_outputs)
+        st->plan_outputs(outputs, group, products_dir);
     json_t *chain = json_object_get(params, "chain");
     return json_pack("{s:o, s:o, s:o, s:o}", "chain", chain ? json_incref(chain) : json_null(),
                      "config", step_config ? json_incref((json_t *)step_config) : json_object(),
@@ -205,75 +173,6 @@ static ct_code run_convert(MPI_Comm comm, const json_t *params, const ct_config 
 
 /* --- imaging ------------------------------------------------------------------------ */
 
-/* Reads the imaging options of params.config over the defaults. */
-static ct_code image_opts_from(const json_t *config, ct_image_opts *o, ct_err *err)
-{
-    ct_image_opts_default(o);
-    if (config == NULL)
-        return CT_OK;
-    if (!json_is_object(config))
-        return ct_fail(err, CT_EINVAL, "params.config must be an object");
-    if (json_is_true(json_object_get(config, "successor")))
-        ct_image_opts_successor(o);
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)config, key, v)
-    {
-        double d = json_number_value(v);
-        bool num = json_is_number(v);
-        if (strcmp(key, "successor") == 0) {
-            continue;
-        } else if (strcmp(key, "weight") == 0) {
-            const char *w = json_string_value(v);
-            if (w && strcmp(w, "natural") == 0)
-                o->weight = CT_WEIGHT_NATURAL;
-            else if (w && strcmp(w, "uniform") == 0)
-                o->weight = CT_WEIGHT_UNIFORM;
-            else if (w && strcmp(w, "briggs") == 0)
-                o->weight = CT_WEIGHT_BRIGGS;
-            else
-                return ct_fail(err, CT_EINVAL, "config.weight must be natural, uniform or briggs");
-            continue;
-        } else if (strcmp(key, "no_wterms") == 0 && json_is_boolean(v)) {
-            o->no_wterms = json_is_true(v);
-            continue;
-        } else if (strcmp(key, "psf_double") == 0 && json_is_boolean(v)) {
-            o->psf_double = json_is_true(v);
-            continue;
-        } else if (strcmp(key, "slant") == 0) {
-            if ((o->slant = ct_image_slant_from_name(json_string_value(v))) < 0)
-                return ct_fail(err, CT_EINVAL, "config.slant must be auto, off or on");
-            continue;
-        }
-        if (!num)
-            return ct_fail(err, CT_EINVAL, "config.%s: unknown option or not a number", key);
-        if (strcmp(key, "size") == 0 && d >= 2 && d <= 1e6 && fmod(d, 2) == 0)
-            o->size = (int)d;
-        else if (strcmp(key, "cell_arcsec") == 0 && d > 0)
-            o->cell_arcsec = d;
-        else if (strcmp(key, "robust") == 0 && d >= -2 && d <= 2)
-            o->robust = d;
-        else if (strcmp(key, "niter") == 0 && d >= 0 && d <= 1e9)
-            o->niter = (int)d;
-        else if (strcmp(key, "threshold_jy") == 0 && d >= 0)
-            o->threshold_jy = d;
-        else if (strcmp(key, "gain") == 0 && d > 0 && d <= 1)
-            o->gain = d;
-        else if (strcmp(key, "mgain") == 0 && d > 0 && d <= 1)
-            o->mgain = d;
-        else if (strcmp(key, "epsilon") == 0 && d > 0 && d < 0.1)
-            o->epsilon = d;
-        else if (strcmp(key, "pblimit") == 0 && d >= 0 && d < 1)
-            o->pblimit = d;
-        else if (strcmp(key, "min_uv_lambda") == 0 && d >= 0)
-            o->min_uv_lambda = d;
-        else
-            return ct_fail(err, CT_EINVAL, "config.%s: unknown option or out of range (%g)", key,
-                           d);
-    }
-    return CT_OK;
-}
-
 /* The image passes QA when it has a noise figure and a peak, and most of
  * it is sky rather than blanked primary-beam edge. */
 static bool image_qa_passed(const ct_image_qa *qa, char *reason, size_t size)
@@ -298,7 +197,7 @@ static ct_code run_imaging(MPI_Comm comm, const json_t *params, const ct_config 
     if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
         (rc = require_str(params, "inputs", "vis_path", &vis, err)) ||
         (rc = require_str(params, "outputs", "image_prefix", &prefix, err)) ||
-        (rc = image_opts_from(json_object_get(params, "config"), &o, err)))
+        (rc = ct_image_opts_from_json(json_object_get(params, "config"), &o, err)))
         return rc;
     /* Inputs must lie in the data roots; outputs are planned by ingest and the engine
      * under CONTIMG_PRODUCTS_DIR and need not exist yet. */
@@ -350,39 +249,16 @@ static ct_code run_imaging(MPI_Comm comm, const json_t *params, const ct_config 
 
 /* --- create-mosaic ------------------------------------------------------------------ */
 
-static ct_code mosaic_opts_from(const json_t *config, ct_mosaic_opts *o, ct_err *err)
+static ct_code run_mosaic(MPI_Comm comm, const json_t *params, const ct_config *cfg,
+                          ct_stage_outcome *out, ct_err *err)
 {
-    ct_mosaic_opts_default(o);
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)config, key, v)
-    {
-        double d = json_number_value(v);
-        if (strcmp(key, "interp") == 0) {
-            if (ct_mosaic_interp_parse(json_string_value(v), &o->interp) != CT_OK)
-                return ct_fail(err, CT_EINVAL, "config.interp must be bicubic, bilinear or area");
-        } else if (strcmp(key, "tile") == 0 && json_is_number(v) && d >= 16 &&
-                   d <= CT_MOSAIC_TILE_MAX) {
-            o->tile = (int)d;
-        } else if (strcmp(key, "cutoff") == 0 && json_is_number(v) && d > 0 && d < 1) {
-            o->cutoff = d;
-        } else if (strcmp(key, "tier") != 0 && strcmp(key, "images_per_mosaic") != 0 &&
-                   strcmp(key, "overlap") != 0) {
-            /* (tier, images_per_mosaic and overlap are the planner's: chain config) */
-            return ct_fail(err, CT_EINVAL, "config.%s: unknown mosaic option or out of range", key);
-        }
-    }
-    return CT_OK;
-}
-
-static ct_code run_mosaic(MPI_Comm comm, const json_t *params, ct_stage_outcome *out, ct_err *err)
-{
+    (void)cfg;
     const char *id, *prefix;
     ct_code rc;
     ct_mosaic_opts o;
     if ((rc = require_str(params, "inputs", "mosaic_id", &id, err)) ||
         (rc = require_str(params, "outputs", "prefix", &prefix, err)) ||
-        (rc = mosaic_opts_from(json_object_get(params, "config"), &o, err)))
+        (rc = ct_mosaic_opts_from_json(json_object_get(params, "config"), &o, err)))
         return rc;
     const json_t *inputs = json_object_get(params, "inputs");
     const json_t *images = json_object_get(inputs, "images");
@@ -447,9 +323,14 @@ static ct_code run_mosaic(MPI_Comm comm, const json_t *params, ct_stage_outcome 
     return CT_OK;
 }
 
-json_t *ct_stage_mosaic_spawn(const char *chain, const json_t *step_config,
-                              const char *products_dir, ct_err *err)
+/* A mosaic follows a window of images, not one task: the spawn entry asks
+ * absurd.commit_task to run the mosaic planner (step config: tier,
+ * images_per_mosaic, overlap) and spawn a create-mosaic task for each
+ * complete window not yet mosaicked, writing under products_dir/mosaics. */
+static json_t *mosaic_follow(const ct_stage_follow *f, ct_err *err)
 {
+    const char *chain = f->chain, *products_dir = f->products_dir;
+    const json_t *step_config = f->step_config;
     const json_t *tier = json_object_get(step_config, "tier");
     const json_t *per = json_object_get(step_config, "images_per_mosaic");
     const json_t *overlap = json_object_get(step_config, "overlap");
@@ -483,8 +364,11 @@ json_t *ct_stage_mosaic_spawn(const char *chain, const json_t *step_config,
 
 /* --- noop ------------------------------------------------------------------------- */
 
-static ct_code run_noop(const json_t *params, ct_stage_outcome *out, ct_err *err)
+static ct_code run_noop(MPI_Comm comm, const json_t *params, const ct_config *cfg,
+                        ct_stage_outcome *out, ct_err *err)
 {
+    (void)comm;
+    (void)cfg;
     const json_t *s = json_object_get(json_object_get(params, "config"), "sleep_sec");
     double sec = s ? json_number_value(s) : 0;
     if (s && (!json_is_number(s) || sec < 0 || sec > 86400))
@@ -498,23 +382,90 @@ static ct_code run_noop(const json_t *params, ct_stage_outcome *out, ct_err *err
     return CT_OK;
 }
 
+/* --- The stage table ------------------------------------------------------------------ */
+
+/* Where an imaging task's images go: products_dir/images/GROUP-*.fits. */
+static void imaging_outputs(json_t *outputs, const char *group, const char *products_dir)
+{
+    char prefix[4096];
+    snprintf(prefix, sizeof prefix, "%s/images/%s", products_dir, group);
+    json_object_set_new(outputs, "image_prefix", json_string(prefix));
+}
+
+/* One row per task kind: its name, the ranks it can use (conversion deals
+ * blocks of baseline-times and imaging grid slabs, both to any number of
+ * ranks; a no-op has nothing to share), its run, the outputs planned for it
+ * when a chain spawns it (NULL: none), and how it follows a finished step
+ * of a chain (NULL: one task, ct_stage_next_params). A new stage is one row
+ * here and its run function (docs/architecture.md). */
+#define STAGE_TABLE(ROW)                                                                           \
+    ROW(CT_TASK_CONVERT, CT_STAGE_ANY_RANKS, run_convert, NULL, NULL)                              \
+    ROW(CT_TASK_IMAGING, CT_STAGE_ANY_RANKS, run_imaging, imaging_outputs, NULL)                   \
+    ROW(CT_TASK_MOSAIC, CT_STAGE_ANY_RANKS, run_mosaic, NULL, mosaic_follow)                       \
+    ROW(CT_TASK_NOOP, 1, run_noop, NULL, NULL)
+
+#define STAGE_ROW(name, ranks, run, outputs, follow)  {name, ranks, run, outputs, follow},
+#define STAGE_NAME(name, ranks, run, outputs, follow) name,
+static const ct_stage stage_table[] = {STAGE_TABLE(STAGE_ROW)};
+static const char *const stage_names[] = {STAGE_TABLE(STAGE_NAME) NULL};
+#undef STAGE_ROW
+#undef STAGE_NAME
+
+const char *const *ct_stage_names(void)
+{
+    return stage_names;
+}
+
+const ct_stage *ct_stage_find(const char *task_name)
+{
+    for (size_t i = 0; task_name && i < sizeof stage_table / sizeof stage_table[0]; i++)
+        if (strcmp(stage_table[i].name, task_name) == 0)
+            return &stage_table[i];
+    return NULL;
+}
+
+bool ct_stage_known(const char *task_name)
+{
+    return ct_stage_find(task_name) != NULL;
+}
+
+int ct_stage_max_ranks(const char *task_name)
+{
+    const ct_stage *st = ct_stage_find(task_name);
+    return st ? st->max_ranks : 1;
+}
+
+json_t *ct_stage_follow_spawns(const ct_stage_follow *f, ct_err *err)
+{
+    const ct_stage *st = ct_stage_find(f->next);
+    if (st == NULL) {
+        ct_fail(err, CT_EINVAL, "no stage for task kind %s", f->next);
+        return NULL;
+    }
+    if (st->follow)
+        return st->follow(f, err);
+    const char *group =
+        json_string_value(json_object_get(json_object_get(f->params, "inputs"), "group_id"));
+    char key[CQ_KEY_MAX];
+    snprintf(key, sizeof key, "%s:%s:%s", f->chain, group ? group : f->task_id, f->next);
+    json_t *params =
+        ct_stage_next_params(f->next, f->params, f->result, f->step_config, f->products_dir);
+    return json_pack("{s:s, s:o, s:s, s:[s]}", "name", f->next, "params", params, "idempotency_key",
+                     key, "depends_on", f->task_id);
+}
+
 ct_code ct_stage_run(MPI_Comm comm, const char *task_name, const json_t *params,
                      const ct_config *cfg, ct_stage_outcome *out, ct_err *err)
 {
     memset(out, 0, sizeof *out);
+    const ct_stage *st = ct_stage_find(task_name);
     ct_code rc;
     if (!json_is_object(params))
         rc = ct_fail(err, CT_EINVAL, "params must be a JSON object");
-    else if (strcmp(task_name, CT_TASK_CONVERT) == 0)
-        rc = run_convert(comm, params, cfg, out, err);
-    else if (strcmp(task_name, CT_TASK_IMAGING) == 0)
-        rc = run_imaging(comm, params, cfg, out, err);
-    else if (strcmp(task_name, CT_TASK_MOSAIC) == 0)
-        rc = run_mosaic(comm, params, out, err);
-    else if (strcmp(task_name, CT_TASK_NOOP) == 0)
-        rc = run_noop(params, out, err);
-    else
+    else if (st == NULL)
         rc = ct_fail(err, CT_EINVAL, "no stage for task kind %s", task_name);
+    else
+        rc = st->run(comm, params, cfg, out, err);
     if (rc != CT_OK)
         ct_stage_outcome_free(out);
     return rc;

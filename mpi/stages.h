@@ -1,9 +1,14 @@
 /*
  * stages.h -- the task kinds the engine works, and how each maps onto a stage.
  *
- * A task kind knows three things: how to run its stage on a communicator of
- * ranks (collective), what its commit writes (the result, the products
- * rows), and what params the next step of a chain gets from its outputs.
+ * The stage table (stages.c) has one row per task kind: its name, the ranks
+ * it can use, how to run it on a communicator of ranks (collective; its
+ * outcome holds the result and the products rows its commit writes), the
+ * outputs planned for it when a chain spawns it, and how it follows a
+ * finished step of a chain (one task by default; the mosaic planner for
+ * create-mosaic). The engine names no stage: it claims the table's kinds,
+ * runs a claimed task through ct_stage_run and asks ct_stage_follow_spawns
+ * what a finished one spawns. A new stage is one row and its run function.
  *
  *   convert-uvh5-to-ms  16 subband files -> one UVH5 file (convert.h) and its
  *                       quality gate; products.visibilities. Params:
@@ -18,13 +23,14 @@
  *                       {mosaic_id, tier, groups[], images[]}, outputs
  *                       {prefix}, config {tile, cutoff, interp}. Spawned by
  *                       the planner (sql/0003_mosaics.sql), not per task:
- *                       see ct_stage_mosaic_spawn.
+ *                       see ct_stage_follow_spawns.
  *   noop                does nothing (config {sleep_sec}): the engine's own
  *                       overhead, measured by bench/engine.
  *
- * Failures carry a category (error.h): damaged data is corrupt_input (not
- * retried), bad params or a group that cannot be combined is permanent, and
- * I/O or memory trouble is transient (retried after backoff).
+ * Failures carry a category (error.h, a field of the error set where the
+ * failure is known): damaged data is corrupt_input (not retried), bad
+ * params or a group that cannot be combined is permanent, and I/O or
+ * memory trouble is transient (retried after backoff).
  */
 #ifndef CONTIMG_STAGES_H
 #define CONTIMG_STAGES_H
@@ -41,18 +47,48 @@
 #define CT_TASK_MOSAIC  "create-mosaic"
 #define CT_TASK_NOOP    "noop"
 
-/* The kinds the engine claims, NULL-terminated. */
-const char *const *ct_stage_names(void);
-bool ct_stage_known(const char *task_name);
-
-/* How many ranks a task of this kind can use (at least 1). */
-int ct_stage_max_ranks(const char *task_name);
-
 typedef struct ct_stage_outcome {
     json_t *result;      /* {"status", "outputs", "message", "errors", "metrics"} */
     json_t *products;    /* {"visibilities": [...]} or {"images": [...]}; NULL = none */
     bool continue_chain; /* false: the chain stops here (a failed quality gate) */
 } ct_stage_outcome;
+
+/* What a chain's next step is spawned from: a task that finished. */
+typedef struct ct_stage_follow {
+    const char *next;          /* the chain's next task kind */
+    const char *chain;         /* the chain's name */
+    const char *task_id;       /* the finished task */
+    const json_t *params;      /* its params */
+    const json_t *result;      /* its result (the outputs the next step reads) */
+    const json_t *step_config; /* the next step's config in the chain */
+    const char *products_dir;  /* where outputs are planned */
+} ct_stage_follow;
+
+enum { CT_STAGE_ANY_RANKS = 1 << 20 };
+
+/* A row of the stage table. */
+typedef struct ct_stage {
+    const char *name;
+    int max_ranks; /* ranks a task can use (at least 1; CT_STAGE_ANY_RANKS) */
+    ct_code (*run)(MPI_Comm comm, const json_t *params, const ct_config *cfg, ct_stage_outcome *out,
+                   ct_err *err);
+    /* The outputs planned for a task of this kind that a chain spawns for
+     * group; NULL: none. */
+    void (*plan_outputs)(json_t *outputs, const char *group, const char *products_dir);
+    /* The spawn entry that follows a chain step (absurd.commit_task's
+     * shape); NULL: one task of this kind, ct_stage_next_params. */
+    json_t *(*follow)(const ct_stage_follow *f, ct_err *err);
+} ct_stage;
+
+/* The row of a task kind; NULL for a kind no stage runs. */
+const ct_stage *ct_stage_find(const char *task_name);
+
+/* The kinds the engine claims, NULL-terminated, in table order. */
+const char *const *ct_stage_names(void);
+bool ct_stage_known(const char *task_name);
+
+/* How many ranks a task of this kind can use (at least 1). */
+int ct_stage_max_ranks(const char *task_name);
 
 void ct_stage_outcome_free(ct_stage_outcome *o);
 
@@ -75,12 +111,13 @@ json_t *ct_stage_convert_params(const char *chain, const json_t *config, const c
 json_t *ct_stage_next_params(const char *next, const json_t *params, const json_t *result,
                              const json_t *step_config, const char *products_dir);
 
-/* The spawn entry for a chain step create-mosaic after an imaging task: it
- * asks absurd.commit_task to run the mosaic planner (step config: tier,
- * images_per_mosaic, overlap) and spawn a create-mosaic task for each
- * complete window not yet mosaicked, writing under products_dir/mosaics.
- * NULL (CT_EINVAL in err) for a step config the planner would refuse. */
-json_t *ct_stage_mosaic_spawn(const char *chain, const json_t *step_config,
-                              const char *products_dir, ct_err *err);
+/* The spawn entry (absurd.commit_task's shape) for the chain step f->next
+ * after a finished task: by default one task with ct_stage_next_params,
+ * keyed chain:group:next and depending on the finished task; for
+ * create-mosaic the mosaic planner's entry (step config: tier,
+ * images_per_mosaic, overlap; mosaics under products_dir/mosaics). NULL
+ * (CT_EINVAL in err) for a kind no stage runs or a step config the planner
+ * would refuse. */
+json_t *ct_stage_follow_spawns(const ct_stage_follow *f, ct_err *err);
 
 #endif

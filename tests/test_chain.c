@@ -131,8 +131,11 @@ static void test_journal(void)
 static void test_stage_rules(void)
 {
     ct_err e;
-    ct_fail(&e, CT_EINVAL, "corrupt_input: sb05 is not HDF5");
+    /* The category is the error's field, set where the failure is known. */
+    ct_fail_as(&e, CT_CAT_CORRUPT_INPUT, CT_EINVAL, "corrupt_input: sb05 is not HDF5");
     CHECK(ct_stage_category(&e) == CT_CAT_CORRUPT_INPUT, "damaged data: corrupt_input");
+    ct_fail(&e, CT_EINVAL, "corrupt_input: only the words say so");
+    CHECK(ct_stage_category(&e) == CT_CAT_PERMANENT, "the message text decides nothing");
     ct_fail(&e, CT_EINVAL, "inconsistent_group: times differ");
     CHECK(ct_stage_category(&e) == CT_CAT_PERMANENT, "bad input: permanent");
     ct_fail(&e, CT_ENOTFOUND, "no such file");
@@ -167,6 +170,47 @@ static void test_stage_rules(void)
               strcmp(json_string_value(json_object_get(n, "chain")), "quick") == 0,
           "the step's config and the chain travel on");
     json_decref(n);
+
+    /* The stage table: every kind the engine claims has a row, and a chain's
+     * next step is spawned from it without the engine naming a stage. */
+    for (const char *const *k = ct_stage_names(); *k; k++) {
+        const ct_stage *st = ct_stage_find(*k);
+        CHECK(st && st->run && st->max_ranks >= 1 && strcmp(st->name, *k) == 0, "row for %s", *k);
+    }
+    CHECK(ct_stage_max_ranks("noop") == 1 && ct_stage_max_ranks("imaging") > 1 &&
+              ct_stage_find("calibration-solve") == NULL,
+          "ranks per kind; no row for a kind no stage runs");
+    ct_stage_follow f = {"imaging", "quick", "11111111-1111-1111-1111-111111111111", p, result,
+                         cfg,       "/prod"};
+    json_t *sp = ct_stage_follow_spawns(&f, &e);
+    CHECK(
+        sp && strcmp(json_string_value(json_object_get(sp, "name")), "imaging") == 0 &&
+            strcmp(json_string_value(json_object_get(sp, "idempotency_key")),
+                   "quick:2026-11-22T10:00:00:imaging") == 0 &&
+            strcmp(json_string_value(json_array_get(json_object_get(sp, "depends_on"), 0)),
+                   f.task_id) == 0 &&
+            strcmp(json_string_value(json_object_get(
+                       json_object_get(json_object_get(sp, "params"), "outputs"), "image_prefix")),
+                   "/prod/images/2026-11-22T10:00:00") == 0,
+        "imaging follows as one task, keyed by chain, group and kind");
+    json_decref(sp);
+    json_t *mcfg = json_pack("{s:s, s:i}", "tier", "quicklook", "images_per_mosaic", 4);
+    f.next = "create-mosaic";
+    f.step_config = mcfg;
+    sp = ct_stage_follow_spawns(&f, &e);
+    CHECK(sp && json_is_object(json_object_get(sp, "mosaic")) &&
+              strcmp(json_string_value(json_object_get(json_object_get(sp, "mosaic"), "out_dir")),
+                     "/prod/mosaics") == 0 &&
+              json_integer_value(json_object_get(json_object_get(sp, "mosaic"), "per_mosaic")) == 4,
+          "a mosaic follows through the planner");
+    json_decref(sp);
+    json_object_set_new(mcfg, "tier", json_string("bogus"));
+    CHECK(ct_stage_follow_spawns(&f, &e) == NULL && e.code == CT_EINVAL,
+          "a step config the planner refuses: %s", e.msg);
+    f.next = "calibration-solve";
+    CHECK(ct_stage_follow_spawns(&f, &e) == NULL && e.code == CT_EINVAL, "a kind no stage runs: %s",
+          e.msg);
+    json_decref(mcfg);
     json_decref(cfg);
     json_decref(result);
     json_decref(p);

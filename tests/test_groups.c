@@ -3,6 +3,7 @@
  * files in a temporary directory.
  */
 #define _GNU_SOURCE
+#include "fsutil.h"
 #include "groups.h"
 #include "testutil.h"
 

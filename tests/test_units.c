@@ -1,12 +1,14 @@
 /*
  * test_units.c -- pieces that need no database: names and ids, error
- * codes, configuration parsing, URL redaction, paths, embedded migrations.
+ * codes, configuration parsing, URL redaction, paths, embedded migrations,
+ * imaging options (one set of bounds for the command line and the tasks).
  */
 #define _GNU_SOURCE
 #include "config.h"
 #include "database.h"
 #include "fsutil.h"
 #include "h5lzf.h"
+#include "imaging.h"
 #include "migrate.h"
 #include "queue.h"
 #include "testutil.h"
@@ -59,6 +61,115 @@ static void test_error_message_one_line(void)
     CHECK(strchr(err.msg, '\n') == NULL, "newlines removed: '%s'", err.msg);
     CHECK(strcmp(err.msg, "first second") == 0, "trailing blank trimmed: '%s'", err.msg);
     CHECK(err.code == CT_EDB, "code kept");
+}
+
+/* The category is the error's own field: the code's default, or what the
+ * failing reader said, whatever the text. */
+static void test_error_category(void)
+{
+    ct_err err;
+    ct_fail(&err, CT_EINVAL, "corrupt input: looks damaged, but only in words");
+    CHECK(err.category == CT_CAT_PERMANENT, "the text decides nothing: %s",
+          ct_category_name(err.category));
+    ct_fail(&err, CT_EDB, "x");
+    CHECK(err.category == CT_CAT_TRANSIENT, "a database error is transient");
+    ct_fail(&err, CT_ENOTFOUND, "x");
+    CHECK(err.category == CT_CAT_PERMANENT, "a missing file is permanent");
+    ct_fail_as(&err, CT_CAT_CORRUPT_INPUT, CT_EINVAL, "bad header");
+    CHECK(err.category == CT_CAT_CORRUPT_INPUT && err.code == CT_EINVAL &&
+              strcmp(err.msg, "bad header") == 0,
+          "ct_fail_as: %s %s", ct_category_name(err.category), err.msg);
+    ct_err_clear(&err);
+    CHECK(err.code == CT_OK && err.msg[0] == '\0', "cleared");
+}
+
+/* A message cut at CT_ERRMSG_MAX in the middle of a multi-byte character
+ * loses that character: the rest stays valid UTF-8 (JSON refuses less). */
+static void test_error_message_utf8(void)
+{
+    /* "e" with an acute accent (2 bytes) and a CJK character (3 bytes),
+     * repeated past the limit, at every offset of the cut. */
+    for (int shift = 0; shift < 6; shift++) {
+        char text[3 * CT_ERRMSG_MAX];
+        size_t n = 0;
+        for (int i = 0; i < shift; i++)
+            text[n++] = 'a';
+        while (n + 6 < sizeof text) {
+            memcpy(text + n, "\xc3\xa9\xe6\x97\xa5", 5);
+            n += 5;
+        }
+        text[n] = '\0';
+        ct_err err;
+        ct_fail(&err, CT_EINVAL, "%s", text);
+        const size_t len = strlen(err.msg);
+        /* Valid UTF-8: every lead byte followed by its continuation bytes. */
+        int ok = len > CT_ERRMSG_MAX - 8 && len < CT_ERRMSG_MAX;
+        for (size_t i = 0; ok && i < len;) {
+            const unsigned char c = (unsigned char)err.msg[i];
+            const size_t w = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+            ok = w > 0 && i + w <= len;
+            for (size_t k = 1; ok && k < w; k++)
+                ok = ((unsigned char)err.msg[i + k] & 0xC0) == 0x80;
+            i += w ? w : 1;
+        }
+        CHECK(ok, "shift %d: a cut message of %zu bytes is valid UTF-8", shift, len);
+    }
+}
+
+/* One validator for imaging options: what params.config accepts and refuses
+ * is what the command line does (both end in ct_image_opts_check), at the
+ * edges where the two used to disagree. */
+static void test_image_opts(void)
+{
+    static const struct {
+        const char *json;
+        int ok;
+    } cases[] = {
+        {"{}", 1},
+        {"{\"pblimit\": 1}", 1},
+        {"{\"pblimit\": 0}", 0},
+        {"{\"epsilon\": 0.1}", 1},
+        {"{\"epsilon\": 0.10001}", 0},
+        {"{\"epsilon\": 1e-15}", 0},
+        {"{\"size\": 4800, \"cell_arcsec\": 3, \"weight\": \"briggs\", \"robust\": 0.5}", 1},
+        {"{\"size\": 511}", 0},
+        {"{\"size\": 512.5}", 0},
+        {"{\"cell_arcsec\": -3}", 0},
+        {"{\"weight\": \"tapered\"}", 0},
+        {"{\"slant\": \"off\", \"no_wterms\": true}", 1},
+        {"{\"slant\": \"sideways\"}", 0},
+        {"{\"robust\": 2.5}", 0},
+        {"{\"niter\": -1}", 0},
+        {"{\"gain\": 0}", 0},
+        {"{\"mgain\": 1}", 1},
+        {"{\"frobnicate\": 1}", 0},
+        {"{\"size\": \"512\"}", 0},
+        {"{\"successor\": true}", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *j = json_loads(cases[i].json, 0, NULL);
+        REQUIRE(j, "bad test JSON %s", cases[i].json);
+        ct_image_opts o;
+        ct_err err;
+        ct_err_clear(&err);
+        const int ok = ct_image_opts_from_json(j, &o, &err) == CT_OK;
+        CHECK(ok == cases[i].ok, "%s: %s (%s)", cases[i].json, ok ? "accepted" : "refused",
+              err.msg);
+        /* The same options set by hand (the command line's road) meet the same check. */
+        if (ok)
+            CHECK(ct_image_opts_check(&o, &err) == CT_OK,
+                  "%s: the check refuses what the "
+                  "reader accepted: %s",
+                  cases[i].json, err.msg);
+        json_decref(j);
+    }
+    ct_image_opts o;
+    ct_err err;
+    json_t *j = json_loads("{\"successor\": true}", 0, NULL);
+    CHECK(ct_image_opts_from_json(j, &o, &err) == CT_OK && o.size == 4800 && o.cell_arcsec == 3.0 &&
+              o.min_uv_lambda == 1000.0,
+          "successor's settings");
+    json_decref(j);
 }
 
 static void test_config(void)
@@ -163,6 +274,9 @@ int main(void)
     RUN(test_uuid_and_names);
     RUN(test_status_and_category);
     RUN(test_error_message_one_line);
+    RUN(test_error_category);
+    RUN(test_error_message_utf8);
+    RUN(test_image_opts);
     RUN(test_config);
     RUN(test_describe_redacts);
     RUN(test_paths);

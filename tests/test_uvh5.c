@@ -371,7 +371,7 @@ static void test_roundtrip_3d_f32(void)
 
 static bool is_corrupt(const ct_err *err)
 {
-    return strncmp(err->msg, "corrupt input: ", 15) == 0;
+    return strncmp(err->msg, "corrupt input: ", 15) == 0 && err->category == CT_CAT_CORRUPT_INPUT;
 }
 
 static void test_nonexistent(void)

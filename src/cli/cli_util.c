@@ -7,8 +7,6 @@
 #include "database.h"
 #include "mpiutil.h"
 
-#include <libpq-fe.h>
-
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -119,40 +117,6 @@ bool cli_parse_double(const char *s, double lo, double hi, double *out)
         return false;
     *out = v;
     return true;
-}
-
-ct_code cli_query_json(const ct_config *cfg, const char *sql, int n_params,
-                       const char *const *params, json_t **out, ct_err *err)
-{
-    char conninfo[CT_PATH_MAX + 256];
-    bool external = false;
-    *out = NULL;
-    ct_code rc = ct_db_conninfo(cfg, conninfo, sizeof conninfo, &external, err);
-    if (rc != CT_OK)
-        return rc;
-    PGconn *db = PQconnectdb(conninfo);
-    if (PQstatus(db) != CONNECTION_OK) {
-        rc = ct_fail(err, CT_ECONNECT, "database unavailable: %s", PQerrorMessage(db));
-        PQfinish(db);
-        return rc;
-    }
-    PGresult *r = PQexecParams(db, sql, n_params, NULL, params, NULL, NULL, 0);
-    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        /* As the queue client: CT006 is a refusal of the arguments (exit 2), 08xxx and
-         * 57Pxx a lost server, 42xxx (no such function or table) an unmigrated schema. */
-        ct_code code = CT_EDB;
-        if (state && strcmp(state, "CT006") == 0)
-            code = CT_EINVAL;
-        else if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))
-            code = CT_ECONNECT;
-        rc = ct_fail(err, code, "%s%s", PQerrorMessage(db),
-                     state && strncmp(state, "42", 2) == 0 ? " (run 'contimg db migrate')" : "");
-    } else if ((*out = json_loads(PQgetvalue(r, 0, 0), JSON_DECODE_ANY, NULL)) == NULL)
-        rc = ct_fail(err, CT_EDB, "the database answered something other than JSON");
-    PQclear(r);
-    PQfinish(db);
-    return rc;
 }
 
 ct_code cli_connect(const ct_config *cfg, cq_client **out, ct_err *err)

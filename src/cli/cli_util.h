@@ -63,13 +63,6 @@ bool cli_wants_help(int argc, char **argv);
 /* Connects to the configured database. */
 ct_code cli_connect(const ct_config *cfg, cq_client **out, ct_err *err);
 
-/* Runs one SQL statement whose single row and column is JSON text (json_agg and
- * the like) on the configured database, with text parameters $1..$n (NULL
- * allowed), and parses it into *out. CT_ECONNECT when the database is down,
- * CT_EDB for a failed statement (the message suggests `contimg db migrate`). */
-ct_code cli_query_json(const ct_config *cfg, const char *sql, int n_params,
-                       const char *const *params, json_t **out, ct_err *err);
-
 /* A worker id for tasks claimed by hand: host:pid. */
 void cli_worker_id(char *out, size_t size);
 

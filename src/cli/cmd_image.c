@@ -6,6 +6,8 @@
 #include "imaging.h"
 
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,60 +107,58 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
                 printf("%s\n", usage);
             return EXIT_OK;
         case 'o': o.out_prefix = optarg; break;
+        /* Numbers are read here; their bounds are ct_image_opts_check's, the
+         * same for a task's params.config. */
         case 's':
-            if (!cli_parse_long(optarg, 2, 1000000, &v) || v % 2)
-                return cli_rank_usage_error(
-                    rank, "--size must be an even number 2..1000000, got '%s'", optarg);
+            if (!cli_parse_long(optarg, INT_MIN, INT_MAX, &v))
+                return cli_rank_usage_error(rank, "--size must be a whole number, got '%s'",
+                                            optarg);
             o.size = (int)v;
             break;
         case 'c':
-            if (!cli_parse_double(optarg, 1e-4, 36000, &o.cell_arcsec))
-                return cli_rank_usage_error(rank, "--cell must be 0.0001..36000 arcsec, got '%s'",
-                                            optarg);
+            if (!cli_parse_double(optarg, -HUGE_VAL, HUGE_VAL, &o.cell_arcsec))
+                return cli_rank_usage_error(rank, "--cell must be a number, got '%s'", optarg);
             break;
         case 'w':
-            if (strcmp(optarg, "natural") == 0)
-                o.weight = CT_WEIGHT_NATURAL;
-            else if (strcmp(optarg, "uniform") == 0)
-                o.weight = CT_WEIGHT_UNIFORM;
-            else if (strcmp(optarg, "briggs") == 0)
-                o.weight = CT_WEIGHT_BRIGGS;
-            else
+            if (ct_image_weight_from_name(optarg) < 0)
                 return cli_rank_usage_error(
                     rank, "--weight must be natural, uniform or briggs, got '%s'", optarg);
+            o.weight = (ct_weight_kind)ct_image_weight_from_name(optarg);
             break;
         case 'r':
-            if (!cli_parse_double(optarg, -2, 2, &o.robust))
-                return cli_rank_usage_error(rank, "--robust must be -2..2, got '%s'", optarg);
+            if (!cli_parse_double(optarg, -HUGE_VAL, HUGE_VAL, &o.robust))
+                return cli_rank_usage_error(rank, "--robust must be a number, got '%s'", optarg);
             break;
         case 'u':
-            if (!cli_parse_double(optarg, 0, 1e9, &o.min_uv_lambda))
-                return cli_rank_usage_error(rank, "--min-uv-lambda must be >= 0, got '%s'", optarg);
+            if (!cli_parse_double(optarg, -HUGE_VAL, HUGE_VAL, &o.min_uv_lambda))
+                return cli_rank_usage_error(rank, "--min-uv-lambda must be a number, got '%s'",
+                                            optarg);
             break;
         case 'n':
-            if (!cli_parse_long(optarg, 0, 100000000, &v))
-                return cli_rank_usage_error(rank, "--niter must be 0..100000000, got '%s'", optarg);
+            if (!cli_parse_long(optarg, INT_MIN, INT_MAX, &v))
+                return cli_rank_usage_error(rank, "--niter must be a whole number, got '%s'",
+                                            optarg);
             o.niter = (int)v;
             break;
         case 't':
-            if (!cli_parse_double(optarg, 0, 1e9, &o.threshold_jy))
-                return cli_rank_usage_error(rank, "--threshold must be >= 0 Jy, got '%s'", optarg);
+            if (!cli_parse_double(optarg, -HUGE_VAL, HUGE_VAL, &o.threshold_jy))
+                return cli_rank_usage_error(rank, "--threshold must be a number, got '%s'", optarg);
             break;
         case 'g':
-            if (!cli_parse_double(optarg, 1e-6, 1, &o.gain))
-                return cli_rank_usage_error(rank, "--gain must be in (0, 1], got '%s'", optarg);
+            if (!cli_parse_double(optarg, -HUGE_VAL, HUGE_VAL, &o.gain))
+                return cli_rank_usage_error(rank, "--gain must be a number, got '%s'", optarg);
             break;
         case 'G':
-            if (!cli_parse_double(optarg, 1e-6, 1, &o.mgain))
-                return cli_rank_usage_error(rank, "--mgain must be in (0, 1], got '%s'", optarg);
+            if (!cli_parse_double(optarg, -HUGE_VAL, HUGE_VAL, &o.mgain))
+                return cli_rank_usage_error(rank, "--mgain must be a number, got '%s'", optarg);
             break;
         case 'e':
-            if (!cli_parse_double(optarg, 1e-14, 0.1, &o.epsilon))
-                return cli_rank_usage_error(rank, "--epsilon must be 1e-14..0.1, got '%s'", optarg);
+            if (!cli_parse_double(optarg, -HUGE_VAL, HUGE_VAL, &o.epsilon))
+                return cli_rank_usage_error(rank, "--epsilon must be a number, got '%s'", optarg);
             break;
         case 'p':
-            if (!cli_parse_double(optarg, 1e-6, 1, &o.pblimit))
-                return cli_rank_usage_error(rank, "--pblimit must be in (0, 1], got '%s'", optarg);
+            if (!cli_parse_double(optarg, -HUGE_VAL, HUGE_VAL, &o.pblimit))
+                return cli_rank_usage_error(rank, "--pblimit must be a number, got '%s'", optarg);
             break;
         case 'W': o.no_wterms = 1; break;
         case 'S': break; /* applied above */
@@ -197,6 +197,11 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
         return cli_rank_usage_error(rank, "image: give exactly one VISFILE; see --help");
     if (!o.out_prefix)
         return cli_rank_usage_error(rank, "image: --out PREFIX is required");
+    {
+        ct_err bad;
+        if (ct_image_opts_check(&o, &bad) != CT_OK)
+            return cli_rank_usage_error(rank, "%s", bad.msg);
+    }
 
     ct_image_result r;
     ct_err err;

@@ -5,8 +5,11 @@
 #include "commands.h"
 #include "fsutil.h"
 #include "mosaic.h"
+#include "products.h"
 
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,15 +64,17 @@ static int make_body(int argc, char **argv, const ct_config *cfg)
                 printf("%s\n", usage);
             return EXIT_OK;
         case 'o': o.out_prefix = optarg; break;
+        /* Numbers are read here; their bounds are ct_mosaic_opts_check's, the
+         * same for a task's params.config. */
         case 't':
-            if (!cli_parse_long(optarg, 16, CT_MOSAIC_TILE_MAX, &v))
-                return cli_rank_usage_error(rank, "--tile must be 16..%d pixels, got '%s'",
-                                            CT_MOSAIC_TILE_MAX, optarg);
+            if (!cli_parse_long(optarg, INT_MIN, INT_MAX, &v))
+                return cli_rank_usage_error(rank, "--tile must be a whole number, got '%s'",
+                                            optarg);
             o.tile = (int)v;
             break;
         case 'c':
-            if (!cli_parse_double(optarg, 1e-6, 0.999999, &o.cutoff))
-                return cli_rank_usage_error(rank, "--cutoff must be in (0, 1), got '%s'", optarg);
+            if (!cli_parse_double(optarg, -HUGE_VAL, HUGE_VAL, &o.cutoff))
+                return cli_rank_usage_error(rank, "--cutoff must be a number, got '%s'", optarg);
             break;
         case 'i':
             if (ct_mosaic_interp_parse(optarg, &o.interp) != CT_OK)
@@ -85,6 +90,11 @@ static int make_body(int argc, char **argv, const ct_config *cfg)
             return cli_rank_usage_error(rank, "mosaic: unknown option '%s'; see --help",
                                         argv[optind - 1]);
         }
+    }
+    {
+        ct_err bad;
+        if (ct_mosaic_opts_check(&o, &bad) != CT_OK)
+            return cli_rank_usage_error(rank, "%s", bad.msg);
     }
     if (argc - optind < 1)
         return cli_rank_usage_error(rank, "mosaic: give at least one IMAGE.fits; see --help");
@@ -128,9 +138,9 @@ static int plan(int argc, char **argv, const ct_config *cfg)
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
-    const char *tier = "quicklook", *per = NULL, *overlap = "2";
+    const char *tier = "quicklook";
+    long per = 0, overlap = 2;
     bool json = false, spawn = false;
-    long v;
     optind = 0;
     opterr = 0;
     int ch;
@@ -140,14 +150,12 @@ static int plan(int argc, char **argv, const ct_config *cfg)
         case 'p': break;
         case 't': tier = optarg; break;
         case 'n':
-            if (!cli_parse_long(optarg, 2, 1000, &v))
+            if (!cli_parse_long(optarg, 2, 1000, &per))
                 return cli_usage_error("--per-mosaic must be 2..1000, got '%s'", optarg);
-            per = optarg;
             break;
         case 'o':
-            if (!cli_parse_long(optarg, 0, 999, &v))
+            if (!cli_parse_long(optarg, 0, 999, &overlap))
                 return cli_usage_error("--overlap must be 0..999, got '%s'", optarg);
-            overlap = optarg;
             break;
         case 's': spawn = true; break;
         case 'j': json = true; break;
@@ -158,38 +166,22 @@ static int plan(int argc, char **argv, const ct_config *cfg)
     if (optind < argc)
         return cli_usage_error("mosaic --plan: unexpected argument '%s'", argv[optind]);
     ct_err err;
-    json_t *rows = NULL;
-    const char *params[4] = {tier, per, overlap, cfg->queue};
-    if (cli_query_json(cfg,
-                       "SELECT coalesce(json_agg(row_to_json(p) ORDER BY p.window_index), '[]')"
-                       "  FROM products.plan_mosaics($1, $2::int, $3::int, $4) p",
-                       4, params, &rows, &err) != CT_OK)
+    cq_client *db = NULL;
+    if (cli_connect(cfg, &db, &err) != CT_OK)
         return cli_report(&err);
-    json_t *spawned = NULL;
-    if (spawn) {
+    json_t *rows = NULL, *spawned = NULL;
+    ct_code rc = ct_products_plan_mosaics(db, tier, per, overlap, cfg->queue, &rows, &err);
+    if (rc == CT_OK && spawn) {
         char abs[CT_PATH_MAX], dir[CT_PATH_MAX + 16];
-        if (ct_absolute_path(cfg->products_dir, abs, sizeof abs, &err) != CT_OK) {
-            json_decref(rows);
-            return cli_report(&err);
-        }
+        rc = ct_absolute_path(cfg->products_dir, abs, sizeof abs, &err);
         snprintf(dir, sizeof dir, "%s/mosaics", abs);
-        json_t *m = json_pack("{s:s, s:s, s:I}", "tier", tier, "out_dir", dir, "overlap",
-                              (json_int_t)atol(overlap));
-        if (per)
-            json_object_set_new(m, "per_mosaic", json_integer(atol(per)));
-        json_t *spec = json_pack("{s:o}", "mosaic", m);
-        char *spec_text = json_dumps(spec, JSON_COMPACT);
-        json_decref(spec);
-        const char *sp[2] = {cfg->queue, spec_text};
-        ct_code rc = cli_query_json(
-            cfg,
-            "SELECT coalesce(json_agg(row_to_json(s)), '[]') FROM absurd.spawn_mosaics($1, $2) s",
-            2, sp, &spawned, &err);
-        free(spec_text);
-        if (rc != CT_OK) {
-            json_decref(rows);
-            return cli_report(&err);
-        }
+        if (rc == CT_OK)
+            rc = ct_products_spawn_mosaics(db, tier, per, overlap, cfg->queue, dir, &spawned, &err);
+    }
+    cq_disconnect(db);
+    if (rc != CT_OK) {
+        json_decref(rows);
+        return cli_report(&err);
     }
     if (json) {
         cli_print_json(spawn ? json_pack("{s:o, s:o}", "plan", rows, "spawned", spawned) : rows);

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "cli_util.h"
 #include "commands.h"
+#include "products.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -40,22 +41,14 @@ int cmd_products(int argc, char **argv, const ct_config *cfg)
     }
     if (optind < argc)
         return cli_usage_error("products: unexpected argument '%s'", argv[optind]);
-    char limit_text[32];
     ct_err err;
-    snprintf(limit_text, sizeof limit_text, "%ld", limit);
-    const char *params[2] = {group, limit_text};
+    cq_client *db = NULL;
     json_t *rows = NULL;
-    if (cli_query_json(
-            cfg,
-            "SELECT coalesce(json_agg(row_to_json(x)), '[]') FROM ("
-            " SELECT i.group_id, i.image_path, i.pb_path, i.vis_path, i.nx, i.ny, i.cell_arcsec,"
-            "        i.ra_deg, i.dec_deg, i.freq_hz, i.rms_jy, i.peak_jy, i.dynamic_range,"
-            "        i.beam_major_arcsec, i.beam_minor_arcsec, i.n_vis, i.n_components, "
-            "i.qa_passed,"
-            "        i.n_writes, i.updated_at"
-            "   FROM products.images i WHERE $1::text IS NULL OR i.group_id = $1"
-            "  ORDER BY i.updated_at DESC, i.image_path LIMIT $2::bigint) x",
-            2, params, &rows, &err) != CT_OK)
+    if (cli_connect(cfg, &db, &err) != CT_OK)
+        return cli_report(&err);
+    ct_code rc = ct_products_images(db, group, limit, &rows, &err);
+    cq_disconnect(db);
+    if (rc != CT_OK)
         return cli_report(&err);
     if (json) {
         cli_print_json(rows);

@@ -14,6 +14,16 @@
 
 static int cmd_version(int argc, char **argv, const ct_config *cfg)
 {
+    /* argv[1] is "--version" when called as `contimg --version` */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: contimg version\n\nPrints the version (as `contimg --version` "
+                   "does).\n");
+            return EXIT_OK;
+        }
+        if (strcmp(argv[i], "--version") != 0)
+            return cli_usage_error("version takes no arguments, got '%s'", argv[i]);
+    }
     printf("contimg %s\n", CONTIMG_VERSION);
     return EXIT_OK;
 }

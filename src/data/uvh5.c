@@ -92,8 +92,7 @@ static const char *h5_detail(detail_buf *b)
     return b->text;
 }
 
-/* "corrupt input: PATH: WHAT (HDF5: detail)". The prefix is what callers look for until
- * error.h grows a dedicated code. */
+/* "corrupt input: PATH: WHAT (HDF5: detail)", of category CT_CAT_CORRUPT_INPUT. */
 #define CORRUPT(err, path, ...) corrupt_fail(err, path, __VA_ARGS__)
 
 static ct_code corrupt_fail(ct_err *err, const char *path, const char *fmt, ...)
@@ -108,8 +107,9 @@ static ct_code corrupt_fail(ct_err *err, const char *path, const char *fmt, ...)
     detail_buf b;
     const char *d = h5_detail(&b);
     if (*d)
-        return ct_fail(err, CT_EINVAL, "corrupt input: %s: %s (HDF5: %s)", path, what, d);
-    return ct_fail(err, CT_EINVAL, "corrupt input: %s: %s", path, what);
+        return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL, "corrupt input: %s: %s (HDF5: %s)",
+                          path, what, d);
+    return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL, "corrupt input: %s: %s", path, what);
 }
 
 static ct_code io_fail(ct_err *err, const char *path, const char *what)
@@ -855,6 +855,7 @@ static ct_code r_open(const rctx *r, const char *name, hid_t *d, ct_err *err)
 static ct_code r_shape(const rctx *r, const char *name, hid_t d, int *rank, hsize_t dims[4],
                        ct_err *err)
 {
+    *rank = -1;
     hid_t s = H5Dget_space(d);
     int n = s < 0 ? -1 : H5Sget_simple_extent_ndims(s);
     if (n >= 0 && n <= 4)
@@ -910,11 +911,11 @@ static bool shape_ok(enum shape sh, hsize_t n, int rank, const hsize_t *dims, bo
 static ct_code read_num(const rctx *r, const char *name, hid_t mtype, enum shape sh, hsize_t n,
                         void *buf, ct_err *err)
 {
-    hid_t d;
+    hid_t d = H5I_INVALID_HID; /* set by r_open on success; GCC -O3 cannot see it */
     ct_code rc = r_open(r, name, &d, err);
     if (rc != CT_OK)
         return rc;
-    int rank;
+    int rank = -1;
     hsize_t dims[4];
     bool scalar = false;
     H5T_class_t c = type_class(d, NULL);
@@ -1010,11 +1011,11 @@ static ct_code read_str(const rctx *r, const char *name, bool optional, char **o
         H5Eclear2(H5E_DEFAULT);
         return CT_OK;
     }
-    hid_t d;
+    hid_t d = H5I_INVALID_HID; /* set by r_open on success; GCC -O3 cannot see it */
     ct_code rc = r_open(r, name, &d, err);
     if (rc != CT_OK)
         return rc;
-    int rank;
+    int rank = -1;
     hsize_t dims[4];
     bool scalar;
     if ((rc = r_shape(r, name, d, &rank, dims, err)) == CT_OK) {
@@ -1030,11 +1031,11 @@ static ct_code read_str(const rctx *r, const char *name, bool optional, char **o
 /* A bool: an enum (h5py's FALSE/TRUE) or an integer; nonzero is true. */
 static ct_code read_bool(const rctx *r, const char *name, bool *out, ct_err *err)
 {
-    hid_t d;
+    hid_t d = H5I_INVALID_HID; /* set by r_open on success; GCC -O3 cannot see it */
     ct_code rc = r_open(r, name, &d, err);
     if (rc != CT_OK)
         return rc;
-    int rank;
+    int rank = -1;
     hsize_t dims[4];
     bool scalar;
     size_t size = 0;
@@ -1093,7 +1094,7 @@ static herr_t kw_cb(hid_t g, const char *name, const H5L_info_t *info, void *dat
         w->rc = CORRUPT(w->err, w->path, "Header/extra_keywords/%s cannot be opened", name);
         return -1;
     }
-    int rank;
+    int rank = -1;
     hsize_t dims[4];
     bool scalar;
     H5T_class_t c = type_class(d, NULL);
@@ -1230,10 +1231,10 @@ static ct_code read_header(ct_uvh5_file *f, hid_t g, ct_err *err)
         return rc;
 
     /* antenna_names: n fixed or variable strings. */
-    hid_t d;
+    hid_t d = H5I_INVALID_HID; /* set by r_open on success; GCC -O3 cannot see it */
     if ((rc = r_open(&r, "antenna_names", &d, err)) != CT_OK)
         return rc;
-    int rank;
+    int rank = -1;
     hsize_t dims[4];
     bool scalar;
     if ((rc = r_shape(&r, "antenna_names", d, &rank, dims, err)) == CT_OK) {
@@ -1351,7 +1352,8 @@ static ct_code open_body(ct_uvh5_file *f, ct_err *err)
         return ct_fail(err, CT_EIO, "%s: %s", f->path, strerror(errno));
     }
     if (!S_ISREG(st.st_mode))
-        return ct_fail(err, CT_EINVAL, "corrupt input: %s: not a regular file", f->path);
+        return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                          "corrupt input: %s: not a regular file", f->path);
     int fd = open(f->path, O_RDONLY);
     if (fd < 0)
         return ct_fail(err, CT_EIO, "%s: %s", f->path, strerror(errno));

@@ -329,6 +329,45 @@ static ct_code exec_stmt(cq_client *c, int s, const char *const *vals, PGresult 
     }
 }
 
+ct_code cq_query_json(cq_client *c, const char *what, const char *sql, int n,
+                      const char *const *vals, bool retry_safe, json_t **out, ct_err *err)
+{
+    double waited = 0;
+    *out = NULL;
+    for (int tries = 1;; tries++) {
+        ct_code rc = ensure_connected(c, &waited, err);
+        if (rc != CT_OK)
+            return rc;
+        PGresult *r = PQexecParams(c->conn, sql, n, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+            if (PQntuples(r) != 1 || PQnfields(r) != 1 || PQgetisnull(r, 0, 0))
+                rc = ct_fail(err, CT_EDB, "%s: the database answered %d rows, not one value", what,
+                             PQntuples(r));
+            else if (!(*out = json_loads(PQgetvalue(r, 0, 0), JSON_DECODE_ANY, NULL)))
+                rc = ct_fail(err, CT_EDB, "%s: the database answered something other than JSON",
+                             what);
+            PQclear(r);
+            return rc;
+        }
+        if (PQstatus(c->conn) != CONNECTION_OK) {
+            PQclear(r);
+            if (retry_safe && tries < MAX_STATEMENT_TRIES)
+                continue;
+            return ct_fail(err, CT_ECONNECT,
+                           "connection to the database lost during %s; its outcome is unknown",
+                           what);
+        }
+        if (is_retryable_conflict(r) && tries < MAX_STATEMENT_TRIES) {
+            PQclear(r);
+            sleep_sec(0.01 * (1 << tries));
+            continue;
+        }
+        rc = result_error(r, what, err);
+        PQclear(r);
+        return rc;
+    }
+}
+
 /* --- Decoding rows ------------------------------------------------------------ */
 
 static char *dup_or_null(const PGresult *r, int row, int col)

@@ -492,7 +492,7 @@ static ct_code read_headers(input *in, const char *const *paths, int n, ct_err *
         if (rc == CT_EINVAL) {
             char why[CT_ERRMSG_MAX]; /* ct_fail must not format err->msg into itself */
             snprintf(why, sizeof why, "%s", err->msg);
-            return ct_fail(err, CT_EINVAL, "corrupt_input: %s", why);
+            return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL, "corrupt_input: %s", why);
         }
         if (rc != CT_OK)
             return rc;
@@ -552,10 +552,10 @@ static ct_code measure_noise(MPI_Comm comm, input *in, int n, ct_err *err)
         if (scratch == NULL)
             rc = ct_fail(err, CT_ENOMEM, "mosaic: out of memory for %s", in[k].path);
         else if (!((sig[k] = mad_sigma(data, npix, scratch)) > 0))
-            rc = ct_fail(err, CT_EINVAL,
-                         "corrupt_input: %s has no noise to weight it by (no finite pixels, or "
-                         "most of them equal)",
-                         in[k].path);
+            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                            "corrupt_input: %s has no noise to weight it by (no finite pixels, or "
+                            "most of them equal)",
+                            in[k].path);
         free(scratch);
         free(data);
     }
@@ -710,6 +710,48 @@ static ct_code assemble(MPI_Comm comm, const grid *gr, const input *in, int n_in
 
 /* --- The whole ----------------------------------------------------------------------------- */
 
+ct_code ct_mosaic_opts_check(const ct_mosaic_opts *o, ct_err *err)
+{
+    if (o->tile < 16 || o->tile > CT_MOSAIC_TILE_MAX)
+        return ct_fail(err, CT_EINVAL, "mosaic: tile side %d px is outside 16..%d", o->tile,
+                       CT_MOSAIC_TILE_MAX);
+    if (!(o->cutoff > 0 && o->cutoff < 1))
+        return ct_fail(err, CT_EINVAL, "mosaic: cutoff %g is outside (0, 1)", o->cutoff);
+    if ((unsigned)o->interp > CT_MOSAIC_AREA)
+        return ct_fail(err, CT_EINVAL, "mosaic: interp must be bicubic, bilinear or area");
+    if (!(o->assemble_max_bytes >= 0))
+        return ct_fail(err, CT_EINVAL, "mosaic: assembly limit %g bytes must be >= 0",
+                       o->assemble_max_bytes);
+    return CT_OK;
+}
+
+ct_code ct_mosaic_opts_from_json(const json_t *config, ct_mosaic_opts *o, ct_err *err)
+{
+    ct_mosaic_opts_default(o);
+    if (config == NULL)
+        return CT_OK;
+    if (!json_is_object(config))
+        return ct_fail(err, CT_EINVAL, "params.config must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)config, key, v)
+    {
+        const double d = json_number_value(v);
+        if (strcmp(key, "interp") == 0 &&
+            ct_mosaic_interp_parse(json_string_value(v), &o->interp) == CT_OK)
+            continue;
+        if (strcmp(key, "tile") == 0 && json_is_number(v) && d == floor(d) && fabs(d) <= 2e9)
+            o->tile = (int)d;
+        else if (strcmp(key, "cutoff") == 0 && json_is_number(v))
+            o->cutoff = d;
+        else if (strcmp(key, "tier") != 0 && strcmp(key, "images_per_mosaic") != 0 &&
+                 strcmp(key, "overlap") != 0)
+            return ct_fail(err, CT_EINVAL,
+                           "config.%s: unknown mosaic option, or a value of the wrong type", key);
+    }
+    return ct_mosaic_opts_check(o, err);
+}
+
 static ct_code check_opts(const ct_mosaic_opts *o, int n_images, ct_err *err)
 {
     if (o == NULL || o->out_prefix == NULL || !o->out_prefix[0])
@@ -718,14 +760,7 @@ static ct_code check_opts(const ct_mosaic_opts *o, int n_images, ct_err *err)
         return ct_fail(err, CT_EINVAL, "mosaic: output prefix too long");
     if (n_images < 1)
         return ct_fail(err, CT_EINVAL, "mosaic: no input images");
-    if (o->tile < 16 || o->tile > CT_MOSAIC_TILE_MAX)
-        return ct_fail(err, CT_EINVAL, "mosaic: tile side %d px is outside 16..%d", o->tile,
-                       CT_MOSAIC_TILE_MAX);
-    if (!(o->cutoff > 0 && o->cutoff < 1))
-        return ct_fail(err, CT_EINVAL, "mosaic: cutoff %g is outside (0, 1)", o->cutoff);
-    if ((unsigned)o->interp > CT_MOSAIC_AREA)
-        return ct_fail(err, CT_EINVAL, "mosaic: unknown interpolation");
-    return CT_OK;
+    return ct_mosaic_opts_check(o, err);
 }
 
 static double now_sec(void)

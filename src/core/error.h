@@ -2,9 +2,15 @@
  * error.h -- the one error idiom of contimg.
  *
  * Every fallible function returns a ct_code and, when given a ct_err, fills it
- * with the code and a one-line message a caller can print as it is. CT_OK is
- * zero, so `if ((rc = f(..., &err)) != CT_OK)` reads naturally. The message
- * never contains credentials.
+ * with the code, a one-line message a caller can print as it is, and the
+ * failure's category: how the queue treats the work that failed (retried,
+ * dead-lettered, quarantined). The category is set where the failure is
+ * known -- ct_fail_as for damaged input, ct_fail's default from the code
+ * otherwise -- and travels as a field, never parsed back out of the text.
+ * CT_OK is zero, so `if ((rc = f(..., &err)) != CT_OK)` reads naturally. The
+ * message never contains credentials, and is valid UTF-8 whenever what was
+ * formatted into it was (a message cut at CT_ERRMSG_MAX loses its partial
+ * last character, not the JSON it is put into).
  */
 #ifndef CONTIMG_ERROR_H
 #define CONTIMG_ERROR_H
@@ -37,13 +43,25 @@ typedef enum ct_category {
 
 typedef struct ct_err {
     ct_code code;
+    ct_category category;
     char msg[CT_ERRMSG_MAX];
 } ct_err;
 
 /* Sets *err (when non-NULL) and returns code. The message is one line:
- * newlines in the formatted text are replaced by spaces. */
+ * newlines in the formatted text are replaced by spaces. The category is
+ * the code's (ct_code_category). */
 ct_code ct_fail(ct_err *err, ct_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* The same with the category given: CT_CAT_CORRUPT_INPUT where a reader
+ * finds its input damaged, for one. */
+ct_code ct_fail_as(ct_err *err, ct_category category, ct_code code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A code's category where nothing more is known: CT_EINVAL and
+ * CT_ENOTFOUND are permanent (the same input fails the same way), every
+ * other failure transient (the database, memory, the disk may recover). */
+ct_category ct_code_category(ct_code code);
 
 /* Resets *err to CT_OK with an empty message. */
 void ct_err_clear(ct_err *err);

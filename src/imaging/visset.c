@@ -57,7 +57,8 @@ ct_code ct_vis_centre_of(const ct_uvh5_header *h, ct_vis_centre *out, ct_err *er
     double tmin = INFINITY, tmax = -INFINITY;
     for (int k = 0; k < h->Nblts; k++) {
         if (!isfinite(h->time_array[k]))
-            return ct_fail(err, CT_EINVAL, "corrupt input: time_array holds a non-finite time");
+            return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                              "corrupt input: time_array holds a non-finite time");
         tmin = fmin(tmin, h->time_array[k]);
         tmax = fmax(tmax, h->time_array[k]);
     }
@@ -265,7 +266,8 @@ static ct_code epochs_make(const ct_uvh5_header *h, const geom_in *g, size_t b0,
         t[k] = h->time_array[b0 + k];
         if (!isfinite(t[k])) {
             free(t);
-            return ct_fail(err, CT_EINVAL, "corrupt input: time_array holds a non-finite time");
+            return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                              "corrupt input: time_array holds a non-finite time");
         }
     }
     qsort(t, n, sizeof *t, cmp_double);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,4 +145,22 @@ ct_code ct_remove_stale_temps(const char *dir, const char *name_prefix, size_t *
     }
     closedir(d);
     return rc;
+}
+
+ct_code ct_path_check_roots(const char *path, const char *const *roots, size_t n, ct_err *err)
+{
+    char real[PATH_MAX];
+    if (realpath(path, real) == NULL)
+        return ct_fail(err, errno == ENOENT ? CT_ENOTFOUND : CT_EIO, "%s: %s", path,
+                       strerror(errno));
+    for (size_t i = 0; i < n; i++) {
+        char root[PATH_MAX];
+        if (realpath(roots[i], root) == NULL)
+            continue;
+        size_t len = strlen(root);
+        if (strcmp(root, "/") == 0 ||
+            (strncmp(real, root, len) == 0 && (real[len] == '\0' || real[len] == '/')))
+            return CT_OK;
+    }
+    return ct_fail(err, CT_EINVAL, "%s is outside the configured data roots", path);
 }

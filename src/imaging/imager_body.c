@@ -1636,22 +1636,24 @@ ct_code CT_IMP(load)(imp *im, const double *uvw, const double complex *vis, cons
         if (!isfinite(uvw[3 * i]) || !isfinite(uvw[3 * i + 1]) || !isfinite(uvw[3 * i + 2]) ||
             fabs(uvw[3 * i]) * im->cell * im->gx > 1e12 ||
             fabs(uvw[3 * i + 1]) * im->cell * im->gy > 1e12)
-            rc = ct_fail(err, CT_EINVAL, "corrupt input: row %zu has uvw (%g, %g, %g)", i,
-                         uvw[3 * i], uvw[3 * i + 1], uvw[3 * i + 2]);
+            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                            "corrupt input: row %zu has uvw (%g, %g, %g)", i, uvw[3 * i],
+                            uvw[3 * i + 1], uvw[3 * i + 2]);
         else if (!(natural_w[i] >= 0) || isinf(natural_w[i]))
-            rc = ct_fail(err, CT_EINVAL, "corrupt input: row %zu has weight %g", i, natural_w[i]);
+            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                            "corrupt input: row %zu has weight %g", i, natural_w[i]);
         else if (natural_w[i] > 0 && (!isfinite(creal(vis[i])) || !isfinite(cimag(vis[i]))))
-            rc = ct_fail(err, CT_EINVAL,
-                         "corrupt input: row %zu has a non-finite visibility and weight %g "
-                         "(flag it)",
-                         i, natural_w[i]);
+            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                            "corrupt input: row %zu has a non-finite visibility and weight %g "
+                            "(flag it)",
+                            i, natural_w[i]);
         else if (CT_IMAGER_SINGLE && natural_w[i] > 0 &&
                  !(fmax(fmax(fabs(creal(vis[i])), fabs(cimag(vis[i]))), natural_w[i]) <= 1e30))
             /* the held rows are float32 (see wt) */
-            rc = ct_fail(err, CT_EINVAL,
-                         "corrupt input: row %zu has a visibility (%g, %g) or weight %g beyond "
-                         "single precision",
-                         i, creal(vis[i]), cimag(vis[i]), natural_w[i]);
+            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                            "corrupt input: row %zu has a visibility (%g, %g) or weight %g beyond "
+                            "single precision",
+                            i, creal(vis[i]), cimag(vis[i]), natural_w[i]);
         else if (chan[i] < 0 || chan[i] >= nchan || epoch[i] < 0 || epoch[i] >= nepoch)
             rc = ct_fail(err, CT_EINVAL, "row %zu: channel %d or epoch %d outside 0..%d, 0..%d", i,
                          chan[i], epoch[i], nchan - 1, nepoch - 1);

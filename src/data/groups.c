@@ -235,21 +235,3 @@ void ct_group_problems(const ct_group *g, char *out, size_t size)
     append_mask(out, size, "duplicated", g->duplicated);
     append_mask(out, size, "still being written", g->incomplete);
 }
-
-ct_code ct_path_check_roots(const char *path, const char *const *roots, size_t n, ct_err *err)
-{
-    char real[PATH_MAX];
-    if (realpath(path, real) == NULL)
-        return ct_fail(err, errno == ENOENT ? CT_ENOTFOUND : CT_EIO, "%s: %s", path,
-                       strerror(errno));
-    for (size_t i = 0; i < n; i++) {
-        char root[PATH_MAX];
-        if (realpath(roots[i], root) == NULL)
-            continue;
-        size_t len = strlen(root);
-        if (strcmp(root, "/") == 0 ||
-            (strncmp(real, root, len) == 0 && (real[len] == '\0' || real[len] == '/')))
-            return CT_OK;
-    }
-    return ct_fail(err, CT_EINVAL, "%s is outside the configured data roots", path);
-}

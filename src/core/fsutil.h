@@ -35,4 +35,9 @@ void ct_fsync_parent(const char *path);
 ct_code ct_remove_stale_temps(const char *dir, const char *name_prefix, size_t *removed,
                               ct_err *err);
 
+/* Whether path, resolved (symlinks and ".." followed), lies inside one of
+ * the n roots. Guards every path that arrives in task params. CT_EINVAL
+ * naming the path when it does not; CT_ENOTFOUND when it does not exist. */
+ct_code ct_path_check_roots(const char *path, const char *const *roots, size_t n, ct_err *err);
+
 #endif

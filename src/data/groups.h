@@ -64,9 +64,4 @@ void ct_groups_free(ct_group *groups, size_t n);
 bool ct_subband_name_parse(const char *name, char timestamp[CT_TIMESTAMP_LEN + 1],
                            double *unix_time, int *subband, bool *incomplete);
 
-/* Whether path, resolved (symlinks and ".." followed), lies inside one of
- * the n roots. Guards every path that arrives in task params. CT_EINVAL
- * naming the path when it does not; CT_ENOTFOUND when it does not exist. */
-ct_code ct_path_check_roots(const char *path, const char *const *roots, size_t n, ct_err *err);
-
 #endif

@@ -71,6 +71,26 @@ typedef struct ct_image_opts {
 /* CT_IMAGER_SLANT_* for "auto", "off" or "on"; -1 for anything else (NULL too). */
 int ct_image_slant_from_name(const char *name);
 
+/* CT_WEIGHT_* for "natural", "uniform" or "briggs"; -1 for anything else. */
+int ct_image_weight_from_name(const char *name);
+
+/* The one check of an option set, whoever filled it (the command line, a
+ * task's params.config, a chain's step): every bound in one place, so that
+ * what `contimg image` accepts a task accepts too. CT_EINVAL naming the
+ * option (by its params.config key) and the value. The output prefix is
+ * not checked here (a chain's config has none yet); ct_image_observation
+ * checks it too. */
+ct_code ct_image_opts_check(const ct_image_opts *o, ct_err *err);
+
+/* params.config (a JSON object; NULL: none) over the defaults, or over the
+ * successor's settings when it has "successor": true, then checked
+ * (ct_image_opts_check). Keys: size, cell_arcsec, weight ("natural",
+ * "uniform", "briggs"), robust, niter, threshold_jy, gain, mgain, epsilon,
+ * pblimit, min_uv_lambda, no_wterms, psf_double (booleans), slant ("auto",
+ * "off", "on"), successor. An unknown key, or a value of the wrong type, is
+ * refused (CT_EINVAL). out_prefix and export_vis are left NULL. */
+ct_code ct_image_opts_from_json(const json_t *config, ct_image_opts *o, ct_err *err);
+
 /* The seed pipeline's defaults (above). */
 void ct_image_opts_default(ct_image_opts *o);
 /* The continuum successor's settings: 4800 pixels of 3 arcsec, Briggs 0.5,

@@ -96,13 +96,14 @@ static ct_code open_input(const char *path, ct_uvh5_file **f, ct_err *e)
         return rc;
     char msg[CT_ERRMSG_MAX];
     snprintf(msg, sizeof msg, "%s", e->msg);
+    /* The reader's own prefix gives way to the conversion's kind. */
     static const char corrupt[] = "corrupt input: ";
+    const char *what =
+        strncmp(msg, corrupt, sizeof corrupt - 1) == 0 ? msg + sizeof corrupt - 1 : msg;
     if (rc == CT_ENOTFOUND)
         return ct_fail(e, CT_EINVAL, "incomplete_group: %s", msg);
-    if (rc == CT_EINVAL && strncmp(msg, corrupt, sizeof corrupt - 1) == 0)
-        return ct_fail(e, CT_EINVAL, "corrupt_input: %s", msg + sizeof corrupt - 1);
     if (rc == CT_EINVAL)
-        return ct_fail(e, CT_EINVAL, "corrupt_input: %s", msg);
+        return ct_fail_as(e, CT_CAT_CORRUPT_INPUT, CT_EINVAL, "corrupt_input: %s", what);
     return rc;
 }
 
@@ -339,8 +340,10 @@ static ct_code copy_data(MPI_Comm comm, const group *g, ct_uvh5_file *out, size_
             ct_code r2 = ct_uvh5_read_blts(g->f[s], start, n, svis, sfl, sns, e);
             if (r2 != CT_OK) {
                 /* A file that validated and then fails to read is an I/O failure. */
-                if (r2 == CT_EINVAL)
+                if (r2 == CT_EINVAL) {
                     e->code = CT_EIO;
+                    e->category = ct_code_category(CT_EIO);
+                }
                 rc = e->code;
                 mine = false;
                 break;

@@ -80,6 +80,17 @@ void ct_mosaic_opts_default(ct_mosaic_opts *o);
 const char *ct_mosaic_interp_name(ct_mosaic_interp interp);
 ct_code ct_mosaic_interp_parse(const char *name, ct_mosaic_interp *out);
 
+/* The one check of the options' bounds, for the command line and a task's
+ * params.config alike (the output prefix and the inputs are ct_mosaic_make's
+ * to check). CT_EINVAL naming the option. */
+ct_code ct_mosaic_opts_check(const ct_mosaic_opts *o, ct_err *err);
+
+/* params.config (NULL: none) over the defaults, then checked: tile (a whole
+ * number), cutoff, interp ("bicubic", "bilinear", "area"); the planner's
+ * keys (tier, images_per_mosaic, overlap) are a chain step's and pass
+ * untouched. Anything else, or a value of the wrong type, is CT_EINVAL. */
+ct_code ct_mosaic_opts_from_json(const json_t *config, ct_mosaic_opts *o, ct_err *err);
+
 typedef struct ct_mosaic_tile {
     int x0, y0, nx, ny; /* pixels of the mosaic (0-based, x along RA, y along Dec) */
     int rank;           /* the rank that computed it */

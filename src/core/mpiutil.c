@@ -20,18 +20,20 @@ ct_code ct_mpi_agree(MPI_Comm comm, ct_code rc, ct_err *err)
     if (first == size)
         return CT_OK;
     struct {
-        int code;
+        int code, category;
         char msg[CT_ERRMSG_MAX];
     } buf;
     memset(&buf, 0, sizeof buf);
     if (rank == first) {
         buf.code = (int)rc;
+        buf.category = err ? (int)err->category : (int)ct_code_category(rc);
         if (err)
             snprintf(buf.msg, sizeof buf.msg, "%s", err->msg);
     }
     MPI_Bcast(&buf, (int)sizeof buf, MPI_BYTE, first, comm);
     if (err) {
         err->code = (ct_code)buf.code;
+        err->category = (ct_category)buf.category;
         snprintf(err->msg, sizeof err->msg, "%s", buf.msg);
     }
     return (ct_code)buf.code;

@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
 
-#include "groups.h"
+#include "fsutil.h"
 
 #include <errno.h>
 #include <math.h>

@@ -221,6 +221,20 @@ ct_code cq_stats_get(cq_client *c, const char *queue, cq_stats **out, size_t *n,
 /* Registers a queue and its dead-letter queue (QUEUE-dlq); idempotent. */
 ct_code cq_create_queue(cq_client *c, const char *queue, ct_err *err);
 
+/* --- Other clients of the same connection -------------------------------- */
+
+/* Runs sql (parameters $1..$n as text, NULL for SQL NULL) on the queue's
+ * connection, with its policy -- a lost connection re-established within
+ * the reconnect budget, deadlocks and serialization failures retried, and
+ * the one SQLSTATE map of this client -- for a statement whose answer is
+ * one row of one JSON value, into *out (the caller decrefs). retry_safe:
+ * the statement may run again after a connection was lost mid-way (reads,
+ * idempotent writes); otherwise such a loss is CT_ECONNECT, "outcome
+ * unknown". what names it in messages. For the products client
+ * (products.h) and others of this layer; not for SQL built from input. */
+ct_code cq_query_json(cq_client *c, const char *what, const char *sql, int n,
+                      const char *const *vals, bool retry_safe, json_t **out, ct_err *err);
+
 /* --- Waiting ------------------------------------------------------------- */
 
 /* Waits up to timeout_sec for a spawn notification on `queue` (LISTENing

@@ -57,21 +57,40 @@ void ct_image_opts_successor(ct_image_opts *o)
     o->min_uv_lambda = 1000.0;
 }
 
-static ct_code check_opts(const ct_image_opts *o, ct_err *err)
+int ct_image_weight_from_name(const char *name)
 {
-    if (!o->out_prefix || !o->out_prefix[0])
-        return ct_fail(err, CT_EINVAL, "imaging: no output prefix");
+    static const char *const names[] = {[CT_WEIGHT_NATURAL] = "natural",
+                                        [CT_WEIGHT_UNIFORM] = "uniform",
+                                        [CT_WEIGHT_BRIGGS] = "briggs"};
+    for (int k = 0; name && k < (int)(sizeof names / sizeof names[0]); k++)
+        if (strcmp(name, names[k]) == 0)
+            return k;
+    return -1;
+}
+
+ct_code ct_image_opts_check(const ct_image_opts *o, ct_err *err)
+{
     if (o->size != 0 && (o->size < 2 || o->size % 2 || o->size > 1000000))
-        return ct_fail(err, CT_EINVAL, "imaging: size %d must be even and at least 2", o->size);
-    if (!(o->cell_arcsec >= 0) || isinf(o->cell_arcsec))
-        return ct_fail(err, CT_EINVAL, "imaging: cell %g arcsec must be positive", o->cell_arcsec);
-    if (o->weight == CT_WEIGHT_BRIGGS && !(o->robust >= -2 && o->robust <= 2))
+        return ct_fail(err, CT_EINVAL,
+                       "imaging: size %d must be an even number 2..1000000 "
+                       "(0: automatic)",
+                       o->size);
+    if (!(o->cell_arcsec == 0 || (o->cell_arcsec >= 1e-4 && o->cell_arcsec <= 36000)))
+        return ct_fail(err, CT_EINVAL,
+                       "imaging: cell %g arcsec must be 0.0001..36000 "
+                       "(0: automatic)",
+                       o->cell_arcsec);
+    if (o->weight != CT_WEIGHT_NATURAL && o->weight != CT_WEIGHT_UNIFORM &&
+        o->weight != CT_WEIGHT_BRIGGS)
+        return ct_fail(err, CT_EINVAL, "imaging: weight must be natural, uniform or briggs");
+    if (!(o->robust >= -2 && o->robust <= 2))
         return ct_fail(err, CT_EINVAL, "imaging: robust %g is outside [-2, 2]", o->robust);
     if (!(o->min_uv_lambda >= 0) || isinf(o->min_uv_lambda))
         return ct_fail(err, CT_EINVAL, "imaging: min uv %g lambda must be >= 0", o->min_uv_lambda);
-    if (o->niter < 0 || !(o->threshold_jy >= 0) || isinf(o->threshold_jy))
-        return ct_fail(err, CT_EINVAL, "imaging: niter %d and threshold %g must be >= 0", o->niter,
-                       o->threshold_jy);
+    if (o->niter < 0 || o->niter > 100000000)
+        return ct_fail(err, CT_EINVAL, "imaging: niter %d must be 0..100000000", o->niter);
+    if (!(o->threshold_jy >= 0) || isinf(o->threshold_jy))
+        return ct_fail(err, CT_EINVAL, "imaging: threshold %g Jy must be >= 0", o->threshold_jy);
     if (!(o->gain > 0 && o->gain <= 1) || !(o->mgain > 0 && o->mgain <= 1))
         return ct_fail(err, CT_EINVAL, "imaging: gain %g and mgain %g must be in (0, 1]", o->gain,
                        o->mgain);
@@ -81,10 +100,73 @@ static ct_code check_opts(const ct_image_opts *o, ct_err *err)
     if (o->max_major < 1)
         return ct_fail(err, CT_EINVAL, "imaging: at least one major cycle");
     if (!(o->epsilon >= 1e-14 && o->epsilon <= 1e-1))
-        return ct_fail(err, CT_EINVAL, "imaging: epsilon %g is outside [1e-14, 1e-1]", o->epsilon);
+        return ct_fail(err, CT_EINVAL, "imaging: epsilon %g is outside [1e-14, 0.1]", o->epsilon);
     if (!(o->pblimit > 0 && o->pblimit <= 1))
         return ct_fail(err, CT_EINVAL, "imaging: pblimit %g is outside (0, 1]", o->pblimit);
+    if (!(o->max_bytes >= 0) || isinf(o->max_bytes))
+        return ct_fail(err, CT_EINVAL, "imaging: max memory %g bytes must be >= 0", o->max_bytes);
+    if (o->grid_bits != 0 && o->grid_bits != 32 && o->grid_bits != 64)
+        return ct_fail(err, CT_EINVAL, "imaging: grid bits %d must be 32 or 64 (0: automatic)",
+                       o->grid_bits);
+    if (o->slant != CT_IMAGER_SLANT_AUTO && o->slant != CT_IMAGER_SLANT_OFF &&
+        o->slant != CT_IMAGER_SLANT_ON)
+        return ct_fail(err, CT_EINVAL, "imaging: slant must be auto, off or on");
     return CT_OK;
+}
+
+ct_code ct_image_opts_from_json(const json_t *config, ct_image_opts *o, ct_err *err)
+{
+    ct_image_opts_default(o);
+    if (config == NULL)
+        return CT_OK;
+    if (!json_is_object(config))
+        return ct_fail(err, CT_EINVAL, "params.config must be an object");
+    if (json_is_true(json_object_get(config, "successor")))
+        ct_image_opts_successor(o);
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)config, key, v)
+    {
+        const double d = json_number_value(v);
+        const bool num = json_is_number(v), flag = json_is_boolean(v);
+        const char *name = json_string_value(v);
+        /* Integers that a double holds exactly, and within an int. */
+        const bool whole = num && d == floor(d) && fabs(d) <= 2e9;
+        if (strcmp(key, "successor") == 0 && flag)
+            continue;
+        if (strcmp(key, "weight") == 0 && ct_image_weight_from_name(name) >= 0)
+            o->weight = (ct_weight_kind)ct_image_weight_from_name(name);
+        else if (strcmp(key, "slant") == 0 && ct_image_slant_from_name(name) >= 0)
+            o->slant = ct_image_slant_from_name(name);
+        else if (strcmp(key, "no_wterms") == 0 && flag)
+            o->no_wterms = json_is_true(v);
+        else if (strcmp(key, "psf_double") == 0 && flag)
+            o->psf_double = json_is_true(v);
+        else if (strcmp(key, "size") == 0 && whole)
+            o->size = (int)d;
+        else if (strcmp(key, "niter") == 0 && whole)
+            o->niter = (int)d;
+        else if (strcmp(key, "cell_arcsec") == 0 && num)
+            o->cell_arcsec = d;
+        else if (strcmp(key, "robust") == 0 && num)
+            o->robust = d;
+        else if (strcmp(key, "threshold_jy") == 0 && num)
+            o->threshold_jy = d;
+        else if (strcmp(key, "gain") == 0 && num)
+            o->gain = d;
+        else if (strcmp(key, "mgain") == 0 && num)
+            o->mgain = d;
+        else if (strcmp(key, "epsilon") == 0 && num)
+            o->epsilon = d;
+        else if (strcmp(key, "pblimit") == 0 && num)
+            o->pblimit = d;
+        else if (strcmp(key, "min_uv_lambda") == 0 && num)
+            o->min_uv_lambda = d;
+        else
+            return ct_fail(err, CT_EINVAL,
+                           "config.%s: unknown imaging option, or a value of the wrong type", key);
+    }
+    return ct_image_opts_check(o, err);
 }
 
 /* "YYYY-MM-DDThh:mm:ss.sss" of a UTC Julian date. */
@@ -460,7 +542,9 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     memset(res, 0, sizeof *res);
     res->ranks = size;
     res->stop_reason = "niter";
-    ct_code rc = check_opts(o, err);
+    ct_code rc = !o->out_prefix || !o->out_prefix[0]
+                     ? ct_fail(err, CT_EINVAL, "imaging: no output prefix")
+                     : ct_image_opts_check(o, err);
     if (rc == CT_OK && o->export_vis && size != 1)
         rc = ct_fail(err, CT_EINVAL, "imaging: --export-vis runs on one rank only");
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
@@ -487,7 +571,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu rows", vs.n);
     for (size_t k = 0; rc == CT_OK && k < vs.n; k++)
         if ((epoch[k] = (int)ct_vis_pointing_index(&pt, h->time_array[vs.blt[k]])) < 0)
-            rc = ct_fail(err, CT_EINVAL, "corrupt input: baseline-time %zu has no time", vs.blt[k]);
+            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                            "corrupt input: baseline-time %zu has no time", vs.blt[k]);
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         goto out;
     /* What the imager does not need goes now: the rows are most of the memory. */

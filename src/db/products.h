@@ -1,0 +1,42 @@
+/*
+ * products.h -- the client of the products tables (sql/0002_products.sql,
+ * sql/0003_mosaics.sql): what the pipeline has made, and the mosaic planner.
+ *
+ * Owns the SQL of every read of products.* and of the planner's functions
+ * outside the engine's commit (absurd.commit_task writes the rows); the
+ * command line and any later front door (an HTTP API) go through it, over
+ * the queue client's connection and its one policy for lost connections
+ * and SQLSTATEs (queue.h, cq_query_json). Rows come back as JSON arrays of
+ * objects, the columns' names as keys.
+ */
+#ifndef CONTIMG_PRODUCTS_H
+#define CONTIMG_PRODUCTS_H
+
+#include "error.h"
+#include "queue.h"
+
+#include <jansson.h>
+
+/* The images registered (products.images), newest first: group_id,
+ * image_path, pb_path, vis_path, nx, ny, cell_arcsec, ra_deg, dec_deg,
+ * freq_hz, rms_jy, peak_jy, dynamic_range, beam_major_arcsec,
+ * beam_minor_arcsec, n_vis, n_components, qa_passed, n_writes, updated_at;
+ * of one group (NULL: all), at most limit (>= 1) rows. */
+ct_code ct_products_images(cq_client *c, const char *group, long limit, json_t **rows, ct_err *err);
+
+/* The mosaic planner's windows over the registered images that passed QA
+ * (products.plan_mosaics): tier "quicklook", "science" or "deep";
+ * per_mosaic images a window (0: the tier's most) overlapping by overlap;
+ * in window order: mosaic_id, window_index, n_images, complete,
+ * first_group, last_group, ... CT_EINVAL for values the planner refuses. */
+ct_code ct_products_plan_mosaics(cq_client *c, const char *tier, long per_mosaic, long overlap,
+                                 const char *queue, json_t **rows, ct_err *err);
+
+/* Spawns a create-mosaic task on queue for each complete window not yet
+ * mosaicked (absurd.spawn_mosaics; keyed by mosaic id, so a second call
+ * spawns nothing twice), writing under out_dir: the spawned tasks' rows. */
+ct_code ct_products_spawn_mosaics(cq_client *c, const char *tier, long per_mosaic, long overlap,
+                                  const char *queue, const char *out_dir, json_t **rows,
+                                  ct_err *err);
+
+#endif
