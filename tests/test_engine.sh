@@ -54,6 +54,27 @@ check "contimg mosaic --plan lists both windows complete, and --spawn adds nothi
      [ "$(q "SELECT count(*) FROM absurd.tasks WHERE task_name = '"'"'create-mosaic'"'"'")" = 2 ]'
 check "the planner refuses a window larger than its tier" \
     '! "$CONTIMG" mosaic --plan --tier quicklook --per-mosaic 11 2>/dev/null'
+# contimg products reads every products table through the products client (products.h):
+# the same rows as SQL, a group's mosaics being those that cover it.
+rows_of() { # rows_of FIELD...: "f1 f2,f1 f2,..." of the JSON rows on stdin, sorted
+    /usr/bin/python3 -c 'import json, sys
+rows = json.load(sys.stdin)
+text = lambda v: str(v).lower() if isinstance(v, bool) else str(v)
+print(",".join(sorted(" ".join(text(r[f]) for f in sys.argv[1:]) for r in rows)))' "$@"
+}
+vis_cli=$("$CONTIMG" products --kind visibilities --json | rows_of group_id qa_passed)
+vis_sql=$(q "SELECT string_agg(group_id || ' ' || qa_passed, ',' ORDER BY group_id) FROM products.visibilities")
+check "contimg products --kind visibilities: the converted groups, as SQL has them" \
+    '[ -n "$vis_sql" ] && [ "$vis_cli" = "$vis_sql" ]'
+mos_g=$("$CONTIMG" products --kind mosaics --group 2026-11-22T10:00:00 --json | rows_of mosaic_id)
+mos_all=$("$CONTIMG" products --kind mosaics --json | rows_of mosaic_id)
+check "contimg products --kind mosaics: both, and of the first group only the one covering it" \
+    '[ "$mos_g" = "$m1" ] && [ "$mos_all" = "$m1,$m2" ]'
+cal=$("$CONTIMG" products --kind caltables --json)
+"$CONTIMG" products --kind bogus >/dev/null 2>&1
+bogus=$?
+check "contimg products --kind caltables is empty, and a bogus kind exits 2" \
+    '[ "$cal" = "[]" ] && [ $bogus -eq 2 ]'
 
 check "imaging tasks were spawned by the commit of their convert task, which they depend on" \
     '[ "$(q "SELECT count(*) FROM absurd.tasks i JOIN absurd.tasks c ON i.depends_on = ARRAY[c.task_id]

@@ -3,22 +3,64 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-ct_code ct_products_images(cq_client *c, const char *group, long limit, json_t **rows, ct_err *err)
+static const char *const kind_names[] = {[CT_PRODUCTS_IMAGES] = "images",
+                                         [CT_PRODUCTS_VISIBILITIES] = "visibilities",
+                                         [CT_PRODUCTS_MOSAICS] = "mosaics",
+                                         [CT_PRODUCTS_CALTABLES] = "caltables"};
+
+const char *ct_products_kind_name(ct_products_kind kind)
 {
-    char limit_text[32];
+    return (size_t)kind < sizeof kind_names / sizeof kind_names[0] ? kind_names[kind] : "?";
+}
+
+ct_code ct_products_kind_parse(const char *name, ct_products_kind *out)
+{
+    for (size_t k = 0; name && k < sizeof kind_names / sizeof kind_names[0]; k++)
+        if (strcmp(name, kind_names[k]) == 0) {
+            *out = (ct_products_kind)k;
+            return CT_OK;
+        }
+    return CT_EINVAL;
+}
+
+ct_code ct_products_list(cq_client *c, ct_products_kind kind, const char *group, long limit,
+                         json_t **rows, ct_err *err)
+{
+    /* Each table's rows of a group, newest first; the tables and their keys
+     * are this file's own text, never input. */
+    static const char *const sql[] = {
+        [CT_PRODUCTS_IMAGES] =
+            "SELECT coalesce(json_agg(row_to_json(x)), '[]') FROM ("
+            " SELECT i.group_id, i.image_path, i.pb_path, i.vis_path, i.nx, i.ny, i.cell_arcsec,"
+            "        i.ra_deg, i.dec_deg, i.freq_hz, i.rms_jy, i.peak_jy, i.dynamic_range,"
+            "        i.beam_major_arcsec, i.beam_minor_arcsec, i.n_vis, i.n_components,"
+            "        i.qa_passed, i.n_writes, i.updated_at"
+            "   FROM products.images i WHERE $1::text IS NULL OR i.group_id = $1"
+            "  ORDER BY i.updated_at DESC, i.image_path LIMIT $2::bigint) x",
+        [CT_PRODUCTS_VISIBILITIES] =
+            "SELECT coalesce(json_agg(row_to_json(x)), '[]') FROM ("
+            " SELECT v.* FROM products.visibilities v WHERE $1::text IS NULL OR v.group_id = $1"
+            "  ORDER BY v.updated_at DESC, v.group_id LIMIT $2::bigint) x",
+        [CT_PRODUCTS_MOSAICS] =
+            "SELECT coalesce(json_agg(row_to_json(x)), '[]') FROM ("
+            " SELECT m.* FROM products.mosaics m WHERE $1::text IS NULL OR $1 = ANY (m.groups)"
+            "  ORDER BY m.updated_at DESC, m.mosaic_id LIMIT $2::bigint) x",
+        [CT_PRODUCTS_CALTABLES] =
+            "SELECT coalesce(json_agg(row_to_json(x)), '[]') FROM ("
+            " SELECT t.* FROM products.caltables t WHERE $1::text IS NULL OR t.group_id = $1"
+            "  ORDER BY t.updated_at DESC, t.path LIMIT $2::bigint) x",
+    };
+    if ((size_t)kind >= sizeof sql / sizeof sql[0])
+        return ct_fail(err, CT_EINVAL, "products: no such table");
+    if (limit < 1)
+        return ct_fail(err, CT_EINVAL, "products: limit %ld must be >= 1", limit);
+    char limit_text[32], what[64];
     snprintf(limit_text, sizeof limit_text, "%ld", limit);
+    snprintf(what, sizeof what, "products.%s", kind_names[kind]);
     const char *params[2] = {group, limit_text};
-    return cq_query_json(
-        c, "products.images",
-        "SELECT coalesce(json_agg(row_to_json(x)), '[]') FROM ("
-        " SELECT i.group_id, i.image_path, i.pb_path, i.vis_path, i.nx, i.ny, i.cell_arcsec,"
-        "        i.ra_deg, i.dec_deg, i.freq_hz, i.rms_jy, i.peak_jy, i.dynamic_range,"
-        "        i.beam_major_arcsec, i.beam_minor_arcsec, i.n_vis, i.n_components, i.qa_passed,"
-        "        i.n_writes, i.updated_at"
-        "   FROM products.images i WHERE $1::text IS NULL OR i.group_id = $1"
-        "  ORDER BY i.updated_at DESC, i.image_path LIMIT $2::bigint) x",
-        2, params, true, rows, err);
+    return cq_query_json(c, what, sql[kind], 2, params, true, rows, err);
 }
 
 ct_code ct_products_plan_mosaics(cq_client *c, const char *tier, long per_mosaic, long overlap,

@@ -17,12 +17,27 @@
 
 #include <jansson.h>
 
-/* The images registered (products.images), newest first: group_id,
- * image_path, pb_path, vis_path, nx, ny, cell_arcsec, ra_deg, dec_deg,
- * freq_hz, rms_jy, peak_jy, dynamic_range, beam_major_arcsec,
- * beam_minor_arcsec, n_vis, n_components, qa_passed, n_writes, updated_at;
- * of one group (NULL: all), at most limit (>= 1) rows. */
-ct_code ct_products_images(cq_client *c, const char *group, long limit, json_t **rows, ct_err *err);
+/* The products tables. */
+typedef enum ct_products_kind {
+    CT_PRODUCTS_IMAGES,       /* products.images: a restored image and its QA */
+    CT_PRODUCTS_VISIBILITIES, /* products.visibilities: a converted observation */
+    CT_PRODUCTS_MOSAICS,      /* products.mosaics */
+    CT_PRODUCTS_CALTABLES,    /* products.caltables */
+} ct_products_kind;
+
+/* "images", "visibilities", "mosaics", "caltables" <-> the kind; parse
+ * returns CT_EINVAL for another name. */
+const char *ct_products_kind_name(ct_products_kind kind);
+ct_code ct_products_kind_parse(const char *name, ct_products_kind *out);
+
+/* The rows of one products table, newest first (updated_at), every column
+ * (images: group_id, image_path, pb_path, vis_path, nx, ny, cell_arcsec,
+ * ra_deg, dec_deg, freq_hz, rms_jy, peak_jy, dynamic_range,
+ * beam_major_arcsec, beam_minor_arcsec, n_vis, n_components, qa_passed,
+ * n_writes, updated_at); of one observation group (NULL: all; a mosaic is
+ * of every group it covers), at most limit (>= 1) rows. */
+ct_code ct_products_list(cq_client *c, ct_products_kind kind, const char *group, long limit,
+                         json_t **rows, ct_err *err);
 
 /* The mosaic planner's windows over the registered images that passed QA
  * (products.plan_mosaics): tier "quicklook", "science" or "deep";
