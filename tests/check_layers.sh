@@ -12,6 +12,7 @@
 #   src/core     errors, config, files, processes, MPI   -> (none of ours)
 #   src/db       PostgreSQL, migrations, queue            -> core
 #   src/data     UVH5, FITS, groups, array, sky           -> core
+#   src/calibration  antenna gains: solve, caltable, apply -> data, core
 #   src/imaging  visibilities to images                   -> data, core
 #   src/mosaic   images to mosaics                        -> imaging, data, core
 #   mpi          the engine, stages, chains               -> all but cli
@@ -33,15 +34,16 @@ if [ "${1:-}" = --self-test ]; then
 fi
 src=${1:?usage: check_layers.sh [--self-test] SOURCE_DIR}
 
-layers=(src/core src/db src/data src/imaging src/mosaic mpi src/cli)
+layers=(src/core src/db src/data src/calibration src/imaging src/mosaic mpi src/cli)
 allowed() { # allowed LAYER: the layers whose headers LAYER may include
     case $1 in
     src/core) echo "src/core" ;;
     src/db) echo "src/db src/core" ;;
     src/data) echo "src/data src/core" ;;
+    src/calibration) echo "src/calibration src/data src/core" ;;
     src/imaging) echo "src/imaging src/data src/core" ;;
     src/mosaic) echo "src/mosaic src/imaging src/data src/core" ;;
-    mpi) echo "mpi src/mosaic src/imaging src/data src/db src/core" ;;
+    mpi) echo "mpi src/mosaic src/imaging src/calibration src/data src/db src/core" ;;
     src/cli) echo "${layers[*]}" ;;
     esac
 }
@@ -117,6 +119,7 @@ plant() { # plant DESCRIPTION FILE LINE: the copy with LINE added to FILE must f
 }
 plant "science including the queue" src/imaging/clean.c '#include "queue.h"'
 plant "science including libpq" src/data/uvh5.c '#include <libpq-fe.h>'
+plant "calibration including the imager" src/calibration/calibration.c '#include "imager.h"'
 plant "the database including HDF5" src/db/queue.c '#include <hdf5.h>'
 plant "the database including FFTW" src/db/migrate.c '#include <fftw3.h>'
 plant "the database including science" src/db/database.c '#include "imager.h"'

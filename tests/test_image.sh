@@ -13,11 +13,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPIRUN=(mpirun -q --allow-run-as-root --oversubscribe)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-failed=0
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL: $*" >&2
-}
+# shellcheck source=tests/cli_lib.sh
+. "$HERE/cli_lib.sh"
 run() { # run DESCRIPTION COMMAND... (must exit 0)
     local what=$1
     shift
@@ -136,16 +133,9 @@ print("ok   default geometry: %d px of %.2f arcsec, %.2f px across the %.1f arcs
 ' "$T/dflt.json" "$T/dflt-image-pb.fits"
 
 # ---- bad input: categorized errors, no files left ---------------------------------------------
-expect() { # expect CODE PATTERN DESCRIPTION COMMAND...
-    local code=$1 pat=$2 what=$3
-    shift 3
-    "$@" >"$T/bad.out" 2>"$T/bad.err"
-    local rc=$?
-    if [ $rc -ne "$code" ] || ! grep -q -- "$pat" "$T/bad.err"; then
-        bad "$what: exit $rc (wanted $code), stderr: $(cat "$T/bad.err")"
-    else
-        echo "ok   $what: exit $rc: $(head -c 150 "$T/bad.err")"
-    fi
+expect() { # expect CODE PATTERN DESCRIPTION COMMAND...: refused, and no files left
+    expect_exit "$@"
+    local what=$3
     if ls "$T"/bad-*.fits >/dev/null 2>&1 || ls "$T"/bad-*.tmp* >/dev/null 2>&1; then
         bad "$what: files were left behind"
         rm -f "$T"/bad-*

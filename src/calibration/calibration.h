@@ -1,0 +1,107 @@
+/*
+ * calibration.h -- antenna gains solved on a calibrator observation, kept in a
+ * self-describing caltable, and applied to another observation.
+ *
+ * The model. Each antenna a and feed p (X, Y) multiplies what it receives by a
+ * complex gain J, so a correlation of feeds p of antenna i and q of antenna j
+ * is V_ij = J_i,p V_true J_j,q^*. J is kept as two factors, J = B(channel) G(time):
+ * the bandpass B per channel over the whole calibrator observation (it carries
+ * the antenna's mean gain, its bandpass ripple and its delay), and the gain G per
+ * solution interval, relative to B (near 1: what drifts within the observation).
+ * The delay K of each antenna and feed is the slope of B's phase across the band,
+ * fitted after the solve: a figure of merit and a check, not a third factor.
+ *
+ * The solver. For each channel and feed (B), then for each interval and feed (G,
+ * on data divided by B), the sums over the observation's samples of w V conj(M),
+ * w |M|^2 and w |V|^2 per baseline (M the sky model's visibility, w the sample's
+ * weight) are formed once, and StefCal -- alternating least squares over the
+ * antennas, each step the exact minimizer of the weighted residual for one
+ * antenna with the others fixed, every second step averaged with the last --
+ * iterates on those sums: its cost is independent of the number of samples, and
+ * it needs neither derivatives nor a linear solve (why not Levenberg-Marquardt:
+ * the same answer for diagonal gains at a fraction of the work;
+ * docs/calibration.md). Phases are referred to the reference antenna. A
+ * solution's SNR is |g| over its standard error, from the fit's residual and the
+ * model power the antenna sees; below min_snr, or with no data, it is flagged.
+ *
+ * One rank for now: a calibrator observation's sums are a few hundred MB at most.
+ */
+#ifndef CONTIMG_CALIBRATION_H
+#define CONTIMG_CALIBRATION_H
+
+#include "error.h"
+#include "sky.h"
+
+#include <complex.h>
+#include <stddef.h>
+
+/* The feeds a caltable holds: X and Y (AIPS polarizations -5 XX, -6 YY). */
+#define CT_CAL_NFEEDS 2
+
+typedef struct ct_cal_opts {
+    const ct_source *model; /* the calibrator field: ICRS points, fluxes at 1.4 GHz */
+    size_t n_model;
+    int refant;        /* antenna number of the phase reference; -1: the first with data */
+    double solint_sec; /* G's interval; 0: no G (the bandpass alone) */
+    double min_snr;    /* solutions below it are flagged (3) */
+    int max_iter;      /* StefCal iterations at most (300) */
+    double tol;        /* convergence: largest relative change of a gain (1e-10) */
+} ct_cal_opts;
+
+void ct_cal_opts_default(ct_cal_opts *o);
+
+/* Solutions, as solved or as read back. Arrays are row-major, [.][antenna][feed];
+ * antennas are indexed by antenna number (0..nant-1). */
+typedef struct ct_caltable {
+    int nant, nchan, ntime;
+    double *freq_hz;          /* [nchan] */
+    double complex *bandpass; /* [nchan][nant][feed] */
+    unsigned char *bp_flag;   /* [nchan][nant][feed]: 1 = no usable solution */
+    double *bp_snr;           /* [nchan][nant][feed] */
+    double *time_jd;          /* [ntime]: the centres of G's intervals */
+    double complex *gain;     /* [ntime][nant][feed]; ntime 1 of unit gains without G */
+    unsigned char *g_flag;    /* [ntime][nant][feed] */
+    double *delay_ns;         /* [nant][feed]: B's phase slope (NaN when too few channels) */
+    int refant;
+    double solint_sec;
+    double t_start_jd, t_end_jd; /* the calibrator observation */
+    double rms_jy;               /* the bandpass fit's residual per unit weight */
+    int iterations;              /* the most StefCal took for one solution */
+    char source[96];             /* a label: the file's object name, or "model" */
+} ct_caltable;
+
+void ct_caltable_free(ct_caltable *t);
+
+/* Allocates the arrays of a table of nchan channels, nant antennas and ntime
+ * intervals (t's other fields untouched; contents undefined). CT_ENOMEM with
+ * nothing left allocated when one cannot be had. */
+ct_code ct_caltable_alloc(ct_caltable *t, int nchan, int nant, int ntime, ct_err *err);
+
+/* Solves B (and G with a solint) on the calibrator observation vispath (UVH5)
+ * against o->model. CT_EINVAL for bad options or a file without XX and YY,
+ * "corrupt input" (category) for damaged data, "no data" when nothing usable. */
+ct_code ct_cal_solve(const char *vispath, const ct_cal_opts *o, ct_caltable *out, ct_err *err);
+
+/* The caltable as HDF5 (docs/calibration.md has the layout; h5py reads it),
+ * written under a temporary name and renamed onto path. */
+ct_code ct_caltable_write(const char *path, const ct_caltable *t, ct_err *err);
+/* Reads one back; CT_ENOTFOUND when nothing is at path, corrupt input when it is
+ * not a caltable of this format. */
+ct_code ct_caltable_read(const char *path, ct_caltable *t, ct_err *err);
+
+typedef struct ct_cal_apply_result {
+    size_t n_samples;        /* correlations written */
+    size_t n_flagged_by_cal; /* newly flagged: their antenna's solution was flagged */
+    double seconds;
+} ct_cal_apply_result;
+
+/* Writes outpath (UVH5, the same header and layout as vispath, atomically):
+ * each correlation divided by J_i,p conj(J_j,q), its nsamples multiplied by
+ * |J_i,p J_j,q|^2 (its noise weight), and flagged where a solution it needs is
+ * flagged. G is taken from the interval nearest in time (the nearest end outside
+ * the calibrator's span). The observation's channels must be the caltable's
+ * (to 1 kHz); CT_EINVAL otherwise. */
+ct_code ct_cal_apply(const char *vispath, const ct_caltable *t, const char *outpath,
+                     ct_cal_apply_result *res, ct_err *err);
+
+#endif

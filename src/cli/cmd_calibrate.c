@@ -1,0 +1,228 @@
+/* cmd_calibrate.c -- `contimg calibrate solve|apply`: antenna gains from a
+ * calibrator observation, and their application to another (calibration.h). */
+#define _GNU_SOURCE
+#include "calibration.h"
+#include "cli_util.h"
+#include "commands.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char solve_usage[] =
+    "usage: contimg calibrate solve VISFILE --out PREFIX --model RA,DEC,FLUX_JY[,SPECTRAL_INDEX]\n"
+    "                               [--model ...] [--refant N] [--solint SECONDS] [--min-snr X]\n"
+    "                               [--json]\n\n"
+    "Solves each antenna's complex gain per feed (X, Y) on the calibrator observation VISFILE\n"
+    "(UVH5) against the model -- point sources at RA, DEC (ICRS degrees) with their flux at\n"
+    "1.4 GHz and spectral index (default 0) -- by StefCal: the bandpass per channel over the\n"
+    "whole observation, then, with --solint, the gain per interval relative to it; the delay\n"
+    "per antenna is fitted to the bandpass phase. Writes PREFIX.cal.h5 (HDF5, atomically;\n"
+    "docs/calibration.md). Solutions below --min-snr (default 3) are flagged.\n\n"
+    "  --refant N     the phase reference antenna (default: the first with data)\n"
+    "  --solint S     the gain interval in seconds (default 0: the bandpass alone)\n\n"
+    "Exit 2 for bad options, corrupt input or no usable data; 4 for a missing file.";
+
+static const char apply_usage[] =
+    "usage: contimg calibrate apply VISFILE --cal PREFIX --out CALIBRATED [--json]\n\n"
+    "Writes CALIBRATED (UVH5, the same header and layout as VISFILE, atomically): every\n"
+    "correlation divided by its antennas' gains, its weight (nsamples) scaled to match, and\n"
+    "flagged where a solution it needs is flagged. PREFIX names the caltable PREFIX.cal.h5\n"
+    "(or give the .h5 path itself). The channels must be the caltable's.\n\n"
+    "Exit 2 for bad options, corrupt input or channels that differ; 4 for a missing file.";
+
+/* PREFIX.cal.h5, or the path itself when it already names an .h5 file. */
+static void table_path(const char *prefix, char *out, size_t size)
+{
+    const size_t n = strlen(prefix);
+    if (n > 3 && strcmp(prefix + n - 3, ".h5") == 0)
+        snprintf(out, size, "%s", prefix);
+    else
+        snprintf(out, size, "%s.cal.h5", prefix);
+}
+
+/* RA,DEC,FLUX[,SI] in degrees and Jy. */
+static bool parse_model(const char *s, ct_source *out)
+{
+    double v[4] = {0, 0, 0, 0};
+    int n = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (n >= 4 || !cli_parse_double(tok, -1e6, 1e6, &v[n]))
+            return false;
+        n++;
+    }
+    if (n < 3 || !(v[0] >= 0 && v[0] < 360) || !(fabs(v[1]) <= 90) || !(v[2] > 0))
+        return false;
+    out->ra_rad = v[0] * M_PI / 180.0;
+    out->dec_rad = v[1] * M_PI / 180.0;
+    out->flux_jy = v[2];
+    out->spectral_index = v[3];
+    return true;
+}
+
+static int solve(int argc, char **argv, const ct_config *cfg)
+{
+    (void)cfg;
+    static const struct option opts[] = {
+        {"out", required_argument, NULL, 'o'},     {"model", required_argument, NULL, 'm'},
+        {"refant", required_argument, NULL, 'r'},  {"solint", required_argument, NULL, 's'},
+        {"min-snr", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0}};
+    ct_cal_opts o;
+    ct_cal_opts_default(&o);
+    ct_source model[64];
+    size_t n_model = 0;
+    const char *prefix = NULL;
+    bool json = false;
+    long v;
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': printf("%s\n", solve_usage); return EXIT_OK;
+        case 'o': prefix = optarg; break;
+        case 'm':
+            if (n_model >= sizeof model / sizeof model[0] || !parse_model(optarg, &model[n_model]))
+                return cli_usage_error("--model must be RA,DEC,FLUX_JY[,SPECTRAL_INDEX] (degrees, "
+                                       "RA 0..360, flux > 0; at most 64), got '%s'",
+                                       optarg);
+            n_model++;
+            break;
+        case 'r':
+            if (!cli_parse_long(optarg, 0, 100000, &v))
+                return cli_usage_error("--refant must be an antenna number, got '%s'", optarg);
+            o.refant = (int)v;
+            break;
+        case 's':
+            if (!cli_parse_double(optarg, 0, 1e6, &o.solint_sec))
+                return cli_usage_error("--solint must be 0..1e6 seconds, got '%s'", optarg);
+            break;
+        case 'n':
+            if (!cli_parse_double(optarg, 0, 1e9, &o.min_snr))
+                return cli_usage_error("--min-snr must be >= 0, got '%s'", optarg);
+            break;
+        case 'j': json = true; break;
+        case ':': return cli_usage_error("calibrate solve: %s needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("calibrate solve: unknown option '%s'; see --help",
+                                   argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("calibrate solve: give exactly one VISFILE; see --help");
+    if (!prefix)
+        return cli_usage_error("calibrate solve: --out PREFIX is required");
+    if (n_model == 0)
+        return cli_usage_error("calibrate solve: give the calibrator's --model RA,DEC,FLUX");
+    o.model = model;
+    o.n_model = n_model;
+    char path[4200];
+    table_path(prefix, path, sizeof path);
+    ct_caltable t;
+    ct_err err;
+    if (ct_cal_solve(argv[optind], &o, &t, &err) != CT_OK)
+        return cli_report(&err);
+    if (ct_caltable_write(path, &t, &err) != CT_OK) {
+        ct_caltable_free(&t);
+        return cli_report(&err);
+    }
+    size_t nbp = (size_t)t.nchan * (size_t)t.nant * CT_CAL_NFEEDS, flagged = 0, ants = 0;
+    for (size_t k = 0; k < nbp; k++)
+        flagged += t.bp_flag[k];
+    for (int a = 0; a < t.nant; a++) {
+        bool any = false;
+        for (int c = 0; c < t.nchan && !any; c++)
+            any = !t.bp_flag[((size_t)c * t.nant + a) * CT_CAL_NFEEDS];
+        ants += any;
+    }
+    if (json) {
+        json_t *delays = json_array();
+        for (int a = 0; a < t.nant; a++)
+            for (int p = 0; p < CT_CAL_NFEEDS; p++) {
+                const double d = t.delay_ns[(size_t)a * CT_CAL_NFEEDS + p];
+                json_array_append_new(delays, isfinite(d) ? json_real(d) : json_null());
+            }
+        cli_print_json(json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:I, s:I, s:f, s:i, s:o}",
+                                 "caltable", path, "source", t.source, "antennas", (int)ants,
+                                 "channels", t.nchan, "intervals", t.ntime, "refant", t.refant,
+                                 "solint_sec", t.solint_sec, "solutions", (json_int_t)nbp,
+                                 "flagged", (json_int_t)flagged, "rms_jy", t.rms_jy, "iterations",
+                                 t.iterations, "delay_ns", delays));
+    } else {
+        printf("%s\n", path);
+        printf("solved: %zu antennas x %d channels x 2 feeds (%zu of %zu flagged), %d interval(s); "
+               "fit rms %.4g Jy, at most %d iterations\n",
+               ants, t.nchan, flagged, nbp, t.ntime, t.rms_jy, t.iterations);
+    }
+    ct_caltable_free(&t);
+    return EXIT_OK;
+}
+
+static int apply(int argc, char **argv, const ct_config *cfg)
+{
+    (void)cfg;
+    static const struct option opts[] = {{"cal", required_argument, NULL, 'c'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *cal = NULL, *out = NULL;
+    bool json = false;
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': printf("%s\n", apply_usage); return EXIT_OK;
+        case 'c': cal = optarg; break;
+        case 'o': out = optarg; break;
+        case 'j': json = true; break;
+        case ':': return cli_usage_error("calibrate apply: %s needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("calibrate apply: unknown option '%s'; see --help",
+                                   argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("calibrate apply: give exactly one VISFILE; see --help");
+    if (!cal || !out)
+        return cli_usage_error("calibrate apply: --cal PREFIX and --out CALIBRATED are required");
+    if (strcmp(out, argv[optind]) == 0)
+        return cli_usage_error("calibrate apply: --out must not be the input");
+    char path[4200];
+    table_path(cal, path, sizeof path);
+    ct_caltable t;
+    ct_err err;
+    if (ct_caltable_read(path, &t, &err) != CT_OK)
+        return cli_report(&err);
+    ct_cal_apply_result r;
+    ct_code rc = ct_cal_apply(argv[optind], &t, out, &r, &err);
+    ct_caltable_free(&t);
+    if (rc != CT_OK)
+        return cli_report(&err);
+    if (json)
+        cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:f}", "path", out, "caltable", path,
+                                 "n_samples", (json_int_t)r.n_samples, "n_flagged_by_cal",
+                                 (json_int_t)r.n_flagged_by_cal, "seconds", r.seconds));
+    else
+        printf("%s\ncalibrated: %zu correlations, %zu newly flagged, %.2f s\n", out, r.n_samples,
+               r.n_flagged_by_cal, r.seconds);
+    return EXIT_OK;
+}
+
+int cmd_calibrate(int argc, char **argv, const ct_config *cfg)
+{
+    static const cli_command subs[] = {
+        {"solve", "solve the bandpass (and gains) on a calibrator observation", solve},
+        {"apply", "apply a caltable to an observation", apply},
+        {NULL, NULL, NULL},
+    };
+    return cli_dispatch("contimg calibrate", "usage: contimg calibrate COMMAND", subs, argc, argv,
+                        cfg);
+}

@@ -1,0 +1,64 @@
+/*
+ * check_caltable.c -- a caltable's bandpass against the gains the simulator
+ * applied (simulate.h, ct_sim_gain), phases referred to the table's reference
+ * antenna as the solver refers them.
+ *
+ *   check_caltable CALTABLE GAINS_SEED MAX_AMP_ERR MAX_PHASE_DEG [MIN_ANTENNAS]
+ *
+ * Prints the largest amplitude (relative) and phase (degrees) error over the
+ * unflagged solutions; exits 0 when both are within the bounds and at least
+ * MIN_ANTENNAS antennas (default 1) have solutions, 1 otherwise, 2 on misuse.
+ */
+#define _GNU_SOURCE
+#include "calibration.h"
+#include "simulate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(int argc, char **argv)
+{
+    if (argc < 5)
+        return 2;
+    const unsigned long long seed = strtoull(argv[2], NULL, 10);
+    const double max_amp = atof(argv[3]), max_deg = atof(argv[4]);
+    const int min_ants = argc > 5 ? atoi(argv[5]) : 1;
+    ct_caltable t;
+    ct_err err;
+    if (ct_caltable_read(argv[1], &t, &err) != CT_OK) {
+        fprintf(stderr, "check_caltable: %s\n", err.msg);
+        return 2;
+    }
+    /* The reference: the table's, or the first antenna with a solution. */
+    int ref = -1;
+    for (int a = 0; a < t.nant && ref < 0; a++)
+        if ((t.refant < 0 || a == t.refant) && !t.bp_flag[(size_t)a * CT_CAL_NFEEDS])
+            ref = a;
+    double worst_amp = 0, worst_deg = 0;
+    int ants = 0;
+    size_t n = 0;
+    for (int a = 0; a < t.nant; a++) {
+        int any = 0;
+        for (int c = 0; c < t.nchan; c++)
+            for (int p = 0; p < CT_CAL_NFEEDS; p++) {
+                const size_t k = ((size_t)c * t.nant + a) * CT_CAL_NFEEDS + p;
+                if (t.bp_flag[k])
+                    continue;
+                const double complex truth = ct_sim_gain(seed, a, t.freq_hz[c]),
+                                     rtruth = ct_sim_gain(seed, ref, t.freq_hz[c]);
+                const double complex want = truth * conj(rtruth) / cabs(rtruth);
+                const double complex got = t.bandpass[k] * t.gain[(size_t)a * CT_CAL_NFEEDS + p];
+                worst_amp = fmax(worst_amp, fabs(cabs(got) / cabs(want) - 1));
+                worst_deg = fmax(worst_deg, fabs(carg(got * conj(want))) * 180 / M_PI);
+                any = 1;
+                n++;
+            }
+        ants += any;
+    }
+    printf("%s: %zu solutions of %d antennas (reference %d): amplitude within %.3g %%, phase "
+           "within %.3g deg\n",
+           argv[1], n, ants, ref, 100 * worst_amp, worst_deg);
+    ct_caltable_free(&t);
+    return worst_amp <= max_amp && worst_deg <= max_deg && ants >= min_ants ? 0 : 1;
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# test_calibration.sh -- `contimg calibrate` on simulated data whose antennas the
+# simulator corrupted (amplitudes 0.9-1.1, any phase, a 5 % bandpass ripple and a
+# phase slope across the band: a delay), as a calibration stage meets them.
+#
+#   bash tests/test_calibration.sh /path/to/contimg /path/to/check_caltable VENV_PYTHON
+#
+# VENV_PYTHON: the test venv's python (the pyuvdata fixture's, with h5py).
+# 1. A calibrator transit (10 Jy at the pointing): the solved bandpass against the
+#    simulator's own gains, within 1 % in amplitude and 1 deg in phase; with --solint,
+#    gains near unity on top; the caltable read back by h5py.
+# 2. A target observed an hour later through the same antennas: calibrated with the
+#    calibrator's solutions, its image has the sources where and as bright as they are
+#    (tests/check_image.py: 0.1 px, 1 % at the centre, 2 % after the primary beam);
+#    uncalibrated, the same check fails -- so the check proves something.
+# 3. Bad input: usage errors exit 2, a missing file 4, a caltable whose channels differ
+#    refused, a damaged caltable refused as corrupt input; nothing left at --out.
+set -u
+CONTIMG=${1:?usage: test_calibration.sh CONTIMG CHECK_CALTABLE}
+CHECK_CAL=${2:?usage: test_calibration.sh CONTIMG CHECK_CALTABLE VENV_PYTHON}
+VENV_PY=${3:?usage: test_calibration.sh CONTIMG CHECK_CALTABLE VENV_PYTHON}
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export PMIX_MCA_psec=^munge
+# shellcheck source=tests/cli_lib.sh
+. "$HERE/cli_lib.sh"
+
+SIM=(--dec 55 --channels-per-subband 1 --times 12 --gains-seed 7)
+# ---- 1. the calibrator --------------------------------------------------------------
+echo "0 0 10.0" >"$T/cal.txt"
+run "simulate the calibrator" "$CONTIMG" simulate --out "$T/calobs" --start 2026-11-22T10:00:00 \
+    "${SIM[@]}" --noise-jy 0.05 --sources "$T/cal.txt" --relative >/dev/null
+run "convert the calibrator" "$CONTIMG" convert "$T/calobs" --out "$T/cal.hdf5" >/dev/null
+# Where the calibrator is: the pointing at mid-observation, which is the image centre.
+"$CONTIMG" image "$T/cal.hdf5" --out "$T/probe" --size 128 --cell 20 --niter 0 --json \
+    >"$T/probe.json" 2>"$T/probe.err" || bad "probe image: $(cat "$T/probe.err")"
+read -r RA DEC < <("$PY" -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["centre_ra_deg"], r["centre_dec_deg"])' "$T/probe.json")
+MODEL="$RA,$DEC,10"
+"$CONTIMG" calibrate solve "$T/cal.hdf5" --out "$T/cal" --model "$MODEL" --json \
+    >"$T/solve.json" 2>"$T/solve.err" || bad "calibrate solve: $(cat "$T/solve.err")"
+run "the caltable is written atomically: PREFIX.cal.h5, no temporary left" \
+    bash -c '[ -f "$1/cal.cal.h5" ] && ! ls "$1"/*.tmp-* >/dev/null 2>&1' _ "$T"
+run "the solve's JSON: 96 antennas solved, the fit's rms at the simulated noise" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["antennas"] == 96 and r["channels"] == 16, r
+assert abs(r["rms_jy"] / 0.05 - 1) < 0.1, r["rms_jy"]
+print("     %d antennas, rms %.4g Jy (noise 0.05), %d iterations" % (r["antennas"], r["rms_jy"], r["iterations"]))
+' "$T/solve.json"
+run "the bandpass is the simulator's gains: 1 % in amplitude, 1 deg in phase" \
+    "$CHECK_CAL" "$T/cal.cal.h5" 7 0.01 1.0 96
+"$CONTIMG" calibrate solve "$T/cal.hdf5" --out "$T/calg" --model "$MODEL" --solint 60 --refant 5 \
+    --json >"$T/solveg.json" 2>"$T/solveg.err" || bad "calibrate solve --solint: $(cat "$T/solveg.err")"
+run "with --solint 60 and --refant 5: bandpass x gain is still the simulator's gains" \
+    "$CHECK_CAL" "$T/calg.cal.h5" 7 0.01 1.0 96
+run "with --solint 60: several intervals, the reference antenna's phase 0" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["intervals"] >= 2 and r["refant"] == 5, r
+print("     %d intervals of 60 s" % r["intervals"])
+' "$T/solveg.json"
+run "h5py reads the caltable: shapes, the format, J = bandpass x gain of unit modulus mean" \
+    "$VENV_PY" -c '
+import h5py, numpy as np, sys
+with h5py.File(sys.argv[1], "r") as f:
+    fmt = f.attrs["format"]
+    assert (fmt.decode() if isinstance(fmt, bytes) else fmt) == "contimg caltable", fmt
+    bp, g = f["bandpass"][()], f["gain"][()]
+    nchan, nant = bp.shape[0], bp.shape[1]
+    assert bp.shape == (nchan, nant, 2, 2) and g.shape[1:] == (nant, 2, 2), (bp.shape, g.shape)
+    assert f["freq_hz"].shape == (nchan,) and f["bandpass_flag"].shape == (nchan, nant, 2)
+    ok = f["gain_flag"][()] == 0
+    amp = np.abs(g[..., 0] + 1j * g[..., 1])[ok]
+    assert abs(np.median(amp) - 1) < 0.01, np.median(amp)
+    print("     bandpass %s, gain %s, median |gain| %.4f" % (bp.shape, g.shape, np.median(amp)))
+' "$T/calg.cal.h5"
+
+# ---- 2. a target an hour later ----------------------------------------------------------
+cat >"$T/target.txt" <<'SRC'
+0 0 5.0
+0.5 0.3 3.0
+-0.4 -0.5 2.0
+0.25 -0.2 1.0
+SRC
+run "simulate the target" "$CONTIMG" simulate --out "$T/tobs" --start 2026-11-22T11:00:00 \
+    "${SIM[@]}" --noise-jy 0.05 --sources "$T/target.txt" --relative >/dev/null
+run "convert the target" "$CONTIMG" convert "$T/tobs" --out "$T/target.hdf5" >/dev/null
+"$CONTIMG" calibrate apply "$T/target.hdf5" --cal "$T/cal" --out "$T/target-cal.hdf5" --json \
+    >"$T/apply.json" 2>"$T/apply.err" || bad "calibrate apply: $(cat "$T/apply.err")"
+run "apply: every correlation written, none newly flagged" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["n_samples"] > 0 and r["n_flagged_by_cal"] == 0, r
+print("     %d correlations in %.2f s" % (r["n_samples"], r["seconds"]))
+' "$T/apply.json"
+IMG=(--size 512 --cell 20 --niter 2000 --threshold 0.02)
+"$CONTIMG" image "$T/target-cal.hdf5" --out "$T/tc" "${IMG[@]}" >/dev/null 2>"$T/tc.err" ||
+    bad "image the calibrated target: $(cat "$T/tc.err")"
+run "calibrated: the sources where and as bright as they are" \
+    "$PY" "$HERE/check_image.py" sources "$T/tc" "$T/target.txt"
+"$CONTIMG" image "$T/target.hdf5" --out "$T/tu" "${IMG[@]}" >/dev/null 2>"$T/tu.err" ||
+    bad "image the uncalibrated target: $(cat "$T/tu.err")"
+if "$PY" "$HERE/check_image.py" sources "$T/tu" "$T/target.txt" >"$T/tu.out" 2>&1; then
+    bad "uncalibrated, the same check passes: it proves nothing"
+else
+    ok "uncalibrated, the same check fails ($(grep -c FAIL "$T/tu.out") of its checks)"
+fi
+
+# ---- 3. bad input -----------------------------------------------------------------------
+expect_exit 2 "model" "solve without a model" "$CONTIMG" calibrate solve "$T/cal.hdf5" --out "$T/x"
+expect_exit 2 "model" "a model that is not RA,DEC,FLUX" \
+    "$CONTIMG" calibrate solve "$T/cal.hdf5" --out "$T/x" --model 400,10,1
+expect_exit 4 "" "a missing visibility file" \
+    "$CONTIMG" calibrate solve "$T/none.hdf5" --out "$T/x" --model "$MODEL"
+expect_exit 4 "" "a missing caltable" \
+    "$CONTIMG" calibrate apply "$T/target.hdf5" --cal "$T/none" --out "$T/x.hdf5"
+head -c 3000 "$T/cal.cal.h5" >"$T/broken.cal.h5"
+expect_exit 2 "corrupt" "a damaged caltable" \
+    "$CONTIMG" calibrate apply "$T/target.hdf5" --cal "$T/broken" --out "$T/x.hdf5"
+run "simulate an observation with other channels" "$CONTIMG" simulate --out "$T/oobs" \
+    --start 2026-11-22T11:00:00 --dec 55 --channels-per-subband 2 --times 2 --antennas 8 \
+    --noise-jy 0.05 >/dev/null
+run "convert it" "$CONTIMG" convert "$T/oobs" --out "$T/other.hdf5" >/dev/null
+expect_exit 2 "channels" "a caltable whose channels differ" \
+    "$CONTIMG" calibrate apply "$T/other.hdf5" --cal "$T/cal" --out "$T/x.hdf5"
+run "nothing left at --out after the refusals" bash -c '! ls "$1"/x.* >/dev/null 2>&1' _ "$T"
+
+echo "test_calibration: $failed failed"
+[ $failed -eq 0 ]
