@@ -1,13 +1,13 @@
 /*
- * check_caltable.c -- a caltable's bandpass against the gains the simulator
- * applied (simulate.h, ct_sim_gain), phases referred to the table's reference
- * antenna as the solver refers them.
+ * check_caltable.c -- a caltable against the gains the simulator applied
+ * (simulate.h: ct_sim_gain per antenna and feed, ct_sim_delay_ns), phases
+ * referred to the table's reference antenna as the solver refers them.
  *
- *   check_caltable CALTABLE GAINS_SEED MAX_AMP_ERR MAX_PHASE_DEG [MIN_ANTENNAS]
+ *   check_caltable CALTABLE GAINS_SEED MAX_AMP_ERR MAX_PHASE_DEG MIN_ANTENNAS MAX_DELAY_NS
  *
- * Prints the largest amplitude (relative) and phase (degrees) error over the
- * unflagged solutions; exits 0 when both are within the bounds and at least
- * MIN_ANTENNAS antennas (default 1) have solutions, 1 otherwise, 2 on misuse.
+ * Prints the largest amplitude (relative), phase (degrees) and delay (ns)
+ * errors over the unflagged solutions; exits 0 when all are within the bounds
+ * and at least MIN_ANTENNAS antennas have solutions, 1 otherwise, 2 on misuse.
  */
 #define _GNU_SOURCE
 #include "calibration.h"
@@ -19,11 +19,12 @@
 
 int main(int argc, char **argv)
 {
-    if (argc < 5)
+    if (argc < 7)
         return 2;
     const unsigned long long seed = strtoull(argv[2], NULL, 10);
     const double max_amp = atof(argv[3]), max_deg = atof(argv[4]);
-    const int min_ants = argc > 5 ? atoi(argv[5]) : 1;
+    const int min_ants = atoi(argv[5]);
+    const double max_delay = atof(argv[6]);
     ct_caltable t;
     ct_err err;
     if (ct_caltable_read(argv[1], &t, &err) != CT_OK) {
@@ -35,7 +36,7 @@ int main(int argc, char **argv)
     for (int a = 0; a < t.nant && ref < 0; a++)
         if ((t.refant < 0 || a == t.refant) && !t.bp_flag[(size_t)a * CT_CAL_NFEEDS])
             ref = a;
-    double worst_amp = 0, worst_deg = 0;
+    double worst_amp = 0, worst_deg = 0, worst_delay = 0;
     int ants = 0;
     size_t n = 0;
     for (int a = 0; a < t.nant; a++) {
@@ -45,8 +46,8 @@ int main(int argc, char **argv)
                 const size_t k = ((size_t)c * t.nant + a) * CT_CAL_NFEEDS + p;
                 if (t.bp_flag[k])
                     continue;
-                const double complex truth = ct_sim_gain(seed, a, t.freq_hz[c]),
-                                     rtruth = ct_sim_gain(seed, ref, t.freq_hz[c]);
+                const double complex truth = ct_sim_gain(seed, a, p, t.freq_hz[c]),
+                                     rtruth = ct_sim_gain(seed, ref, p, t.freq_hz[c]);
                 const double complex want = truth * conj(rtruth) / cabs(rtruth);
                 const double complex got = t.bandpass[k] * t.gain[(size_t)a * CT_CAL_NFEEDS + p];
                 worst_amp = fmax(worst_amp, fabs(cabs(got) / cabs(want) - 1));
@@ -55,10 +56,18 @@ int main(int argc, char **argv)
                 n++;
             }
         ants += any;
+        for (int p = 0; any && p < CT_CAL_NFEEDS; p++) {
+            const double want = ct_sim_delay_ns(seed, a, p) - ct_sim_delay_ns(seed, ref, p),
+                         got = t.delay_ns[(size_t)a * CT_CAL_NFEEDS + p];
+            worst_delay = isfinite(got) ? fmax(worst_delay, fabs(got - want)) : INFINITY;
+        }
     }
     printf("%s: %zu solutions of %d antennas (reference %d): amplitude within %.3g %%, phase "
-           "within %.3g deg\n",
-           argv[1], n, ants, ref, 100 * worst_amp, worst_deg);
+           "within %.3g deg, delay within %.3g ns\n",
+           argv[1], n, ants, ref, 100 * worst_amp, worst_deg, worst_delay);
     ct_caltable_free(&t);
-    return worst_amp <= max_amp && worst_deg <= max_deg && ants >= min_ants ? 0 : 1;
+    return worst_amp <= max_amp && worst_deg <= max_deg && worst_delay <= max_delay &&
+                   ants >= min_ants
+               ? 0
+               : 1;
 }

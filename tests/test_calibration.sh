@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_calibration.sh -- `contimg calibrate` on simulated data whose antennas the
-# simulator corrupted (amplitudes 0.9-1.1, any phase, a 5 % bandpass ripple and a
-# phase slope across the band: a delay), as a calibration stage meets them.
+# simulator corrupted (amplitudes 0.85-1.15, any phase, a 5 % bandpass ripple and a delay
+# of up to 3 ns, each antenna's X and Y feeds apart), as a calibration stage meets them.
 #
 #   bash tests/test_calibration.sh /path/to/contimg /path/to/check_caltable VENV_PYTHON
 #
@@ -27,7 +27,7 @@ export PMIX_MCA_psec=^munge
 # shellcheck source=tests/cli_lib.sh
 . "$HERE/cli_lib.sh"
 
-SIM=(--dec 55 --channels-per-subband 1 --times 12 --gains-seed 7)
+SIM=(--dec 55 --channels-per-subband 2 --times 12 --gains-seed 7)
 # ---- 1. the calibrator --------------------------------------------------------------
 echo "0 0 10.0" >"$T/cal.txt"
 run "simulate the calibrator" "$CONTIMG" simulate --out "$T/calobs" --start 2026-11-22T10:00:00 \
@@ -47,16 +47,16 @@ run "the caltable is written atomically: PREFIX.cal.h5, no temporary left" \
 run "the solve's JSON: 96 antennas solved, the fit's rms at the simulated noise" "$PY" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["antennas"] == 96 and r["channels"] == 16, r
+assert r["antennas"] == 96 and r["channels"] == 32, r
 assert abs(r["rms_jy"] / 0.05 - 1) < 0.1, r["rms_jy"]
 print("     %d antennas, rms %.4g Jy (noise 0.05), %d iterations" % (r["antennas"], r["rms_jy"], r["iterations"]))
 ' "$T/solve.json"
-run "the bandpass is the simulator's gains: 1 % in amplitude, 1 deg in phase" \
-    "$CHECK_CAL" "$T/cal.cal.h5" 7 0.01 1.0 96
+run "the bandpass is the simulator's gains: 1 % in amplitude, 1 deg in phase; delays to 0.05 ns (32 channels over 7.8 MHz: a delay is known to about 0.005 ns)" \
+    "$CHECK_CAL" "$T/cal.cal.h5" 7 0.01 1.0 96 0.05
 "$CONTIMG" calibrate solve "$T/cal.hdf5" --out "$T/calg" --model "$MODEL" --solint 60 --refant 5 \
     --json >"$T/solveg.json" 2>"$T/solveg.err" || bad "calibrate solve --solint: $(cat "$T/solveg.err")"
 run "with --solint 60 and --refant 5: bandpass x gain is still the simulator's gains" \
-    "$CHECK_CAL" "$T/calg.cal.h5" 7 0.01 1.0 96
+    "$CHECK_CAL" "$T/calg.cal.h5" 7 0.01 1.0 96 0.05
 run "with --solint 60: several intervals, the reference antenna's phase 0" "$PY" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -122,7 +122,7 @@ head -c 3000 "$T/cal.cal.h5" >"$T/broken.cal.h5"
 expect_exit 2 "corrupt" "a damaged caltable" \
     "$CONTIMG" calibrate apply "$T/target.hdf5" --cal "$T/broken" --out "$T/x.hdf5"
 run "simulate an observation with other channels" "$CONTIMG" simulate --out "$T/oobs" \
-    --start 2026-11-22T11:00:00 --dec 55 --channels-per-subband 2 --times 2 --antennas 8 \
+    --start 2026-11-22T11:00:00 --dec 55 --channels-per-subband 1 --times 2 --antennas 8 \
     --noise-jy 0.05 >/dev/null
 run "convert it" "$CONTIMG" convert "$T/oobs" --out "$T/other.hdf5" >/dev/null
 expect_exit 2 "channels" "a caltable whose channels differ" \

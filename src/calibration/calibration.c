@@ -13,7 +13,7 @@
 #include <time.h>
 
 /* Blts read at a time. */
-enum { CHUNK_BLTS = 256 };
+enum { CHUNK_BLTS = 2048 };
 
 void ct_cal_opts_default(ct_cal_opts *o)
 {
@@ -78,6 +78,14 @@ static void feeds_of(int pol, int *p, int *q)
 
 /* --- The sky model at each sample --------------------------------------------- */
 
+/* The model at one time: each source's direction and apparent flux per
+ * channel are the same for every baseline of the time, so they are worked out
+ * once per time; per baseline only the phase remains, and across channels
+ * evenly spaced in frequency it steps by a constant factor (re-anchored
+ * every ANCHOR channels, so that rounding never builds up past 1e-14): one
+ * complex exponential per source and baseline instead of one per channel,
+ * and no Bessel function per baseline (together half of a full-size solve). */
+enum { ANCHOR = 32 };
 typedef struct model_ctx {
     const ct_uvh5_header *h;
     const ct_cal_opts *o;
@@ -85,6 +93,8 @@ typedef struct model_ctx {
     double dec0;
     double last_jd;
     double *lmn; /* [n_model][3] at last_jd */
+    double *amp; /* [n_model][nf] at last_jd */
+    double df;   /* the channel spacing, when even; 0 when not */
 } model_ctx;
 
 static ct_code model_init(model_ctx *m, const ct_uvh5_header *h, const ct_cal_opts *o, ct_err *err)
@@ -101,8 +111,15 @@ static ct_code model_init(model_ctx *m, const ct_uvh5_header *h, const ct_cal_op
     m->site.height_m = h->altitude;
     ct_geodetic_to_ecef(m->site.lat_rad, m->site.lon_rad, m->site.height_m, m->site.ecef);
     m->last_jd = NAN;
+    const size_t nf = (size_t)h->Nfreqs;
     m->lmn = malloc((o->n_model * 3 + 1) * sizeof *m->lmn);
-    return m->lmn ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory");
+    m->amp = malloc((o->n_model * nf + 1) * sizeof *m->amp);
+    m->df = nf >= 2 ? (h->freq_array[nf - 1] - h->freq_array[0]) / (double)(nf - 1) : 0;
+    for (size_t c = 0; c < nf && m->df != 0; c++)
+        if (!(fabs(h->freq_array[c] - (h->freq_array[0] + (double)c * m->df)) <=
+              1e-6 * fabs(m->df)))
+            m->df = 0;
+    return m->lmn && m->amp ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory");
 }
 
 /* The model's visibility on blt at every channel, into vis[nf]. */
@@ -118,16 +135,30 @@ static ct_code model_vis(model_ctx *m, size_t blt, double complex *vis, ct_err *
             if (rc != CT_OK)
                 return rc;
             ct_lmn(ha, dec, m->dec0, &m->lmn[3 * s], &m->lmn[3 * s + 1], &m->lmn[3 * s + 2]);
+            ct_point_source_amplitudes(m->lmn[3 * s], m->lmn[3 * s + 1], &m->o->model[s],
+                                       CT_DSA110_DISH_M, h->freq_array, (size_t)h->Nfreqs,
+                                       m->amp + s * (size_t)h->Nfreqs);
         }
         m->last_jd = jd;
     }
-    for (int c = 0; c < h->Nfreqs; c++)
+    const int nf = h->Nfreqs;
+    for (int c = 0; c < nf; c++)
         vis[c] = 0;
-    for (size_t s = 0; s < m->o->n_model; s++)
-        if (m->lmn[3 * s + 2] > 0)
-            ct_add_point_source(&h->uvw_array[3 * blt], m->lmn[3 * s], m->lmn[3 * s + 1],
-                                m->lmn[3 * s + 2], &m->o->model[s], CT_DSA110_DISH_M, h->freq_array,
-                                (size_t)h->Nfreqs, vis);
+    const double *uvw = &h->uvw_array[3 * blt], *f = h->freq_array;
+    for (size_t s = 0; s < m->o->n_model; s++) {
+        const double *lmn = &m->lmn[3 * s], *amp = m->amp + s * (size_t)nf;
+        if (!(lmn[2] > 0))
+            continue; /* below the horizon of the phase centre's hemisphere */
+        /* V = S A exp(+2 pi i f path / c), path = u l + v m + w (n - 1) in metres (sky.h). */
+        const double k = 2.0 * M_PI / CT_SPEED_OF_LIGHT *
+                         (uvw[0] * lmn[0] + uvw[1] * lmn[1] + uvw[2] * (lmn[2] - 1.0));
+        const double complex step = m->df != 0 ? cexp(I * k * m->df) : 0;
+        double complex e = 0;
+        for (int c = 0; c < nf; c++) {
+            e = m->df == 0 || c % ANCHOR == 0 ? cexp(I * k * f[c]) : e * step;
+            vis[c] += amp[c] * e;
+        }
+    }
     return CT_OK;
 }
 
@@ -190,22 +221,38 @@ static void sums_add(sums *s, size_t sol, int nant, int i, int j, double complex
 static int stefcal(const sums *s, size_t sol, int nant, int refant, const ct_cal_opts *o,
                    double complex *g, unsigned char *flag, double *snr, double *rms)
 {
-#define IDX(i, j)                                                                                  \
-    (((size_t)((i) < (j) ? (i) : (j)) * (size_t)nant + (size_t)((i) < (j) ? (j) : (i))) *          \
-         s->nsol +                                                                                 \
-     sol)
-    double complex *gn = malloc(((size_t)nant + 1) * sizeof *gn);
-    if (!gn) {
-        for (int a = 0; a < nant; a++)
-            flag[a] = 1, g[a] = 0, snr[a] = 0;
+    /* The solution's sums gathered once into full nant x nant matrices
+     * (A Hermitian, B symmetric): the iterations then read rows, not cells
+     * nsol apart (which made StefCal half of a full-size solve). */
+    const size_t na = (size_t)nant;
+    double complex *gn = malloc((na + 1) * sizeof *gn), *A = malloc((na * na + 1) * sizeof *A);
+    double *B = malloc((na * na + 1) * sizeof *B);
+    if (!gn || !A || !B) {
+        for (int a = 0; a < nant; a++) {
+            flag[a] = 1;
+            g[a] = 0;
+            snr[a] = 0;
+        }
+        free(gn);
+        free(A);
+        free(B);
         *rms = NAN;
         return 0;
+    }
+    for (size_t i = 0; i < na; i++) {
+        A[i * na + i] = 0;
+        B[i * na + i] = 0;
+        for (size_t j = i + 1; j < na; j++) {
+            const size_t k = (i * na + j) * s->nsol + sol;
+            A[i * na + j] = s->A[k];
+            A[j * na + i] = conj(s->A[k]); /* V_ji = conj(V_ij) */
+            B[i * na + j] = B[j * na + i] = s->B[k];
+        }
     }
     for (int a = 0; a < nant; a++) {
         double b = 0;
         for (int j = 0; j < nant; j++)
-            if (j != a)
-                b += s->B[IDX(a, j)];
+            b += B[(size_t)a * na + (size_t)j];
         flag[a] = !(b > 0);
         g[a] = flag[a] ? 0 : 1;
     }
@@ -213,20 +260,17 @@ static int stefcal(const sums *s, size_t sol, int nant, int refant, const ct_cal
     for (it = 1; it <= o->max_iter; it++) {
         double change = 0;
         for (int i = 0; i < nant; i++) {
-            if (flag[i]) {
-                gn[i] = 0;
+            gn[i] = 0;
+            if (flag[i])
                 continue;
-            }
+            const double complex *ai = A + (size_t)i * na;
+            const double *bi = B + (size_t)i * na;
             double complex num = 0;
             double den = 0;
+            /* Flagged antennas hold g = 0 and add nothing; the diagonal is 0. */
             for (int j = 0; j < nant; j++) {
-                if (j == i || flag[j])
-                    continue;
-                const size_t k = IDX(i, j);
-                /* A holds sum w V_ij conj(M_ij) for i < j; for i > j it is V_ji's. */
-                const double complex a = i < j ? s->A[k] : conj(s->A[k]);
-                num += a * g[j];
-                den += s->B[k] * creal(g[j] * conj(g[j]));
+                num += ai[j] * g[j];
+                den += bi[j] * creal(g[j] * conj(g[j]));
             }
             gn[i] = den > 0 ? num / den : 0;
         }
@@ -261,7 +305,7 @@ static int stefcal(const sums *s, size_t sol, int nant, int refant, const ct_cal
         for (int j = i + 1; j < nant; j++) {
             if (flag[i] || flag[j])
                 continue;
-            const size_t k = IDX(i, j);
+            const size_t k = ((size_t)i * na + (size_t)j) * s->nsol + sol;
             const double complex G = g[i] * conj(g[j]);
             chi2 += s->C[k] - 2 * creal(conj(G) * s->A[k]) + creal(G * conj(G)) * s->B[k];
             nsamp += s->n[k];
@@ -277,15 +321,15 @@ static int stefcal(const sums *s, size_t sol, int nant, int refant, const ct_cal
         }
         double p = 0;
         for (int j = 0; j < nant; j++)
-            if (j != i && !flag[j])
-                p += s->B[IDX(i, j)] * creal(g[j] * conj(g[j]));
+            p += B[(size_t)i * na + (size_t)j] * creal(g[j] * conj(g[j]));
         /* |g| over its standard error sqrt(sigma^2 / p); a noiseless fit: no limit. */
         snr[i] = sigma2 > 0 ? cabs(g[i]) * sqrt(p / sigma2) : INFINITY;
         if (!(snr[i] >= o->min_snr))
             flag[i] = 1;
     }
-#undef IDX
     free(gn);
+    free(A);
+    free(B);
     return it > o->max_iter ? o->max_iter : it;
 }
 
@@ -553,6 +597,7 @@ out:
     free(sbuf);
     sums_free(&s);
     free(mc.lmn);
+    free(mc.amp);
     reader_close(&r);
     if (rc != CT_OK)
         ct_caltable_free(out);
@@ -605,6 +650,15 @@ ct_code ct_cal_apply(const char *vispath, const ct_caltable *t, const char *outp
         rc = ct_uvh5_create(outpath, h, &layout, &out, err);
     }
     const int nf = rc == CT_OK ? h->Nfreqs : 0, np = rc == CT_OK ? h->Npols : 0;
+    /* Per interval, each antenna's inverse gain 1 / (B G) per channel and feed
+     * (0 where flagged) and |B G|^2: a sample then costs two complex products
+     * (a division and two moduli per sample were most of an apply). */
+    const size_t nj = (size_t)t->nchan * (size_t)t->nant * CT_CAL_NFEEDS;
+    double complex *inv = rc == CT_OK ? malloc((nj + 1) * sizeof *inv) : NULL;
+    double *pw = rc == CT_OK ? malloc((nj + 1) * sizeof *pw) : NULL;
+    if (rc == CT_OK && (!inv || !pw))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the inverse gains");
+    int cur = -1;
     for (size_t b0 = 0; rc == CT_OK && b0 < (size_t)h->Nblts; b0 += CHUNK_BLTS) {
         const size_t nb = (size_t)h->Nblts - b0 < CHUNK_BLTS ? (size_t)h->Nblts - b0 : CHUNK_BLTS;
         if ((rc = ct_uvh5_read_blts(r.f, b0, nb, r.vis, r.fl, r.ns, err)) != CT_OK)
@@ -613,33 +667,41 @@ ct_code ct_cal_apply(const char *vispath, const ct_caltable *t, const char *outp
             const size_t blt = b0 + j;
             const int a1 = h->ant_1_array[blt], a2 = h->ant_2_array[blt];
             const int ti = nearest_interval(t, h->time_array[blt]);
+            if (ti != cur) {
+                for (int c = 0; c < t->nchan; c++)
+                    for (int a = 0; a < t->nant; a++)
+                        for (int p = 0; p < CT_CAL_NFEEDS; p++) {
+                            const size_t b = ((size_t)c * t->nant + a) * CT_CAL_NFEEDS + p,
+                                         g = ((size_t)ti * t->nant + a) * CT_CAL_NFEEDS + p;
+                            const double complex J = t->bandpass[b] * t->gain[g];
+                            const double p2 = creal(J * conj(J));
+                            const bool ok =
+                                !t->bp_flag[b] && !t->g_flag[g] && p2 > 0 && isfinite(p2);
+                            inv[b] = ok ? conj(J) / p2 : 0;
+                            pw[b] = ok ? p2 : 0;
+                        }
+                cur = ti;
+            }
             const bool known = a1 >= 0 && a2 >= 0 && a1 < t->nant && a2 < t->nant;
             for (int c = 0; c < nf; c++)
                 for (int pi = 0; pi < np; pi++) {
                     const size_t k = (j * (size_t)nf + (size_t)c) * (size_t)np + (size_t)pi;
                     res->n_samples++;
-                    double complex j1 = 0, j2 = 0;
-                    bool bad = !known;
-                    if (known) {
-                        const size_t b1 = ((size_t)c * t->nant + a1) * CT_CAL_NFEEDS + pfeed[pi],
-                                     b2 = ((size_t)c * t->nant + a2) * CT_CAL_NFEEDS + qfeed[pi],
-                                     g1 = ((size_t)ti * t->nant + a1) * CT_CAL_NFEEDS + pfeed[pi],
-                                     g2 = ((size_t)ti * t->nant + a2) * CT_CAL_NFEEDS + qfeed[pi];
-                        j1 = t->bandpass[b1] * t->gain[g1];
-                        j2 = t->bandpass[b2] * t->gain[g2];
-                        bad = t->bp_flag[b1] || t->bp_flag[b2] || t->g_flag[g1] || t->g_flag[g2] ||
-                              !(cabs(j1) > 0) || !(cabs(j2) > 0);
-                    }
-                    if (bad) {
+                    const size_t k1 = ((size_t)c * t->nant + (known ? a1 : 0)) * CT_CAL_NFEEDS +
+                                      pfeed[pi],
+                                 k2 = ((size_t)c * t->nant + (known ? a2 : 0)) * CT_CAL_NFEEDS +
+                                      qfeed[pi];
+                    if (!known || pw[k1] == 0 || pw[k2] == 0) {
                         res->n_flagged_by_cal += !r.fl[k];
                         r.fl[k] = true;
                         continue;
                     }
-                    const double complex jj = j1 * conj(j2);
-                    const double complex v = CMPLX(r.vis[2 * k], r.vis[2 * k + 1]) / jj;
+                    /* V / (J_1 conj(J_2)) = V (1 / J_1) conj(1 / J_2) */
+                    const double complex v =
+                        CMPLX(r.vis[2 * k], r.vis[2 * k + 1]) * inv[k1] * conj(inv[k2]);
                     r.vis[2 * k] = (float)creal(v);
                     r.vis[2 * k + 1] = (float)cimag(v);
-                    r.ns[k] = (float)(r.ns[k] * creal(jj * conj(jj)));
+                    r.ns[k] = (float)(r.ns[k] * pw[k1] * pw[k2]);
                 }
         }
         rc = ct_uvh5_write_blts(out, b0, nb, r.vis, r.fl, r.ns, err);
@@ -650,6 +712,8 @@ ct_code ct_cal_apply(const char *vispath, const ct_caltable *t, const char *outp
     }
     if (out)
         ct_uvh5_abort(out);
+    free(inv);
+    free(pw);
     reader_close(&r);
     struct timespec w1;
     clock_gettime(CLOCK_MONOTONIC, &w1);

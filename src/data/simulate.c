@@ -58,19 +58,28 @@ static void normal_pair(uint64_t k, double *a, double *b)
     *b = r * sin(2 * M_PI * u2);
 }
 
-double complex ct_sim_gain(uint64_t gains_seed, int ant, double freq_hz)
+double ct_sim_delay_ns(uint64_t gains_seed, int ant, int feed)
+{
+    if (gains_seed == 0)
+        return 0;
+    return 6.0 * (uniform(key(gains_seed, 4, (uint64_t)ant, (uint64_t)feed)) - 0.5);
+}
+
+double complex ct_sim_gain(uint64_t gains_seed, int ant, int feed, double freq_hz)
 {
     if (gains_seed == 0)
         return 1.0;
-    /* Amplitude 1 +- 10 %, any phase, and a gentle bandpass ripple: what a
-     * calibration stage has to undo. */
-    double amp = 0.9 + 0.2 * uniform(key(gains_seed, 1, (uint64_t)ant, 0));
-    double phase = 2 * M_PI * uniform(key(gains_seed, 2, (uint64_t)ant, 0));
-    double ripple_period = 20e6 + 10e6 * uniform(key(gains_seed, 3, (uint64_t)ant, 0));
+    /* Amplitude 1 +- 15 %, any phase, a 5 % bandpass ripple and a delay of up
+     * to 3 ns, each antenna's X and Y feeds apart: what a calibration stage
+     * has to undo. */
+    const uint64_t a = (uint64_t)ant, f = (uint64_t)feed;
+    double amp = 0.85 + 0.3 * uniform(key(gains_seed, 1, a, f));
+    double phase = 2 * M_PI * uniform(key(gains_seed, 2, a, f));
+    double ripple_period = 20e6 + 10e6 * uniform(key(gains_seed, 3, a, f));
     double ripple = 1.0 + 0.05 * sin(2 * M_PI * freq_hz / ripple_period);
-    double slope = 0.3 * (uniform(key(gains_seed, 4, (uint64_t)ant, 0)) - 0.5);
-    double bp_phase = slope * (freq_hz - 1.4e9) / 100e6;
-    return amp * ripple * cexp(I * (phase + bp_phase));
+    double delay_phase =
+        2 * M_PI * ct_sim_delay_ns(gains_seed, ant, feed) * 1e-9 * (freq_hz - CT_REFERENCE_FREQ_HZ);
+    return amp * ripple * cexp(I * (phase + delay_phase));
 }
 
 /* --- One subband file ---------------------------------------------------------- */
@@ -247,9 +256,9 @@ static void fill_time(const sim_plan *p, int sb, int t, const double *freqs, dou
                                 freqs, (size_t)nf, model);
         }
         for (int c = 0; c < nf; c++) {
-            double complex g = ct_sim_gain(cfg->gains_seed, p->ant1[b], freqs[c]) *
-                               conj(ct_sim_gain(cfg->gains_seed, p->ant2[b], freqs[c]));
-            for (int pol = 0; pol < 2; pol++) {
+            for (int pol = 0; pol < 2; pol++) { /* XX: feed X of both, YY: feed Y */
+                double complex g = ct_sim_gain(cfg->gains_seed, p->ant1[b], pol, freqs[c]) *
+                                   conj(ct_sim_gain(cfg->gains_seed, p->ant2[b], pol, freqs[c]));
                 double complex v = g * model[c];
                 if (cfg->noise_jy > 0) {
                     double nr, ni;

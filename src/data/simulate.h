@@ -36,7 +36,7 @@ typedef struct ct_sim_config {
     double noise_jy;     /* sigma of the real and of the imaginary part; 0 = none */
     double sefd_jy;      /* added to autocorrelations (system noise power) */
     uint64_t seed;       /* noise */
-    uint64_t gains_seed; /* 0 = unit gains; else per-antenna gains and bandpass */
+    uint64_t gains_seed; /* 0 = unit gains; else per-antenna, per-feed gains (ct_sim_gain) */
     int n_antennas;      /* with data, 1..96 (default 96) */
     int n_channels;      /* per subband (default 48) */
     int n_times;         /* integrations per file (default 24) */
@@ -59,8 +59,12 @@ ct_sim_config ct_sim_defaults(void);
  * that file is complete. */
 ct_code ct_simulate(const ct_sim_config *cfg, char *paths_out[16], ct_err *err);
 
-/* The complex gain the simulator applies to antenna `ant` (station index)
- * at channel frequency freq_hz for gains_seed (1 when gains_seed is 0). */
-double _Complex ct_sim_gain(uint64_t gains_seed, int ant, double freq_hz);
+/* The complex gain the simulator applies to feed `feed` (0 X, 1 Y) of
+ * antenna `ant` (station index) at channel frequency freq_hz for gains_seed
+ * (1 when gains_seed is 0): amplitude 0.85-1.15, any phase, a 5 % ripple
+ * across the band and the delay below, X and Y apart. */
+double _Complex ct_sim_gain(uint64_t gains_seed, int ant, int feed, double freq_hz);
+/* Its delay in ns (-3..3; 0 when gains_seed is 0): phase 2 pi tau (f - 1.4 GHz). */
+double ct_sim_delay_ns(uint64_t gains_seed, int ant, int feed);
 
 #endif

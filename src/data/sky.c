@@ -60,6 +60,21 @@ double ct_airy_power(double sin_theta, double freq_hz, double dish_m)
     return a * a;
 }
 
+/* The source's flux at f seen through the beam at sin(theta) from the pointing. */
+static double apparent_flux(const ct_source *src, double sin_theta, double f, double dish_m)
+{
+    double flux = src->flux_jy * pow(f / CT_REFERENCE_FREQ_HZ, src->spectral_index);
+    return flux * ct_airy_power(sin_theta, f, dish_m);
+}
+
+void ct_point_source_amplitudes(double l, double m, const ct_source *src, double dish_m,
+                                const double *freq_hz, size_t nfreq, double *amp)
+{
+    double sin_theta = sqrt(fmin(1.0, l * l + m * m));
+    for (size_t k = 0; k < nfreq; k++)
+        amp[k] = apparent_flux(src, sin_theta, freq_hz[k], dish_m);
+}
+
 void ct_add_point_source(const double uvw_m[3], double l, double m, double n, const ct_source *src,
                          double dish_m, const double *freq_hz, size_t nfreq, double complex *vis)
 {
@@ -68,8 +83,7 @@ void ct_add_point_source(const double uvw_m[3], double l, double m, double n, co
     double sin_theta = sqrt(fmin(1.0, l * l + m * m));
     for (size_t k = 0; k < nfreq; k++) {
         double f = freq_hz[k];
-        double flux = src->flux_jy * pow(f / CT_REFERENCE_FREQ_HZ, src->spectral_index);
-        double amp = flux * ct_airy_power(sin_theta, f, dish_m);
+        double amp = apparent_flux(src, sin_theta, f, dish_m);
         double phase = 2.0 * M_PI * f / CT_SPEED_OF_LIGHT * path;
         vis[k] += amp * (cos(phase) + I * sin(phase));
     }

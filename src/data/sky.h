@@ -48,6 +48,13 @@ void ct_lmn(double ha_rad, double dec_rad, double dec0_rad, double *l, double *m
 /* Airy power pattern (2 J1(x)/x)^2, x = pi D sin(theta) / lambda. */
 double ct_airy_power(double sin_theta, double freq_hz, double dish_m);
 
+/* The source's apparent flux at each of n frequencies (Jy): its spectrum
+ * through the Airy beam of a dish_m dish at direction cosines (l, m) from the
+ * pointing -- ct_add_point_source's amplitude, for a caller that keeps it
+ * while the baseline changes (the same for every baseline of a time). */
+void ct_point_source_amplitudes(double l, double m, const ct_source *src, double dish_m,
+                                const double *freq_hz, size_t nfreq, double *amp);
+
 /* Adds the visibility of one source to vis[k] for each of n frequencies,
  * for a baseline with uvw in metres, the source at direction cosines
  * (l, m, n) from the phase centre, where the dishes also point: the Airy
