@@ -15,6 +15,9 @@
 #    uncalibrated, the same check fails -- so the check proves something.
 # 3. Bad input: usage errors exit 2, a missing file 4, a caltable whose channels differ
 #    refused, a damaged caltable refused as corrupt input; nothing left at --out.
+# 4. The registry (products.caltables, CONTIMG_STATE_DIR's database) and its fallback
+#    chain: each rung -- active, nearest within the staleness limit, stale with a warning,
+#    none (exit 4) -- and `apply --cal auto` choosing the same caltable as by hand.
 set -u
 CONTIMG=${1:?usage: test_calibration.sh CONTIMG CHECK_CALTABLE}
 CHECK_CAL=${2:?usage: test_calibration.sh CONTIMG CHECK_CALTABLE VENV_PYTHON}
@@ -128,6 +131,62 @@ run "convert it" "$CONTIMG" convert "$T/oobs" --out "$T/other.hdf5" >/dev/null
 expect_exit 2 "channels" "a caltable whose channels differ" \
     "$CONTIMG" calibrate apply "$T/other.hdf5" --cal "$T/cal" --out "$T/x.hdf5"
 run "nothing left at --out after the refusals" bash -c '! ls "$1"/x.* >/dev/null 2>&1' _ "$T"
+
+# ---- 4. the registry and its fallback chain ------------------------------------------------
+# The calibrator observation is 2026-11-22 10:00-10:06 UTC; this test's caltables are the
+# only ones on that day (earlier runs' rows there are retired first).
+URL=$("$CONTIMG" db url)
+psql "$URL" -XAtq -c "UPDATE products.caltables SET status = 'retired'
+                      WHERE obs_start::date = '2026-11-22'" >/dev/null ||
+    bad "retire earlier runs' caltables"
+"$CONTIMG" calibrate solve "$T/cal.hdf5" --out "$T/regA" --model "$MODEL" --register \
+    --valid-hours 0.5 --json >"$T/regA.json" 2>"$T/regA.err" ||
+    bad "calibrate solve --register: $(cat "$T/regA.err")"
+run "registered: the row keyed by the absolute path, valid half an hour past the observation" \
+    "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["registered"]
+assert r["path"] == sys.argv[2] and r["group_id"].startswith("2026-11-22T10:0"), r
+assert r["status"] == "active" and r["kind"] == "bandpass", r
+print("     %s, %s .. %s, valid until %s" % (r["group_id"], r["obs_start"], r["obs_end"], r["valid_until"]))
+' "$T/regA.json" "$T/regA.cal.h5"
+want_rung() { # want_rung DESCRIPTION RUNG PATH TIME [ARGS...]: what contimg calibrate find says
+    local what=$1 rung=$2 path=$3
+    shift 3
+    local got
+    got=$("$CONTIMG" calibrate find --time "$@" --json 2>"$T/find.err" |
+        "$PY" -c 'import json, sys; r = json.load(sys.stdin); print(r["rung"], r["path"])')
+    if [ "$got" = "$rung $path" ]; then ok "$what"; else bad "$what: got '$got'"; fi
+}
+want_rung "10:20, inside the window: rung active" active "$T/regA.cal.h5" 2026-11-22T10:20:00Z
+want_rung "11:00, past the window, within 6 h: rung nearest" nearest "$T/regA.cal.h5" \
+    2026-11-22T11:00:00Z
+want_rung "17:30, past 6 h: rung stale" stale "$T/regA.cal.h5" 2026-11-22T17:30:00Z
+run "the stale rung warns, naming the age" \
+    grep -Eq "warning: the newest solutions are 7\.[45] h old \(staleness limit 6 h\)" "$T/find.err"
+want_rung "17:30 with --stale-hours 8: rung nearest" nearest "$T/regA.cal.h5" \
+    2026-11-22T17:30:00Z --stale-hours 8
+expect_exit 4 "no caltable" "a day before any calibrator: none, exit 4" \
+    "$CONTIMG" calibrate find --time 2026-11-21T10:00:00Z
+"$CONTIMG" calibrate solve "$T/cal.hdf5" --out "$T/regB" --model "$MODEL" --register \
+    >/dev/null 2>"$T/regB.err" || bad "calibrate solve --register (24 h): $(cat "$T/regB.err")"
+want_rung "a second caltable valid 24 h: 11:00 is now its rung active" active "$T/regB.cal.h5" \
+    2026-11-22T11:00:00Z
+"$CONTIMG" calibrate apply "$T/target.hdf5" --cal auto --out "$T/target-auto.hdf5" --json \
+    >"$T/auto.json" 2>"$T/auto.err" || bad "calibrate apply --cal auto: $(cat "$T/auto.err")"
+run "apply --cal auto: the registry's caltable, by its active rung" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["rung"] == "active" and r["caltable"] == sys.argv[2], r
+' "$T/auto.json" "$T/regB.cal.h5"
+run "apply --cal auto: the same data, flags and weights as applying that caltable by hand" \
+    "$VENV_PY" -c '
+import h5py, numpy as np, sys
+with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
+    for name in ("visdata", "flags", "nsamples"):
+        x, y = a["Data/" + name][()], b["Data/" + name][()]
+        assert x.shape == y.shape and np.array_equal(x, y), name
+' "$T/target-auto.hdf5" "$T/target-cal.hdf5"
 
 echo "test_calibration: $failed failed"
 [ $failed -eq 0 ]

@@ -70,11 +70,12 @@ mos_g=$("$CONTIMG" products --kind mosaics --group 2026-11-22T10:00:00 --json | 
 mos_all=$("$CONTIMG" products --kind mosaics --json | rows_of mosaic_id)
 check "contimg products --kind mosaics: both, and of the first group only the one covering it" \
     '[ "$mos_g" = "$m1" ] && [ "$mos_all" = "$m1,$m2" ]'
-cal=$("$CONTIMG" products --kind caltables --json)
+cal_cli=$("$CONTIMG" products --kind caltables --json --limit 1000000 | rows_of path)
+cal_sql=$(q "SELECT coalesce(string_agg(path, ',' ORDER BY path), '') FROM products.caltables")
 "$CONTIMG" products --kind bogus >/dev/null 2>&1
 bogus=$?
-check "contimg products --kind caltables is empty, and a bogus kind exits 2" \
-    '[ "$cal" = "[]" ] && [ $bogus -eq 2 ]'
+check "contimg products --kind caltables: the registry's rows as SQL has them; a bogus kind exits 2" \
+    '[ "$cal_cli" = "$cal_sql" ] && [ $bogus -eq 2 ]'
 
 check "imaging tasks were spawned by the commit of their convert task, which they depend on" \
     '[ "$(q "SELECT count(*) FROM absurd.tasks i JOIN absurd.tasks c ON i.depends_on = ARRAY[c.task_id]

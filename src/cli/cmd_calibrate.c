@@ -4,17 +4,21 @@
 #include "calibration.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "fsutil.h"
+#include "products.h"
+#include "uvh5.h"
 
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char solve_usage[] =
     "usage: contimg calibrate solve VISFILE --out PREFIX --model RA,DEC,FLUX_JY[,SPECTRAL_INDEX]\n"
     "                               [--model ...] [--refant N] [--solint SECONDS] [--min-snr X]\n"
-    "                               [--json]\n\n"
+    "                               [--register [--valid-hours H]] [--json]\n\n"
     "Solves each antenna's complex gain per feed (X, Y) on the calibrator observation VISFILE\n"
     "(UVH5) against the model -- point sources at RA, DEC (ICRS degrees) with their flux at\n"
     "1.4 GHz and spectral index (default 0) -- by StefCal: the bandpass per channel over the\n"
@@ -22,16 +26,29 @@ static const char solve_usage[] =
     "per antenna is fitted to the bandpass phase. Writes PREFIX.cal.h5 (HDF5, atomically;\n"
     "docs/calibration.md). Solutions below --min-snr (default 3) are flagged.\n\n"
     "  --refant N     the phase reference antenna (default: the first with data)\n"
-    "  --solint S     the gain interval in seconds (default 0: the bandpass alone)\n\n"
+    "  --solint S     the gain interval in seconds (default 0: the bandpass alone)\n"
+    "  --register     add the caltable to the registry (products.caltables), valid from the\n"
+    "                 calibrator observation to --valid-hours after it (default 24)\n\n"
     "Exit 2 for bad options, corrupt input or no usable data; 4 for a missing file.";
 
 static const char apply_usage[] =
-    "usage: contimg calibrate apply VISFILE --cal PREFIX --out CALIBRATED [--json]\n\n"
+    "usage: contimg calibrate apply VISFILE --cal PREFIX|auto --out CALIBRATED [--json]\n\n"
     "Writes CALIBRATED (UVH5, the same header and layout as VISFILE, atomically): every\n"
     "correlation divided by its antennas' gains, its weight (nsamples) scaled to match, and\n"
     "flagged where a solution it needs is flagged. PREFIX names the caltable PREFIX.cal.h5\n"
-    "(or give the .h5 path itself). The channels must be the caltable's.\n\n"
-    "Exit 2 for bad options, corrupt input or channels that differ; 4 for a missing file.";
+    "(or give the .h5 path itself); `auto` asks the registry's fallback chain for the\n"
+    "observation's mid-time (as `contimg calibrate find`) and says which rung chose it. The\n"
+    "channels must be the caltable's.\n\n"
+    "Exit 2 for bad options, corrupt input or channels that differ; 4 for a missing file or,\n"
+    "with auto, no caltable at all; 3 when the database is unavailable.";
+
+static const char find_usage[] =
+    "usage: contimg calibrate find --time ISO_TIME [--stale-hours H] [--json]\n\n"
+    "The caltable the registry's fallback chain gives an observation at ISO_TIME (UTC): one\n"
+    "whose validity window holds it (rung active); else the calibrator observation nearest in\n"
+    "time within --stale-hours (default CONTIMG_CALIBRATOR_STALENESS_HOURS, 6; rung nearest);\n"
+    "else the newest before it, however old, with a warning on stderr (rung stale).\n\n"
+    "Exit 4 when no caltable qualifies; 3 when the database is unavailable.";
 
 /* PREFIX.cal.h5, or the path itself when it already names an .h5 file. */
 static void table_path(const char *prefix, char *out, size_t size)
@@ -65,20 +82,84 @@ static bool parse_model(const char *s, ct_source *out)
     return true;
 }
 
+/* A Julian date as "YYYY-MM-DDTHH:MM:SS" (UTC, to the second: a group id) and
+ * as ISO with milliseconds and the zone (for the database). */
+static void time_of_jd(double jd, char *group, size_t ng, char *iso, size_t ni)
+{
+    const double unix_sec = (jd - 2440587.5) * 86400.0;
+    struct tm tm;
+    const time_t whole = (time_t)floor(unix_sec + 0.5);
+    gmtime_r(&whole, &tm);
+    if (group)
+        strftime(group, ng, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (iso) {
+        const time_t w = (time_t)floor(unix_sec);
+        gmtime_r(&w, &tm);
+        char base[32];
+        strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(iso, ni, "%s.%03dZ", base, (int)floor((unix_sec - floor(unix_sec)) * 1000));
+    }
+}
+
+/* The registry's row for a caltable just written: keyed by its absolute path,
+ * the group its calibrator observation began, valid from that observation to
+ * valid_hours after it. *out: the row as stored. */
+static ct_code register_table(const ct_config *cfg, const char *path, const ct_caltable *t,
+                              double valid_hours, json_t **out, ct_err *err)
+{
+    char abs[4200], group[32], t0[48], t1[48], until[48];
+    time_of_jd(t->t_start_jd, group, sizeof group, t0, sizeof t0);
+    time_of_jd(t->t_end_jd, NULL, 0, t1, sizeof t1);
+    time_of_jd(t->t_end_jd + valid_hours / 24.0, NULL, 0, until, sizeof until);
+    cq_client *db = NULL;
+    ct_code rc = ct_absolute_path(path, abs, sizeof abs, err);
+    if (rc == CT_OK)
+        rc = cli_connect(cfg, &db, err);
+    json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:f, s:i}}", "path", abs,
+                            "group_id", group, "kind", t->ntime > 1 ? "bandpass+gain" : "bandpass",
+                            "source", t->source, "obs_start", t0, "obs_end", t1, "valid_until",
+                            until, "qa", "rms_jy", t->rms_jy, "iterations", t->iterations);
+    if (rc == CT_OK && !row)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    if (rc == CT_OK)
+        rc = ct_products_register_caltable(db, row, out, err);
+    json_decref(row);
+    cq_disconnect(db);
+    return rc;
+}
+
+/* The fallback chain's answer for iso into *found (JSON null: none; the
+ * caller decrefs). A stale rung's warning goes to stderr. */
+static ct_code find_for(const ct_config *cfg, const char *iso, double stale_hours, json_t **found,
+                        ct_err *err)
+{
+    cq_client *db = NULL;
+    ct_code rc = cli_connect(cfg, &db, err);
+    if (rc == CT_OK)
+        rc = ct_products_find_caltable(db, iso, stale_hours, found, err);
+    cq_disconnect(db);
+    const char *warning =
+        rc == CT_OK ? json_string_value(json_object_get(*found, "warning")) : NULL;
+    if (warning)
+        fprintf(stderr, "contimg: warning: %s\n", warning);
+    return rc;
+}
+
 static int solve(int argc, char **argv, const ct_config *cfg)
 {
-    (void)cfg;
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},     {"model", required_argument, NULL, 'm'},
         {"refant", required_argument, NULL, 'r'},  {"solint", required_argument, NULL, 's'},
         {"min-snr", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+        {"register", no_argument, NULL, 'R'},      {"valid-hours", required_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0}};
     ct_cal_opts o;
     ct_cal_opts_default(&o);
     ct_source model[64];
     size_t n_model = 0;
     const char *prefix = NULL;
-    bool json = false;
+    bool json = false, reg = false;
+    double valid_hours = 24;
     long v;
     optind = 0;
     opterr = 0;
@@ -108,6 +189,11 @@ static int solve(int argc, char **argv, const ct_config *cfg)
                 return cli_usage_error("--min-snr must be >= 0, got '%s'", optarg);
             break;
         case 'j': json = true; break;
+        case 'R': reg = true; break;
+        case 'V':
+            if (!cli_parse_double(optarg, 0, 1e6, &valid_hours))
+                return cli_usage_error("--valid-hours must be 0..1e6, got '%s'", optarg);
+            break;
         case ':': return cli_usage_error("calibrate solve: %s needs a value", argv[optind - 1]);
         default:
             return cli_usage_error("calibrate solve: unknown option '%s'; see --help",
@@ -132,6 +218,11 @@ static int solve(int argc, char **argv, const ct_config *cfg)
         ct_caltable_free(&t);
         return cli_report(&err);
     }
+    json_t *registered = NULL;
+    if (reg && register_table(cfg, path, &t, valid_hours, &registered, &err) != CT_OK) {
+        ct_caltable_free(&t);
+        return cli_report(&err);
+    }
     size_t nbp = (size_t)t.nchan * (size_t)t.nant * CT_CAL_NFEEDS, flagged = 0, ants = 0;
     for (size_t k = 0; k < nbp; k++)
         flagged += t.bp_flag[k];
@@ -148,25 +239,31 @@ static int solve(int argc, char **argv, const ct_config *cfg)
                 const double d = t.delay_ns[(size_t)a * CT_CAL_NFEEDS + p];
                 json_array_append_new(delays, isfinite(d) ? json_real(d) : json_null());
             }
-        cli_print_json(json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:I, s:I, s:f, s:i, s:o}",
-                                 "caltable", path, "source", t.source, "antennas", (int)ants,
-                                 "channels", t.nchan, "intervals", t.ntime, "refant", t.refant,
-                                 "solint_sec", t.solint_sec, "solutions", (json_int_t)nbp,
-                                 "flagged", (json_int_t)flagged, "rms_jy", t.rms_jy, "iterations",
-                                 t.iterations, "delay_ns", delays));
+        json_t *res =
+            json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:I, s:I, s:f, s:i, s:o}", "caltable",
+                      path, "source", t.source, "antennas", (int)ants, "channels", t.nchan,
+                      "intervals", t.ntime, "refant", t.refant, "solint_sec", t.solint_sec,
+                      "solutions", (json_int_t)nbp, "flagged", (json_int_t)flagged, "rms_jy",
+                      t.rms_jy, "iterations", t.iterations, "delay_ns", delays);
+        if (registered)
+            json_object_set(res, "registered", registered);
+        cli_print_json(res);
     } else {
         printf("%s\n", path);
         printf("solved: %zu antennas x %d channels x 2 feeds (%zu of %zu flagged), %d interval(s); "
                "fit rms %.4g Jy, at most %d iterations\n",
                ants, t.nchan, flagged, nbp, t.ntime, t.rms_jy, t.iterations);
+        if (registered)
+            printf("registered: valid until %s\n",
+                   json_string_value(json_object_get(registered, "valid_until")));
     }
+    json_decref(registered);
     ct_caltable_free(&t);
     return EXIT_OK;
 }
 
 static int apply(int argc, char **argv, const ct_config *cfg)
 {
-    (void)cfg;
     static const struct option opts[] = {{"cal", required_argument, NULL, 'c'},
                                          {"out", required_argument, NULL, 'o'},
                                          {"json", no_argument, NULL, 'j'},
@@ -196,23 +293,112 @@ static int apply(int argc, char **argv, const ct_config *cfg)
     if (strcmp(out, argv[optind]) == 0)
         return cli_usage_error("calibrate apply: --out must not be the input");
     char path[4200];
-    table_path(cal, path, sizeof path);
-    ct_caltable t;
     ct_err err;
-    if (ct_caltable_read(path, &t, &err) != CT_OK)
+    json_t *found = NULL;
+    if (strcmp(cal, "auto") == 0) {
+        /* The observation's middle, asked of the registry's fallback chain. */
+        ct_uvh5_file *f = NULL;
+        if (ct_uvh5_open(argv[optind], &f, &err) != CT_OK)
+            return cli_report(&err);
+        const ct_uvh5_header *h = ct_uvh5_header_get(f);
+        double lo = INFINITY, hi = -INFINITY;
+        for (int b = 0; b < h->Nblts; b++) {
+            lo = fmin(lo, h->time_array[b]);
+            hi = fmax(hi, h->time_array[b]);
+        }
+        ct_uvh5_close(f, NULL);
+        char iso[48];
+        time_of_jd(0.5 * (lo + hi), NULL, 0, iso, sizeof iso);
+        if (find_for(cfg, iso, cfg->calibrator_staleness_hours, &found, &err) != CT_OK)
+            return cli_report(&err);
+        if (json_is_null(found)) {
+            json_decref(found);
+            ct_fail(&err, CT_ENOTFOUND, "no caltable for %s at %s: none registered in reach",
+                    argv[optind], iso);
+            return cli_report(&err);
+        }
+        snprintf(path, sizeof path, "%s", json_string_value(json_object_get(found, "path")));
+    } else
+        table_path(cal, path, sizeof path);
+    ct_caltable t;
+    if (ct_caltable_read(path, &t, &err) != CT_OK) {
+        json_decref(found);
         return cli_report(&err);
+    }
     ct_cal_apply_result r;
     ct_code rc = ct_cal_apply(argv[optind], &t, out, &r, &err);
     ct_caltable_free(&t);
-    if (rc != CT_OK)
+    if (rc != CT_OK) {
+        json_decref(found);
         return cli_report(&err);
+    }
+    const char *rung = found ? json_string_value(json_object_get(found, "rung")) : "given";
+    if (json) {
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:I, s:I, s:f}", "path", out, "caltable", path, "rung", rung,
+                      "n_samples", (json_int_t)r.n_samples, "n_flagged_by_cal",
+                      (json_int_t)r.n_flagged_by_cal, "seconds", r.seconds);
+        if (found)
+            json_object_set(o, "chosen", found);
+        cli_print_json(o);
+    } else
+        printf("%s\ncalibrated with %s (%s): %zu correlations, %zu newly flagged, %.2f s\n", out,
+               path, rung, r.n_samples, r.n_flagged_by_cal, r.seconds);
+    json_decref(found);
+    return EXIT_OK;
+}
+
+static int find(int argc, char **argv, const ct_config *cfg)
+{
+    static const struct option opts[] = {{"time", required_argument, NULL, 't'},
+                                         {"stale-hours", required_argument, NULL, 's'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *when = NULL;
+    double stale = cfg->calibrator_staleness_hours;
+    bool json = false;
+    optind = 0;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': printf("%s\n", find_usage); return EXIT_OK;
+        case 't': when = optarg; break;
+        case 's':
+            if (!cli_parse_double(optarg, 0, 1e6, &stale))
+                return cli_usage_error("--stale-hours must be 0..1e6, got '%s'", optarg);
+            break;
+        case 'j': json = true; break;
+        case ':': return cli_usage_error("calibrate find: %s needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error("calibrate find: unknown option '%s'; see --help",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("calibrate find: unexpected argument '%s'", argv[optind]);
+    if (!when)
+        return cli_usage_error("calibrate find: --time ISO_TIME is required");
+    json_t *found = NULL;
+    ct_err err;
+    if (find_for(cfg, when, stale, &found, &err) != CT_OK)
+        return cli_report(&err);
+    if (json_is_null(found)) {
+        json_decref(found);
+        ct_fail(&err, CT_ENOTFOUND, "no caltable for %s: none registered in reach", when);
+        return cli_report(&err);
+    }
     if (json)
-        cli_print_json(json_pack("{s:s, s:s, s:I, s:I, s:f}", "path", out, "caltable", path,
-                                 "n_samples", (json_int_t)r.n_samples, "n_flagged_by_cal",
-                                 (json_int_t)r.n_flagged_by_cal, "seconds", r.seconds));
-    else
-        printf("%s\ncalibrated: %zu correlations, %zu newly flagged, %.2f s\n", out, r.n_samples,
-               r.n_flagged_by_cal, r.seconds);
+        cli_print_json(found);
+    else {
+        printf("%s\n%s, %.2f h from the calibrator observation's middle (group %s)\n",
+               json_string_value(json_object_get(found, "path")),
+               json_string_value(json_object_get(found, "rung")),
+               json_number_value(json_object_get(found, "age_hours")),
+               json_string_value(json_object_get(found, "group_id")));
+        json_decref(found);
+    }
     return EXIT_OK;
 }
 
@@ -221,6 +407,7 @@ int cmd_calibrate(int argc, char **argv, const ct_config *cfg)
     static const cli_command subs[] = {
         {"solve", "solve the bandpass (and gains) on a calibrator observation", solve},
         {"apply", "apply a caltable to an observation", apply},
+        {"find", "the caltable the registry's fallback chain gives a time", find},
         {NULL, NULL, NULL},
     };
     return cli_dispatch("contimg calibrate", "usage: contimg calibrate COMMAND", subs, argc, argv,

@@ -35,6 +35,7 @@ typedef struct ct_config {
     char chain[CT_NAME_MAX];        /* CONTIMG_CHAIN: what ingest starts, default quick */
     double drain_grace_sec;         /* CONTIMG_DRAIN_GRACE_SEC, default 240 */
     int threads;                    /* CONTIMG_THREADS: per rank; 0 = the cores shared out */
+    double calibrator_staleness_hours; /* CONTIMG_CALIBRATOR_STALENESS_HOURS, default 6 */
 } ct_config;
 
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */

@@ -99,3 +99,28 @@ ct_code ct_products_spawn_mosaics(cq_client *c, const char *tier, long per_mosai
     free(text);
     return rc;
 }
+
+ct_code ct_products_register_caltable(cq_client *c, const json_t *row, json_t **out, ct_err *err)
+{
+    char *text = json_dumps(row, JSON_COMPACT);
+    if (!text)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    const char *params[1] = {text};
+    ct_code rc =
+        cq_query_json(c, "products.register_caltable",
+                      "SELECT products.register_caltable($1::jsonb)", 1, params, true, out, err);
+    free(text);
+    return rc;
+}
+
+ct_code ct_products_find_caltable(cq_client *c, const char *time_iso, double stale_hours,
+                                  json_t **out, ct_err *err)
+{
+    char hours[64];
+    snprintf(hours, sizeof hours, "%.17g", stale_hours);
+    const char *params[2] = {time_iso, hours};
+    return cq_query_json(c, "products.find_caltable",
+                         "SELECT coalesce(products.find_caltable($1::timestamptz, $2::float8), "
+                         "'null'::jsonb)",
+                         2, params, true, out, err);
+}

@@ -39,6 +39,18 @@ ct_code ct_products_kind_parse(const char *name, ct_products_kind *out);
 ct_code ct_products_list(cq_client *c, ct_products_kind kind, const char *group, long limit,
                          json_t **rows, ct_err *err);
 
+/* Registers a caltable solved outside a task (products.register_caltable):
+ * row has path, group_id, kind, source, obs_start, obs_end, valid_until
+ * (ISO times) and qa; an upsert on the path. *out: the row as stored. */
+ct_code ct_products_register_caltable(cq_client *c, const json_t *row, json_t **out, ct_err *err);
+
+/* The fallback chain (products.find_caltable) for an observation at time_iso:
+ * {path, rung ("active", "nearest" or "stale"), age_hours, warning, ...}, or
+ * JSON null when no caltable qualifies; stale_hours the "nearest" rung's
+ * reach. */
+ct_code ct_products_find_caltable(cq_client *c, const char *time_iso, double stale_hours,
+                                  json_t **out, ct_err *err);
+
 /* The mosaic planner's windows over the registered images that passed QA
  * (products.plan_mosaics): tier "quicklook", "science" or "deep";
  * per_mosaic images a window (0: the tier's most) overlapping by overlap;
