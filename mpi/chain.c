@@ -13,7 +13,7 @@ static const char builtin_chains[] =
     "                \"imaging\", \"validation\", \"crossmatch\", \"photometry\"],"
     " \"quick\": [\"convert-uvh5-to-ms\", \"imaging\", \"create-mosaic\"],"
     " \"calibrator\": [\"convert-uvh5-to-ms\", \"calibration-solve\"],"
-    " \"target\": [\"calibration-apply\", \"imaging\", \"photometry\"]}";
+    " \"target\": [\"convert-uvh5-to-ms\", \"calibration-apply\", \"imaging\"]}";
 
 /* Rewrites every step of root as {"task": name, "config": {...}}. */
 static ct_code normalize(json_t *root, const char *origin, ct_err *err)

@@ -537,6 +537,18 @@ static size_t claim_and_start(coordinator *c)
             cq_task_free(&tasks[i]);
             continue;
         }
+        /* What only the database knows, before the ranks see the params. */
+        const ct_stage *st = ct_stage_find(tasks[i].name);
+        if (st && st->resolve && st->resolve(c->db, c->cfg, tasks[i].params, &err) != CT_OK) {
+            json_t *entry =
+                json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kind", "fail", "task_id", tasks[i].id,
+                          "token", tasks[i].claim_token, "name", tasks[i].name, "category",
+                          ct_category_name(err.category), "message", err.msg);
+            settle(c, entry);
+            json_decref(entry);
+            cq_task_free(&tasks[i]);
+            continue;
+        }
         int want = ct_stage_max_ranks(tasks[i].name);
         int n_ranks = want < per ? want : per;
         int first = free_run(c, n_ranks);

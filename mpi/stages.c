@@ -2,11 +2,13 @@
 #define _GNU_SOURCE
 #include "stages.h"
 
+#include "calibration.h"
 #include "convert.h"
 #include "fsutil.h"
 #include "imaging.h"
 #include "mosaic.h"
 #include "mpiutil.h"
+#include "products.h"
 #include "queue.h"
 
 #include <libgen.h>
@@ -382,6 +384,175 @@ static ct_code run_noop(MPI_Comm comm, const json_t *params, const ct_config *cf
     return CT_OK;
 }
 
+/* --- calibration-solve, calibration-apply ------------------------------------------------- */
+
+/* config.model, [[ra_deg, dec_deg, flux_jy(, spectral_index)], ...], into src[max]. */
+static ct_code cal_model_from(const json_t *model, ct_source *src, size_t max, size_t *n,
+                              ct_err *err)
+{
+    *n = 0;
+    if (!json_is_array(model) || json_array_size(model) == 0 || json_array_size(model) > max)
+        return ct_fail(err, CT_EINVAL,
+                       "config.model must list the calibrator field's components, "
+                       "[[ra_deg, dec_deg, flux_jy(, spectral_index)], ...] (1..%zu)",
+                       max);
+    size_t i;
+    json_t *c;
+    json_array_foreach(model, i, c)
+    {
+        const size_t k = json_array_size(c);
+        double v[4] = {0, 0, 0, 0};
+        for (size_t j = 0; j < k && j < 4; j++)
+            v[j] = json_is_number(json_array_get(c, j)) ? json_number_value(json_array_get(c, j))
+                                                        : NAN;
+        if (!json_is_array(c) || k < 3 || k > 4 || !(v[0] >= 0 && v[0] < 360) ||
+            !(fabs(v[1]) <= 90) || !(v[2] > 0) || !isfinite(v[3]))
+            return ct_fail(err, CT_EINVAL,
+                           "config.model[%zu] must be [ra_deg 0..360, dec_deg, flux_jy > 0(, "
+                           "spectral_index)]",
+                           i);
+        src[i] = (ct_source){v[0] * M_PI / 180.0, v[1] * M_PI / 180.0, v[2], v[3]};
+    }
+    *n = json_array_size(model);
+    return CT_OK;
+}
+
+static ct_code run_cal_solve(MPI_Comm comm, const json_t *params, const ct_config *cfg,
+                             ct_stage_outcome *out, ct_err *err)
+{
+    const char *group, *vis, *path;
+    ct_code rc;
+    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = require_str(params, "inputs", "vis_path", &vis, err)) ||
+        (rc = require_str(params, "outputs", "caltable_path", &path, err)))
+        return rc;
+    const json_t *config = json_object_get(params, "config");
+    ct_source model[64];
+    ct_cal_opts o;
+    ct_cal_opts_default(&o);
+    if ((rc = cal_model_from(json_object_get(config, "model"), model, 64, &o.n_model, err)))
+        return rc;
+    o.model = model;
+    double valid_hours = 24;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)config, key, v)
+    {
+        const double d = json_number_value(v);
+        if (strcmp(key, "model") == 0)
+            continue;
+        if (strcmp(key, "refant") == 0 && json_is_integer(v) && d >= 0 && d <= 100000)
+            o.refant = (int)d;
+        else if (strcmp(key, "solint_sec") == 0 && json_is_number(v) && d >= 0 && d <= 1e6)
+            o.solint_sec = d;
+        else if (strcmp(key, "min_snr") == 0 && json_is_number(v) && d >= 0)
+            o.min_snr = d;
+        else if (strcmp(key, "valid_hours") == 0 && json_is_number(v) && d >= 0 && d <= 1e6)
+            valid_hours = d;
+        else
+            return ct_fail(err, CT_EINVAL, "config.%s: unknown calibration option or out of range",
+                           key);
+    }
+    if ((rc = ct_config_check_paths(cfg, &vis, 1, err)) ||
+        (rc = prepare_output(comm, path, ".", err)))
+        return rc;
+    ct_caltable t;
+    if ((rc = ct_cal_solve(vis, &o, &t, err)) != CT_OK)
+        return rc;
+    rc = ct_caltable_write(path, &t, err);
+    json_t *row = rc == CT_OK ? ct_caltable_registry_row(&t, path, valid_hours) : NULL;
+    if (rc == CT_OK && !row)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    if (rc == CT_OK) {
+        json_t *qa = json_object_get(row, "qa");
+        out->result =
+            result_new("solved", json_pack("{s:s}", "caltable_path", path), json_deep_copy(qa));
+        out->products = json_pack("{s:[o]}", "caltables", row);
+        out->continue_chain = true;
+    }
+    ct_caltable_free(&t);
+    return rc;
+}
+
+static ct_code run_cal_apply(MPI_Comm comm, const json_t *params, const ct_config *cfg,
+                             ct_stage_outcome *out, ct_err *err)
+{
+    const char *group, *vis, *path, *calibrated;
+    ct_code rc;
+    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = require_str(params, "inputs", "vis_path", &vis, err)) ||
+        (rc = require_str(params, "inputs", "caltable_path", &path, err)) ||
+        (rc = require_str(params, "outputs", "vis_path", &calibrated, err)))
+        return rc;
+    if (strcmp(vis, calibrated) == 0)
+        return ct_fail(err, CT_EINVAL, "calibration-apply: outputs.vis_path is the input");
+    if ((rc = ct_config_check_paths(cfg, &vis, 1, err)) ||
+        (rc = prepare_output(comm, calibrated, ".", err)))
+        return rc;
+    ct_caltable t;
+    if ((rc = ct_caltable_read(path, &t, err)) != CT_OK)
+        return rc;
+    ct_cal_apply_result r;
+    rc = ct_cal_apply(vis, &t, calibrated, &r, err);
+    ct_caltable_free(&t);
+    if (rc != CT_OK)
+        return rc;
+    json_t *chosen = json_object_get(params, "calibration");
+    json_t *metrics =
+        json_pack("{s:s, s:I, s:I, s:f, s:O}", "caltable_path", path, "n_samples",
+                  (json_int_t)r.n_samples, "n_flagged_by_cal", (json_int_t)r.n_flagged_by_cal,
+                  "seconds", r.seconds, "calibration", chosen ? chosen : json_null());
+    out->result = result_new("calibrated", json_pack("{s:s}", "vis_path", calibrated), metrics);
+    out->continue_chain = true;
+    return CT_OK;
+}
+
+/* Rank 0: calibration-apply's caltable, when the task names none, from the
+ * registry's fallback chain at the observation's middle. None in reach is
+ * transient: a calibrator transit may yet be solved, and the retry finds it. */
+static ct_code resolve_cal_apply(cq_client *db, const ct_config *cfg, json_t *params, ct_err *err)
+{
+    json_t *inputs = json_object_get(params, "inputs");
+    const char *vis = json_string_value(json_object_get(inputs, "vis_path"));
+    if (json_string_value(json_object_get(inputs, "caltable_path")))
+        return CT_OK; /* given */
+    if (!json_is_object(inputs) || !vis)
+        return CT_OK; /* the stage refuses it, with its own message */
+    char iso[48];
+    ct_code rc = ct_cal_obs_middle_iso(vis, iso, sizeof iso, err);
+    if (rc != CT_OK)
+        return rc;
+    json_t *found = NULL;
+    if ((rc = ct_products_find_caltable(db, iso, cfg->calibrator_staleness_hours, &found, err)))
+        return rc;
+    if (json_is_null(found)) {
+        json_decref(found);
+        return ct_fail_as(err, CT_CAT_TRANSIENT, CT_ENOTFOUND,
+                          "no caltable for %s at %s: none registered within reach (retried: a "
+                          "calibrator transit may yet be solved)",
+                          vis, iso);
+    }
+    json_object_set(inputs, "caltable_path", json_object_get(found, "path"));
+    json_object_set_new(params, "calibration", found);
+    return CT_OK;
+}
+
+/* Where calibration outputs go: products_dir/caltables/GROUP.cal.h5 and
+ * products_dir/vis/GROUP.cal.hdf5. */
+static void cal_solve_outputs(json_t *outputs, const char *group, const char *products_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/caltables/%s.cal.h5", products_dir, group);
+    json_object_set_new(outputs, "caltable_path", json_string(path));
+}
+
+static void cal_apply_outputs(json_t *outputs, const char *group, const char *products_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vis/%s.cal.hdf5", products_dir, group);
+    json_object_set_new(outputs, "vis_path", json_string(path));
+}
+
 /* --- The stage table ------------------------------------------------------------------ */
 
 /* Where an imaging task's images go: products_dir/images/GROUP-*.fits. */
@@ -394,18 +565,22 @@ static void imaging_outputs(json_t *outputs, const char *group, const char *prod
 
 /* One row per task kind: its name, the ranks it can use (conversion deals
  * blocks of baseline-times and imaging grid slabs, both to any number of
- * ranks; a no-op has nothing to share), its run, the outputs planned for it
- * when a chain spawns it (NULL: none), and how it follows a finished step
- * of a chain (NULL: one task, ct_stage_next_params). A new stage is one row
- * here and its run function (docs/architecture.md). */
+ * ranks; calibration and a no-op run on one), its run, the outputs planned
+ * for it when a chain spawns it (NULL: none), how it follows a finished
+ * step of a chain (NULL: one task, ct_stage_next_params), and what rank 0
+ * resolves in its params from the database first (NULL: nothing). A new
+ * stage is one row here and its run function (docs/architecture.md). */
 #define STAGE_TABLE(ROW)                                                                           \
-    ROW(CT_TASK_CONVERT, CT_STAGE_ANY_RANKS, run_convert, NULL, NULL)                              \
-    ROW(CT_TASK_IMAGING, CT_STAGE_ANY_RANKS, run_imaging, imaging_outputs, NULL)                   \
-    ROW(CT_TASK_MOSAIC, CT_STAGE_ANY_RANKS, run_mosaic, NULL, mosaic_follow)                       \
-    ROW(CT_TASK_NOOP, 1, run_noop, NULL, NULL)
+    ROW(CT_TASK_CONVERT, CT_STAGE_ANY_RANKS, run_convert, NULL, NULL, NULL)                        \
+    ROW(CT_TASK_CAL_SOLVE, 1, run_cal_solve, cal_solve_outputs, NULL, NULL)                        \
+    ROW(CT_TASK_CAL_APPLY, 1, run_cal_apply, cal_apply_outputs, NULL, resolve_cal_apply)           \
+    ROW(CT_TASK_IMAGING, CT_STAGE_ANY_RANKS, run_imaging, imaging_outputs, NULL, NULL)             \
+    ROW(CT_TASK_MOSAIC, CT_STAGE_ANY_RANKS, run_mosaic, NULL, mosaic_follow, NULL)                 \
+    ROW(CT_TASK_NOOP, 1, run_noop, NULL, NULL, NULL)
 
-#define STAGE_ROW(name, ranks, run, outputs, follow)  {name, ranks, run, outputs, follow},
-#define STAGE_NAME(name, ranks, run, outputs, follow) name,
+#define STAGE_ROW(name, ranks, run, outputs, follow, resolve)                                      \
+    {name, ranks, run, outputs, follow, resolve},
+#define STAGE_NAME(name, ranks, run, outputs, follow, resolve) name,
 static const ct_stage stage_table[] = {STAGE_TABLE(STAGE_ROW)};
 static const char *const stage_names[] = {STAGE_TABLE(STAGE_NAME) NULL};
 #undef STAGE_ROW

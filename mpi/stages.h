@@ -24,6 +24,16 @@
  *                       {prefix}, config {tile, cutoff, interp}. Spawned by
  *                       the planner (sql/0003_mosaics.sql), not per task:
  *                       see ct_stage_follow_spawns.
+ *   calibration-solve   a calibrator observation -> a caltable (calibration.h)
+ *                       and its registry row; products.caltables. Params:
+ *                       inputs {group_id, vis_path}, outputs {caltable_path},
+ *                       config {model [[ra_deg, dec_deg, flux_jy(, index)]...],
+ *                       refant, solint_sec, min_snr, valid_hours (24)}.
+ *   calibration-apply   an observation -> its calibrated copy. Params: inputs
+ *                       {group_id, vis_path, caltable_path (else the registry's
+ *                       fallback chain, resolved on rank 0, the rung recorded
+ *                       in params.calibration and the result)}, outputs
+ *                       {vis_path}: the next step images the calibrated file.
  *   noop                does nothing (config {sleep_sec}): the engine's own
  *                       overhead, measured by bench/engine.
  *
@@ -37,15 +47,18 @@
 
 #include "config.h"
 #include "error.h"
+#include "queue.h"
 
 #include <jansson.h>
 #include <mpi.h>
 #include <stdbool.h>
 
-#define CT_TASK_CONVERT "convert-uvh5-to-ms"
-#define CT_TASK_IMAGING "imaging"
-#define CT_TASK_MOSAIC  "create-mosaic"
-#define CT_TASK_NOOP    "noop"
+#define CT_TASK_CONVERT   "convert-uvh5-to-ms"
+#define CT_TASK_IMAGING   "imaging"
+#define CT_TASK_MOSAIC    "create-mosaic"
+#define CT_TASK_NOOP      "noop"
+#define CT_TASK_CAL_SOLVE "calibration-solve"
+#define CT_TASK_CAL_APPLY "calibration-apply"
 
 typedef struct ct_stage_outcome {
     json_t *result;      /* {"status", "outputs", "message", "errors", "metrics"} */
@@ -78,6 +91,11 @@ typedef struct ct_stage {
     /* The spawn entry that follows a chain step (absurd.commit_task's
      * shape); NULL: one task of this kind, ct_stage_next_params. */
     json_t *(*follow)(const ct_stage_follow *f, ct_err *err);
+    /* Run by the engine's rank 0, which holds the database, on a claimed
+     * task's params before its ranks get them: what only the database knows
+     * (calibration-apply's caltable, from the registry's fallback chain).
+     * A failure fails the task with err's category. NULL: nothing. */
+    ct_code (*resolve)(cq_client *db, const ct_config *cfg, json_t *params, ct_err *err);
 } ct_stage;
 
 /* The row of a task kind; NULL for a kind no stage runs. */

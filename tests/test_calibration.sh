@@ -18,6 +18,11 @@
 # 4. The registry (products.caltables, CONTIMG_STATE_DIR's database) and its fallback
 #    chain: each rung -- active, nearest within the staleness limit, stale with a warning,
 #    none (exit 4) -- and `apply --cal auto` choosing the same caltable as by hand.
+# 5. A night in miniature through the engine: the calibrator transit ingested on the
+#    "calibrator" chain and two targets on the "target" chain, drained by mpirun: every
+#    task completed, one caltables row written once by the solve's commit, each target
+#    calibrated with it through the fallback chain (rung active) and imaged with its
+#    sources where and as bright as they are.
 set -u
 CONTIMG=${1:?usage: test_calibration.sh CONTIMG CHECK_CALTABLE}
 CHECK_CAL=${2:?usage: test_calibration.sh CONTIMG CHECK_CALTABLE VENV_PYTHON}
@@ -187,6 +192,78 @@ with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
         x, y = a["Data/" + name][()], b["Data/" + name][()]
         assert x.shape == y.shape and np.array_equal(x, y), name
 ' "$T/target-auto.hdf5" "$T/target-cal.hdf5"
+
+# ---- 5. a night in miniature through the engine ---------------------------------------------
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+psql "$URL" -XAtq -c "UPDATE products.caltables SET status = 'retired'
+                      WHERE obs_start::date = '2026-11-22'" >/dev/null ||
+    bad "retire the registry's caltables of the day"
+# With no caltable in reach, calibration-apply fails before any rank runs it, transient (a
+# calibrator transit may yet come; with no retries left it is dead-lettered), and names why.
+run "register a queue for a target with no calibrator" "$CONTIMG" queue create "calnone-$$"
+ABSURD_QUEUE_NAME=calnone-$$ ABSURD_MAX_RETRIES=0 CONTIMG_PRODUCTS_DIR=$T/products-none \
+    CONTIMG_CHAINS_FILE=$T/none-chains.json bash -c '
+echo "{\"target\": [\"convert-uvh5-to-ms\", \"calibration-apply\", \"imaging\"]}" >"$CONTIMG_CHAINS_FILE"
+"$1" ingest "$2" --chain target >/dev/null &&
+mpirun -q --allow-run-as-root --oversubscribe -x ABSURD_QUEUE_NAME -x ABSURD_MAX_RETRIES \
+    -x CONTIMG_PRODUCTS_DIR -x CONTIMG_CHAINS_FILE -x CONTIMG_STATE_DIR -np 2 "$1" run --drain' \
+    _ "$CONTIMG" "$T/tobs" >"$T/none.log" 2>&1 || bad "the no-calibrator run: $(tail -5 "$T/none.log")"
+none=$(psql "$URL" -XAtq -c "SELECT status || ' ' || error_category || ' ' || (error LIKE '%no caltable%')
+                              || ' ' || (SELECT count(*) FROM absurd.tasks WHERE queue_name = 'calnone-$$'
+                                         AND task_name = 'imaging')
+                              FROM absurd.tasks WHERE queue_name = 'calnone-$$-dlq'
+                               AND task_name = 'calibration-apply'")
+if [ "$none" = "failed transient true 0" ]; then
+    ok "no caltable in reach: calibration-apply dead-lettered, transient, naming it; no image"
+else
+    bad "no caltable in reach: got '$none'"
+fi
+run "simulate a second target" "$CONTIMG" simulate --out "$T/t2obs" --start 2026-11-22T12:00:00 \
+    "${SIM[@]}" --noise-jy 0.05 --sources "$T/target.txt" --relative >/dev/null
+cat >"$T/chains.json" <<CHAINS
+{"calibrator": ["convert-uvh5-to-ms",
+                {"task": "calibration-solve", "config": {"model": [[$RA, $DEC, 10]]}}],
+ "target": ["convert-uvh5-to-ms", "calibration-apply",
+            {"task": "imaging", "config": {"size": 512, "cell_arcsec": 20, "niter": 2000,
+                                           "threshold_jy": 0.02}}]}
+CHAINS
+export CONTIMG_CHAINS_FILE=$T/chains.json ABSURD_QUEUE_NAME=caltest-$$
+export CONTIMG_PRODUCTS_DIR=$T/products ABSURD_RETRY_BACKOFF_BASE=1 ABSURD_RETRY_BACKOFF_MAX=2
+run "register the night's own queue" "$CONTIMG" queue create "caltest-$$"
+run "ingest the calibrator on the calibrator chain" "$CONTIMG" ingest "$T/calobs" --chain calibrator
+for d in tobs t2obs; do
+    run "ingest target $d on the target chain" "$CONTIMG" ingest "$T/$d" --chain target
+done
+mpirun -q --allow-run-as-root --oversubscribe -x CONTIMG_CHAINS_FILE -x ABSURD_QUEUE_NAME \
+    -x CONTIMG_PRODUCTS_DIR -x ABSURD_RETRY_BACKOFF_BASE -x ABSURD_RETRY_BACKOFF_MAX \
+    -x CONTIMG_STATE_DIR -np 2 "$CONTIMG" run --drain >"$T/night.log" 2>&1 ||
+    bad "mpirun -np 2 contimg run --drain: $(tail -5 "$T/night.log")"
+q() { psql "$URL" -XAtq -c "$1"; }
+same() { # same DESCRIPTION WANT GOT
+    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$3', want '$2'"; fi
+}
+same "every task of the night completed: 3 converts, 1 solve, 2 applies, 2 images" \
+    "calibration-apply completed 2,calibration-solve completed 1,convert-uvh5-to-ms completed 3,imaging completed 2" \
+    "$(q "SELECT string_agg(task_name || ' ' || status || ' ' || n, ',' ORDER BY task_name)
+            FROM (SELECT task_name, status, count(*) n FROM absurd.tasks
+                   WHERE queue_name = 'caltest-$$' GROUP BY 1, 2) x")"
+same "one caltables row, written once by the solve's commit, valid 24 h past its observation" \
+    "1|1|t|t|24" \
+    "$(q "SELECT count(*), max(c.n_writes), bool_and(c.task_id = t.task_id),
+                 bool_and(c.path LIKE '$T/products/caltables/%'),
+                 round(max(extract(epoch FROM c.valid_until - c.obs_end)) / 3600)
+            FROM products.caltables c JOIN absurd.tasks t ON t.task_name = 'calibration-solve'
+                                                        AND t.queue_name = 'caltest-$$'
+           WHERE c.status = 'active' AND c.obs_start::date = '2026-11-22'")"
+same "each target calibrated with it through the fallback chain, rung active" "active active" \
+    "$(q "SELECT string_agg(result->'metrics'->'calibration'->>'rung', ' ')
+            FROM absurd.tasks WHERE task_name = 'calibration-apply'
+             AND queue_name = 'caltest-$$' AND status = 'completed'")"
+img=$(q "SELECT params->'outputs'->>'image_prefix' FROM absurd.tasks
+          WHERE task_name = 'imaging' AND queue_name = 'caltest-$$'
+            AND params->'inputs'->>'group_id' = '2026-11-22T11:00:00'")
+run "the engine's image of the first target: its sources where and as bright as they are" \
+    "$PY" "$HERE/check_image.py" sources "$img" "$T/target.txt"
 
 echo "test_calibration: $failed failed"
 [ $failed -eq 0 ]

@@ -41,8 +41,10 @@ static void test_builtin_chains(void)
     CHECK(next && strcmp(next, "create-mosaic") == 0, "create-mosaic follows imaging in quick");
     CHECK_OK(ct_chain_next(c, "quick", "create-mosaic", &next, NULL, &err), err);
     CHECK(next == NULL, "create-mosaic ends quick, got %s", next);
+    CHECK_OK(ct_chain_next(c, "target", "convert-uvh5-to-ms", &next, NULL, &err), err);
+    CHECK(next && strcmp(next, "calibration-apply") == 0, "target: convert -> %s", next);
     CHECK_OK(ct_chain_next(c, "target", "imaging", &next, NULL, &err), err);
-    CHECK(next && strcmp(next, "photometry") == 0, "target: imaging -> %s", next);
+    CHECK(next == NULL, "imaging ends target, got %s", next);
     CHECK(ct_chain_next(c, "quick", "photometry", &next, NULL, &err) == CT_ENOTFOUND,
           "a task not in the chain is not found");
     CHECK(ct_chain_first(c, "nosuch", &first, NULL, &err) == CT_ENOTFOUND &&
@@ -142,7 +144,8 @@ static void test_stage_rules(void)
     CHECK(ct_stage_category(&e) == CT_CAT_PERMANENT, "missing input: permanent");
     ct_fail(&e, CT_EIO, "write failed: no space left");
     CHECK(ct_stage_category(&e) == CT_CAT_TRANSIENT, "I/O: transient");
-    CHECK(ct_stage_known("imaging") && !ct_stage_known("calibration-solve"),
+    CHECK(ct_stage_known("imaging") && ct_stage_known("calibration-solve") &&
+              !ct_stage_known("photometry"),
           "the engine claims only what it can run");
 
     const char *files[16];
@@ -178,7 +181,8 @@ static void test_stage_rules(void)
         CHECK(st && st->run && st->max_ranks >= 1 && strcmp(st->name, *k) == 0, "row for %s", *k);
     }
     CHECK(ct_stage_max_ranks("noop") == 1 && ct_stage_max_ranks("imaging") > 1 &&
-              ct_stage_find("calibration-solve") == NULL,
+              ct_stage_max_ranks("calibration-apply") == 1 && ct_stage_find("photometry") == NULL &&
+              ct_stage_find("calibration-apply")->resolve != NULL,
           "ranks per kind; no row for a kind no stage runs");
     ct_stage_follow f = {"imaging", "quick", "11111111-1111-1111-1111-111111111111", p, result,
                          cfg,       "/prod"};
@@ -207,7 +211,7 @@ static void test_stage_rules(void)
     json_object_set_new(mcfg, "tier", json_string("bogus"));
     CHECK(ct_stage_follow_spawns(&f, &e) == NULL && e.code == CT_EINVAL,
           "a step config the planner refuses: %s", e.msg);
-    f.next = "calibration-solve";
+    f.next = "photometry";
     CHECK(ct_stage_follow_spawns(&f, &e) == NULL && e.code == CT_EINVAL, "a kind no stage runs: %s",
           e.msg);
     json_decref(mcfg);

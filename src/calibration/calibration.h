@@ -33,6 +33,7 @@
 #include "sky.h"
 
 #include <complex.h>
+#include <jansson.h>
 #include <stddef.h>
 
 /* The feeds a caltable holds: X and Y (AIPS polarizations -5 XX, -6 YY). */
@@ -88,6 +89,21 @@ ct_code ct_caltable_write(const char *path, const ct_caltable *t, ct_err *err);
 /* Reads one back; CT_ENOTFOUND when nothing is at path, corrupt input when it is
  * not a caltable of this format. */
 ct_code ct_caltable_read(const char *path, ct_caltable *t, ct_err *err);
+
+/* A Julian date (UTC) as "YYYY-MM-DDTHH:MM:SS.sssZ". */
+void ct_cal_time_iso(double jd, char *iso, size_t size);
+
+/* The middle of the observation vispath (UVH5: halfway between its first and
+ * last integration), as ct_cal_time_iso writes it: the time the registry's
+ * fallback chain is asked about. */
+ct_code ct_cal_obs_middle_iso(const char *vispath, char *iso, size_t size, ct_err *err);
+
+/* The caltable's row in the registry (products.caltables, sql/0004_caltables.sql):
+ * path (give it absolute), group_id (the second its calibrator observation began,
+ * "YYYY-MM-DDTHH:MM:SS"), kind ("bandpass", or "bandpass+gain" with intervals),
+ * source, obs_start and obs_end (ISO), valid_until (obs_end + valid_hours) and QA
+ * (antennas solved, flagged fraction, fit rms, iterations). NULL when out of memory. */
+json_t *ct_caltable_registry_row(const ct_caltable *t, const char *path, double valid_hours);
 
 typedef struct ct_cal_apply_result {
     size_t n_samples;        /* correlations written */

@@ -1,8 +1,10 @@
 /* caltable.c -- the caltable file (calibration.h): one HDF5 file, its layout in
  * docs/calibration.md, written under a temporary name and renamed. */
+#define _GNU_SOURCE
 #include "calibration.h"
 
 #include "fsutil.h"
+#include "uvh5.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FORMAT_NAME    "contimg caltable"
@@ -226,5 +229,63 @@ ct_code ct_caltable_read(const char *path, ct_caltable *t, ct_err *err)
                           "corrupt input: %s is not a contimg caltable (format %d)", path,
                           FORMAT_VERSION);
     }
+    return CT_OK;
+}
+
+void ct_cal_time_iso(double jd, char *iso, size_t size)
+{
+    const double unix_sec = (jd - 2440587.5) * 86400.0, whole = floor(unix_sec);
+    const time_t w = (time_t)whole;
+    struct tm tm;
+    gmtime_r(&w, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    int ms = (int)floor((unix_sec - whole) * 1000);
+    snprintf(iso, size, "%s.%03dZ", base, ms > 999 ? 999 : ms);
+}
+
+json_t *ct_caltable_registry_row(const ct_caltable *t, const char *path, double valid_hours)
+{
+    char group[32], t0[48], t1[48], until[48];
+    /* The group: the observation's first second, as the subband files name it. */
+    const time_t first = (time_t)floor((t->t_start_jd - 2440587.5) * 86400.0 + 0.5);
+    struct tm tm;
+    gmtime_r(&first, &tm);
+    strftime(group, sizeof group, "%Y-%m-%dT%H:%M:%S", &tm);
+    ct_cal_time_iso(t->t_start_jd, t0, sizeof t0);
+    ct_cal_time_iso(t->t_end_jd, t1, sizeof t1);
+    ct_cal_time_iso(t->t_end_jd + valid_hours / 24.0, until, sizeof until);
+    const size_t nbp = (size_t)t->nchan * (size_t)t->nant * CT_CAL_NFEEDS;
+    size_t flagged = 0, ants = 0;
+    for (size_t k = 0; k < nbp; k++)
+        flagged += t->bp_flag[k];
+    for (int a = 0; a < t->nant; a++) {
+        int any = 0;
+        for (int c = 0; c < t->nchan && !any; c++)
+            any = !t->bp_flag[((size_t)c * t->nant + a) * CT_CAL_NFEEDS];
+        ants += (size_t)any;
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:f, s:f, s:i, s:f}}", "path",
+                     path, "group_id", group, "kind", t->ntime > 1 ? "bandpass+gain" : "bandpass",
+                     "source", t->source, "obs_start", t0, "obs_end", t1, "valid_until", until,
+                     "qa", "antennas", (json_int_t)ants, "flagged_fraction",
+                     nbp ? (double)flagged / (double)nbp : 1.0, "rms_jy", t->rms_jy, "iterations",
+                     t->iterations, "solint_sec", t->solint_sec);
+}
+
+ct_code ct_cal_obs_middle_iso(const char *vispath, char *iso, size_t size, ct_err *err)
+{
+    ct_uvh5_file *f = NULL;
+    ct_code rc = ct_uvh5_open(vispath, &f, err);
+    if (rc != CT_OK)
+        return rc;
+    const ct_uvh5_header *h = ct_uvh5_header_get(f);
+    double lo = INFINITY, hi = -INFINITY;
+    for (int b = 0; b < h->Nblts; b++) {
+        lo = fmin(lo, h->time_array[b]);
+        hi = fmax(hi, h->time_array[b]);
+    }
+    ct_uvh5_close(f, NULL);
+    ct_cal_time_iso(0.5 * (lo + hi), iso, size);
     return CT_OK;
 }

@@ -6,7 +6,6 @@
 #include "commands.h"
 #include "fsutil.h"
 #include "products.h"
-#include "uvh5.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -82,43 +81,18 @@ static bool parse_model(const char *s, ct_source *out)
     return true;
 }
 
-/* A Julian date as "YYYY-MM-DDTHH:MM:SS" (UTC, to the second: a group id) and
- * as ISO with milliseconds and the zone (for the database). */
-static void time_of_jd(double jd, char *group, size_t ng, char *iso, size_t ni)
-{
-    const double unix_sec = (jd - 2440587.5) * 86400.0;
-    struct tm tm;
-    const time_t whole = (time_t)floor(unix_sec + 0.5);
-    gmtime_r(&whole, &tm);
-    if (group)
-        strftime(group, ng, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (iso) {
-        const time_t w = (time_t)floor(unix_sec);
-        gmtime_r(&w, &tm);
-        char base[32];
-        strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(iso, ni, "%s.%03dZ", base, (int)floor((unix_sec - floor(unix_sec)) * 1000));
-    }
-}
-
 /* The registry's row for a caltable just written: keyed by its absolute path,
  * the group its calibrator observation began, valid from that observation to
  * valid_hours after it. *out: the row as stored. */
 static ct_code register_table(const ct_config *cfg, const char *path, const ct_caltable *t,
                               double valid_hours, json_t **out, ct_err *err)
 {
-    char abs[4200], group[32], t0[48], t1[48], until[48];
-    time_of_jd(t->t_start_jd, group, sizeof group, t0, sizeof t0);
-    time_of_jd(t->t_end_jd, NULL, 0, t1, sizeof t1);
-    time_of_jd(t->t_end_jd + valid_hours / 24.0, NULL, 0, until, sizeof until);
+    char abs[4200];
     cq_client *db = NULL;
     ct_code rc = ct_absolute_path(path, abs, sizeof abs, err);
     if (rc == CT_OK)
         rc = cli_connect(cfg, &db, err);
-    json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:f, s:i}}", "path", abs,
-                            "group_id", group, "kind", t->ntime > 1 ? "bandpass+gain" : "bandpass",
-                            "source", t->source, "obs_start", t0, "obs_end", t1, "valid_until",
-                            until, "qa", "rms_jy", t->rms_jy, "iterations", t->iterations);
+    json_t *row = ct_caltable_registry_row(t, abs, valid_hours);
     if (rc == CT_OK && !row)
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
     if (rc == CT_OK)
@@ -297,18 +271,9 @@ static int apply(int argc, char **argv, const ct_config *cfg)
     json_t *found = NULL;
     if (strcmp(cal, "auto") == 0) {
         /* The observation's middle, asked of the registry's fallback chain. */
-        ct_uvh5_file *f = NULL;
-        if (ct_uvh5_open(argv[optind], &f, &err) != CT_OK)
-            return cli_report(&err);
-        const ct_uvh5_header *h = ct_uvh5_header_get(f);
-        double lo = INFINITY, hi = -INFINITY;
-        for (int b = 0; b < h->Nblts; b++) {
-            lo = fmin(lo, h->time_array[b]);
-            hi = fmax(hi, h->time_array[b]);
-        }
-        ct_uvh5_close(f, NULL);
         char iso[48];
-        time_of_jd(0.5 * (lo + hi), NULL, 0, iso, sizeof iso);
+        if (ct_cal_obs_middle_iso(argv[optind], iso, sizeof iso, &err) != CT_OK)
+            return cli_report(&err);
         if (find_for(cfg, iso, cfg->calibrator_staleness_hours, &found, &err) != CT_OK)
             return cli_report(&err);
         if (json_is_null(found)) {
