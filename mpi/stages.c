@@ -430,8 +430,29 @@ static ct_code run_cal_solve(MPI_Comm comm, const json_t *params, const ct_confi
     ct_source model[64];
     ct_cal_opts o;
     ct_cal_opts_default(&o);
-    if ((rc = cal_model_from(json_object_get(config, "model"), model, 64, &o.n_model, err)))
-        return rc;
+    const json_t *given = json_object_get(config, "model");
+    const char *name = json_string_value(json_object_get(config, "calibrator"));
+    if (given) {
+        if ((rc = cal_model_from(given, model, 64, &o.n_model, err)))
+            return rc;
+    } else {
+        /* The catalogue's calibrator: named, or the one this observation is the
+         * transit of. */
+        const ct_calibrator *cal = name ? ct_calibrator_find(name) : NULL;
+        double sep = 0;
+        if (name && !cal)
+            return ct_fail(err, CT_EINVAL, "config.calibrator: %s is not in the catalogue", name);
+        if (!cal && (rc = ct_calibrator_in_field(vis, cfg->calibrator_radius_deg, &cal, &sep,
+                                                 err)) != CT_OK)
+            return rc;
+        if (!cal)
+            return ct_fail(err, CT_EINVAL,
+                           "calibration-solve: no catalogue calibrator within %g deg of the "
+                           "pointing of %s; give config.model or config.calibrator",
+                           cfg->calibrator_radius_deg, vis);
+        ct_calibrator_source(cal, &model[0]);
+        o.n_model = 1;
+    }
     o.model = model;
     double valid_hours = 24;
     const char *key;
@@ -439,7 +460,7 @@ static ct_code run_cal_solve(MPI_Comm comm, const json_t *params, const ct_confi
     json_object_foreach((json_t *)config, key, v)
     {
         const double d = json_number_value(v);
-        if (strcmp(key, "model") == 0)
+        if (strcmp(key, "model") == 0 || (strcmp(key, "calibrator") == 0 && json_is_string(v)))
             continue;
         if (strcmp(key, "refant") == 0 && json_is_integer(v) && d >= 0 && d <= 100000)
             o.refant = (int)d;

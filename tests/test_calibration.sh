@@ -23,6 +23,10 @@
 #    task completed, one caltables row written once by the solve's commit, each target
 #    calibrated with it through the fallback chain (rung active) and imaged with its
 #    sources where and as bright as they are.
+# 6. A catalogue calibrator found by itself: 3C147's transit simulated at the time it
+#    transits; `ingest --chain auto` starts it on the calibrator chain (a target field on
+#    the target chain); calibration-solve, given no model, solves against the catalogue's
+#    3C147 and recovers the simulator's gains.
 set -u
 CONTIMG=${1:?usage: test_calibration.sh CONTIMG CHECK_CALTABLE}
 CHECK_CAL=${2:?usage: test_calibration.sh CONTIMG CHECK_CALTABLE VENV_PYTHON}
@@ -264,6 +268,60 @@ img=$(q "SELECT params->'outputs'->>'image_prefix' FROM absurd.tasks
             AND params->'inputs'->>'group_id' = '2026-11-22T11:00:00'")
 run "the engine's image of the first target: its sources where and as bright as they are" \
     "$PY" "$HERE/check_image.py" sources "$img" "$T/target.txt"
+
+# ---- 6. a catalogue calibrator's transit, found by itself ------------------------------------
+# 3C147 from the catalogue; the time it transits on 2026-11-22 from a probe's meridian (the
+# image centre of a short observation at its declination) and the sidereal rate.
+read -r CRA CDEC CFLUX CSI < <("$CONTIMG" calibrate catalogue --json | "$PY" -c 'import json, sys
+c = [r for r in json.load(sys.stdin) if r["name"] == "3C147"][0]
+print(c["ra_deg"], c["dec_deg"], c["flux_jy_1p4"], c["spectral_index"])')
+run "simulate a probe of the meridian at 3C147's declination" "$CONTIMG" simulate \
+    --out "$T/meridian" --start 2026-11-22T00:00:00 --dec "$CDEC" --antennas 8 \
+    --channels-per-subband 1 --times 2 --noise-jy 0.05 >/dev/null
+run "convert it" "$CONTIMG" convert "$T/meridian" --out "$T/meridian.hdf5" >/dev/null
+"$CONTIMG" image "$T/meridian.hdf5" --out "$T/meridian" --size 128 --cell 20 --niter 0 --json \
+    >"$T/meridian.json" 2>"$T/meridian.err" || bad "the probe's image: $(cat "$T/meridian.err")"
+START=$("$PY" -c 'import json, sys, datetime
+r = json.load(open(sys.argv[1]))
+hours = ((float(sys.argv[2]) - r["centre_ra_deg"]) % 360) / 15 * 0.9972696
+t = datetime.datetime(2026, 11, 22) + datetime.timedelta(hours=hours, seconds=6 - 75)
+print(t.strftime("%Y-%m-%dT%H:%M:%S"))' "$T/meridian.json" "$CRA")
+echo "$CRA $CDEC $CFLUX $CSI" >"$T/3c147.txt"
+run "simulate 3C147's transit at $START, its antennas corrupted" "$CONTIMG" simulate \
+    --out "$T/c147obs" --start "$START" --dec "$CDEC" --channels-per-subband 2 --times 12 \
+    --gains-seed 7 --noise-jy 0.05 --sources "$T/3c147.txt" >/dev/null
+export ABSURD_QUEUE_NAME=calauto-$$ CONTIMG_PRODUCTS_DIR=$T/products-auto
+cat >"$T/auto-chains.json" <<CHAINS
+{"calibrator": ["convert-uvh5-to-ms", "calibration-solve"],
+ "target": ["convert-uvh5-to-ms", "calibration-apply"]}
+CHAINS
+export CONTIMG_CHAINS_FILE=$T/auto-chains.json
+run "register the transit's own queue" "$CONTIMG" queue create "calauto-$$"
+out=$("$CONTIMG" ingest "$T/c147obs" --chain auto)
+if [[ $out == *"(chain calibrator: 3C147 transits 0."*" deg from the pointing)"* ]]; then
+    ok "ingest --chain auto: 3C147's transit starts the calibrator chain"
+else
+    bad "ingest --chain auto on 3C147's transit: $out"
+fi
+out=$("$CONTIMG" ingest "$T/tobs" --chain auto)
+if [[ $out == *"(chain target)"* ]]; then
+    ok "ingest --chain auto: a field without a calibrator starts the target chain"
+else
+    bad "ingest --chain auto on a target: $out"
+fi
+mpirun -q --allow-run-as-root --oversubscribe -x CONTIMG_CHAINS_FILE -x ABSURD_QUEUE_NAME \
+    -x CONTIMG_PRODUCTS_DIR -x CONTIMG_STATE_DIR -x ABSURD_RETRY_BACKOFF_BASE \
+    -x ABSURD_RETRY_BACKOFF_MAX -np 2 "$CONTIMG" run --drain >"$T/auto.log" 2>&1 ||
+    bad "the transit's engine run: $(tail -5 "$T/auto.log")"
+same "the transit's tasks completed: convert x2, solve, apply" \
+    "calibration-apply completed 1,calibration-solve completed 1,convert-uvh5-to-ms completed 2" \
+    "$(q "SELECT string_agg(task_name || ' ' || status || ' ' || n, ',' ORDER BY task_name)
+            FROM (SELECT task_name, status, count(*) n FROM absurd.tasks
+                   WHERE queue_name = 'calauto-$$' GROUP BY 1, 2) x")"
+cal=$(q "SELECT result->'outputs'->>'caltable_path' FROM absurd.tasks
+          WHERE queue_name = 'calauto-$$' AND task_name = 'calibration-solve'")
+run "solved with no model given, against the catalogue's 3C147: the simulator's gains, 1 % and 1 deg" \
+    "$CHECK_CAL" "$cal" 7 0.01 1.0 96 0.05
 
 echo "test_calibration: $failed failed"
 [ $failed -eq 0 ]

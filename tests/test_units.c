@@ -4,6 +4,7 @@
  * imaging options (one set of bounds for the command line and the tasks).
  */
 #define _GNU_SOURCE
+#include "calibration.h"
 #include "config.h"
 #include "database.h"
 #include "fsutil.h"
@@ -13,6 +14,7 @@
 #include "queue.h"
 #include "testutil.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,6 +174,37 @@ static void test_image_opts(void)
     json_decref(j);
 }
 
+/* The calibrator catalogue against the literature's round 1.4 GHz flux densities
+ * (independent of the spectra's coefficients: a mistyped coefficient shows), and the
+ * power law a model component makes of each spectrum against the spectrum itself
+ * across DSA-110's band. */
+static void test_calibrators(void)
+{
+    static const struct {
+        const char *name;
+        double s14;
+    } lit[] = {{"3C48", 16.0},  {"3C138", 8.5},  {"3C147", 22.5},
+               {"3C196", 14.0}, {"3C286", 14.9}, {"3C295", 22.1}};
+    CHECK(ct_calibrator_count() == sizeof lit / sizeof lit[0], "six standards");
+    for (size_t i = 0; i < sizeof lit / sizeof lit[0]; i++) {
+        const ct_calibrator *c = ct_calibrator_find(lit[i].name);
+        REQUIRE(c != NULL, "%s in the catalogue", lit[i].name);
+        const double s = ct_calibrator_flux(c, 1.4e9);
+        CHECK(fabs(s / lit[i].s14 - 1) < 0.04, "%s: %.3f Jy at 1.4 GHz (literature %.1f)", c->name,
+              s, lit[i].s14);
+        ct_source src;
+        ct_calibrator_source(c, &src);
+        for (double f = 1.28e9; f <= 1.48e9; f += 0.02e9) {
+            const double law = src.flux_jy * pow(f / 1.4e9, src.spectral_index);
+            CHECK(fabs(law / ct_calibrator_flux(c, f) - 1) < 2e-3,
+                  "%s: the power law within 0.2 %% of the spectrum at %.2f GHz", c->name, f / 1e9);
+        }
+    }
+    CHECK(ct_calibrator_find("3c147") == ct_calibrator_find("3C147") &&
+              ct_calibrator_find("Cas A") == NULL,
+          "names ignore case; an unknown one is NULL");
+}
+
 static void test_config(void)
 {
     ct_config cfg;
@@ -277,6 +310,7 @@ int main(void)
     RUN(test_error_category);
     RUN(test_error_message_utf8);
     RUN(test_image_opts);
+    RUN(test_calibrators);
     RUN(test_config);
     RUN(test_describe_redacts);
     RUN(test_paths);

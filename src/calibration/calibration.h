@@ -105,6 +105,30 @@ ct_code ct_cal_obs_middle_iso(const char *vispath, char *iso, size_t size, ct_er
  * (antennas solved, flagged fraction, fit rms, iterations). NULL when out of memory. */
 json_t *ct_caltable_registry_row(const ct_caltable *t, const char *path, double valid_hours);
 
+/* The calibrator catalogue: bright flux-density standards in DSA-110's sky with
+ * their spectra (Perley & Butler 2017; calibrators.c lists them). */
+typedef struct ct_calibrator {
+    const char *name;
+    double ra_deg, dec_deg; /* J2000 / ICRS */
+    int ncoef;              /* log10 S[Jy] = sum_k coef[k] (log10 nu[GHz])^k */
+    double coef[6];
+} ct_calibrator;
+
+size_t ct_calibrator_count(void);
+const ct_calibrator *ct_calibrator_at(size_t i); /* NULL past the end */
+/* By name, ignoring case ("3C147"); NULL when not in the catalogue. */
+const ct_calibrator *ct_calibrator_find(const char *name);
+/* Its flux density (Jy) at freq_hz. */
+double ct_calibrator_flux(const ct_calibrator *c, double freq_hz);
+/* As a model component: its position, its flux at 1.4 GHz, and the slope of
+ * its spectrum there as the spectral index. */
+void ct_calibrator_source(const ct_calibrator *c, ct_source *out);
+/* The catalogue source whose transit the observation vispath (UVH5) is: the
+ * nearest to where the dishes point at mid-observation within max_sep_deg, in
+ * *out with its separation (*out NULL when none is that close). */
+ct_code ct_calibrator_in_field(const char *vispath, double max_sep_deg, const ct_calibrator **out,
+                               double *sep_deg, ct_err *err);
+
 typedef struct ct_cal_apply_result {
     size_t n_samples;        /* correlations written */
     size_t n_flagged_by_cal; /* newly flagged: their antenna's solution was flagged */

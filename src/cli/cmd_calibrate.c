@@ -15,8 +15,10 @@
 #include <time.h>
 
 static const char solve_usage[] =
-    "usage: contimg calibrate solve VISFILE --out PREFIX --model RA,DEC,FLUX_JY[,SPECTRAL_INDEX]\n"
-    "                               [--model ...] [--refant N] [--solint SECONDS] [--min-snr X]\n"
+    "usage: contimg calibrate solve VISFILE --out PREFIX\n"
+    "                               (--model RA,DEC,FLUX_JY[,SPECTRAL_INDEX] [--model ...]\n"
+    "                                | --calibrator NAME|auto)\n"
+    "                               [--refant N] [--solint SECONDS] [--min-snr X]\n"
     "                               [--register [--valid-hours H]] [--json]\n\n"
     "Solves each antenna's complex gain per feed (X, Y) on the calibrator observation VISFILE\n"
     "(UVH5) against the model -- point sources at RA, DEC (ICRS degrees) with their flux at\n"
@@ -24,6 +26,9 @@ static const char solve_usage[] =
     "whole observation, then, with --solint, the gain per interval relative to it; the delay\n"
     "per antenna is fitted to the bandpass phase. Writes PREFIX.cal.h5 (HDF5, atomically;\n"
     "docs/calibration.md). Solutions below --min-snr (default 3) are flagged.\n\n"
+    "  --calibrator   a catalogue calibrator by name (3C48, 3C138, 3C147, 3C196, 3C286,\n"
+    "                 3C295: Perley & Butler 2017 spectra), or auto: the one whose transit\n"
+    "                 VISFILE is (within CONTIMG_CALIBRATOR_RADIUS_DEG of the pointing)\n"
     "  --refant N     the phase reference antenna (default: the first with data)\n"
     "  --solint S     the gain interval in seconds (default 0: the bandpass alone)\n"
     "  --register     add the caltable to the registry (products.caltables), valid from the\n"
@@ -121,17 +126,22 @@ static ct_code find_for(const ct_config *cfg, const char *iso, double stale_hour
 
 static int solve(int argc, char **argv, const ct_config *cfg)
 {
-    static const struct option opts[] = {
-        {"out", required_argument, NULL, 'o'},     {"model", required_argument, NULL, 'm'},
-        {"refant", required_argument, NULL, 'r'},  {"solint", required_argument, NULL, 's'},
-        {"min-snr", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
-        {"register", no_argument, NULL, 'R'},      {"valid-hours", required_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"refant", required_argument, NULL, 'r'},
+                                         {"solint", required_argument, NULL, 's'},
+                                         {"min-snr", required_argument, NULL, 'n'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"register", no_argument, NULL, 'R'},
+                                         {"valid-hours", required_argument, NULL, 'V'},
+                                         {"calibrator", required_argument, NULL, 'C'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0, 0, 0, 0}};
     ct_cal_opts o;
     ct_cal_opts_default(&o);
     ct_source model[64];
     size_t n_model = 0;
-    const char *prefix = NULL;
+    const char *prefix = NULL, *calibrator = NULL;
     bool json = false, reg = false;
     double valid_hours = 24;
     long v;
@@ -164,6 +174,7 @@ static int solve(int argc, char **argv, const ct_config *cfg)
             break;
         case 'j': json = true; break;
         case 'R': reg = true; break;
+        case 'C': calibrator = optarg; break;
         case 'V':
             if (!cli_parse_double(optarg, 0, 1e6, &valid_hours))
                 return cli_usage_error("--valid-hours must be 0..1e6, got '%s'", optarg);
@@ -178,8 +189,26 @@ static int solve(int argc, char **argv, const ct_config *cfg)
         return cli_usage_error("calibrate solve: give exactly one VISFILE; see --help");
     if (!prefix)
         return cli_usage_error("calibrate solve: --out PREFIX is required");
-    if (n_model == 0)
-        return cli_usage_error("calibrate solve: give the calibrator's --model RA,DEC,FLUX");
+    if ((n_model == 0) == (calibrator == NULL))
+        return cli_usage_error("calibrate solve: give the calibrator's --model RA,DEC,FLUX, or "
+                               "--calibrator NAME|auto (one of them)");
+    if (calibrator) {
+        const ct_calibrator *cal = ct_calibrator_find(calibrator);
+        double sep = 0;
+        ct_err e;
+        if (strcmp(calibrator, "auto") == 0) {
+            if (ct_calibrator_in_field(argv[optind], cfg->calibrator_radius_deg, &cal, &sep, &e) !=
+                CT_OK)
+                return cli_report(&e);
+            if (!cal)
+                return cli_usage_error("calibrate solve: no catalogue calibrator within %g deg "
+                                       "of the pointing of %s",
+                                       cfg->calibrator_radius_deg, argv[optind]);
+        } else if (!cal)
+            return cli_usage_error("calibrate solve: %s is not in the catalogue", calibrator);
+        ct_calibrator_source(cal, &model[0]);
+        n_model = 1;
+    }
     o.model = model;
     o.n_model = n_model;
     char path[4200];
@@ -367,12 +396,55 @@ static int find(int argc, char **argv, const ct_config *cfg)
     return EXIT_OK;
 }
 
+static const char catalogue_usage[] =
+    "usage: contimg calibrate catalogue [--json]\n\n"
+    "The calibrator catalogue: each flux-density standard's name, ICRS position, flux\n"
+    "density at 1.4 GHz and the slope of its spectrum there (Perley & Butler 2017), as\n"
+    "`--calibrator NAME` and calibration-solve model it.";
+
+static int catalogue(int argc, char **argv, const ct_config *cfg)
+{
+    (void)cfg;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("%s\n", catalogue_usage);
+            return EXIT_OK;
+        }
+        if (strcmp(argv[i], "--json") != 0)
+            return cli_usage_error("calibrate catalogue: unexpected argument '%s'", argv[i]);
+        json = true;
+    }
+    json_t *rows = json_array();
+    if (!json)
+        printf("%-8s %11s %10s %10s %8s\n", "NAME", "RA_DEG", "DEC_DEG", "S1.4_JY", "INDEX");
+    for (size_t i = 0; i < ct_calibrator_count(); i++) {
+        const ct_calibrator *c = ct_calibrator_at(i);
+        ct_source src;
+        ct_calibrator_source(c, &src);
+        if (json)
+            json_array_append_new(rows,
+                                  json_pack("{s:s, s:f, s:f, s:f, s:f}", "name", c->name, "ra_deg",
+                                            c->ra_deg, "dec_deg", c->dec_deg, "flux_jy_1p4",
+                                            src.flux_jy, "spectral_index", src.spectral_index));
+        else
+            printf("%-8s %11.5f %10.5f %10.3f %8.4f\n", c->name, c->ra_deg, c->dec_deg, src.flux_jy,
+                   src.spectral_index);
+    }
+    if (json)
+        cli_print_json(rows);
+    else
+        json_decref(rows);
+    return EXIT_OK;
+}
+
 int cmd_calibrate(int argc, char **argv, const ct_config *cfg)
 {
     static const cli_command subs[] = {
         {"solve", "solve the bandpass (and gains) on a calibrator observation", solve},
         {"apply", "apply a caltable to an observation", apply},
         {"find", "the caltable the registry's fallback chain gives a time", find},
+        {"catalogue", "the calibrator catalogue: positions and fluxes", catalogue},
         {NULL, NULL, NULL},
     };
     return cli_dispatch("contimg calibrate", "usage: contimg calibrate COMMAND", subs, argc, argv,

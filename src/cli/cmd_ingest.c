@@ -1,5 +1,6 @@
 /* cmd_ingest.c -- `contimg ingest`: complete subband groups become convert tasks. */
 #define _GNU_SOURCE
+#include "calibration.h"
 #include "chain.h"
 #include "cli_util.h"
 #include "commands.h"
@@ -22,7 +23,10 @@ static const char usage[] =
     "CONTIMG_PRODUCTS_DIR.\n\n"
     "  --watch               keep scanning every interval until SIGINT/SIGTERM\n"
     "  --interval SECONDS    time between scans with --watch (default 10)\n"
-    "  --chain NAME          the chain to start (default CONTIMG_CHAIN, quick)\n"
+    "  --chain NAME          the chain to start (default CONTIMG_CHAIN, quick); auto: a\n"
+    "                        calibrator's transit (the catalogue, within\n"
+    "                        CONTIMG_CALIBRATOR_RADIUS_DEG of the pointing) on the\n"
+    "                        \"calibrator\" chain, every other group on \"target\"\n"
     "  --tolerance SECONDS   how far apart a group's files may start (default 60)";
 
 typedef struct ingest_ctx {
@@ -33,6 +37,8 @@ typedef struct ingest_ctx {
     const char *products_dir; /* absolute */
     const char *first_task;
     const json_t *first_config;
+    const ct_chains *chains;
+    bool auto_chain; /* --chain auto: calibrator transits on "calibrator", the rest on "target" */
     double tolerance;
     long spawned, existing, incomplete;
 } ingest_ctx;
@@ -51,6 +57,23 @@ static ct_code spawn_group(ingest_ctx *x, const ct_group *g, ct_err *err)
     ct_code rc = ct_config_check_paths(x->cfg, files, CT_SUBBANDS, err);
     if (rc != CT_OK)
         return rc;
+    char why[160] = "";
+    if (x->auto_chain) {
+        /* A calibrator transit (the catalogue, any subband's header) or not. */
+        const ct_calibrator *cal = NULL;
+        double sep = NAN;
+        if ((rc = ct_calibrator_in_field(files[0], x->cfg->calibrator_radius_deg, &cal, &sep,
+                                         err)) != CT_OK ||
+            (rc = ct_chain_first(x->chains, cal ? "calibrator" : "target", &x->first_task,
+                                 &x->first_config, err)) != CT_OK)
+            return rc;
+        x->chain = cal ? "calibrator" : "target";
+        if (strcmp(x->first_task, CT_TASK_CONVERT) != 0)
+            return ct_fail(err, CT_EINVAL, "chain \"%s\" starts with %s, not " CT_TASK_CONVERT,
+                           x->chain, x->first_task);
+        if (cal)
+            snprintf(why, sizeof why, ": %s transits %.2f deg from the pointing", cal->name, sep);
+    }
     json_t *params =
         ct_stage_convert_params(x->chain, x->first_config, g->id, files, x->products_dir);
     cq_spawn_opts o = cq_spawn_defaults();
@@ -70,7 +93,8 @@ static ct_code spawn_group(ingest_ctx *x, const ct_group *g, ct_err *err)
         return rc;
     if (created) {
         x->spawned++;
-        printf("spawned   %s %s for group %s (chain %s)\n", x->first_task, id, g->id, x->chain);
+        printf("spawned   %s %s for group %s (chain %s%s)\n", x->first_task, id, g->id, x->chain,
+               why);
     } else {
         x->existing++;
     }
@@ -142,7 +166,12 @@ int cmd_ingest(int argc, char **argv, const ct_config *cfg)
     ct_chains *chains = NULL;
     if (ct_chains_load(cfg->chains_file, &chains, &err) != CT_OK)
         return cli_report(&err);
-    ct_code rc = ct_chain_first(chains, x.chain, &x.first_task, &x.first_config, &err);
+    x.chains = chains;
+    x.auto_chain = strcmp(x.chain, "auto") == 0;
+    ct_code rc = ct_chain_first(chains, x.auto_chain ? "target" : x.chain, &x.first_task,
+                                &x.first_config, &err);
+    if (rc == CT_OK && x.auto_chain)
+        rc = ct_chain_first(chains, "calibrator", &x.first_task, &x.first_config, &err);
     if (rc == CT_OK && strcmp(x.first_task, CT_TASK_CONVERT) != 0)
         rc = ct_fail(&err, CT_EINVAL,
                      "chain \"%s\" starts with %s; ingest starts chains that "

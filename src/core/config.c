@@ -88,7 +88,9 @@ ct_code ct_config_load(ct_config *cfg, ct_err *err)
         (rc = get_double("CONTIMG_DRAIN_GRACE_SEC", 240, 0, 86400, &cfg->drain_grace_sec, err)) ||
         (rc = get_int("CONTIMG_THREADS", 0, 0, 4096, &cfg->threads, err)) ||
         (rc = get_double("CONTIMG_CALIBRATOR_STALENESS_HOURS", 6, 0, 1e6,
-                         &cfg->calibrator_staleness_hours, err)))
+                         &cfg->calibrator_staleness_hours, err)) ||
+        (rc = get_double("CONTIMG_CALIBRATOR_RADIUS_DEG", 1, 0, 90, &cfg->calibrator_radius_deg,
+                         err)))
         return rc;
     if (cfg->products_dir[0] == '\0' &&
         snprintf(cfg->products_dir, sizeof cfg->products_dir, "%s/products", cfg->state_dir) >=

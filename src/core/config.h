@@ -36,6 +36,7 @@ typedef struct ct_config {
     double drain_grace_sec;         /* CONTIMG_DRAIN_GRACE_SEC, default 240 */
     int threads;                    /* CONTIMG_THREADS: per rank; 0 = the cores shared out */
     double calibrator_staleness_hours; /* CONTIMG_CALIBRATOR_STALENESS_HOURS, default 6 */
+    double calibrator_radius_deg;      /* CONTIMG_CALIBRATOR_RADIUS_DEG, default 1 */
 } ct_config;
 
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */
