@@ -66,17 +66,8 @@ ncpu=$(nproc)
 $threads_all && threads=$ncpu
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }
-# jq-free JSON field access: jget FILE KEY[.KEY...] (prints "null" if absent).
-jget() {
-    python3 -c 'import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v.get(k) if isinstance(v, dict) else None
-print("null" if v is None else v)' "$1" "$2"
-}
+# shellcheck source=bench/bench_lib.sh
+. "$here/bench_lib.sh"
 run_contimg() {
     if [ "$ranks" -eq 1 ]; then
         "$contimg" "$@" --threads "$threads"

@@ -468,6 +468,8 @@ static ct_code run_cal_solve(MPI_Comm comm, const json_t *params, const ct_confi
             o.solint_sec = d;
         else if (strcmp(key, "min_snr") == 0 && json_is_number(v) && d >= 0)
             o.min_snr = d;
+        else if (strcmp(key, "reject_sigma") == 0 && json_is_number(v) && d >= 0)
+            o.reject_sigma = d;
         else if (strcmp(key, "valid_hours") == 0 && json_is_number(v) && d >= 0 && d <= 1e6)
             valid_hours = d;
         else
@@ -478,8 +480,14 @@ static ct_code run_cal_solve(MPI_Comm comm, const json_t *params, const ct_confi
         (rc = prepare_output(comm, path, ".", err)))
         return rc;
     ct_caltable t;
-    if ((rc = ct_cal_solve(vis, &o, &t, err)) != CT_OK)
+    if ((rc = ct_cal_solve(comm, vis, &o, &t, err)) != CT_OK)
         return rc;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rank != 0) {
+        ct_caltable_free(&t);
+        return CT_OK; /* rank 0 writes the table and reports */
+    }
     rc = ct_caltable_write(path, &t, err);
     json_t *row = rc == CT_OK ? ct_caltable_registry_row(&t, path, valid_hours) : NULL;
     if (rc == CT_OK && !row)
@@ -514,10 +522,12 @@ static ct_code run_cal_apply(MPI_Comm comm, const json_t *params, const ct_confi
     if ((rc = ct_caltable_read(path, &t, err)) != CT_OK)
         return rc;
     ct_cal_apply_result r;
-    rc = ct_cal_apply(vis, &t, calibrated, &r, err);
+    rc = ct_cal_apply(comm, vis, &t, calibrated, &r, err);
     ct_caltable_free(&t);
-    if (rc != CT_OK)
-        return rc;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if (rc != CT_OK || rank != 0)
+        return rc; /* rank 0 reports */
     json_t *chosen = json_object_get(params, "calibration");
     json_t *metrics =
         json_pack("{s:s, s:I, s:I, s:f, s:O}", "caltable_path", path, "n_samples",
@@ -585,16 +595,18 @@ static void imaging_outputs(json_t *outputs, const char *group, const char *prod
 }
 
 /* One row per task kind: its name, the ranks it can use (conversion deals
- * blocks of baseline-times and imaging grid slabs, both to any number of
- * ranks; calibration and a no-op run on one), its run, the outputs planned
- * for it when a chain spawns it (NULL: none), how it follows a finished
- * step of a chain (NULL: one task, ct_stage_next_params), and what rank 0
- * resolves in its params from the database first (NULL: nothing). A new
- * stage is one row here and its run function (docs/architecture.md). */
+ * blocks of baseline-times, calibration-solve channels, calibration-apply
+ * blocks of baseline-times and imaging grid slabs, all to any number of ranks;
+ * a no-op runs on one), its run, the
+ * outputs planned for it when a chain spawns it (NULL: none), how it follows a finished step of a
+ * chain (NULL: one task, ct_stage_next_params), and what rank 0 resolves in its params from the
+ * database first (NULL: nothing). A new stage is one row here and its run function
+ * (docs/architecture.md). */
 #define STAGE_TABLE(ROW)                                                                           \
     ROW(CT_TASK_CONVERT, CT_STAGE_ANY_RANKS, run_convert, NULL, NULL, NULL)                        \
-    ROW(CT_TASK_CAL_SOLVE, 1, run_cal_solve, cal_solve_outputs, NULL, NULL)                        \
-    ROW(CT_TASK_CAL_APPLY, 1, run_cal_apply, cal_apply_outputs, NULL, resolve_cal_apply)           \
+    ROW(CT_TASK_CAL_SOLVE, CT_STAGE_ANY_RANKS, run_cal_solve, cal_solve_outputs, NULL, NULL)       \
+    ROW(CT_TASK_CAL_APPLY, CT_STAGE_ANY_RANKS, run_cal_apply, cal_apply_outputs, NULL,             \
+        resolve_cal_apply)                                                                         \
     ROW(CT_TASK_IMAGING, CT_STAGE_ANY_RANKS, run_imaging, imaging_outputs, NULL, NULL)             \
     ROW(CT_TASK_MOSAIC, CT_STAGE_ANY_RANKS, run_mosaic, NULL, mosaic_follow, NULL)                 \
     ROW(CT_TASK_NOOP, 1, run_noop, NULL, NULL, NULL)

@@ -4,9 +4,14 @@
  * referred to the table's reference antenna as the solver refers them.
  *
  *   check_caltable CALTABLE GAINS_SEED MAX_AMP_ERR MAX_PHASE_DEG MIN_ANTENNAS MAX_DELAY_NS
+ *                  [GAINS_DRIFT]
  *
- * Prints the largest amplitude (relative), phase (degrees) and delay (ns)
- * errors over the unflagged solutions; exits 0 when all are within the bounds
+ * The bandpass x gain the application uses (ct_caltable_gain_at) against the
+ * simulator's gains at each interval's time; with a GAINS_DRIFT
+ * (ct_sim_gain_drift; default 0, constant gains) at every integration of the
+ * calibrator observation instead, against the gains at that moment. Prints
+ * the largest amplitude (relative), phase (degrees) and delay (ns) errors over
+ * the unflagged solutions; exits 0 when all are within the bounds
  * and at least MIN_ANTENNAS antennas have solutions, 1 otherwise, 2 on misuse.
  */
 #define _GNU_SOURCE
@@ -24,7 +29,7 @@ int main(int argc, char **argv)
     const unsigned long long seed = strtoull(argv[2], NULL, 10);
     const double max_amp = atof(argv[3]), max_deg = atof(argv[4]);
     const int min_ants = atoi(argv[5]);
-    const double max_delay = atof(argv[6]);
+    const double max_delay = atof(argv[6]), drift = argc > 7 ? atof(argv[7]) : 0;
     ct_caltable t;
     ct_err err;
     if (ct_caltable_read(argv[1], &t, &err) != CT_OK) {
@@ -41,20 +46,28 @@ int main(int argc, char **argv)
     size_t n = 0;
     for (int a = 0; a < t.nant; a++) {
         int any = 0;
-        for (int c = 0; c < t.nchan; c++)
-            for (int p = 0; p < CT_CAL_NFEEDS; p++) {
-                const size_t k = ((size_t)c * t.nant + a) * CT_CAL_NFEEDS + p;
-                if (t.bp_flag[k])
-                    continue;
-                const double complex truth = ct_sim_gain(seed, a, p, t.freq_hz[c]),
-                                     rtruth = ct_sim_gain(seed, ref, p, t.freq_hz[c]);
-                const double complex want = truth * conj(rtruth) / cabs(rtruth);
-                const double complex got = t.bandpass[k] * t.gain[(size_t)a * CT_CAL_NFEEDS + p];
-                worst_amp = fmax(worst_amp, fabs(cabs(got) / cabs(want) - 1));
-                worst_deg = fmax(worst_deg, fabs(carg(got * conj(want))) * 180 / M_PI);
-                any = 1;
-                n++;
-            }
+        /* The moments: each interval's centre, or with drift every integration. */
+        const double step = CT_INTEGRATION_SEC / 86400.0;
+        const int nm = drift != 0 ? (int)((t.t_end_jd - t.t_start_jd) / step + 0.5) : t.ntime;
+        for (int m = 0; m < nm; m++)
+            for (int c = 0; c < t.nchan; c++)
+                for (int p = 0; p < CT_CAL_NFEEDS; p++) {
+                    const double jd = drift != 0 ? t.t_start_jd + (m + 0.5) * step : t.time_jd[m];
+                    const size_t k = ((size_t)c * t.nant + a) * CT_CAL_NFEEDS + p;
+                    const double complex gain = ct_caltable_gain_at(&t, a, p, jd);
+                    if (t.bp_flag[k] || gain == 0)
+                        continue;
+                    const double complex truth = ct_sim_gain(seed, a, p, t.freq_hz[c]) *
+                                                 ct_sim_gain_drift(seed, drift, a, p, jd),
+                                         rtruth = ct_sim_gain(seed, ref, p, t.freq_hz[c]) *
+                                                  ct_sim_gain_drift(seed, drift, ref, p, jd);
+                    const double complex want = truth * conj(rtruth) / cabs(rtruth);
+                    const double complex got = t.bandpass[k] * gain;
+                    worst_amp = fmax(worst_amp, fabs(cabs(got) / cabs(want) - 1));
+                    worst_deg = fmax(worst_deg, fabs(carg(got * conj(want))) * 180 / M_PI);
+                    any = 1;
+                    n++;
+                }
         ants += any;
         for (int p = 0; any && p < CT_CAL_NFEEDS; p++) {
             const double want = ct_sim_delay_ns(seed, a, p) - ct_sim_delay_ns(seed, ref, p),

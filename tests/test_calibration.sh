@@ -8,11 +8,15 @@
 # VENV_PYTHON: the test venv's python (the pyuvdata fixture's, with h5py).
 # 1. A calibrator transit (10 Jy at the pointing): the solved bandpass against the
 #    simulator's own gains, within 1 % in amplitude and 1 deg in phase; with --solint,
-#    gains near unity on top; the caltable read back by h5py.
+#    gains near unity on top; the caltable read back by h5py; on 3 ranks (channels dealt
+#    over them) the same bandpass bits and the gains to 1e-12; gains that drift in time
+#    followed by a gain per interval (and not by the bandpass alone); three corrupted
+#    baselines left out of the solutions (and with the cut off, the gains go wrong).
 # 2. A target observed an hour later through the same antennas: calibrated with the
 #    calibrator's solutions, its image has the sources where and as bright as they are
 #    (tests/check_image.py: 0.1 px, 1 % at the centre, 2 % after the primary beam);
-#    uncalibrated, the same check fails -- so the check proves something.
+#    uncalibrated, the same check fails -- so the check proves something. Applied on 3
+#    ranks, the calibrated file is the same bytes as on one.
 # 3. Bad input: usage errors exit 2, a missing file 4, a caltable whose channels differ
 #    refused, a damaged caltable refused as corrupt input; nothing left at --out.
 # 4. The registry (products.caltables, CONTIMG_STATE_DIR's database) and its fallback
@@ -91,6 +95,76 @@ with h5py.File(sys.argv[1], "r") as f:
     print("     bandpass %s, gain %s, median |gain| %.4f" % (bp.shape, g.shape, np.median(amp)))
 ' "$T/calg.cal.h5"
 
+mpirun -q --allow-run-as-root --oversubscribe -np 3 "$CONTIMG" calibrate solve "$T/cal.hdf5" \
+    --out "$T/calg3" --model "$MODEL" --solint 60 --refant 5 --json >"$T/solveg3.json" \
+    2>"$T/solveg3.err" || bad "calibrate solve on 3 ranks: $(cat "$T/solveg3.err")"
+run "on 3 ranks (32 channels dealt 10/11/11): the bandpass the same bits as on one, the gains to 1e-12" \
+    "$VENV_PY" -c '
+import h5py, numpy as np, sys, json
+with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "r") as b:
+    for k in ("bandpass", "bandpass_flag", "bandpass_snr", "gain_flag", "freq_hz"):
+        assert np.array_equal(a[k][()], b[k][()], equal_nan=True), k
+    d = np.abs(a["gain"][()] - b["gain"][()]).max()
+    assert d < 1e-12, d
+# json.load refuses a second object after the first: one report, from rank 0.
+one, three = json.load(open(sys.argv[3])), json.load(open(sys.argv[4]))
+assert three["intervals"] == one["intervals"] and three["antennas"] == one["antennas"], three
+print("     bandpass identical, gains within %.1e; one report, from rank 0" % d)
+' "$T/calg.cal.h5" "$T/calg3.cal.h5" "$T/solveg.json" "$T/solveg3.json"
+
+# Outliers: three baselines of the calibrator corrupted (x3 in amplitude, 1 rad in phase, as
+# a broken correlator input would leave them): left out of every solution by the residual
+# cut, the gains are still the simulator's; with the cut off (--reject-sigma 0) they are not.
+cp "$T/cal.hdf5" "$T/bad3.hdf5"
+"$VENV_PY" -c '
+import h5py, numpy as np, sys
+with h5py.File(sys.argv[1], "r+") as f:
+    a1, a2 = f["Header/ant_1_array"][()], f["Header/ant_2_array"][()]
+    pairs = sorted({(int(i), int(j)) for i, j in zip(a1, a2) if i != j})
+    pick = [pairs[k] for k in (100, 2000, 3500)]
+    v = f["Data/visdata"]
+    for i, j in pick:
+        rows = np.nonzero((a1 == i) & (a2 == j))[0]
+        for r in rows:
+            v[r] = v[r] * (3 * np.exp(1j))
+    print("     corrupted baselines", pick)
+' "$T/bad3.hdf5" || bad "corrupting three baselines"
+"$CONTIMG" calibrate solve "$T/bad3.hdf5" --out "$T/bad3" --model "$MODEL" --json \
+    >"$T/bad3.json" 2>"$T/bad3.err" || bad "calibrate solve (outliers): $(cat "$T/bad3.err")"
+run "three corrupted baselines: left out (the JSON counts them), the bandpass still the simulator's gains (1 %, 1 deg)" \
+    bash -c '"$1" -c "import json, sys; r = json.load(open(sys.argv[1])); assert r[\"rejected_baselines\"] >= 3 * 64, r[\"rejected_baselines\"]; print(\"     %d baseline solutions left out\" % r[\"rejected_baselines\"])" "$2" && "$3" "$4" 7 0.01 1.0 96 0.05' \
+    _ "$PY" "$T/bad3.json" "$CHECK_CAL" "$T/bad3.cal.h5"
+"$CONTIMG" calibrate solve "$T/bad3.hdf5" --out "$T/bad3keep" --model "$MODEL" --reject-sigma 0 \
+    >/dev/null 2>"$T/bad3.err" || bad "calibrate solve --reject-sigma 0: $(cat "$T/bad3.err")"
+"$CHECK_CAL" "$T/bad3keep.cal.h5" 7 0.01 1.0 96 0.05 >"$T/bad3keep.out" 2>&1
+rc=$?
+if [ $rc -eq 1 ]; then
+    ok "the same with --reject-sigma 0 (all baselines kept): the check fails: $(cat "$T/bad3keep.out")"
+else
+    bad "--reject-sigma 0: check_caltable exit $rc (wanted 1): $(cat "$T/bad3keep.out")"
+fi
+
+# Gains that drift in time (--gains-drift 120: each feed's phase turning at up to 120 deg an
+# hour, 5 deg over these 155 s): the bandpass over the whole observation cannot follow them,
+# a gain per 30 s interval on top of it can.
+run "simulate a calibrator whose gains drift" "$CONTIMG" simulate --out "$T/driftobs" \
+    --start 2026-11-22T10:00:00 "${SIM[@]}" --gains-drift 120 --noise-jy 0.05 \
+    --sources "$T/cal.txt" --relative >/dev/null
+run "convert it" "$CONTIMG" convert "$T/driftobs" --out "$T/drift.hdf5" >/dev/null
+"$CONTIMG" calibrate solve "$T/drift.hdf5" --out "$T/drift30" --model "$MODEL" --solint 30 \
+    >/dev/null 2>"$T/drift.err" || bad "calibrate solve --solint 30: $(cat "$T/drift.err")"
+run "drifting gains, --solint 30: at every integration, bandpass x gain as the application interpolates it is the simulator's gain then (1 %, 1 deg)" \
+    "$CHECK_CAL" "$T/drift30.cal.h5" 7 0.01 1.0 96 0.05 120
+"$CONTIMG" calibrate solve "$T/drift.hdf5" --out "$T/drift0" --model "$MODEL" \
+    >/dev/null 2>"$T/drift.err" || bad "calibrate solve (bandpass only): $(cat "$T/drift.err")"
+"$CHECK_CAL" "$T/drift0.cal.h5" 7 0.01 1.0 96 0.05 120 >"$T/drift0.out" 2>&1
+rc=$?
+if [ $rc -eq 1 ]; then
+    ok "drifting gains, the bandpass alone: the same check fails (it sees the drift): $(cat "$T/drift0.out")"
+else
+    bad "drifting gains, the bandpass alone: check_caltable exit $rc (wanted 1): $(cat "$T/drift0.out")"
+fi
+
 # ---- 2. a target an hour later ----------------------------------------------------------
 cat >"$T/target.txt" <<'SRC'
 0 0 5.0
@@ -109,6 +183,11 @@ r = json.load(open(sys.argv[1]))
 assert r["n_samples"] > 0 and r["n_flagged_by_cal"] == 0, r
 print("     %d correlations in %.2f s" % (r["n_samples"], r["seconds"]))
 ' "$T/apply.json"
+mpirun -q --allow-run-as-root --oversubscribe -np 3 "$CONTIMG" calibrate apply "$T/target.hdf5" \
+    --cal "$T/cal" --out "$T/target-cal3.hdf5" >/dev/null 2>"$T/apply3.err" ||
+    bad "calibrate apply on 3 ranks: $(cat "$T/apply3.err")"
+run "apply on 3 ranks (baseline-times dealt over them): the same bytes as on one" \
+    cmp "$T/target-cal.hdf5" "$T/target-cal3.hdf5"
 IMG=(--size 512 --cell 20 --niter 2000 --threshold 0.02)
 "$CONTIMG" image "$T/target-cal.hdf5" --out "$T/tc" "${IMG[@]}" >/dev/null 2>"$T/tc.err" ||
     bad "image the calibrated target: $(cat "$T/tc.err")"

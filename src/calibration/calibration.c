@@ -3,14 +3,19 @@
 #include "calibration.h"
 
 #include "array.h"
+#include "fsutil.h"
+#include "mpiutil.h"
+#include "select.h"
 #include "uvh5.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Blts read at a time. */
 enum { CHUNK_BLTS = 2048 };
@@ -22,6 +27,7 @@ void ct_cal_opts_default(ct_cal_opts *o)
     o->min_snr = 3.0;
     o->max_iter = 300;
     o->tol = 1e-10;
+    o->reject_sigma = 6.0;
 }
 
 ct_code ct_caltable_alloc(ct_caltable *t, int nchan, int nant, int ntime, ct_err *err)
@@ -95,13 +101,17 @@ typedef struct model_ctx {
     double *lmn; /* [n_model][3] at last_jd */
     double *amp; /* [n_model][nf] at last_jd */
     double df;   /* the channel spacing, when even; 0 when not */
+    int c0, c1;  /* the channels this rank models, [c0, c1) */
 } model_ctx;
 
-static ct_code model_init(model_ctx *m, const ct_uvh5_header *h, const ct_cal_opts *o, ct_err *err)
+static ct_code model_init(model_ctx *m, const ct_uvh5_header *h, const ct_cal_opts *o, int c0,
+                          int c1, ct_err *err)
 {
     memset(m, 0, sizeof *m);
     m->h = h;
     m->o = o;
+    m->c0 = c0;
+    m->c1 = c1;
     const ct_uvh5_keyword *kd = ct_uvh5_keyword_find(h, "phase_center_dec");
     if (!kd || kd->is_string || !(fabs(kd->value) <= M_PI / 2))
         return ct_fail(err, CT_EINVAL, "calibration: the file has no usable phase_center_dec");
@@ -122,7 +132,7 @@ static ct_code model_init(model_ctx *m, const ct_uvh5_header *h, const ct_cal_op
     return m->lmn && m->amp ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory");
 }
 
-/* The model's visibility on blt at every channel, into vis[nf]. */
+/* The model's visibility on blt at the channels [c0, c1), into vis[c0..c1). */
 static ct_code model_vis(model_ctx *m, size_t blt, double complex *vis, ct_err *err)
 {
     const ct_uvh5_header *h = m->h;
@@ -141,8 +151,8 @@ static ct_code model_vis(model_ctx *m, size_t blt, double complex *vis, ct_err *
         }
         m->last_jd = jd;
     }
-    const int nf = h->Nfreqs;
-    for (int c = 0; c < nf; c++)
+    const int nf = h->Nfreqs, c0 = m->c0, c1 = m->c1;
+    for (int c = c0; c < c1; c++)
         vis[c] = 0;
     const double *uvw = &h->uvw_array[3 * blt], *f = h->freq_array;
     for (size_t s = 0; s < m->o->n_model; s++) {
@@ -154,9 +164,12 @@ static ct_code model_vis(model_ctx *m, size_t blt, double complex *vis, ct_err *
                          (uvw[0] * lmn[0] + uvw[1] * lmn[1] + uvw[2] * (lmn[2] - 1.0));
         const double complex step = m->df != 0 ? cexp(I * k * m->df) : 0;
         double complex e = 0;
-        for (int c = 0; c < nf; c++) {
+        /* Stepped from the anchor at or below c0, as with every channel on one
+         * rank: a channel's model is the same bits whichever rank holds it. */
+        for (int c = m->df == 0 ? c0 : c0 - c0 % ANCHOR; c < c1; c++) {
             e = m->df == 0 || c % ANCHOR == 0 ? cexp(I * k * f[c]) : e * step;
-            vis[c] += amp[c] * e;
+            if (c >= c0)
+                vis[c] += amp[c] * e;
         }
     }
     return CT_OK;
@@ -214,49 +227,18 @@ static void sums_add(sums *s, size_t sol, int nant, int i, int j, double complex
     s->n[k] += 1;
 }
 
-/* Solves one solution's gains g[nant] (flag[a] set where an antenna has no
- * data, or its SNR is below min_snr; the phase of refant, or of the first
- * antenna with data, is 0). Returns the iterations taken; *rms the residual per
- * unit weight. */
-static int stefcal(const sums *s, size_t sol, int nant, int refant, const ct_cal_opts *o,
-                   double complex *g, unsigned char *flag, double *snr, double *rms)
+/* Rounds of outlier rejection at most (each leaves out the baselines within a
+ * factor 2 of the worst: outliers over a range of 2^6 in residual). */
+enum { REJECT_ROUNDS = 6 };
+
+/* StefCal's iterations on the dense sums A, B (na x na) from g, for the
+ * antennas not flagged. Returns the iterations taken. */
+static int stefcal_iterate(const double complex *A, const double *B, int nant,
+                           const unsigned char *flag, const ct_cal_opts *o, double complex *g,
+                           double complex *gn)
 {
-    /* The solution's sums gathered once into full nant x nant matrices
-     * (A Hermitian, B symmetric): the iterations then read rows, not cells
-     * nsol apart (which made StefCal half of a full-size solve). */
     const size_t na = (size_t)nant;
-    double complex *gn = malloc((na + 1) * sizeof *gn), *A = malloc((na * na + 1) * sizeof *A);
-    double *B = malloc((na * na + 1) * sizeof *B);
-    if (!gn || !A || !B) {
-        for (int a = 0; a < nant; a++) {
-            flag[a] = 1;
-            g[a] = 0;
-            snr[a] = 0;
-        }
-        free(gn);
-        free(A);
-        free(B);
-        *rms = NAN;
-        return 0;
-    }
-    for (size_t i = 0; i < na; i++) {
-        A[i * na + i] = 0;
-        B[i * na + i] = 0;
-        for (size_t j = i + 1; j < na; j++) {
-            const size_t k = (i * na + j) * s->nsol + sol;
-            A[i * na + j] = s->A[k];
-            A[j * na + i] = conj(s->A[k]); /* V_ji = conj(V_ij) */
-            B[i * na + j] = B[j * na + i] = s->B[k];
-        }
-    }
-    for (int a = 0; a < nant; a++) {
-        double b = 0;
-        for (int j = 0; j < nant; j++)
-            b += B[(size_t)a * na + (size_t)j];
-        flag[a] = !(b > 0);
-        g[a] = flag[a] ? 0 : 1;
-    }
-    int it = 0;
+    int it;
     for (it = 1; it <= o->max_iter; it++) {
         double change = 0;
         for (int i = 0; i < nant; i++) {
@@ -287,6 +269,121 @@ static int stefcal(const sums *s, size_t sol, int nant, int refant, const ct_cal
         if (change < o->tol)
             break;
     }
+    return it > o->max_iter ? o->max_iter : it;
+}
+
+/* Solves one solution's gains g[nant] (flag[a] set where an antenna has no
+ * data, or its SNR is below min_snr; the phase of refant, or of the first
+ * antenna with data, is 0). With o->reject_sigma, a baseline whose residual
+ * per sample lies more than reject_sigma robust standard deviations (1.4826
+ * MAD) above the median of all is left out and the gains solved again, worst
+ * first, in rounds: a broken correlator input or a baseline drowned in
+ * interference would otherwise pull both its antennas' gains. Returns the iterations taken; *rms
+ * the residual per unit weight, *rejected the baselines left out. */
+static int stefcal(const sums *s, size_t sol, int nant, int refant, const ct_cal_opts *o,
+                   double complex *g, unsigned char *flag, double *snr, double *rms, int *rejected)
+{
+    /* The solution's sums gathered once into full nant x nant matrices
+     * (A Hermitian, B symmetric): the iterations then read rows, not cells
+     * nsol apart (which made StefCal half of a full-size solve). */
+    const size_t na = (size_t)nant, npair = na * (na - 1) / 2;
+    double complex *gn = malloc((na + 1) * sizeof *gn), *A = malloc((na * na + 1) * sizeof *A);
+    double *B = malloc((na * na + 1) * sizeof *B), *r = malloc((npair + 1) * sizeof *r),
+           *rs = malloc((npair + 1) * sizeof *rs);
+    unsigned char *out = calloc(npair + 1, 1); /* a baseline left out */
+    *rejected = 0;
+    if (!gn || !A || !B || !r || !rs || !out) {
+        for (int a = 0; a < nant; a++) {
+            flag[a] = 1;
+            g[a] = 0;
+            snr[a] = 0;
+        }
+        free(gn);
+        free(A);
+        free(B);
+        free(r);
+        free(rs);
+        free(out);
+        *rms = NAN;
+        return 0;
+    }
+    for (size_t i = 0; i < na; i++) {
+        A[i * na + i] = 0;
+        B[i * na + i] = 0;
+        for (size_t j = i + 1; j < na; j++) {
+            const size_t k = (i * na + j) * s->nsol + sol;
+            A[i * na + j] = s->A[k];
+            A[j * na + i] = conj(s->A[k]); /* V_ji = conj(V_ij) */
+            B[i * na + j] = B[j * na + i] = s->B[k];
+        }
+    }
+    for (int a = 0; a < nant; a++) {
+        double b = 0;
+        for (int j = 0; j < nant; j++)
+            b += B[(size_t)a * na + (size_t)j];
+        flag[a] = !(b > 0);
+        g[a] = flag[a] ? 0 : 1;
+    }
+    int it = stefcal_iterate(A, B, nant, flag, o, g, gn);
+    double chi2 = 0, nsamp = 0;
+    for (int round = 0;; round++) {
+        /* The residual: per baseline C - 2 Re(conj(G) A) + |G|^2 B, G = g_i conj(g_j). */
+        chi2 = 0;
+        nsamp = 0;
+        size_t nr = 0, p = 0;
+        for (int i = 0; i < nant; i++)
+            for (int j = i + 1; j < nant; j++, p++) {
+                r[p] = NAN;
+                const size_t k = ((size_t)i * na + (size_t)j) * s->nsol + sol;
+                if (flag[i] || flag[j] || out[p] || !(s->n[k] > 0))
+                    continue;
+                const double complex G = g[i] * conj(g[j]);
+                const double c2 =
+                    s->C[k] - 2 * creal(conj(G) * s->A[k]) + creal(G * conj(G)) * s->B[k];
+                chi2 += c2;
+                nsamp += s->n[k];
+                r[p] = fmax(c2, 0) / s->n[k];
+                rs[nr++] = r[p];
+            }
+        if (round == REJECT_ROUNDS || !(o->reject_sigma > 0) || nr < 8)
+            break;
+        double rmax = 0;
+        for (size_t q = 0; q < nr; q++)
+            rmax = fmax(rmax, rs[q]);
+        const double med = ct_select_kth(rs, nr, nr / 2);
+        for (size_t q = 0; q < nr; q++)
+            rs[q] = fabs(rs[q] - med);
+        /* Worst first: an outlier pulls its antennas' gains, and so raises the
+         * residual of their every other baseline (at high SNR above any cut);
+         * leaving out only those within a factor 2 of the worst, then solving
+         * again, takes the outliers and spares the baselines they pulled. */
+        const double cut =
+            fmax(med + o->reject_sigma * 1.4826 * ct_select_kth(rs, nr, nr / 2), 0.5 * rmax);
+        int n_out = 0;
+        p = 0;
+        for (int i = 0; i < nant; i++)
+            for (int j = i + 1; j < nant; j++, p++)
+                if (r[p] > cut) {
+                    out[p] = 1;
+                    n_out++;
+                    A[(size_t)i * na + (size_t)j] = A[(size_t)j * na + (size_t)i] = 0;
+                    B[(size_t)i * na + (size_t)j] = B[(size_t)j * na + (size_t)i] = 0;
+                }
+        if (n_out == 0)
+            break;
+        *rejected += n_out;
+        for (int a = 0; a < nant; a++) {
+            double b = 0;
+            for (int j = 0; j < nant; j++)
+                b += B[(size_t)a * na + (size_t)j];
+            if (!(b > 0)) {
+                flag[a] = 1;
+                g[a] = 0;
+            }
+        }
+        const int more = stefcal_iterate(A, B, nant, flag, o, g, gn);
+        it = it + more > o->max_iter ? o->max_iter : it + more;
+    }
     /* Phases referred to the reference antenna (the first with data if it has none). */
     int ref = refant >= 0 && refant < nant && !flag[refant] ? refant : -1;
     for (int a = 0; ref < 0 && a < nant; a++)
@@ -297,20 +394,9 @@ static int stefcal(const sums *s, size_t sol, int nant, int refant, const ct_cal
         for (int a = 0; a < nant; a++)
             g[a] *= rot;
     }
-    /* The residual: sum over baselines of C - 2 Re(conj(G) A) + |G|^2 B, G = g_i conj(g_j). */
-    double chi2 = 0, nsamp = 0;
     int nact = 0;
-    for (int i = 0; i < nant; i++) {
+    for (int i = 0; i < nant; i++)
         nact += !flag[i];
-        for (int j = i + 1; j < nant; j++) {
-            if (flag[i] || flag[j])
-                continue;
-            const size_t k = ((size_t)i * na + (size_t)j) * s->nsol + sol;
-            const double complex G = g[i] * conj(g[j]);
-            chi2 += s->C[k] - 2 * creal(conj(G) * s->A[k]) + creal(G * conj(G)) * s->B[k];
-            nsamp += s->n[k];
-        }
-    }
     const double dof = 2 * nsamp - 2 * nact;
     const double sigma2 = dof > 0 ? fmax(chi2, 0) / dof : NAN;
     *rms = sqrt(sigma2);
@@ -319,18 +405,21 @@ static int stefcal(const sums *s, size_t sol, int nant, int refant, const ct_cal
             snr[i] = 0;
             continue;
         }
-        double p = 0;
+        double pw = 0;
         for (int j = 0; j < nant; j++)
-            p += B[(size_t)i * na + (size_t)j] * creal(g[j] * conj(g[j]));
+            pw += B[(size_t)i * na + (size_t)j] * creal(g[j] * conj(g[j]));
         /* |g| over its standard error sqrt(sigma^2 / p); a noiseless fit: no limit. */
-        snr[i] = sigma2 > 0 ? cabs(g[i]) * sqrt(p / sigma2) : INFINITY;
+        snr[i] = sigma2 > 0 ? cabs(g[i]) * sqrt(pw / sigma2) : INFINITY;
         if (!(snr[i] >= o->min_snr))
             flag[i] = 1;
     }
     free(gn);
     free(A);
     free(B);
-    return it > o->max_iter ? o->max_iter : it;
+    free(r);
+    free(rs);
+    free(out);
+    return it;
 }
 
 /* B's phase slope across the band per antenna and feed (least squares on the
@@ -408,13 +497,27 @@ static void reader_close(reader *r)
     memset(r, 0, sizeof *r);
 }
 
-/* Accumulates the sums of every sample of the file: bucket(c, time index)
- * picks the solution, and with bp the data are first divided by it (G). */
+/* The G interval of a sample at jd: solint-long intervals from the first
+ * sample's time origin_jd (so that none but perhaps the last is short, and
+ * none is empty when solint is at least an integration). */
+static size_t gain_interval(const ct_caltable *t, double origin_jd, double jd)
+{
+    if (t->ntime <= 1)
+        return 0;
+    const double x = (jd - origin_jd) * 86400.0 / t->solint_sec + 1e-9;
+    return x <= 0 ? 0 : x >= (double)t->ntime ? (size_t)t->ntime - 1 : (size_t)x;
+}
+
+/* Accumulates the sums of the file's samples in channels [c0, c1): B's
+ * solution is the channel (counted from c0) and feed; G's (for_gain) the
+ * interval and feed, on the data first divided by B. */
 static ct_code accumulate(reader *r, model_ctx *mc, const ct_caltable *t, const int *feed_of_pol,
-                          bool for_gain, sums *s, ct_err *err)
+                          int c0, int c1, bool for_gain, double origin_jd, sums *s, ct_err *err)
 {
     const ct_uvh5_header *h = r->h;
     const int nf = h->Nfreqs, np = h->Npols, nant = t->nant;
+    if (c0 >= c1)
+        return CT_OK; /* a rank with no channels (more ranks than channels) reads nothing */
     for (size_t b0 = 0; b0 < (size_t)h->Nblts; b0 += CHUNK_BLTS) {
         const size_t nb = (size_t)h->Nblts - b0 < CHUNK_BLTS ? (size_t)h->Nblts - b0 : CHUNK_BLTS;
         ct_code rc = ct_uvh5_read_blts(r->f, b0, nb, r->vis, r->fl, r->ns, err);
@@ -427,12 +530,8 @@ static ct_code accumulate(reader *r, model_ctx *mc, const ct_caltable *t, const 
             const int a1 = h->ant_1_array[blt], a2 = h->ant_2_array[blt];
             if (a1 == a2 || a1 < 0 || a2 < 0 || a1 >= nant || a2 >= nant)
                 continue;
-            size_t ti = 0;
-            if (for_gain && t->ntime > 1) {
-                const double x = (h->time_array[blt] - t->t_start_jd) * 86400.0 / t->solint_sec;
-                ti = x <= 0 ? 0 : (size_t)x >= (size_t)t->ntime ? (size_t)t->ntime - 1 : (size_t)x;
-            }
-            for (int c = 0; c < nf; c++) {
+            const size_t ti = for_gain ? gain_interval(t, origin_jd, h->time_array[blt]) : 0;
+            for (int c = c0; c < c1; c++) {
                 const double complex m = r->model[j * (size_t)nf + (size_t)c];
                 for (int pi = 0; pi < np; pi++) {
                     const int fe = feed_of_pol[pi];
@@ -455,7 +554,7 @@ static ct_code accumulate(reader *r, model_ctx *mc, const ct_caltable *t, const 
                         w *= creal(bb * conj(bb));
                         sol = ti * CT_CAL_NFEEDS + (size_t)fe;
                     } else
-                        sol = (size_t)c * CT_CAL_NFEEDS + (size_t)fe;
+                        sol = (size_t)(c - c0) * CT_CAL_NFEEDS + (size_t)fe;
                     sums_add(s, sol, nant, a1, a2, v, m, w);
                 }
             }
@@ -464,9 +563,19 @@ static ct_code accumulate(reader *r, model_ctx *mc, const ct_caltable *t, const 
     return CT_OK;
 }
 
-ct_code ct_cal_solve(const char *vispath, const ct_cal_opts *o, ct_caltable *out, ct_err *err)
+/* Channels [*c0, *c1) of nchan dealt to rank of size: contiguous blocks
+ * differing by at most one channel. */
+static void channel_block(int nchan, int rank, int size, int *c0, int *c1)
+{
+    *c0 = (int)((long long)nchan * rank / size);
+    *c1 = (int)((long long)nchan * (rank + 1) / size);
+}
+
+ct_code ct_cal_solve(MPI_Comm comm, const char *vispath, const ct_cal_opts *o, ct_caltable *out,
+                     ct_err *err)
 {
     memset(out, 0, sizeof *out);
+    /* The options are the same on every rank, so every rank returns alike. */
     if (!o || o->n_model == 0 || !o->model)
         return ct_fail(err, CT_EINVAL, "calibration: no sky model (give at least one component)");
     if (!(o->solint_sec >= 0) || isinf(o->solint_sec) || !(o->min_snr >= 0) || o->max_iter < 1 ||
@@ -481,12 +590,22 @@ ct_code ct_cal_solve(const char *vispath, const ct_cal_opts *o, ct_caltable *out
                            "calibration: model component %zu is not a position "
                            "and a positive flux",
                            s);
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
     reader r;
     model_ctx mc = {0};
     sums s = {0};
     double complex *gbuf = NULL;
     unsigned char *fbuf = NULL;
     double *sbuf = NULL;
+    int *counts = NULL, *displs = NULL;
+    ct_caltable *t = out;
+    int nant = 0, c0 = 0, c1 = 0;
+    double first = INFINITY, last = -INFINITY; /* the first and last sample's time */
+    /* [0] the bandpass fits' rms summed, [1] how many, [2] usable solutions,
+     * [3] baselines left out */
+    double stat[4] = {0, 0, 0, 0};
     ct_code rc = reader_open(&r, vispath, err);
     const ct_uvh5_header *h = r.h;
     int feed_of_pol[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, have[2] = {0, 0};
@@ -500,14 +619,20 @@ ct_code ct_cal_solve(const char *vispath, const ct_cal_opts *o, ct_caltable *out
     }
     if (rc == CT_OK && (!have[0] || !have[1] || h->Npols > 8))
         rc = ct_fail(err, CT_EINVAL, "calibration: %s has no XX and YY to solve on", vispath);
-    if (rc == CT_OK)
-        rc = model_init(&mc, h, o, err);
+    if (rc == CT_OK) {
+        channel_block(h->Nfreqs, rank, size, &c0, &c1);
+        rc = model_init(&mc, h, o, c0, c1, err);
+    }
     if (rc != CT_OK)
-        goto out;
-    ct_caltable *t = out;
-    int nant = 0;
+        goto b_solved;
+    if (h->Nblts < 1) {
+        rc = ct_fail(err, CT_EINVAL, "no data: %s has no baseline-times", vispath);
+        goto b_solved;
+    }
     double t0 = INFINITY, t1 = -INFINITY;
     for (int b = 0; b < h->Nblts; b++) {
+        first = fmin(first, h->time_array[b]);
+        last = fmax(last, h->time_array[b]);
         nant = h->ant_1_array[b] + 1 > nant ? h->ant_1_array[b] + 1 : nant;
         nant = h->ant_2_array[b] + 1 > nant ? h->ant_2_array[b] + 1 : nant;
         const double half = 0.5 * h->integration_time[b] / 86400.0;
@@ -521,80 +646,134 @@ ct_code ct_cal_solve(const char *vispath, const ct_cal_opts *o, ct_caltable *out
     t->t_start_jd = t0;
     t->t_end_jd = t1;
     snprintf(t->source, sizeof t->source, "%s", h->object_name ? h->object_name : "model");
-    const double span = (t1 - t0) * 86400.0;
-    t->ntime = o->solint_sec > 0 ? (int)ceil(span / o->solint_sec - 1e-9) : 1;
-    t->ntime = t->ntime < 1 ? 1 : t->ntime;
-    const size_t ng = (size_t)t->ntime * (size_t)nant * CT_CAL_NFEEDS;
+    /* G's intervals: solint long from the first sample, as many as the samples
+     * reach into. */
+    t->ntime =
+        o->solint_sec > 0 ? (int)floor((last - first) * 86400.0 / o->solint_sec + 1e-9) + 1 : 1;
     if ((rc = ct_caltable_alloc(t, t->nchan, nant, t->ntime, err)) != CT_OK)
-        goto out;
+        goto b_solved;
     memcpy(t->freq_hz, h->freq_array, (size_t)t->nchan * sizeof *t->freq_hz);
+    /* Each interval's time: the mean of its samples' (the time its G is the
+     * gain of, for a drift that is near linear across it); an empty one's
+     * middle. */
     for (int k = 0; k < t->ntime; k++)
-        t->time_jd[k] = t->ntime == 1 ? 0.5 * (t0 + t1)
-                                      : fmin(t0 + (k + 0.5) * o->solint_sec / 86400.0,
-                                             0.5 * (t0 + k * o->solint_sec / 86400.0 + t1));
-    /* B: every channel and feed over the whole observation. */
-    if ((rc = sums_alloc(&s, (size_t)t->nchan * CT_CAL_NFEEDS, nant, err)) != CT_OK ||
-        (rc = accumulate(&r, &mc, t, feed_of_pol, false, &s, err)) != CT_OK)
-        goto out;
-    double rms_sum = 0;
-    int rms_n = 0, usable = 0;
+        t->time_jd[k] = 0;
+    size_t *count = calloc((size_t)t->ntime + 1, sizeof *count);
+    if (!count) {
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+        goto b_solved;
+    }
+    for (int b = 0; b < h->Nblts; b++) {
+        const size_t k = gain_interval(t, first, h->time_array[b]);
+        t->time_jd[k] += h->time_array[b] - first;
+        count[k]++;
+    }
+    for (int k = 0; k < t->ntime; k++)
+        t->time_jd[k] = first + (count[k] ? t->time_jd[k] / (double)count[k]
+                                          : (k + 0.5) * o->solint_sec / 86400.0);
+    free(count);
     gbuf = malloc(((size_t)nant + 1) * sizeof *gbuf);
     fbuf = malloc((size_t)nant + 1);
     sbuf = malloc(((size_t)nant + 1) * sizeof *sbuf);
-    if (!gbuf || !fbuf || !sbuf) {
+    counts = malloc((size_t)size * sizeof *counts);
+    displs = malloc((size_t)size * sizeof *displs);
+    if (!gbuf || !fbuf || !sbuf || !counts || !displs) {
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
-        goto out;
+        goto b_solved;
     }
-    for (int c = 0; c < t->nchan; c++)
+    /* B: this rank's channels, every feed, over the whole observation. A
+     * channel's sums come from its samples alone, so its solution is the same
+     * bits on any number of ranks. */
+    if ((rc = sums_alloc(&s, (size_t)(c1 - c0) * CT_CAL_NFEEDS, nant, err)) != CT_OK ||
+        (rc = accumulate(&r, &mc, t, feed_of_pol, c0, c1, false, first, &s, err)) != CT_OK)
+        goto b_solved;
+    for (int c = c0; c < c1; c++)
         for (int p = 0; p < CT_CAL_NFEEDS; p++) {
             double rms;
-            const int it = stefcal(&s, (size_t)c * CT_CAL_NFEEDS + p, nant, o->refant, o, gbuf,
-                                   fbuf, sbuf, &rms);
+            int rej;
+            const int it = stefcal(&s, (size_t)(c - c0) * CT_CAL_NFEEDS + p, nant, o->refant, o,
+                                   gbuf, fbuf, sbuf, &rms, &rej);
+            stat[3] += rej;
             t->iterations = it > t->iterations ? it : t->iterations;
             if (isfinite(rms)) {
-                rms_sum += rms;
-                rms_n++;
+                stat[0] += rms;
+                stat[1] += 1;
             }
             for (int a = 0; a < nant; a++) {
                 const size_t k = ((size_t)c * nant + a) * CT_CAL_NFEEDS + p;
                 t->bandpass[k] = gbuf[a];
                 t->bp_flag[k] = fbuf[a];
                 t->bp_snr[k] = sbuf[a];
-                usable += !fbuf[a];
+                stat[2] += !fbuf[a];
             }
         }
-    t->rms_jy = rms_n ? rms_sum / rms_n : NAN;
-    if (usable == 0) {
+b_solved:
+    /* Every rank reaches here, failed or not: one error for all, or none. */
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        goto out;
+    const int per_chan = nant * CT_CAL_NFEEDS;
+    for (int q = 0; q < size; q++) {
+        int q0, q1;
+        channel_block(t->nchan, q, size, &q0, &q1);
+        counts[q] = (q1 - q0) * per_chan;
+        displs[q] = q0 * per_chan;
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, t->bandpass, counts, displs,
+                   MPI_C_DOUBLE_COMPLEX, comm);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, t->bp_flag, counts, displs,
+                   MPI_UNSIGNED_CHAR, comm);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, t->bp_snr, counts, displs, MPI_DOUBLE, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &t->iterations, 1, MPI_INT, MPI_MAX, comm);
+    MPI_Allreduce(MPI_IN_PLACE, stat, 4, MPI_DOUBLE, MPI_SUM, comm);
+    t->rejected = (long)stat[3];
+    t->rms_jy = stat[1] > 0 ? stat[0] / stat[1] : NAN;
+    if (stat[2] == 0) {
         rc = ct_fail(err, CT_EINVAL, "no data: no antenna has a usable bandpass solution in %s",
                      vispath);
         goto out;
     }
     fit_delays(t);
-    /* G: per interval and feed, on the data divided by B. */
+    /* G: per interval and feed, on the data divided by B; each rank sums its
+     * channels, and rank 0 solves on the sums of all. */
+    const size_t ng = (size_t)t->ntime * (size_t)nant * CT_CAL_NFEEDS;
     for (size_t k = 0; k < ng; k++)
         t->gain[k] = 1, t->g_flag[k] = 0;
     if (o->solint_sec > 0) {
         sums_free(&s);
         memset(&s, 0, sizeof s);
-        if ((rc = sums_alloc(&s, (size_t)t->ntime * CT_CAL_NFEEDS, nant, err)) != CT_OK ||
-            (rc = accumulate(&r, &mc, t, feed_of_pol, true, &s, err)) != CT_OK)
+        rc = sums_alloc(&s, (size_t)t->ntime * CT_CAL_NFEEDS, nant, err);
+        if (rc == CT_OK)
+            rc = accumulate(&r, &mc, t, feed_of_pol, c0, c1, true, first, &s, err);
+        if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
             goto out;
-        for (int k = 0; k < t->ntime; k++)
+        const int n = (int)(s.nsol * (size_t)nant * (size_t)nant);
+        MPI_Reduce(rank == 0 ? MPI_IN_PLACE : s.A, s.A, n, MPI_C_DOUBLE_COMPLEX, MPI_SUM, 0, comm);
+        MPI_Reduce(rank == 0 ? MPI_IN_PLACE : s.B, s.B, n, MPI_DOUBLE, MPI_SUM, 0, comm);
+        MPI_Reduce(rank == 0 ? MPI_IN_PLACE : s.C, s.C, n, MPI_DOUBLE, MPI_SUM, 0, comm);
+        MPI_Reduce(rank == 0 ? MPI_IN_PLACE : s.n, s.n, n, MPI_DOUBLE, MPI_SUM, 0, comm);
+        for (int k = 0; rank == 0 && k < t->ntime; k++)
             for (int p = 0; p < CT_CAL_NFEEDS; p++) {
                 double rms;
+                int rej;
                 stefcal(&s, (size_t)k * CT_CAL_NFEEDS + p, nant, o->refant, o, gbuf, fbuf, sbuf,
-                        &rms);
+                        &rms, &rej);
+                t->g_rejected += rej;
                 for (int a = 0; a < nant; a++) {
                     const size_t q = ((size_t)k * nant + a) * CT_CAL_NFEEDS + p;
                     t->gain[q] = gbuf[a];
                     t->g_flag[q] = fbuf[a];
                 }
             }
+        MPI_Bcast(t->gain, (int)ng, MPI_C_DOUBLE_COMPLEX, 0, comm);
+        MPI_Bcast(t->g_flag, (int)ng, MPI_UNSIGNED_CHAR, 0, comm);
+        MPI_Bcast(&t->g_rejected, 1, MPI_LONG, 0, comm);
     }
 out:
     free(gbuf);
     free(fbuf);
     free(sbuf);
+    free(counts);
+    free(displs);
     sums_free(&s);
     free(mc.lmn);
     free(mc.amp);
@@ -616,14 +795,106 @@ static int nearest_interval(const ct_caltable *t, double jd)
     return best;
 }
 
-ct_code ct_cal_apply(const char *vispath, const ct_caltable *t, const char *outpath,
+double complex ct_caltable_gain_at(const ct_caltable *t, int ant, int feed, double jd)
+{
+    const int k = nearest_interval(t, jd);
+    int n = jd >= t->time_jd[k] ? k + 1 : k - 1;
+    const size_t g = ((size_t)k * t->nant + ant) * CT_CAL_NFEEDS + feed;
+    if (t->g_flag[g])
+        return 0;
+    if (n < 0 || n >= t->ntime) {
+        /* Past the first or last interval's time: within the calibrator's own
+         * observation the line through the two end intervals goes on (its
+         * first and last samples are half an interval from them); beyond it,
+         * the end's value. */
+        if (jd < t->t_start_jd || jd > t->t_end_jd)
+            return t->gain[g];
+        n = n < 0 ? k + 1 : k - 1;
+        if (n < 0 || n >= t->ntime)
+            return t->gain[g];
+    }
+    const size_t q = ((size_t)n * t->nant + ant) * CT_CAL_NFEEDS + feed;
+    const double span = t->time_jd[n] - t->time_jd[k];
+    if (t->g_flag[q] || span == 0)
+        return t->gain[g];
+    /* Amplitude and phase apart: a straight line between two complex values
+     * would shrink the amplitude wherever their phases differ. */
+    const double w = (jd - t->time_jd[k]) / span;
+    const double amp = (1 - w) * cabs(t->gain[g]) + w * cabs(t->gain[q]);
+    const double phase = carg(t->gain[g]) + w * carg(t->gain[q] * conj(t->gain[g]));
+    return amp * cexp(I * phase);
+}
+
+/* Calibrates in place the baseline-times [b0, b0 + nb) read into r's buffers:
+ * inv and pw are each antenna's inverse bandpass and its power per channel and
+ * feed (0 where flagged). */
+static void calibrate_block(reader *r, const ct_caltable *t, size_t b0, size_t nb, const int *pfeed,
+                            const int *qfeed, const double complex *inv, const double *pw,
+                            ct_cal_apply_result *res)
+{
+    const ct_uvh5_header *h = r->h;
+    const int nf = h->Nfreqs, np = h->Npols;
+    for (size_t j = 0; j < nb; j++) {
+        const size_t blt = b0 + j;
+        const int a1 = h->ant_1_array[blt], a2 = h->ant_2_array[blt];
+        const bool known = a1 >= 0 && a2 >= 0 && a1 < t->nant && a2 < t->nant;
+        /* 1 / (G_1 conj(G_2)) and |G_1 G_2|^2 per polarization (0: flagged). */
+        double complex ginv[8];
+        double gpw[8];
+        for (int pi = 0; pi < np; pi++) {
+            ginv[pi] = 0;
+            gpw[pi] = 0;
+            if (!known)
+                continue;
+            const double jd = h->time_array[blt];
+            const double complex g = ct_caltable_gain_at(t, a1, pfeed[pi], jd) *
+                                     conj(ct_caltable_gain_at(t, a2, qfeed[pi], jd));
+            const double p2 = creal(g * conj(g));
+            if (p2 > 0 && isfinite(p2)) {
+                ginv[pi] = conj(g) / p2;
+                gpw[pi] = p2;
+            }
+        }
+        for (int c = 0; c < nf; c++)
+            for (int pi = 0; pi < np; pi++) {
+                const size_t k = (j * (size_t)nf + (size_t)c) * (size_t)np + (size_t)pi;
+                res->n_samples++;
+                const size_t k1 = ((size_t)c * t->nant + (known ? a1 : 0)) * CT_CAL_NFEEDS +
+                                  pfeed[pi],
+                             k2 = ((size_t)c * t->nant + (known ? a2 : 0)) * CT_CAL_NFEEDS +
+                                  qfeed[pi];
+                if (!known || pw[k1] == 0 || pw[k2] == 0 || gpw[pi] == 0) {
+                    res->n_flagged_by_cal += !r->fl[k];
+                    r->fl[k] = true;
+                    continue;
+                }
+                /* V / (J_1 conj(J_2)) = V (1 / B_1) conj(1 / B_2) / (G_1 conj(G_2)) */
+                const double complex v =
+                    CMPLX(r->vis[2 * k], r->vis[2 * k + 1]) * inv[k1] * conj(inv[k2]) * ginv[pi];
+                r->vis[2 * k] = (float)creal(v);
+                r->vis[2 * k + 1] = (float)cimag(v);
+                r->ns[k] = (float)(r->ns[k] * pw[k1] * pw[k2] * gpw[pi]);
+            }
+    }
+}
+
+/* Names a temporary beside outpath, per process and call. */
+static unsigned long apply_seq;
+
+ct_code ct_cal_apply(MPI_Comm comm, const char *vispath, const ct_caltable *t, const char *outpath,
                      ct_cal_apply_result *res, ct_err *err)
 {
-    struct timespec w0;
-    clock_gettime(CLOCK_MONOTONIC, &w0);
+    const double w0 = MPI_Wtime();
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
     memset(res, 0, sizeof *res);
     reader r;
     ct_uvh5_file *out = NULL;
+    double complex *inv = NULL;
+    double *pw = NULL;
+    char tmp[4096];
+    memset(tmp, 0, sizeof tmp);
     ct_code rc = reader_open(&r, vispath, err);
     const ct_uvh5_header *h = r.h;
     int pfeed[8], qfeed[8];
@@ -645,78 +916,96 @@ ct_code ct_cal_apply(const char *vispath, const ct_caltable *t, const char *outp
             rc = ct_fail(err, CT_EINVAL,
                          "calibration: channel %d is at %.6f MHz in %s, %.6f MHz in the caltable",
                          c, h->freq_array[c] / 1e6, vispath, t->freq_hz[c] / 1e6);
-    if (rc == CT_OK) {
-        const ct_uvh5_write_opts layout = ct_uvh5_layout(r.f);
-        rc = ct_uvh5_create(outpath, h, &layout, &out, err);
-    }
-    const int nf = rc == CT_OK ? h->Nfreqs : 0, np = rc == CT_OK ? h->Npols : 0;
-    /* Per interval, each antenna's inverse gain 1 / (B G) per channel and feed
-     * (0 where flagged) and |B G|^2: a sample then costs two complex products
-     * (a division and two moduli per sample were most of an apply). */
+    /* Each antenna's inverse bandpass 1 / B per channel and feed (0 where
+     * flagged) and |B|^2, once; per baseline-time the two antennas' inverse G
+     * per polarization: a sample then costs three complex products (a division
+     * and two moduli per sample were most of an apply). */
     const size_t nj = (size_t)t->nchan * (size_t)t->nant * CT_CAL_NFEEDS;
-    double complex *inv = rc == CT_OK ? malloc((nj + 1) * sizeof *inv) : NULL;
-    double *pw = rc == CT_OK ? malloc((nj + 1) * sizeof *pw) : NULL;
-    if (rc == CT_OK && (!inv || !pw))
-        rc = ct_fail(err, CT_ENOMEM, "out of memory for the inverse gains");
-    int cur = -1;
-    for (size_t b0 = 0; rc == CT_OK && b0 < (size_t)h->Nblts; b0 += CHUNK_BLTS) {
-        const size_t nb = (size_t)h->Nblts - b0 < CHUNK_BLTS ? (size_t)h->Nblts - b0 : CHUNK_BLTS;
-        if ((rc = ct_uvh5_read_blts(r.f, b0, nb, r.vis, r.fl, r.ns, err)) != CT_OK)
-            break;
-        for (size_t j = 0; j < nb; j++) {
-            const size_t blt = b0 + j;
-            const int a1 = h->ant_1_array[blt], a2 = h->ant_2_array[blt];
-            const int ti = nearest_interval(t, h->time_array[blt]);
-            if (ti != cur) {
-                for (int c = 0; c < t->nchan; c++)
-                    for (int a = 0; a < t->nant; a++)
-                        for (int p = 0; p < CT_CAL_NFEEDS; p++) {
-                            const size_t b = ((size_t)c * t->nant + a) * CT_CAL_NFEEDS + p,
-                                         g = ((size_t)ti * t->nant + a) * CT_CAL_NFEEDS + p;
-                            const double complex J = t->bandpass[b] * t->gain[g];
-                            const double p2 = creal(J * conj(J));
-                            const bool ok =
-                                !t->bp_flag[b] && !t->g_flag[g] && p2 > 0 && isfinite(p2);
-                            inv[b] = ok ? conj(J) / p2 : 0;
-                            pw[b] = ok ? p2 : 0;
-                        }
-                cur = ti;
-            }
-            const bool known = a1 >= 0 && a2 >= 0 && a1 < t->nant && a2 < t->nant;
-            for (int c = 0; c < nf; c++)
-                for (int pi = 0; pi < np; pi++) {
-                    const size_t k = (j * (size_t)nf + (size_t)c) * (size_t)np + (size_t)pi;
-                    res->n_samples++;
-                    const size_t k1 = ((size_t)c * t->nant + (known ? a1 : 0)) * CT_CAL_NFEEDS +
-                                      pfeed[pi],
-                                 k2 = ((size_t)c * t->nant + (known ? a2 : 0)) * CT_CAL_NFEEDS +
-                                      qfeed[pi];
-                    if (!known || pw[k1] == 0 || pw[k2] == 0) {
-                        res->n_flagged_by_cal += !r.fl[k];
-                        r.fl[k] = true;
-                        continue;
-                    }
-                    /* V / (J_1 conj(J_2)) = V (1 / J_1) conj(1 / J_2) */
-                    const double complex v =
-                        CMPLX(r.vis[2 * k], r.vis[2 * k + 1]) * inv[k1] * conj(inv[k2]);
-                    r.vis[2 * k] = (float)creal(v);
-                    r.vis[2 * k + 1] = (float)cimag(v);
-                    r.ns[k] = (float)(r.ns[k] * pw[k1] * pw[k2]);
-                }
-        }
-        rc = ct_uvh5_write_blts(out, b0, nb, r.vis, r.fl, r.ns, err);
-    }
     if (rc == CT_OK) {
-        rc = ct_uvh5_close(out, err);
-        out = NULL;
+        inv = malloc((nj + 1) * sizeof *inv);
+        pw = malloc((nj + 1) * sizeof *pw);
+        if (!inv || !pw)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the inverse gains");
     }
-    if (out)
+    for (size_t b = 0; rc == CT_OK && b < nj; b++) {
+        const double complex B = t->bandpass[b];
+        const double p2 = creal(B * conj(B));
+        const bool ok = !t->bp_flag[b] && p2 > 0 && isfinite(p2);
+        inv[b] = ok ? conj(B) / p2 : 0;
+        pw[b] = ok ? p2 : 0;
+    }
+    /* Rank 0 names the temporary file beside the output; all create it. */
+    if (rc == CT_OK && rank == 0 &&
+        snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%lu", outpath, (long)getpid(), apply_seq++) >=
+            (int)sizeof tmp)
+        rc = ct_fail(err, CT_EINVAL, "calibration: output path too long");
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        goto done;
+    MPI_Bcast(tmp, (int)sizeof tmp, MPI_CHAR, 0, comm);
+    rc = ct_uvh5_pcreate(comm, tmp, h, &out, err);
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK) {
         ct_uvh5_abort(out);
+        out = NULL;
+        if (rank == 0)
+            unlink(tmp);
+        goto done;
+    }
+    /* Blocks of baseline-times dealt round-robin, one per rank a round, each
+     * read, calibrated and written collectively. */
+    const size_t nblt = (size_t)h->Nblts, nchunk = (nblt + CHUNK_BLTS - 1) / CHUNK_BLTS;
+    const size_t rounds = (nchunk + (size_t)size - 1) / (size_t)size;
+    for (size_t round = 0; round < rounds; round++) {
+        const size_t c = round * (size_t)size + (size_t)rank, b0 = c * CHUNK_BLTS;
+        size_t nb = 0;
+        if (rc == CT_OK && c < nchunk) {
+            nb = nblt - b0 < CHUNK_BLTS ? nblt - b0 : CHUNK_BLTS;
+            rc = ct_uvh5_read_blts(r.f, b0, nb, r.vis, r.fl, r.ns, err);
+            if (rc == CT_OK)
+                calibrate_block(&r, t, b0, nb, pfeed, qfeed, inv, pw, res);
+        }
+        ct_err we;
+        const ct_code wrc = ct_uvh5_pwrite(out, rc == CT_OK ? b0 : 0, rc == CT_OK ? nb : 0, 0,
+                                           (size_t)h->Nfreqs, r.vis, r.fl, r.ns, &we);
+        if (rc == CT_OK && wrc != CT_OK) {
+            rc = wrc;
+            if (err)
+                *err = we;
+        }
+    }
+    rc = ct_mpi_agree(comm, rc, err);
+    ct_err ce;
+    const ct_code crc = ct_uvh5_pclose(out, &ce);
+    out = NULL;
+    if (rc == CT_OK && crc != CT_OK) {
+        rc = crc;
+        if (err)
+            *err = ce;
+    }
+    rc = ct_mpi_agree(comm, rc, err);
+    /* Rank 0 moves the finished file into place. */
+    if (rank == 0) {
+        if (rc == CT_OK && ct_fsync_path(tmp, false) < 0)
+            rc = ct_fail(err, CT_EIO, "%s: fsync: %s", tmp, strerror(errno));
+        if (rc == CT_OK && rename(tmp, outpath) < 0)
+            rc = ct_fail(err, CT_EIO, "rename %s -> %s: %s", tmp, outpath, strerror(errno));
+        if (rc == CT_OK)
+            ct_fsync_parent(outpath);
+        else
+            unlink(tmp);
+    }
+    rc = ct_mpi_agree(comm, rc, err);
+    if (rc == CT_OK) {
+        unsigned long long n[2] = {res->n_samples, res->n_flagged_by_cal};
+        MPI_Allreduce(MPI_IN_PLACE, n, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);
+        res->n_samples = (size_t)n[0];
+        res->n_flagged_by_cal = (size_t)n[1];
+    }
+done:
     free(inv);
     free(pw);
     reader_close(&r);
-    struct timespec w1;
-    clock_gettime(CLOCK_MONOTONIC, &w1);
-    res->seconds = (double)(w1.tv_sec - w0.tv_sec) + 1e-9 * (double)(w1.tv_nsec - w0.tv_nsec);
+    double dt = MPI_Wtime() - w0;
+    MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, comm);
+    res->seconds = dt;
     return rc;
 }

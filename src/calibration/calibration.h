@@ -24,7 +24,7 @@
  * solution's SNR is |g| over its standard error, from the fit's residual and the
  * model power the antenna sees; below min_snr, or with no data, it is flagged.
  *
- * One rank for now: a calibrator observation's sums are a few hundred MB at most.
+ * The solve runs on an MPI communicator, its channels dealt to the ranks (below).
  */
 #ifndef CONTIMG_CALIBRATION_H
 #define CONTIMG_CALIBRATION_H
@@ -34,6 +34,7 @@
 
 #include <complex.h>
 #include <jansson.h>
+#include <mpi.h>
 #include <stddef.h>
 
 /* The feeds a caltable holds: X and Y (AIPS polarizations -5 XX, -6 YY). */
@@ -42,11 +43,13 @@
 typedef struct ct_cal_opts {
     const ct_source *model; /* the calibrator field: ICRS points, fluxes at 1.4 GHz */
     size_t n_model;
-    int refant;        /* antenna number of the phase reference; -1: the first with data */
-    double solint_sec; /* G's interval; 0: no G (the bandpass alone) */
-    double min_snr;    /* solutions below it are flagged (3) */
-    int max_iter;      /* StefCal iterations at most (300) */
-    double tol;        /* convergence: largest relative change of a gain (1e-10) */
+    int refant;          /* antenna number of the phase reference; -1: the first with data */
+    double solint_sec;   /* G's interval; 0: no G (the bandpass alone) */
+    double min_snr;      /* solutions below it are flagged (3) */
+    int max_iter;        /* StefCal iterations at most (300) */
+    double tol;          /* convergence: largest relative change of a gain (1e-10) */
+    double reject_sigma; /* baselines whose residual is this many robust sigma above the
+                          * median are left out (6); 0: none */
 } ct_cal_opts;
 
 void ct_cal_opts_default(ct_cal_opts *o);
@@ -59,7 +62,7 @@ typedef struct ct_caltable {
     double complex *bandpass; /* [nchan][nant][feed] */
     unsigned char *bp_flag;   /* [nchan][nant][feed]: 1 = no usable solution */
     double *bp_snr;           /* [nchan][nant][feed] */
-    double *time_jd;          /* [ntime]: the centres of G's intervals */
+    double *time_jd;          /* [ntime]: the mean time of each G interval's samples */
     double complex *gain;     /* [ntime][nant][feed]; ntime 1 of unit gains without G */
     unsigned char *g_flag;    /* [ntime][nant][feed] */
     double *delay_ns;         /* [nant][feed]: B's phase slope (NaN when too few channels) */
@@ -68,6 +71,7 @@ typedef struct ct_caltable {
     double t_start_jd, t_end_jd; /* the calibrator observation */
     double rms_jy;               /* the bandpass fit's residual per unit weight */
     int iterations;              /* the most StefCal took for one solution */
+    long rejected, g_rejected;   /* baselines left out as outliers: of B's solutions, of G's */
     char source[96];             /* a label: the file's object name, or "model" */
 } ct_caltable;
 
@@ -79,9 +83,14 @@ void ct_caltable_free(ct_caltable *t);
 ct_code ct_caltable_alloc(ct_caltable *t, int nchan, int nant, int ntime, ct_err *err);
 
 /* Solves B (and G with a solint) on the calibrator observation vispath (UVH5)
- * against o->model. CT_EINVAL for bad options or a file without XX and YY,
- * "corrupt input" (category) for damaged data, "no data" when nothing usable. */
-ct_code ct_cal_solve(const char *vispath, const ct_cal_opts *o, ct_caltable *out, ct_err *err);
+ * against o->model, collectively on comm: the channels are dealt to the ranks
+ * in contiguous blocks, each rank reads the file and solves B on its own, and
+ * rank 0 solves G on every rank's sums; every rank returns the whole table
+ * (B the same bits on any number of ranks) or the same error. CT_EINVAL for
+ * bad options or a file without XX and YY, "corrupt input" (category) for
+ * damaged data, "no data" when nothing usable. */
+ct_code ct_cal_solve(MPI_Comm comm, const char *vispath, const ct_cal_opts *o, ct_caltable *out,
+                     ct_err *err);
 
 /* The caltable as HDF5 (docs/calibration.md has the layout; h5py reads it),
  * written under a temporary name and renamed onto path. */
@@ -135,13 +144,23 @@ typedef struct ct_cal_apply_result {
     double seconds;
 } ct_cal_apply_result;
 
+/* G of antenna ant and feed at Julian date jd, as the application uses it: 0
+ * when the interval nearest in time is flagged; else interpolated linearly in
+ * amplitude and phase between that interval and its neighbour on jd's side,
+ * extrapolated from the two end intervals within the calibrator observation's
+ * span, the nearest alone where the other is flagged or beyond the span. 1 for
+ * a table without G. */
+double _Complex ct_caltable_gain_at(const ct_caltable *t, int ant, int feed, double jd);
+
 /* Writes outpath (UVH5, the same header and layout as vispath, atomically):
- * each correlation divided by J_i,p conj(J_j,q), its nsamples multiplied by
- * |J_i,p J_j,q|^2 (its noise weight), and flagged where a solution it needs is
- * flagged. G is taken from the interval nearest in time (the nearest end outside
- * the calibrator's span). The observation's channels must be the caltable's
- * (to 1 kHz); CT_EINVAL otherwise. */
-ct_code ct_cal_apply(const char *vispath, const ct_caltable *t, const char *outpath,
+ * each correlation divided by J_i,p conj(J_j,q), J = B ct_caltable_gain_at,
+ * its nsamples multiplied by |J_i,p J_j,q|^2 (its noise weight), and flagged
+ * where a solution it needs is flagged. The observation's channels must be the
+ * caltable's (to 1 kHz); CT_EINVAL otherwise. Collective on comm: blocks of
+ * baseline-times dealt round-robin to the ranks, written through parallel HDF5
+ * (the memo 1.x layout, the same bytes on any number of ranks); every rank
+ * returns the same code and the totals. */
+ct_code ct_cal_apply(MPI_Comm comm, const char *vispath, const ct_caltable *t, const char *outpath,
                      ct_cal_apply_result *res, ct_err *err);
 
 #endif

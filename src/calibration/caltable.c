@@ -101,6 +101,8 @@ ct_code ct_caltable_write(const char *path, const ct_caltable *t, ct_err *err)
     bad |= attr_double(f, "t_end_jd", t->t_end_jd);
     bad |= attr_double(f, "rms_jy", t->rms_jy);
     bad |= attr_double(f, "iterations", t->iterations);
+    bad |= attr_double(f, "rejected_baselines", (double)t->rejected);
+    bad |= attr_double(f, "gain_rejected_baselines", (double)t->g_rejected);
     bad |= H5Fclose(f) < 0;
     if (!bad)
         bad = ct_fsync_path(tmp, false) != 0;
@@ -221,6 +223,10 @@ ct_code ct_caltable_read(const char *path, ct_caltable *t, ct_err *err)
               read_attr_double(f, "t_end_jd", &t->t_end_jd) ||
               read_attr_double(f, "rms_jy", &t->rms_jy) || read_attr_double(f, "iterations", &v);
         t->iterations = bad ? 0 : (int)v;
+        /* Outlier counts: absent from tables written before they were kept. */
+        t->rejected = !bad && read_attr_double(f, "rejected_baselines", &v) == 0 ? (long)v : 0;
+        t->g_rejected =
+            !bad && read_attr_double(f, "gain_rejected_baselines", &v) == 0 ? (long)v : 0;
     }
     H5Fclose(f);
     if (bad) {
@@ -265,12 +271,13 @@ json_t *ct_caltable_registry_row(const ct_caltable *t, const char *path, double 
             any = !t->bp_flag[((size_t)c * t->nant + a) * CT_CAL_NFEEDS];
         ants += (size_t)any;
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:f, s:f, s:i, s:f}}", "path",
-                     path, "group_id", group, "kind", t->ntime > 1 ? "bandpass+gain" : "bandpass",
-                     "source", t->source, "obs_start", t0, "obs_end", t1, "valid_until", until,
-                     "qa", "antennas", (json_int_t)ants, "flagged_fraction",
-                     nbp ? (double)flagged / (double)nbp : 1.0, "rms_jy", t->rms_jy, "iterations",
-                     t->iterations, "solint_sec", t->solint_sec);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:I, s:f, s:f, s:i, s:f, s:I}}",
+                     "path", path, "group_id", group, "kind",
+                     t->ntime > 1 ? "bandpass+gain" : "bandpass", "source", t->source, "obs_start",
+                     t0, "obs_end", t1, "valid_until", until, "qa", "antennas", (json_int_t)ants,
+                     "flagged_fraction", nbp ? (double)flagged / (double)nbp : 1.0, "rms_jy",
+                     t->rms_jy, "iterations", t->iterations, "solint_sec", t->solint_sec,
+                     "rejected_baselines", (json_int_t)(t->rejected + t->g_rejected));
 }
 
 ct_code ct_cal_obs_middle_iso(const char *vispath, char *iso, size_t size, ct_err *err)

@@ -9,6 +9,7 @@
 
 #include <getopt.h>
 #include <math.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,18 +20,22 @@ static const char solve_usage[] =
     "                               (--model RA,DEC,FLUX_JY[,SPECTRAL_INDEX] [--model ...]\n"
     "                                | --calibrator NAME|auto)\n"
     "                               [--refant N] [--solint SECONDS] [--min-snr X]\n"
+    "                               [--reject-sigma X]\n"
     "                               [--register [--valid-hours H]] [--json]\n\n"
     "Solves each antenna's complex gain per feed (X, Y) on the calibrator observation VISFILE\n"
     "(UVH5) against the model -- point sources at RA, DEC (ICRS degrees) with their flux at\n"
     "1.4 GHz and spectral index (default 0) -- by StefCal: the bandpass per channel over the\n"
     "whole observation, then, with --solint, the gain per interval relative to it; the delay\n"
     "per antenna is fitted to the bandpass phase. Writes PREFIX.cal.h5 (HDF5, atomically;\n"
-    "docs/calibration.md). Solutions below --min-snr (default 3) are flagged.\n\n"
+    "docs/calibration.md). Solutions below --min-snr (default 3) are flagged. Under mpirun the\n"
+    "channels are dealt over the ranks (the bandpass is the same on any number of them).\n\n"
     "  --calibrator   a catalogue calibrator by name (3C48, 3C138, 3C147, 3C196, 3C286,\n"
     "                 3C295: Perley & Butler 2017 spectra), or auto: the one whose transit\n"
     "                 VISFILE is (within CONTIMG_CALIBRATOR_RADIUS_DEG of the pointing)\n"
     "  --refant N     the phase reference antenna (default: the first with data)\n"
     "  --solint S     the gain interval in seconds (default 0: the bandpass alone)\n"
+    "  --reject-sigma X  leave out of a solution the baselines whose residual lies more\n"
+    "                 than X robust sigma above the median (default 6; 0: keep all)\n"
     "  --register     add the caltable to the registry (products.caltables), valid from the\n"
     "                 calibrator observation to --valid-hours after it (default 24)\n\n"
     "Exit 2 for bad options, corrupt input or no usable data; 4 for a missing file.";
@@ -39,7 +44,8 @@ static const char apply_usage[] =
     "usage: contimg calibrate apply VISFILE --cal PREFIX|auto --out CALIBRATED [--json]\n\n"
     "Writes CALIBRATED (UVH5, the same header and layout as VISFILE, atomically): every\n"
     "correlation divided by its antennas' gains, its weight (nsamples) scaled to match, and\n"
-    "flagged where a solution it needs is flagged. PREFIX names the caltable PREFIX.cal.h5\n"
+    "flagged where a solution it needs is flagged (under mpirun, its baseline-times dealt\n"
+    "over the ranks). PREFIX names the caltable PREFIX.cal.h5\n"
     "(or give the .h5 path itself); `auto` asks the registry's fallback chain for the\n"
     "observation's mid-time (as `contimg calibrate find`) and says which rung chose it. The\n"
     "channels must be the caltable's.\n\n"
@@ -131,12 +137,15 @@ static int solve(int argc, char **argv, const ct_config *cfg)
                                          {"refant", required_argument, NULL, 'r'},
                                          {"solint", required_argument, NULL, 's'},
                                          {"min-snr", required_argument, NULL, 'n'},
+                                         {"reject-sigma", required_argument, NULL, 'X'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"register", no_argument, NULL, 'R'},
                                          {"valid-hours", required_argument, NULL, 'V'},
                                          {"calibrator", required_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     ct_cal_opts o;
     ct_cal_opts_default(&o);
     ct_source model[64];
@@ -150,48 +159,62 @@ static int solve(int argc, char **argv, const ct_config *cfg)
     int ch;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'h': printf("%s\n", solve_usage); return EXIT_OK;
+        case 'h':
+            if (rank == 0)
+                printf("%s\n", solve_usage);
+            return EXIT_OK;
         case 'o': prefix = optarg; break;
         case 'm':
             if (n_model >= sizeof model / sizeof model[0] || !parse_model(optarg, &model[n_model]))
-                return cli_usage_error("--model must be RA,DEC,FLUX_JY[,SPECTRAL_INDEX] (degrees, "
-                                       "RA 0..360, flux > 0; at most 64), got '%s'",
-                                       optarg);
+                return cli_rank_usage_error(
+                    rank,
+                    "--model must be RA,DEC,FLUX_JY[,SPECTRAL_INDEX] (degrees, "
+                    "RA 0..360, flux > 0; at most 64), got '%s'",
+                    optarg);
             n_model++;
             break;
         case 'r':
             if (!cli_parse_long(optarg, 0, 100000, &v))
-                return cli_usage_error("--refant must be an antenna number, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--refant must be an antenna number, got '%s'",
+                                            optarg);
             o.refant = (int)v;
             break;
         case 's':
             if (!cli_parse_double(optarg, 0, 1e6, &o.solint_sec))
-                return cli_usage_error("--solint must be 0..1e6 seconds, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--solint must be 0..1e6 seconds, got '%s'",
+                                            optarg);
             break;
         case 'n':
             if (!cli_parse_double(optarg, 0, 1e9, &o.min_snr))
-                return cli_usage_error("--min-snr must be >= 0, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--min-snr must be >= 0, got '%s'", optarg);
+            break;
+        case 'X':
+            if (!cli_parse_double(optarg, 0, 1e6, &o.reject_sigma))
+                return cli_rank_usage_error(rank, "--reject-sigma must be >= 0, got '%s'", optarg);
             break;
         case 'j': json = true; break;
         case 'R': reg = true; break;
         case 'C': calibrator = optarg; break;
         case 'V':
             if (!cli_parse_double(optarg, 0, 1e6, &valid_hours))
-                return cli_usage_error("--valid-hours must be 0..1e6, got '%s'", optarg);
+                return cli_rank_usage_error(rank, "--valid-hours must be 0..1e6, got '%s'", optarg);
             break;
-        case ':': return cli_usage_error("calibrate solve: %s needs a value", argv[optind - 1]);
+        case ':':
+            return cli_rank_usage_error(rank, "calibrate solve: %s needs a value",
+                                        argv[optind - 1]);
         default:
-            return cli_usage_error("calibrate solve: unknown option '%s'; see --help",
-                                   argv[optind - 1]);
+            return cli_rank_usage_error(rank, "calibrate solve: unknown option '%s'; see --help",
+                                        argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
-        return cli_usage_error("calibrate solve: give exactly one VISFILE; see --help");
+        return cli_rank_usage_error(rank, "calibrate solve: give exactly one VISFILE; see --help");
     if (!prefix)
-        return cli_usage_error("calibrate solve: --out PREFIX is required");
+        return cli_rank_usage_error(rank, "calibrate solve: --out PREFIX is required");
     if ((n_model == 0) == (calibrator == NULL))
-        return cli_usage_error("calibrate solve: give the calibrator's --model RA,DEC,FLUX, or "
-                               "--calibrator NAME|auto (one of them)");
+        return cli_rank_usage_error(
+            rank, "calibrate solve: give the calibrator's --model RA,DEC,FLUX, or "
+                  "--calibrator NAME|auto (one of them)");
     if (calibrator) {
         const ct_calibrator *cal = ct_calibrator_find(calibrator);
         double sep = 0;
@@ -199,13 +222,16 @@ static int solve(int argc, char **argv, const ct_config *cfg)
         if (strcmp(calibrator, "auto") == 0) {
             if (ct_calibrator_in_field(argv[optind], cfg->calibrator_radius_deg, &cal, &sep, &e) !=
                 CT_OK)
-                return cli_report(&e);
+                return rank == 0 ? cli_report(&e) : cli_exit_code(e.code);
             if (!cal)
-                return cli_usage_error("calibrate solve: no catalogue calibrator within %g deg "
-                                       "of the pointing of %s",
-                                       cfg->calibrator_radius_deg, argv[optind]);
+                return cli_rank_usage_error(
+                    rank,
+                    "calibrate solve: no catalogue calibrator within %g deg "
+                    "of the pointing of %s",
+                    cfg->calibrator_radius_deg, argv[optind]);
         } else if (!cal)
-            return cli_usage_error("calibrate solve: %s is not in the catalogue", calibrator);
+            return cli_rank_usage_error(rank, "calibrate solve: %s is not in the catalogue",
+                                        calibrator);
         ct_calibrator_source(cal, &model[0]);
         n_model = 1;
     }
@@ -215,8 +241,14 @@ static int solve(int argc, char **argv, const ct_config *cfg)
     table_path(prefix, path, sizeof path);
     ct_caltable t;
     ct_err err;
-    if (ct_cal_solve(argv[optind], &o, &t, &err) != CT_OK)
-        return cli_report(&err);
+    /* Every rank solves its channels; the table, the registry and the report
+     * are rank 0's. */
+    if (ct_cal_solve(MPI_COMM_WORLD, argv[optind], &o, &t, &err) != CT_OK)
+        return rank == 0 ? cli_report(&err) : cli_exit_code(err.code);
+    if (rank != 0) {
+        ct_caltable_free(&t);
+        return EXIT_OK;
+    }
     if (ct_caltable_write(path, &t, &err) != CT_OK) {
         ct_caltable_free(&t);
         return cli_report(&err);
@@ -242,20 +274,23 @@ static int solve(int argc, char **argv, const ct_config *cfg)
                 const double d = t.delay_ns[(size_t)a * CT_CAL_NFEEDS + p];
                 json_array_append_new(delays, isfinite(d) ? json_real(d) : json_null());
             }
-        json_t *res =
-            json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:I, s:I, s:f, s:i, s:o}", "caltable",
-                      path, "source", t.source, "antennas", (int)ants, "channels", t.nchan,
-                      "intervals", t.ntime, "refant", t.refant, "solint_sec", t.solint_sec,
-                      "solutions", (json_int_t)nbp, "flagged", (json_int_t)flagged, "rms_jy",
-                      t.rms_jy, "iterations", t.iterations, "delay_ns", delays);
+        json_t *res = json_pack(
+            "{s:s, s:s, s:i, s:i, s:i, s:i, s:f, s:I, s:I, s:f, s:i, s:I, s:I, s:o}", "caltable",
+            path, "source", t.source, "antennas", (int)ants, "channels", t.nchan, "intervals",
+            t.ntime, "refant", t.refant, "solint_sec", t.solint_sec, "solutions", (json_int_t)nbp,
+            "flagged", (json_int_t)flagged, "rms_jy", t.rms_jy, "iterations", t.iterations,
+            "rejected_baselines", (json_int_t)t.rejected, "gain_rejected_baselines",
+            (json_int_t)t.g_rejected, "delay_ns", delays);
         if (registered)
             json_object_set(res, "registered", registered);
         cli_print_json(res);
     } else {
         printf("%s\n", path);
         printf("solved: %zu antennas x %d channels x 2 feeds (%zu of %zu flagged), %d interval(s); "
-               "fit rms %.4g Jy, at most %d iterations\n",
-               ants, t.nchan, flagged, nbp, t.ntime, t.rms_jy, t.iterations);
+               "fit rms %.4g Jy, at most %d iterations; %ld baseline solutions left out as "
+               "outliers\n",
+               ants, t.nchan, flagged, nbp, t.ntime, t.rms_jy, t.iterations,
+               t.rejected + t.g_rejected);
         if (registered)
             printf("registered: valid until %s\n",
                    json_string_value(json_object_get(registered, "valid_until")));
@@ -274,58 +309,77 @@ static int apply(int argc, char **argv, const ct_config *cfg)
                                          {0, 0, 0, 0}};
     const char *cal = NULL, *out = NULL;
     bool json = false;
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     optind = 0;
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'h': printf("%s\n", apply_usage); return EXIT_OK;
+        case 'h':
+            if (rank == 0)
+                printf("%s\n", apply_usage);
+            return EXIT_OK;
         case 'c': cal = optarg; break;
         case 'o': out = optarg; break;
         case 'j': json = true; break;
-        case ':': return cli_usage_error("calibrate apply: %s needs a value", argv[optind - 1]);
+        case ':':
+            return cli_rank_usage_error(rank, "calibrate apply: %s needs a value",
+                                        argv[optind - 1]);
         default:
-            return cli_usage_error("calibrate apply: unknown option '%s'; see --help",
-                                   argv[optind - 1]);
+            return cli_rank_usage_error(rank, "calibrate apply: unknown option '%s'; see --help",
+                                        argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
-        return cli_usage_error("calibrate apply: give exactly one VISFILE; see --help");
+        return cli_rank_usage_error(rank, "calibrate apply: give exactly one VISFILE; see --help");
     if (!cal || !out)
-        return cli_usage_error("calibrate apply: --cal PREFIX and --out CALIBRATED are required");
+        return cli_rank_usage_error(
+            rank, "calibrate apply: --cal PREFIX and --out CALIBRATED are required");
     if (strcmp(out, argv[optind]) == 0)
-        return cli_usage_error("calibrate apply: --out must not be the input");
+        return cli_rank_usage_error(rank, "calibrate apply: --out must not be the input");
     char path[4200];
+    memset(path, 0, sizeof path);
     ct_err err;
     json_t *found = NULL;
-    if (strcmp(cal, "auto") == 0) {
+    int code = EXIT_OK;
+    /* Rank 0 asks the registry (one connection, not one a rank) and tells the rest. */
+    if (rank == 0 && strcmp(cal, "auto") == 0) {
         /* The observation's middle, asked of the registry's fallback chain. */
         char iso[48];
-        if (ct_cal_obs_middle_iso(argv[optind], iso, sizeof iso, &err) != CT_OK)
-            return cli_report(&err);
-        if (find_for(cfg, iso, cfg->calibrator_staleness_hours, &found, &err) != CT_OK)
-            return cli_report(&err);
-        if (json_is_null(found)) {
-            json_decref(found);
+        if (ct_cal_obs_middle_iso(argv[optind], iso, sizeof iso, &err) != CT_OK ||
+            find_for(cfg, iso, cfg->calibrator_staleness_hours, &found, &err) != CT_OK)
+            code = cli_report(&err);
+        else if (json_is_null(found)) {
             ct_fail(&err, CT_ENOTFOUND, "no caltable for %s at %s: none registered in reach",
                     argv[optind], iso);
-            return cli_report(&err);
-        }
-        snprintf(path, sizeof path, "%s", json_string_value(json_object_get(found, "path")));
-    } else
+            code = cli_report(&err);
+        } else
+            snprintf(path, sizeof path, "%s", json_string_value(json_object_get(found, "path")));
+    } else if (rank == 0)
         table_path(cal, path, sizeof path);
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(path, (int)sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (code != EXIT_OK) {
+        json_decref(found);
+        return code;
+    }
+    /* Every rank reads the table (the same answer on each) and applies it to its
+     * blocks; the report is rank 0's. */
     ct_caltable t;
     if (ct_caltable_read(path, &t, &err) != CT_OK) {
         json_decref(found);
-        return cli_report(&err);
+        return rank == 0 ? cli_report(&err) : cli_exit_code(err.code);
     }
     ct_cal_apply_result r;
-    ct_code rc = ct_cal_apply(argv[optind], &t, out, &r, &err);
+    ct_code rc = ct_cal_apply(MPI_COMM_WORLD, argv[optind], &t, out, &r, &err);
     ct_caltable_free(&t);
     if (rc != CT_OK) {
         json_decref(found);
-        return cli_report(&err);
+        return rank == 0 ? cli_report(&err) : cli_exit_code(err.code);
     }
+    if (rank != 0)
+        return EXIT_OK;
     const char *rung = found ? json_string_value(json_object_get(found, "rung")) : "given";
     if (json) {
         json_t *o =
@@ -438,11 +492,23 @@ static int catalogue(int argc, char **argv, const ct_config *cfg)
     return EXIT_OK;
 }
 
+/* solve runs on every rank of an mpirun (its channels dealt over them). */
+static int solve_mpi(int argc, char **argv, const ct_config *cfg)
+{
+    return cli_mpi_main("calibrate solve", solve, argc, argv, cfg);
+}
+
+/* apply too: its baseline-times dealt over the ranks. */
+static int apply_mpi(int argc, char **argv, const ct_config *cfg)
+{
+    return cli_mpi_main("calibrate apply", apply, argc, argv, cfg);
+}
+
 int cmd_calibrate(int argc, char **argv, const ct_config *cfg)
 {
     static const cli_command subs[] = {
-        {"solve", "solve the bandpass (and gains) on a calibrator observation", solve},
-        {"apply", "apply a caltable to an observation", apply},
+        {"solve", "solve the bandpass (and gains) on a calibrator observation", solve_mpi},
+        {"apply", "apply a caltable to an observation", apply_mpi},
         {"find", "the caltable the registry's fallback chain gives a time", find},
         {"catalogue", "the calibrator catalogue: positions and fluxes", catalogue},
         {NULL, NULL, NULL},

@@ -32,6 +32,9 @@ static const char usage[] =
     "  --sefd JY                 system noise power added to autocorrelations (5000)\n"
     "  --gains-seed N            per-antenna, per-feed complex gains, bandpass and delay\n"
     "                            (default none)\n"
+    "  --gains-drift D           with --gains-seed: the gains drift in time, each feed's\n"
+    "                            phase at up to +-D deg an hour, its amplitude by up to\n"
+    "                            +-D/100 % (default 0: constant)\n"
     "  --seed N                  noise seed (default 1)\n"
     "  --antennas N              antennas with data, 1..96 (default 96)\n"
     "  --channels-per-subband N  default 48\n"
@@ -115,6 +118,7 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
                                          {"noise-jy", required_argument, NULL, 'n'},
                                          {"sefd", required_argument, NULL, 'E'},
                                          {"gains-seed", required_argument, NULL, 'g'},
+                                         {"gains-drift", required_argument, NULL, 'D'},
                                          {"seed", required_argument, NULL, 'r'},
                                          {"antennas", required_argument, NULL, 'a'},
                                          {"channels-per-subband", required_argument, NULL, 'c'},
@@ -163,6 +167,11 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
                                        ch == 'g' ? "gains-seed" : "seed", optarg);
             *(ch == 'g' ? &sim.gains_seed : &sim.seed) = (uint64_t)v;
             break;
+        case 'D':
+            if (!cli_parse_double(optarg, 0, 3600, &sim.gains_drift))
+                return cli_usage_error("--gains-drift must be 0..3600 degrees an hour, got '%s'",
+                                       optarg);
+            break;
         case 'a':
         case 'c':
         case 't':
@@ -187,6 +196,8 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
     }
     if (optind < argc)
         return cli_usage_error("simulate: unexpected argument '%s'", argv[optind]);
+    if (sim.gains_drift > 0 && sim.gains_seed == 0)
+        return cli_usage_error("simulate: --gains-drift needs --gains-seed");
     if (sim.out_dir == NULL || !have_start || isnan(sim.dec_rad))
         return cli_usage_error("simulate: --out, --start and --dec are required");
     ct_source *sources = NULL, centre = {0, 0, 0, 0};

@@ -82,6 +82,22 @@ double complex ct_sim_gain(uint64_t gains_seed, int ant, int feed, double freq_h
     return amp * ripple * cexp(I * (phase + delay_phase));
 }
 
+double complex ct_sim_gain_drift(uint64_t gains_seed, double drift, int ant, int feed, double jd)
+{
+    if (gains_seed == 0 || drift == 0)
+        return 1.0;
+    const uint64_t a = (uint64_t)ant, f = (uint64_t)feed;
+    /* Hours from J2000, so that the drift is a property of the time and not of
+     * a file's start: an observation an hour later sees the gains an hour on. */
+    const double hours = (jd - 2451545.0) * 24.0;
+    const double rate = drift * (2 * uniform(key(gains_seed, 5, a, f)) - 1);
+    const double phase_deg = fmod(rate * hours, 360.0); /* rounding: 1e-7 deg at most */
+    const double amp =
+        1 +
+        1e-4 * drift * sin(M_PI * fmod(hours, 2.0) + 2 * M_PI * uniform(key(gains_seed, 6, a, f)));
+    return amp * cexp(I * phase_deg * M_PI / 180.0);
+}
+
 /* --- One subband file ---------------------------------------------------------- */
 
 typedef struct sim_plan {
@@ -172,9 +188,10 @@ static ct_code make_header(const sim_plan *p, int sb, ct_uvh5_header *h, ct_err 
     h->version = strdup("1.1");
     if (asprintf(&h->history,
                  "Simulated by contimg simulate: dec %.6f deg, %zu sources, noise "
-                 "%g Jy, seed %llu, gains seed %llu.",
+                 "%g Jy, seed %llu, gains seed %llu, gains drift %g.",
                  cfg->dec_rad * 180 / M_PI, cfg->n_sources, cfg->noise_jy,
-                 (unsigned long long)cfg->seed, (unsigned long long)cfg->gains_seed) < 0)
+                 (unsigned long long)cfg->seed, (unsigned long long)cfg->gains_seed,
+                 cfg->gains_drift) < 0)
         h->history = NULL;
     h->antenna_numbers = malloc(CT_DSA110_NSTATIONS * sizeof *h->antenna_numbers);
     h->antenna_names = calloc(CT_DSA110_NSTATIONS, sizeof *h->antenna_names);
@@ -259,6 +276,11 @@ static void fill_time(const sim_plan *p, int sb, int t, const double *freqs, dou
             for (int pol = 0; pol < 2; pol++) { /* XX: feed X of both, YY: feed Y */
                 double complex g = ct_sim_gain(cfg->gains_seed, p->ant1[b], pol, freqs[c]) *
                                    conj(ct_sim_gain(cfg->gains_seed, p->ant2[b], pol, freqs[c]));
+                if (cfg->gains_drift != 0)
+                    g *= ct_sim_gain_drift(cfg->gains_seed, cfg->gains_drift, p->ant1[b], pol,
+                                           p->times_jd[t]) *
+                         conj(ct_sim_gain_drift(cfg->gains_seed, cfg->gains_drift, p->ant2[b], pol,
+                                                p->times_jd[t]));
                 double complex v = g * model[c];
                 if (cfg->noise_jy > 0) {
                     double nr, ni;

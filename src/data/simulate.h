@@ -37,6 +37,7 @@ typedef struct ct_sim_config {
     double sefd_jy;      /* added to autocorrelations (system noise power) */
     uint64_t seed;       /* noise */
     uint64_t gains_seed; /* 0 = unit gains; else per-antenna, per-feed gains (ct_sim_gain) */
+    double gains_drift;  /* with gains_seed: their drift in time (ct_sim_gain_drift); 0 none */
     int n_antennas;      /* with data, 1..96 (default 96) */
     int n_channels;      /* per subband (default 48) */
     int n_times;         /* integrations per file (default 24) */
@@ -66,5 +67,11 @@ ct_code ct_simulate(const ct_sim_config *cfg, char *paths_out[16], ct_err *err);
 double _Complex ct_sim_gain(uint64_t gains_seed, int ant, int feed, double freq_hz);
 /* Its delay in ns (-3..3; 0 when gains_seed is 0): phase 2 pi tau (f - 1.4 GHz). */
 double ct_sim_delay_ns(uint64_t gains_seed, int ant, int feed);
+/* The factor by which that gain has drifted at Julian date jd (UTC), the same
+ * at every frequency (1 when gains_seed or drift is 0): a phase turning at up
+ * to +-drift degrees an hour, and an amplitude swinging by up to +-drift/100 %
+ * with a period of two hours, each feed its own rate and phase. What a gain
+ * solution per interval (G) exists to follow. */
+double _Complex ct_sim_gain_drift(uint64_t gains_seed, double drift, int ant, int feed, double jd);
 
 #endif

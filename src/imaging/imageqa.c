@@ -1,6 +1,7 @@
 /* imageqa.c -- see imageqa.h. */
 #define _GNU_SOURCE /* M_PI */
 #include "imageqa.h"
+#include "select.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -8,43 +9,6 @@
 #include <stdlib.h>
 
 #define MAD_TO_SIGMA 1.4826 /* 1 / Phi^-1(3/4): a Gaussian's sigma over its MAD */
-
-/* The k-th smallest of a[0..n-1] (0-based, k < n), reordering a so that
- * a[0..k-1] <= a[k] <= a[k+1..n-1]. Quickselect with Hoare's partition,
- * which splits runs of equal values evenly (a blank or zero residual is
- * all one value); the pivot is drawn by a small generator local to the
- * call, so no image layout (sorted rows, a ramp) makes it quadratic. */
-static double select_kth(double *a, size_t n, size_t k)
-{
-    ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
-    uint64_t state = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
-    while (lo < hi) {
-        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-        double pivot = a[lo + (ptrdiff_t)((state >> 33) % (uint64_t)(hi - lo + 1))];
-        ptrdiff_t i = lo, j = hi;
-        /* The pivot's own copy stops both scans in the first pass, so both
-         * sides shrink; afterwards a[lo..j] <= pivot <= a[i..hi] and
-         * a[j+1..i-1] == pivot. */
-        while (i <= j) {
-            while (a[i] < pivot)
-                i++;
-            while (a[j] > pivot)
-                j--;
-            if (i <= j) {
-                double tmp = a[i];
-                a[i++] = a[j];
-                a[j--] = tmp;
-            }
-        }
-        if (kk <= j)
-            hi = j;
-        else if (kk >= i)
-            lo = i;
-        else
-            return a[k];
-    }
-    return a[k];
-}
 
 /* The statistic's values: the finite pixels x of an image, or |x - centre|. */
 typedef struct pixel_values {
@@ -64,7 +28,7 @@ static double value_of(const pixel_values *v, double x)
  * (for an even count) k_hi - 1 fall at ranks k_hi, k_hi - 1 of a. */
 static double median_at(double *a, size_t n_a, size_t k_hi, int even)
 {
-    double upper = select_kth(a, n_a, k_hi);
+    double upper = ct_select_kth(a, n_a, k_hi);
     if (!even)
         return upper;
     /* a[0..k_hi-1] are smaller: the lower middle value is their largest. */

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "mosaic.h"
 #include "gridkernel.h"
+#include "select.h"
 
 #include "beam.h"
 #include "fitsimage.h"
@@ -204,36 +205,6 @@ static ct_code plan_grid(input *in, int n, int tile, grid *gr, ct_err *err)
 
 /* --- Noise: the median absolute deviation -------------------------------------------- */
 
-static float select_kth(float *v, size_t n, size_t k)
-{
-    size_t lo = 0, hi = n - 1;
-    while (lo < hi) {
-        float pivot = v[lo + (hi - lo) / 2];
-        size_t i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j], v[j] = t;
-                i++;
-                if (j == 0)
-                    break;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            return v[k];
-    }
-    return v[k];
-}
-
 /* Pixels the MAD looks at: every k-th, k chosen so that about this many remain. A
  * MAD from n samples has a relative standard error of about 1.1 / sqrt(n) (0.1 % here),
  * far below what weighting needs, at a quarter of the cost of two selections over a
@@ -255,10 +226,10 @@ static double mad_sigma(const float *data, size_t npix, float *scratch)
                 scratch[n++] = data[i];
     if (n == 0)
         return 0;
-    float med = select_kth(scratch, n, n / 2);
+    float med = ct_select_kthf(scratch, n, n / 2);
     for (size_t i = 0; i < n; i++)
         scratch[i] = fabsf(scratch[i] - med);
-    return MAD_TO_SIGMA * select_kth(scratch, n, n / 2);
+    return MAD_TO_SIGMA * ct_select_kthf(scratch, n, n / 2);
 }
 
 /* --- Resampling ---------------------------------------------------------------------- */
@@ -692,7 +663,7 @@ static ct_code assemble(MPI_Comm comm, const grid *gr, const input *in, int n_in
                     if (isfinite(all[i]))
                         v[n++] = all[i];
                 if (n > 0)
-                    res->noise_med_jy = select_kth(v, n, n / 2);
+                    res->noise_med_jy = ct_select_kthf(v, n, n / 2);
                 free(v);
             }
         }
