@@ -181,7 +181,8 @@ static void test_stage_rules(void)
         CHECK(st && st->run && st->max_ranks >= 1 && strcmp(st->name, *k) == 0, "row for %s", *k);
     }
     CHECK(ct_stage_max_ranks("noop") == 1 && ct_stage_max_ranks("imaging") > 1 &&
-              ct_stage_max_ranks("calibration-apply") == 1 && ct_stage_find("photometry") == NULL &&
+              ct_stage_max_ranks("calibration-solve") > 1 &&
+              ct_stage_max_ranks("calibration-apply") > 1 && ct_stage_find("photometry") == NULL &&
               ct_stage_find("calibration-apply")->resolve != NULL,
           "ranks per kind; no row for a kind no stage runs");
     ct_stage_follow f = {"imaging", "quick", "11111111-1111-1111-1111-111111111111", p, result,
