@@ -360,6 +360,104 @@ static void test_flags(void)
     CHECK(ct_simulate(&c, NULL, &err) == CT_EINVAL, "fraction above 1 refused");
 }
 
+/* Interference: the same observation with and without --rfi-seed differs
+ * exactly where ct_sim_rfi's truth mask says and by what it says, the dead
+ * antenna's data are zero, and each kind of interference is there. */
+static void test_rfi(void)
+{
+    char d1[64], d2[64];
+    make_dir(d1, sizeof d1);
+    make_dir(d2, sizeof d2);
+    ct_sim_config c = small(d1);
+    c.n_antennas = 10;
+    c.n_channels = 8;
+    c.n_times = 6;
+    c.noise_jy = 1.0;
+    c.seed = 5;
+    ct_sim_config r = c;
+    r.out_dir = d2;
+    r.rfi_seed = 3;
+    char *pc[16], *pr[16];
+    ct_err err;
+    REQUIRE_OK(ct_simulate(&c, pc, &err), err);
+    REQUIRE_OK(ct_simulate(&r, pr, &err), err);
+    const int dead = ct_sim_rfi_dead_station(&r);
+    CHECK(dead >= 0 && ct_sim_rfi_dead_station(&c) == -1, "a dead antenna (%d) with the seed only",
+          dead);
+    long masked = 0, total = 0, wrong = 0, dead_samples = 0, nb_channels = 0, spikes = 0;
+    bool burst_time[64] = {false};
+    for (int sb = 0; sb < 16; sb++) {
+        ct_uvh5_file *fc = NULL, *fr = NULL;
+        const ct_uvh5_header *hc = NULL, *hr = NULL;
+        double complex *vc = read_all(pc[sb], &hc, &fc), *vr = read_all(pr[sb], &hr, &fr);
+        REQUIRE(vc && vr, "subband %d readable", sb);
+        for (int c_ = 0; c_ < hr->Nfreqs; c_++) {
+            /* A transmitter's channel: every sample of a live cross-correlation in it. */
+            bool all = true;
+            for (int blt = 0; blt < hr->Nblts && all; blt++) {
+                double complex add;
+                bool is_dead;
+                const int a1 = hr->ant_1_array[blt], a2 = hr->ant_2_array[blt];
+                if (a1 != dead && a2 != dead)
+                    all = ct_sim_rfi(&r, dead, sb, blt / hr->Nbls, a1, a2, c_, 0, &add, &is_dead);
+            }
+            nb_channels += all;
+        }
+        for (int blt = 0; blt < hr->Nblts; blt++) {
+            const int t = blt / hr->Nbls, a1 = hr->ant_1_array[blt], a2 = hr->ant_2_array[blt];
+            for (int c_ = 0; c_ < hr->Nfreqs; c_++)
+                for (int pol = 0; pol < hr->Npols; pol++) {
+                    const size_t k = ((size_t)blt * hr->Nfreqs + c_) * hr->Npols + pol;
+                    double complex add;
+                    bool is_dead;
+                    const bool hit = ct_sim_rfi(&r, dead, sb, t, a1, a2, c_, pol, &add, &is_dead);
+                    total++;
+                    masked += hit;
+                    dead_samples += is_dead;
+                    if (!hit)
+                        wrong += vr[k] != vc[k];
+                    else if (is_dead)
+                        wrong += vr[k] != 0;
+                    else {
+                        wrong += cabs(vr[k] - vc[k] - add) > 1e-5 * (cabs(add) + cabs(vc[k]));
+                        spikes += cabs(add) < r.rfi_jy * 0.5 * 0.999; /* below any channel's */
+                    }
+                }
+        }
+        /* The burst: every live sample of one integration. */
+        for (int t = 0; t < hr->Ntimes && t < 64; t++) {
+            double complex add;
+            bool is_dead, every = true;
+            for (int c_ = 0; c_ < hr->Nfreqs && every; c_++)
+                every = ct_sim_rfi(&r, dead, sb, t, hr->ant_1_array[0] == dead ? 1 : 0,
+                                   hr->ant_1_array[0] == dead ? 2 : 1, c_, 1, &add, &is_dead);
+            burst_time[t] |= every;
+        }
+        ct_uvh5_close(fc, &err);
+        ct_uvh5_close(fr, &err);
+        free(vc);
+        free(vr);
+        free(pc[sb]);
+        free(pr[sb]);
+    }
+    int bursts = 0;
+    for (int t = 0; t < 64; t++)
+        bursts += burst_time[t];
+    CHECK(wrong == 0, "the data differ exactly where the truth mask says, by its value (%ld wrong)",
+          wrong);
+    CHECK(dead_samples > 0 && nb_channels >= 1 && bursts == 1 && spikes > 0,
+          "each kind present: dead antenna (%ld samples), transmitter channels (%ld), bursts "
+          "(%d), spikes (%ld)",
+          dead_samples, nb_channels, bursts, spikes);
+    CHECK(masked < total / 2, "interference in %ld of %ld samples", masked, total);
+    printf(
+        "     interference in %ld of %ld samples: dead %ld, transmitter channels %ld, bursts %d, "
+        "spikes %ld\n",
+        masked, total, dead_samples, nb_channels, bursts, spikes);
+    remove_dir(d1);
+    remove_dir(d2);
+}
+
 static void test_bad_config(void)
 {
     ct_sim_config c = small("/tmp");
@@ -384,6 +482,7 @@ int main(void)
     RUN(test_noise_and_gains);
     RUN(test_uvw_precision_on_disk);
     RUN(test_flags);
+    RUN(test_rfi);
     RUN(test_bad_config);
     return tu_finish();
 }

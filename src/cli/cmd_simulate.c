@@ -35,6 +35,10 @@ static const char usage[] =
     "  --gains-drift D           with --gains-seed: the gains drift in time, each feed's\n"
     "                            phase at up to +-D deg an hour, its amplitude by up to\n"
     "                            +-D/100 % (default 0: constant)\n"
+    "  --rfi-seed N              inject interference (default none): narrowband\n"
+    "                            transmitters in ~2 % of channels, one broadband burst,\n"
+    "                            sparse spikes and one dead antenna, fixed by N\n"
+    "  --rfi-jy S                the interference's strength scale (default 20 Jy)\n"
     "  --seed N                  noise seed (default 1)\n"
     "  --antennas N              antennas with data, 1..96 (default 96)\n"
     "  --channels-per-subband N  default 48\n"
@@ -119,6 +123,8 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
                                          {"sefd", required_argument, NULL, 'E'},
                                          {"gains-seed", required_argument, NULL, 'g'},
                                          {"gains-drift", required_argument, NULL, 'D'},
+                                         {"rfi-seed", required_argument, NULL, 'I'},
+                                         {"rfi-jy", required_argument, NULL, 'J'},
                                          {"seed", required_argument, NULL, 'r'},
                                          {"antennas", required_argument, NULL, 'a'},
                                          {"channels-per-subband", required_argument, NULL, 'c'},
@@ -166,6 +172,15 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
                 return cli_usage_error("--%s must be a whole number >= 0, got '%s'",
                                        ch == 'g' ? "gains-seed" : "seed", optarg);
             *(ch == 'g' ? &sim.gains_seed : &sim.seed) = (uint64_t)v;
+            break;
+        case 'I':
+            if (!cli_parse_long(optarg, 0, 0x7fffffffffffffffL, &v))
+                return cli_usage_error("--rfi-seed must be a whole number >= 0, got '%s'", optarg);
+            sim.rfi_seed = (uint64_t)v;
+            break;
+        case 'J':
+            if (!cli_parse_double(optarg, 0, 1e9, &sim.rfi_jy))
+                return cli_usage_error("--rfi-jy must be >= 0, got '%s'", optarg);
             break;
         case 'D':
             if (!cli_parse_double(optarg, 0, 3600, &sim.gains_drift))

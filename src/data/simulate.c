@@ -23,6 +23,7 @@ ct_sim_config ct_sim_defaults(void)
         .n_antennas = CT_DSA110_NDATA,
         .n_channels = 48,
         .n_times = 24,
+        .rfi_jy = 20,
     };
 }
 
@@ -98,6 +99,45 @@ double complex ct_sim_gain_drift(uint64_t gains_seed, double drift, int ant, int
     return amp * cexp(I * phase_deg * M_PI / 180.0);
 }
 
+int ct_sim_rfi_dead_station(const ct_sim_config *cfg)
+{
+    if (cfg->rfi_seed == 0 || cfg->n_antennas < 1)
+        return -1;
+    ct_array a;
+    if (ct_array_dsa110((size_t)cfg->n_antennas, &a, NULL) != CT_OK)
+        return -1;
+    const int i = (int)(uniform(key(cfg->rfi_seed, 10, 0, 0)) * cfg->n_antennas);
+    return a.data_numbers[i < cfg->n_antennas ? i : cfg->n_antennas - 1];
+}
+
+bool ct_sim_rfi(const ct_sim_config *cfg, int dead, int sb, int t, int a1, int a2, int c, int pol,
+                double complex *add, bool *is_dead)
+{
+    *add = 0;
+    *is_dead = false;
+    const uint64_t seed = cfg->rfi_seed;
+    if (seed == 0)
+        return false;
+    if (a1 == dead || a2 == dead) {
+        *is_dead = true;
+        return true;
+    }
+    const uint64_t g = (uint64_t)sb * (uint64_t)cfg->n_channels + (uint64_t)c;
+    const uint64_t where =
+        key(seed, (uint64_t)t << 32 | g, (uint64_t)a1 << 16 | (uint64_t)a2, (uint64_t)pol);
+    double amp = 0;
+    if (uniform(key(seed, 11, g, 0)) < 0.02) /* a transmitter in this channel */
+        amp += cfg->rfi_jy * (0.5 + 1.5 * uniform(key(seed, 12, g, 0)));
+    if (t == (int)(uniform(key(seed, 13, 0, 0)) * cfg->n_times)) /* the burst */
+        amp += 0.5 * cfg->rfi_jy;
+    if (uniform(key(seed, 14, where, 1)) < 1e-3) /* a spike */
+        amp += cfg->rfi_jy * (0.2 + 0.8 * uniform(key(seed, 15, where, 2)));
+    if (amp == 0)
+        return false;
+    *add = a1 == a2 ? amp : amp * cexp(2 * M_PI * I * uniform(key(seed, 16, where, 3)));
+    return true;
+}
+
 /* --- One subband file ---------------------------------------------------------- */
 
 typedef struct sim_plan {
@@ -105,6 +145,7 @@ typedef struct sim_plan {
     ct_array array;
     int nbl;
     int *ant1, *ant2; /* station indices, ant1 <= ant2 */
+    int dead;         /* the interference model's dead station (-1: none) */
     double (*uvw)[3]; /* per baseline: constant for a meridian drift scan */
     double *times_jd; /* per integration (mid-point) */
     double (*lmn)[3]; /* per source per time: [src * ntimes + t] */
@@ -124,6 +165,7 @@ static ct_code plan_make(const ct_sim_config *cfg, sim_plan *p, ct_err *err)
     memset(p, 0, sizeof *p);
     p->cfg = cfg;
     ct_code rc = ct_array_dsa110((size_t)cfg->n_antennas, &p->array, err);
+    p->dead = ct_sim_rfi_dead_station(cfg);
     if (rc != CT_OK)
         return rc;
     int n = cfg->n_antennas;
@@ -290,6 +332,13 @@ static void fill_time(const sim_plan *p, int sb, int t, const double *freqs, dou
                     /* An autocorrelation is real: its noise is too. */
                     v += p->ant1[b] == p->ant2[b] ? cfg->noise_jy * nr
                                                   : cfg->noise_jy * (nr + I * ni);
+                }
+                if (cfg->rfi_seed != 0) {
+                    double complex add;
+                    bool is_dead;
+                    if (ct_sim_rfi(cfg, p->dead, sb, t, p->ant1[b], p->ant2[b], c, pol, &add,
+                                   &is_dead))
+                        v = is_dead ? 0 : v + add;
                 }
                 size_t k = ((size_t)b * nf + c) * 2 + pol;
                 vis[2 * k] = (float)creal(v);

@@ -38,6 +38,8 @@ typedef struct ct_sim_config {
     uint64_t seed;       /* noise */
     uint64_t gains_seed; /* 0 = unit gains; else per-antenna, per-feed gains (ct_sim_gain) */
     double gains_drift;  /* with gains_seed: their drift in time (ct_sim_gain_drift); 0 none */
+    uint64_t rfi_seed;   /* 0 = no interference; else injected as ct_sim_rfi says */
+    double rfi_jy;       /* the interference's strength scale (default 20 Jy) */
     int n_antennas;      /* with data, 1..96 (default 96) */
     int n_channels;      /* per subband (default 48) */
     int n_times;         /* integrations per file (default 24) */
@@ -73,5 +75,22 @@ double ct_sim_delay_ns(uint64_t gains_seed, int ant, int feed);
  * with a period of two hours, each feed its own rate and phase. What a gain
  * solution per interval (G) exists to follow. */
 double _Complex ct_sim_gain_drift(uint64_t gains_seed, double drift, int ant, int feed, double jd);
+
+/* The station number of the antenna the interference model kills (-1 without
+ * cfg->rfi_seed): one of the n_antennas with data, fixed by the seed. */
+int ct_sim_rfi_dead_station(const ct_sim_config *cfg);
+
+/* The interference the simulator injects with cfg->rfi_seed, for the sample of
+ * subband sb, integration t, stations a1 <= a2, channel c of the subband and
+ * polarization pol (0 XX, 1 YY), given dead (ct_sim_rfi_dead_station): true
+ * where the sample carries some (its value in *add) or belongs to the dead
+ * antenna (*is_dead set: the sample is zero) -- the truth mask a flagger is
+ * measured against. What is injected, all fixed by the seed: persistent
+ * narrowband transmitters in about 2 % of the band's channels (0.5-2 x rfi_jy,
+ * every baseline and time, a phase per sample); one broadband burst (one
+ * integration, every channel, 0.5 x rfi_jy); sparse spikes (1e-3 of samples,
+ * 0.2-1 x rfi_jy); the dead antenna. Autocorrelations get the power, real. */
+bool ct_sim_rfi(const ct_sim_config *cfg, int dead, int sb, int t, int a1, int a2, int c, int pol,
+                double _Complex *add, bool *is_dead);
 
 #endif
