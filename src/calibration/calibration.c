@@ -3,19 +3,16 @@
 #include "calibration.h"
 
 #include "array.h"
-#include "fsutil.h"
 #include "mpiutil.h"
 #include "select.h"
 #include "uvh5.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Blts read at a time. */
 enum { CHUNK_BLTS = 2048 };
@@ -878,9 +875,6 @@ static void calibrate_block(reader *r, const ct_caltable *t, size_t b0, size_t n
     }
 }
 
-/* Names a temporary beside outpath, per process and call. */
-static unsigned long apply_seq;
-
 ct_code ct_cal_apply(MPI_Comm comm, const char *vispath, const ct_caltable *t, const char *outpath,
                      ct_cal_apply_result *res, ct_err *err)
 {
@@ -894,7 +888,6 @@ ct_code ct_cal_apply(MPI_Comm comm, const char *vispath, const ct_caltable *t, c
     double complex *inv = NULL;
     double *pw = NULL;
     char tmp[4096];
-    memset(tmp, 0, sizeof tmp);
     ct_code rc = reader_open(&r, vispath, err);
     const ct_uvh5_header *h = r.h;
     int pfeed[8], qfeed[8];
@@ -934,22 +927,9 @@ ct_code ct_cal_apply(MPI_Comm comm, const char *vispath, const ct_caltable *t, c
         inv[b] = ok ? conj(B) / p2 : 0;
         pw[b] = ok ? p2 : 0;
     }
-    /* Rank 0 names the temporary file beside the output; all create it. */
-    if (rc == CT_OK && rank == 0 &&
-        snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%lu", outpath, (long)getpid(), apply_seq++) >=
-            (int)sizeof tmp)
-        rc = ct_fail(err, CT_EINVAL, "calibration: output path too long");
-    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK ||
+        (rc = ct_uvh5_pcreate_beside(comm, outpath, h, tmp, sizeof tmp, &out, err)) != CT_OK)
         goto done;
-    MPI_Bcast(tmp, (int)sizeof tmp, MPI_CHAR, 0, comm);
-    rc = ct_uvh5_pcreate(comm, tmp, h, &out, err);
-    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK) {
-        ct_uvh5_abort(out);
-        out = NULL;
-        if (rank == 0)
-            unlink(tmp);
-        goto done;
-    }
     /* Blocks of baseline-times dealt round-robin, one per rank a round, each
      * read, calibrated and written collectively. */
     const size_t nblt = (size_t)h->Nblts, nchunk = (nblt + CHUNK_BLTS - 1) / CHUNK_BLTS;
@@ -972,28 +952,7 @@ ct_code ct_cal_apply(MPI_Comm comm, const char *vispath, const ct_caltable *t, c
                 *err = we;
         }
     }
-    rc = ct_mpi_agree(comm, rc, err);
-    ct_err ce;
-    const ct_code crc = ct_uvh5_pclose(out, &ce);
-    out = NULL;
-    if (rc == CT_OK && crc != CT_OK) {
-        rc = crc;
-        if (err)
-            *err = ce;
-    }
-    rc = ct_mpi_agree(comm, rc, err);
-    /* Rank 0 moves the finished file into place. */
-    if (rank == 0) {
-        if (rc == CT_OK && ct_fsync_path(tmp, false) < 0)
-            rc = ct_fail(err, CT_EIO, "%s: fsync: %s", tmp, strerror(errno));
-        if (rc == CT_OK && rename(tmp, outpath) < 0)
-            rc = ct_fail(err, CT_EIO, "rename %s -> %s: %s", tmp, outpath, strerror(errno));
-        if (rc == CT_OK)
-            ct_fsync_parent(outpath);
-        else
-            unlink(tmp);
-    }
-    rc = ct_mpi_agree(comm, rc, err);
+    rc = ct_uvh5_pcommit(comm, out, rc, tmp, outpath, err);
     if (rc == CT_OK) {
         unsigned long long n[2] = {res->n_samples, res->n_flagged_by_cal};
         MPI_Allreduce(MPI_IN_PLACE, n, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);

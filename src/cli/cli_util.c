@@ -256,6 +256,11 @@ int cli_mpi_main(const char *name, int (*body)(int argc, char **argv, const ct_c
     return code;
 }
 
+int cli_rank_report(int rank, const ct_err *err)
+{
+    return rank == 0 ? cli_report(err) : cli_exit_code(err->code);
+}
+
 int cli_rank_usage_error(int rank, const char *fmt, ...)
 {
     if (rank != 0)

@@ -41,6 +41,8 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_vusage_error(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 /* For commands run under mpirun: only rank 0 prints; every rank returns EXIT_USAGE. */
 int cli_rank_usage_error(int rank, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* cli_report on rank 0; every rank returns the same exit code (err agreed across ranks). */
+int cli_rank_report(int rank, const ct_err *err);
 
 /* Runs body(argc, argv, cfg) between MPI_Init and MPI_Finalize (when MPI is
  * not already up), for the commands that run plainly or under mpirun; the

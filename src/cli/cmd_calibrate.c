@@ -222,7 +222,7 @@ static int solve(int argc, char **argv, const ct_config *cfg)
         if (strcmp(calibrator, "auto") == 0) {
             if (ct_calibrator_in_field(argv[optind], cfg->calibrator_radius_deg, &cal, &sep, &e) !=
                 CT_OK)
-                return rank == 0 ? cli_report(&e) : cli_exit_code(e.code);
+                return cli_rank_report(rank, &e);
             if (!cal)
                 return cli_rank_usage_error(
                     rank,
@@ -244,7 +244,7 @@ static int solve(int argc, char **argv, const ct_config *cfg)
     /* Every rank solves its channels; the table, the registry and the report
      * are rank 0's. */
     if (ct_cal_solve(MPI_COMM_WORLD, argv[optind], &o, &t, &err) != CT_OK)
-        return rank == 0 ? cli_report(&err) : cli_exit_code(err.code);
+        return cli_rank_report(rank, &err);
     if (rank != 0) {
         ct_caltable_free(&t);
         return EXIT_OK;
@@ -369,14 +369,14 @@ static int apply(int argc, char **argv, const ct_config *cfg)
     ct_caltable t;
     if (ct_caltable_read(path, &t, &err) != CT_OK) {
         json_decref(found);
-        return rank == 0 ? cli_report(&err) : cli_exit_code(err.code);
+        return cli_rank_report(rank, &err);
     }
     ct_cal_apply_result r;
     ct_code rc = ct_cal_apply(MPI_COMM_WORLD, argv[optind], &t, out, &r, &err);
     ct_caltable_free(&t);
     if (rc != CT_OK) {
         json_decref(found);
-        return rank == 0 ? cli_report(&err) : cli_exit_code(err.code);
+        return cli_rank_report(rank, &err);
     }
     if (rank != 0)
         return EXIT_OK;

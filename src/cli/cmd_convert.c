@@ -46,7 +46,7 @@ typedef struct conv_ctx {
 
 static int report(const conv_ctx *c, const ct_err *err)
 {
-    return c->rank == 0 ? cli_report(err) : cli_exit_code(err->code);
+    return cli_rank_report(c->rank, err);
 }
 
 static json_t *qa_json(const ct_qa_result *qa)

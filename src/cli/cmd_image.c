@@ -208,7 +208,7 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
     ct_err_clear(&err);
     ct_code rc = ct_image_observation(MPI_COMM_WORLD, argv[optind], &o, &r, &err);
     if (rc != CT_OK)
-        return rank == 0 ? cli_report(&err) : cli_exit_code(rc);
+        return cli_rank_report(rank, &err);
     if (rank == 0) {
         if (json) {
             cli_print_json(ct_image_result_json(&r));

@@ -107,7 +107,7 @@ static int make_body(int argc, char **argv, const ct_config *cfg)
     ct_code rc = ct_mosaic_make(MPI_COMM_WORLD, (const char *const *)argv + optind, argc - optind,
                                 &o, &r, &err);
     if (rc != CT_OK)
-        return rank == 0 ? cli_report(&err) : cli_exit_code(rc);
+        return cli_rank_report(rank, &err);
     if (rank == 0) {
         if (json) {
             cli_print_json(ct_mosaic_result_json(&r));

@@ -377,9 +377,6 @@ static ct_code copy_data(MPI_Comm comm, const group *g, ct_uvh5_file *out, size_
     return rc;
 }
 
-/* Distinguishes conversions in one process aimed at the same path. */
-static unsigned long tmp_seq;
-
 /* The output replaces whatever is at out_path: never one of the inputs. Compared
  * by device and inode, so another name for the same file is caught too. */
 static ct_code refuse_input_as_output(const char *const *inputs, size_t n, const char *out_path,
@@ -432,48 +429,14 @@ ct_code ct_convert(MPI_Comm comm, const char *const *inputs, size_t n_inputs, co
     if ((rc = ct_mpi_agree(comm, rc, &e)) != CT_OK)
         goto done;
 
-    /* 2. Rank 0 names the temporary file beside the output. */
+    /* 2. Create beside the output, copy, commit: collective throughout. */
     char tmp[4096];
-    memset(tmp, 0, sizeof tmp);
-    if (rank == 0 && snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%lu", out_path, (long)getpid(),
-                              tmp_seq++) >= (int)sizeof tmp)
-        rc = ct_fail(&e, CT_EINVAL, "convert: output path too long");
-    if ((rc = ct_mpi_agree(comm, rc, &e)) != CT_OK)
-        goto done;
-    MPI_Bcast(tmp, (int)sizeof tmp, MPI_CHAR, 0, comm);
-
-    /* 3. Create, copy, close: collective throughout. */
     ct_uvh5_file *out = NULL;
-    rc = ct_uvh5_pcreate(comm, tmp, &oh, &out, &e);
-    if ((rc = ct_mpi_agree(comm, rc, &e)) != CT_OK) {
-        ct_uvh5_abort(out);
-        if (rank == 0)
-            unlink(tmp);
+    if ((rc = ct_uvh5_pcreate_beside(comm, out_path, &oh, tmp, sizeof tmp, &out, &e)) != CT_OK)
         goto done;
-    }
     unsigned long long moved = 0;
     rc = copy_data(comm, &g, out, block, &moved, &e);
-    rc = ct_mpi_agree(comm, rc, &e);
-    ct_err ce;
-    ct_code crc = ct_uvh5_pclose(out, &ce);
-    if (rc == CT_OK && crc != CT_OK) {
-        rc = crc;
-        e = ce;
-    }
-    rc = ct_mpi_agree(comm, rc, &e);
-
-    /* 4. Rank 0 moves the finished file into place. */
-    if (rank == 0) {
-        if (rc == CT_OK && ct_fsync_path(tmp, false) < 0)
-            rc = ct_fail(&e, CT_EIO, "%s: fsync: %s", tmp, strerror(errno));
-        if (rc == CT_OK && rename(tmp, out_path) < 0)
-            rc = ct_fail(&e, CT_EIO, "rename %s -> %s: %s", tmp, out_path, strerror(errno));
-        if (rc == CT_OK)
-            ct_fsync_parent(out_path);
-        else
-            unlink(tmp);
-    }
-    rc = ct_mpi_agree(comm, rc, &e);
+    rc = ct_uvh5_pcommit(comm, out, rc, tmp, out_path, &e);
     if (rc == CT_OK && res != NULL) {
         unsigned long long total = 0;
         MPI_Allreduce(&moved, &total, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);

@@ -4,6 +4,7 @@
 
 #include "fsutil.h"
 #include "h5lzf.h"
+#include "mpiutil.h"
 
 #include <hdf5.h>
 
@@ -132,6 +133,17 @@ static void err_restore(hid_t es)
 {
     if (es >= 0)
         H5Eset_current_stack(es);
+}
+
+/* Creates f->tmp_path (which must not exist) with the access list fapl, which it
+ * closes whatever happens; the serial and the parallel writer alike. */
+static ct_code create_file(ct_uvh5_file *f, hid_t fapl, ct_err *err)
+{
+    f->fid = H5Fcreate(f->tmp_path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
+    hid_t es = f->fid < 0 ? err_save() : H5I_INVALID_HID;
+    H5Pclose(fapl);
+    err_restore(es);
+    return f->fid < 0 ? io_fail(err, f->tmp_path, "cannot create file") : CT_OK;
 }
 
 static void close_id(hid_t *id, herr_t (*fn)(hid_t))
@@ -592,12 +604,9 @@ static ct_code create_body(ct_uvh5_file *f, const ct_uvh5_header *h, ct_err *err
             H5Pclose(fapl);
         return io_fail(err, f->tmp_path, "cannot set up file access");
     }
-    f->fid = H5Fcreate(f->tmp_path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
-    hid_t es = f->fid < 0 ? err_save() : H5I_INVALID_HID;
-    H5Pclose(fapl);
-    err_restore(es);
-    if (f->fid < 0)
-        return io_fail(err, f->tmp_path, "cannot create file");
+    ct_code crc = create_file(f, fapl, err);
+    if (crc != CT_OK)
+        return crc;
 
     const char *what = "";
     if (write_header(f->fid, h, o, &default_wprops, &what) < 0)
@@ -1500,12 +1509,9 @@ static ct_code pcreate_body(ct_uvh5_file *f, MPI_Comm comm, const ct_uvh5_header
         err_restore(es);
         return io_fail(err, f->tmp_path, "cannot set up parallel file access");
     }
-    f->fid = H5Fcreate(f->tmp_path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
-    hid_t es = f->fid < 0 ? err_save() : H5I_INVALID_HID;
-    H5Pclose(fapl);
-    err_restore(es);
-    if (f->fid < 0)
-        return io_fail(err, f->tmp_path, "cannot create file");
+    ct_code crc = create_file(f, fapl, err);
+    if (crc != CT_OK)
+        return crc;
 
     wprops p = {untimed_plist(H5P_GROUP_CREATE), reproducible_dcpl()};
     ct_code rc = CT_OK;
@@ -1685,4 +1691,55 @@ ct_code ct_uvh5_pclose(ct_uvh5_file *f, ct_err *err)
     file_free(f);
     quiet_end(&q);
     return rc;
+}
+
+ct_code ct_uvh5_pcreate_beside(MPI_Comm comm, const char *final_path, const ct_uvh5_header *h,
+                               char *tmp, size_t tmp_size, ct_uvh5_file **out, ct_err *err)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    *out = NULL;
+    memset(tmp, 0, tmp_size);
+    ct_code rc = CT_OK;
+    if (rank == 0 && snprintf(tmp, tmp_size, "%s.tmp-%ld-%lu", final_path, (long)getpid(),
+                              (unsigned long)atomic_fetch_add(&tmp_seq, 1)) >= (int)tmp_size)
+        rc = ct_fail(err, CT_EINVAL, "uvh5: output path too long: %s", final_path);
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        return rc;
+    MPI_Bcast(tmp, (int)tmp_size, MPI_CHAR, 0, comm);
+    rc = ct_uvh5_pcreate(comm, tmp, h, out, err);
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK) {
+        ct_uvh5_abort(*out);
+        *out = NULL;
+        if (rank == 0)
+            unlink(tmp);
+    }
+    return rc;
+}
+
+ct_code ct_uvh5_pcommit(MPI_Comm comm, ct_uvh5_file *f, ct_code rc, const char *tmp,
+                        const char *final_path, ct_err *err)
+{
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    rc = ct_mpi_agree(comm, rc, err);
+    ct_err ce;
+    const ct_code crc = ct_uvh5_pclose(f, &ce);
+    if (rc == CT_OK && crc != CT_OK) {
+        rc = crc;
+        if (err)
+            *err = ce;
+    }
+    rc = ct_mpi_agree(comm, rc, err);
+    if (rank == 0) {
+        if (rc == CT_OK && ct_fsync_path(tmp, false) < 0)
+            rc = ct_fail(err, CT_EIO, "%s: fsync: %s", tmp, strerror(errno));
+        if (rc == CT_OK && rename(tmp, final_path) < 0)
+            rc = ct_fail(err, CT_EIO, "rename %s -> %s: %s", tmp, final_path, strerror(errno));
+        if (rc == CT_OK)
+            ct_fsync_parent(final_path);
+        else
+            unlink(tmp);
+    }
+    return ct_mpi_agree(comm, rc, err);
 }

@@ -182,4 +182,15 @@ ct_code ct_uvh5_pwrite(ct_uvh5_file *f, size_t blt_start, size_t n_blt, size_t f
  * the name. */
 ct_code ct_uvh5_pclose(ct_uvh5_file *f, ct_err *err);
 
+/* Collective: the parallel writer made atomic. ct_uvh5_pcreate_beside creates a
+ * temporary file beside final_path, named by rank 0 (tmp receives the name on
+ * every rank), nothing left behind on failure; ct_uvh5_pcommit then agrees the
+ * writes' outcome rc over comm, closes the file, and with all well has rank 0
+ * fsync it and rename it onto final_path, otherwise remove it. Both return the
+ * outcome agreed on every rank. */
+ct_code ct_uvh5_pcreate_beside(MPI_Comm comm, const char *final_path, const ct_uvh5_header *h,
+                               char *tmp, size_t tmp_size, ct_uvh5_file **out, ct_err *err);
+ct_code ct_uvh5_pcommit(MPI_Comm comm, ct_uvh5_file *f, ct_code rc, const char *tmp,
+                        const char *final_path, ct_err *err);
+
 #endif
