@@ -66,14 +66,26 @@ void ct_imager_destroy(ct_imager *im)
     free(im);
 }
 
+ct_code ct_imager_load_rows(ct_imager *im, const ct_imager_rows *rows, const ct_weight_opts *wopts,
+                            ct_err *err)
+{
+    return im->f ? ct_imp32_load(im->f, rows, wopts, err) : ct_imp64_load(im->d, rows, wopts, err);
+}
+
 ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *vis,
                        const double *natural_w, const int *chan, int nchan, const int *epoch,
                        int nepoch, size_t n, const ct_weight_opts *wopts, ct_err *err)
 {
-    return im->f ? ct_imp32_load(im->f, uvw, vis, natural_w, chan, nchan, epoch, nepoch, n, wopts,
-                                 err)
-                 : ct_imp64_load(im->d, uvw, vis, natural_w, chan, nchan, epoch, nepoch, n, wopts,
-                                 err);
+    const ct_imager_rows rows = {.n = n,
+                                 .chan = chan,
+                                 .vis = vis,
+                                 .weight = natural_w,
+                                 .nblt = n,
+                                 .blt_uvw = uvw,
+                                 .blt_epoch = epoch,
+                                 .nchan = nchan,
+                                 .nepoch = nepoch};
+    return ct_imager_load_rows(im, &rows, wopts, err);
 }
 
 void ct_imager_on_copied(ct_imager *im, void (*fn)(void *arg), void *arg)

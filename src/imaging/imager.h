@@ -53,6 +53,7 @@
 #include <complex.h>
 #include <mpi.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct ct_imager ct_imager;
 
@@ -101,26 +102,54 @@ ct_code ct_imager_create(MPI_Comm comm, const ct_imager_geom *g, ct_imager **out
 /* Collective; NULL is ignored (on every rank alike). */
 void ct_imager_destroy(ct_imager *im);
 
-/* Takes this rank's n rows (see the top of this file), computes the imaging
- * weights and shares the rows out among the slabs. chan[k] in 0..nchan-1 and
- * epoch[k] in 0..nepoch-1 label each row (nchan and nepoch the same on every
- * rank). wopts' cell must be the image's and its density grid (nx, ny) must
- * divide the padded grid (2 nx, 2 ny of the image): normally the image's own
- * size; an imager of twice the size (for a PSF that covers every offset,
- * clean.h) loaded with the first one's wopts weights every row exactly alike,
- * bit for bit. Refuses with CT_EINVAL a non-finite uvw, weight or weighted
- * visibility, a label out of range, and data with nothing left after flags
- * and uv cuts ("no data"). The arrays are copied. */
+/* A rank's rows as an observation has them: each row a baseline-time and a
+ * channel, its uvw the baseline-time's uvw times the channel's scale (for a
+ * UVH5 file metres times frequency / c: the very product visset.h forms, so
+ * the rows are the same bits as a uvw per row). Why: the imager then holds
+ * 6 bytes of geometry per row (a 4-byte index and a 2-byte channel) instead
+ * of 32, and its records travel 24 bytes instead of 48 -- 1.5 GB less at the
+ * production geometry, at every peak. The table of baseline-times is small
+ * (4560 baselines x 24 integrations: 2.6 MB) and every rank gets all of it.
+ * Global baseline-time k is rank r's local k - (the ranks before r's nblt). */
+typedef struct ct_imager_rows {
+    size_t n;                  /* this rank's rows */
+    const uint32_t *blt;       /* n: index into this rank's table (< nblt); NULL: row i is
+                                  baseline-time i (nblt == n, the rows' own uvw) */
+    const int *chan;           /* n: 0..nchan-1 */
+    const double complex *vis; /* n */
+    const double *weight;      /* n: natural weight, >= 0 (0 = flagged) */
+    size_t nblt;               /* this rank's baseline-times */
+    const double *blt_uvw;     /* nblt x 3 */
+    const int *blt_epoch;      /* nblt: 0..nepoch-1, the integration for the primary beam */
+    const double *chan_scale;  /* nchan: finite; NULL: all 1 */
+    int nchan, nepoch;         /* the same on every rank; nchan <= 65535 */
+} ct_imager_rows;
+
+/* Takes this rank's rows (see the top of this file and ct_imager_rows),
+ * computes the imaging weights and shares the rows out among the slabs. The
+ * labels: a row's channel, and its baseline-time's epoch. wopts' cell must
+ * be the image's and its density grid (nx, ny) must divide the padded grid
+ * (2 nx, 2 ny of the image): normally the image's own size; an imager of
+ * twice the size (for a PSF that covers every offset, clean.h) loaded with
+ * the first one's wopts weights every row exactly alike, bit for bit.
+ * Refuses with CT_EINVAL a non-finite uvw, scale, weight or weighted
+ * visibility, an index or label out of range, more than 2^32 - 1
+ * baseline-times in all, and data with nothing left after flags and uv cuts
+ * ("no data"). What is needed is copied. */
+ct_code ct_imager_load_rows(ct_imager *im, const ct_imager_rows *rows, const ct_weight_opts *wopts,
+                            ct_err *err);
+
+/* The same with a uvw per row (uvw[3 k .. 3 k + 2]) and an epoch per row:
+ * ct_imager_load_rows with blt NULL and chan_scale NULL. */
 ct_code ct_imager_load(ct_imager *im, const double *uvw, const double complex *vis,
                        const double *natural_w, const int *chan, int nchan, const int *epoch,
                        int nepoch, size_t n, const ct_weight_opts *wopts, ct_err *err);
 
-/* Lets the next ct_imager_load call fn(arg) as soon as it holds its own copy
+/* Lets the next load call fn(arg) as soon as it holds its own copy
  * of the rows (before it shares them out among the slabs), so that a caller
  * can free its arrays there: the caller's rows and the imager's copies are
- * then never all in memory at once (a full observation's arrays are 56 bytes
- * a row, 4.7 GB). fn is called on every rank whose load gets that far, at
- * most once per load, and never after a load has failed before it; a caller
+ * then never all in memory at once. fn is called on every rank whose load
+ * gets that far, at most once per load, and never after a load has failed before it; a caller
  * frees what is left after the load either way. NULL fn: no call. */
 void ct_imager_on_copied(ct_imager *im, void (*fn)(void *arg), void *arg);
 

@@ -58,19 +58,16 @@ enum { TRANSPOSE_BLOCK = 8 };
 #define CT_IMAGER_GROUP_BYTES (8.0 * 1024.0 * 1024.0 * 1024.0)
 #endif
 
-/* One row as it travels between ranks: u, v, w, weight, the visibility,
- * then, to the owners of its density row only, its label chan + nchan x
- * epoch (an integer, exact in a double). The visibility takes the slots of
- * a double complex, or with single-precision grids, where the held rows
+/* One row as it travels between ranks: its place in the rows' geometry
+ * (its global baseline-time and its channel, two uint32 in one slot: see
+ * rec_uvw), its weight, and the visibility. The visibility takes the slots
+ * of a double complex, or with single-precision grids, where the held rows
  * keep it in float32 anyway, its two float32 parts in one slot (the
- * records are the load's peak: 48 bytes a row instead of 64). Its global
- * index travels as its place: the records reach every rank in rank order,
- * each rank's in its own order, and every sort after is stable. Once
- * weighted a record drops its label (SHARE_LEN), which only the weights'
- * sums read. */
+ * records are the load's peak: 24 bytes a row). Its global index travels
+ * as its place: the records reach every rank in rank order, each rank's in
+ * its own order, and every sort after is stable. */
 enum { VIS_SLOTS = CT_IMAGER_SINGLE ? 1 : 2 };
-enum { REC_U, REC_V, REC_W, REC_WT, REC_VIS, REC_LABEL = REC_VIS + VIS_SLOTS, REC_LEN };
-enum { SHARE_LEN = REC_LABEL };
+enum { REC_BC, REC_WT, REC_VIS, REC_LEN = REC_VIS + VIS_SLOTS };
 
 static inline void rec_set_vis(double *r, double complex v)
 {
@@ -171,7 +168,16 @@ struct CT_IMP(imager) {
      * grids and degrids in, so that no pass pays a complex exponential per
      * row; ct_imager_row undoes it. */
     size_t n;
-    double *uvw;
+    /* The rows' geometry (ct_imager_rows): every rank's baseline-times'
+     * uvw and epochs in global order (ntab of them), each channel's scale;
+     * a held row is its baseline-time hb[i] and channel hc[i]. wslant: the
+     * slant is applied (row_uvw's w is then w'). */
+    double *tab_uvw, *cscale;
+    int *tab_epoch;
+    size_t ntab;
+    uint32_t *hb;
+    uint16_t *hc;
+    int wslant;
     /* At the grids' precision: in float32 (epsilon >= 1e-5) their rounding
      * is 6e-8 of each value, far below what the grids keep, and a row's
      * weight and visibilities take 20 bytes instead of 40 (1.1 GB less at
@@ -179,10 +185,8 @@ struct CT_IMP(imager) {
      * them is still made in double. */
     greal *wt;
     gcell *vis, *res;
-    /* Per held row, where its kernel starts: in v (first grid row - row0)
-     * mod gy, in u its first grid column mod gx. Per slab row, whether any
-     * held row's kernel touches it (the FFTs skip the rest). */
-    int32_t *vfirst, *ufirst;
+    /* Per slab row, whether any held row's kernel touches it (the FFTs
+     * skip the rest). */
     unsigned char *row_used;
     /* Gridding tiles (setup_tiles): the held rows in runs of one plane
      * bucket and one tile, rows [run_from[r], run_to[r]); the tiles that
@@ -226,6 +230,61 @@ static long mod_long(long a, long n)
 {
     long r = a % n;
     return r < 0 ? r + n : r;
+}
+
+/* The uvw of baseline-time b in channel c, as the rows' geometry gives it:
+ * the table's times the channel's scale, each product rounded once (for a
+ * UVH5 file the very bits visset.h would give a row), and once the slant is
+ * decided w' = w + (xi u + eta v), the sum a per-row w' was always formed
+ * with. */
+static inline __attribute__((always_inline)) void row_uvw(const imp *im, uint32_t b, unsigned c,
+                                                          double uvw[3])
+{
+    const double *t = im->tab_uvw + 3 * (size_t)b, s = im->cscale[c];
+    uvw[0] = t[0] * s;
+    uvw[1] = t[1] * s;
+    uvw[2] = t[2] * s;
+    if (im->wslant)
+        uvw[2] += im->xi * uvw[0] + im->eta * uvw[1];
+}
+
+/* A record's baseline-time and channel, two uint32 in the slot of a double
+ * (memcpy: no division per lookup, and no arithmetic on the bits). */
+static inline void rec_set_bc(double *r, uint32_t b, uint32_t c)
+{
+    const uint32_t bc[2] = {b, c};
+    memcpy(r + REC_BC, bc, sizeof bc);
+}
+
+static inline void rec_bc(const double *r, uint32_t *b, uint32_t *c)
+{
+    uint32_t bc[2];
+    memcpy(bc, r + REC_BC, sizeof bc);
+    *b = bc[0];
+    *c = bc[1];
+}
+
+static inline void rec_uvw(const imp *im, const double *r, double uvw[3])
+{
+    uint32_t b, c;
+    rec_bc(r, &b, &c);
+    row_uvw(im, b, c, uvw);
+}
+
+/* Where the kernel of a row at (u, v) starts: its first grid row (global,
+ * mod gy) and first column (mod gx, the grid's centre at gx / 2). */
+static inline void kernel_start(const imp *im, double u, double v, long *gv, long *cu)
+{
+    *gv = mod_long(ct_gkernel_first(&im->k, v * im->gy * im->cell), im->gy);
+    *cu = mod_long(ct_gkernel_first(&im->k, u * im->gx * im->cell) + im->gx / 2, im->gx);
+}
+
+/* The same for held row i. */
+static inline void held_start(const imp *im, size_t i, long *gv, long *cu)
+{
+    double uvw[3];
+    row_uvw(im, im->hb[i], im->hc[i], uvw);
+    kernel_start(im, uvw[0], uvw[1], gv, cu);
 }
 
 /* Density row dr of the imaging grid (ny rows) is owned by the rank whose
@@ -751,7 +810,17 @@ static ct_code setup_groups(imp *im, ct_err *err);
 static void free_rows(imp *im)
 {
     free_groups(im);
-    free(im->uvw);
+    free(im->tab_uvw);
+    free(im->cscale);
+    free(im->tab_epoch);
+    free(im->hb);
+    free(im->hc);
+    im->tab_uvw = im->cscale = NULL;
+    im->tab_epoch = NULL;
+    im->hb = NULL;
+    im->hc = NULL;
+    im->ntab = 0;
+    im->wslant = 0;
     free(im->wt);
     free(im->vis);
     free(im->res);
@@ -759,21 +828,18 @@ static void free_rows(imp *im)
     FFTW(free)(im->ext);
     free(im->chan_w);
     free(im->drow_owner);
-    free(im->vfirst);
-    free(im->ufirst);
     free(im->row_used);
     free(im->run_from);
     free(im->run_to);
     free(im->tile_id);
     free(im->run_bucket);
     free(im->tile_run);
-    im->vfirst = im->ufirst = NULL;
     im->row_used = NULL;
     im->run_from = im->run_to = im->tile_run = NULL;
     im->run_bucket = NULL;
     im->tile_id = NULL;
     im->drow_owner = NULL;
-    im->uvw = im->chan_w = im->epoch_w = NULL;
+    im->chan_w = im->epoch_w = NULL;
     im->wt = NULL;
     im->vis = im->res = NULL;
     im->ext = NULL;
@@ -823,10 +889,14 @@ size_t CT_IMP(nrows)(const imp *im)
 
 void CT_IMP(row)(const imp *im, size_t k, double uvw[3], double complex *vis, double *weight)
 {
-    memcpy(uvw, im->uvw + 3 * k, 3 * sizeof(double));
+    double ws[3];
+    row_uvw(im, im->hb[k], im->hc[k], ws); /* w' */
     const double complex v = im->vis[k];
-    *vis = im->use_w ? v * cexp(2.0 * M_PI * I * uvw[2] * im->nm1_mid) : v;
-    uvw[2] -= im->xi * uvw[0] + im->eta * uvw[1]; /* w' back to w */
+    *vis = im->use_w ? v * cexp(2.0 * M_PI * I * ws[2] * im->nm1_mid) : v;
+    const double *t = im->tab_uvw + 3 * (size_t)im->hb[k], sc = im->cscale[im->hc[k]];
+    uvw[0] = t[0] * sc; /* w as loaded, exactly */
+    uvw[1] = t[1] * sc;
+    uvw[2] = t[2] * sc;
     *weight = im->wt[k];
 }
 
@@ -974,11 +1044,14 @@ static ct_code sum_by_rows(imp *im, const double *mine, size_t width, double *to
 }
 
 /* Step 1 of a load: rows to the owners of their density rows, which weight them. */
-static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis, const double *nat,
-                           const int *chan, const int *epoch, size_t n, const ct_weight_opts *o,
+static ct_code weight_rows(imp *im, const ct_imager_rows *rw, size_t boff, const ct_weight_opts *o,
                            double **owned, size_t *nowned, ct_err *err)
 {
     int P = im->size;
+    const size_t n = rw->n;
+    const double *nat = rw->weight;
+    /* Row i's global baseline-time. */
+#define ROW_B(i) ((uint32_t)(boff + (rw->blt ? (size_t)rw->blt[i] : (size_t)(i))))
     ct_code rc = CT_OK;
     int *scount = calloc(2 * (size_t)P, sizeof *scount);
     int *dest = malloc((n + 1) * sizeof *dest);
@@ -992,8 +1065,10 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
 #pragma omp parallel for num_threads(im->threads) schedule(static)
         for (ptrdiff_t i = 0; i < (ptrdiff_t)n; i++) {
             long iu;
-            dest[i] = ct_weight_kept(o, uvw[3 * i], uvw[3 * i + 1], nat[i])
-                          ? im->drow_owner[density_row(im, o, uvw[3 * i], uvw[3 * i + 1], &iu)]
+            double uvw[3];
+            row_uvw(im, ROW_B(i), (unsigned)rw->chan[i], uvw);
+            dest[i] = ct_weight_kept(o, uvw[0], uvw[1], nat[i])
+                          ? im->drow_owner[density_row(im, o, uvw[0], uvw[1], &iu)]
                           : -1;
         }
         for (size_t i = 0; i < n; i++)
@@ -1053,16 +1128,14 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
                 if (dest[i] < 0)
                     continue;
                 double *r = send + ft[dest[i]]++ * REC_LEN;
-                r[REC_U] = uvw[3 * i];
-                r[REC_V] = uvw[3 * i + 1];
-                r[REC_W] = uvw[3 * i + 2];
-                rec_set_vis(r, vis[i]);
+                rec_set_bc(r, ROW_B(i), (uint32_t)rw->chan[i]);
+                rec_set_vis(r, rw->vis[i]);
                 r[REC_WT] = nat[i];
-                r[REC_LABEL] = (double)chan[i] + (double)im->nchan * (double)epoch[i];
             }
         }
         free(fill);
     }
+#undef ROW_B
     free(dest);
     if (im->on_copied) { /* the caller's arrays are read no more */
         void (*fn)(void *) = im->on_copied;
@@ -1094,7 +1167,9 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
     if (rc == CT_OK && density) {
         for (size_t i = 0; i < nrecv; i++) {
             const double *r = recv + i * REC_LEN;
-            long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
+            double uvw[3];
+            rec_uvw(im, r, uvw);
+            long iu, dr = density_row(im, o, uvw[0], uvw[1], &iu);
             dens[(size_t)(dr - d0) * im->wnx + iu] += r[REC_WT];
         }
         for (long d = 0; d < nd; d++)
@@ -1107,7 +1182,9 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
     /* Per density row, in record order: sum w and sum w W (Briggs' mean density). */
     for (size_t i = 0; rc == CT_OK && i < nrecv; i++) {
         double *r = recv + i * REC_LEN;
-        long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
+        double uvw[3];
+        rec_uvw(im, r, uvw);
+        long iu, dr = density_row(im, o, uvw[0], uvw[1], &iu);
         double *rs = rowsum + (size_t)(dr - d0) * width;
         double W = 0;
         if (density) {
@@ -1116,7 +1193,7 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
         }
         rs[0] += r[REC_WT];
         rs[1] += r[REC_WT] * W;
-        const double u = r[REC_U], v = r[REC_V], w = r[REC_W];
+        const double u = uvw[0], v = uvw[1], w = uvw[2];
         rs[fit0] += u * u;
         rs[fit0 + 1] += u * v;
         rs[fit0 + 2] += v * v;
@@ -1139,16 +1216,19 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
                 rowsum[(size_t)d * width + c] = 0;
         for (size_t i = 0; i < nrecv; i++) {
             double *r = recv + i * REC_LEN;
-            long iu, dr = density_row(im, o, r[REC_U], r[REC_V], &iu);
+            double uvw[3];
+            rec_uvw(im, r, uvw);
+            long iu, dr = density_row(im, o, uvw[0], uvw[1], &iu);
             double W = density ? dens[(size_t)(dr - d0) * im->wnx + iu] +
                                      mirror[(size_t)(dr - d0) * im->wnx + mod_long(-iu, im->wnx)]
                                : 0;
             r[REC_WT] = ct_weight_final(o, r[REC_WT], W, f2);
             double *rs = rowsum + (size_t)(dr - d0) * width;
             rs[2] += r[REC_WT];
-            const size_t label = (size_t)r[REC_LABEL];
-            rs[3 + label % (size_t)im->nchan] += r[REC_WT];
-            rs[3 + (size_t)im->nchan + label / (size_t)im->nchan] += r[REC_WT];
+            uint32_t b, c;
+            rec_bc(r, &b, &c);
+            rs[3 + c] += r[REC_WT];
+            rs[3 + (size_t)im->nchan + (size_t)im->tab_epoch[b]] += r[REC_WT];
         }
         rc = ct_mpi_agree(im->comm, sum_by_rows(im, rowsum, width, tot, err), err);
     }
@@ -1172,13 +1252,7 @@ static ct_code weight_rows(imp *im, const double *uvw, const double complex *vis
         free(recv);
         return rc;
     }
-    /* The labels are read no more: the records close up in place
-     * (record i moves down, never onto one not yet moved), and the block
-     * shrinks (glibc returns a large block's tail pages). */
-    for (size_t i = 0; i < nrecv; i++)
-        memmove(recv + i * SHARE_LEN, recv + i * REC_LEN, SHARE_LEN * sizeof *recv);
-    double *shrunk = realloc(recv, (nrecv * SHARE_LEN + 1) * sizeof *recv);
-    *owned = shrunk ? shrunk : recv;
+    *owned = recv;
     *nowned = nrecv;
     return CT_OK;
 }
@@ -1250,7 +1324,9 @@ static ct_code setup_tiles(imp *im, ct_err *err)
     long prev_t = -1, prev_b = -1;
     for (long b = 0; b < im->nbuckets; b++)
         for (size_t i = im->bucket[b]; i < im->bucket[b + 1]; i++) {
-            long t = row_tile(im, mod_long(im->vfirst[i] + im->row0, im->gy), im->ufirst[i]);
+            long gv, cu;
+            held_start(im, i, &gv, &cu);
+            long t = row_tile(im, gv, cu);
             nruns += t != prev_t || b != prev_b;
             prev_t = t;
             prev_b = b;
@@ -1269,7 +1345,9 @@ static ct_code setup_tiles(imp *im, ct_err *err)
     prev_t = prev_b = -1;
     for (long b = 0; rc == CT_OK && b < im->nbuckets; b++)
         for (size_t i = im->bucket[b]; i < im->bucket[b + 1]; i++) {
-            long t = row_tile(im, mod_long(im->vfirst[i] + im->row0, im->gy), im->ufirst[i]);
+            long gv, cu;
+            held_start(im, i, &gv, &cu);
+            long t = row_tile(im, gv, cu);
             if (t != prev_t || b != prev_b) {
                 from[r] = i;
                 bk[r] = (int32_t)b;
@@ -1362,8 +1440,9 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
         total = nowned;
     }
     for (size_t i = 0; P > 1 && scount && i < nowned; i++) {
-        const double *r = owned + i * SHARE_LEN;
-        int nd = kernel_ranks(im, ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), dests);
+        double uvw[3];
+        rec_uvw(im, owned + i * REC_LEN, uvw);
+        int nd = kernel_ranks(im, ct_gkernel_first(&im->k, uvw[1] * im->gy * im->cell), dests);
         for (int q = 0; q < nd; q++)
             scount[dests[q]]++;
         total += (size_t)nd;
@@ -1373,7 +1452,7 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
         send = owned;
         *owned_p = owned = NULL;
     } else if (scount)
-        send = malloc((total * SHARE_LEN + 1) * sizeof *send);
+        send = malloc((total * REC_LEN + 1) * sizeof *send);
     if (!send || !scount)
         rc = ct_fail(err, CT_ENOMEM, "out of memory sharing %zu visibility rows", total);
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
@@ -1387,18 +1466,19 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
         int fill[P];
         memcpy(fill, sdisp, (size_t)P * sizeof(int));
         for (size_t i = 0; i < nowned; i++) {
-            const double *r = owned + i * SHARE_LEN;
-            int nd =
-                kernel_ranks(im, ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), dests);
+            const double *r = owned + i * REC_LEN;
+            double uvw[3];
+            rec_uvw(im, r, uvw);
+            int nd = kernel_ranks(im, ct_gkernel_first(&im->k, uvw[1] * im->gy * im->cell), dests);
             for (int q = 0; q < nd; q++)
-                memcpy(send + (size_t)fill[dests[q]]++ * SHARE_LEN, r, SHARE_LEN * sizeof(double));
+                memcpy(send + (size_t)fill[dests[q]]++ * REC_LEN, r, REC_LEN * sizeof(double));
         }
     }
     free(*owned_p);
     *owned_p = NULL;
     double *recv = NULL;
     size_t n = 0;
-    rc = exchange_records(im, &send, scount, sdisp, SHARE_LEN, &recv, &n, err);
+    rc = exchange_records(im, &send, scount, sdisp, REC_LEN, &recv, &n, err);
     free(scount);
     if (rc != CT_OK)
         return rc;
@@ -1408,10 +1488,11 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
     decide_slant(im);
     double wr[4] = {INFINITY, INFINITY, INFINITY, INFINITY}, gwr[4];
     for (size_t i = 0; i < n; i++) {
-        const double *r = recv + i * SHARE_LEN;
-        const double ws = r[REC_W] + im->xi * r[REC_U] + im->eta * r[REC_V];
-        wr[0] = fmin(wr[0], r[REC_W]);
-        wr[1] = fmin(wr[1], -r[REC_W]);
+        double uvw[3];
+        rec_uvw(im, recv + i * REC_LEN, uvw);
+        const double ws = uvw[2] + (im->xi * uvw[0] + im->eta * uvw[1]);
+        wr[0] = fmin(wr[0], uvw[2]);
+        wr[1] = fmin(wr[1], -uvw[2]);
         wr[2] = fmin(wr[2], ws);
         wr[3] = fmin(wr[3], -ws);
     }
@@ -1425,12 +1506,9 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
                         (im->slant_mode == CT_IMAGER_SLANT_ON ||
                          (im->dw_plain > 0 && 2.0 * ((-gwr[3] - gwr[2]) / im->dw_plain + W1) <=
                                                   (-gwr[1] - gwr[0]) / im->dw_plain + W1));
-    if (slanted) {
-        for (size_t i = 0; i < n; i++) {
-            double *r = recv + i * SHARE_LEN;
-            r[REC_W] += im->xi * r[REC_U] + im->eta * r[REC_V];
-        }
-    } else
+    if (slanted)
+        im->wslant = 1; /* every row's w is w' from here on (row_uvw) */
+    else
         im->xi = im->eta = 0;
     im->st.slant_xi = im->xi;
     im->st.slant_eta = im->eta;
@@ -1482,19 +1560,20 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
 #pragma omp parallel for num_threads(im->threads) schedule(static)
         for (ptrdiff_t i = 0; i < nn; i++) {
             long iu;
-            key[i] =
-                density_row(im, o, recv[i * SHARE_LEN + REC_U], recv[i * SHARE_LEN + REC_V], &iu);
+            double uvw[3];
+            rec_uvw(im, recv + (size_t)i * REC_LEN, uvw);
+            key[i] = density_row(im, o, uvw[0], uvw[1], &iu);
         }
         rc = counting_order(key, n, im->wny, perm1, im->threads, err);
     }
     if (rc == CT_OK) {
 #pragma omp parallel for num_threads(im->threads) schedule(static)
         for (ptrdiff_t i = 0; i < nn; i++) {
-            const double *r = recv + perm1[i] * SHARE_LEN;
-            key[i] = row_tile(
-                im, mod_long(ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell), im->gy),
-                mod_long(ct_gkernel_first(&im->k, r[REC_U] * im->gx * im->cell) + im->gx / 2,
-                         im->gx));
+            double uvw[3];
+            long gv, cu;
+            rec_uvw(im, recv + perm1[i] * REC_LEN, uvw);
+            kernel_start(im, uvw[0], uvw[1], &gv, &cu);
+            key[i] = row_tile(im, gv, cu);
         }
         rc = counting_order(key, n, row_tile(im, im->gy - 1, im->gx - 1) + 1, perm2, im->threads,
                             err);
@@ -1505,8 +1584,9 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
             perm2[i] = perm1[perm2[i]];
 #pragma omp parallel for num_threads(im->threads) schedule(static)
         for (ptrdiff_t i = 0; i < nn; i++) {
-            double w = recv[perm2[i] * SHARE_LEN + REC_W];
-            key[i] = im->use_w ? ct_wplane_first(&im->k, w, wmin, im->dw) - im->plane_lo : 0;
+            double uvw[3];
+            rec_uvw(im, recv + perm2[i] * REC_LEN, uvw);
+            key[i] = im->use_w ? ct_wplane_first(&im->k, uvw[2], wmin, im->dw) - im->plane_lo : 0;
             if (key[i] < 0 || key[i] >= im->nbuckets) /* cannot happen: the range covers w */
                 key[i] = key[i] < 0 ? 0 : im->nbuckets - 1;
         }
@@ -1530,12 +1610,11 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
     key = NULL;
     perm1 = NULL;
     if (rc == CT_OK) {
-        im->uvw = malloc((3 * n + 1) * sizeof *im->uvw);
+        im->hb = malloc((n + 1) * sizeof *im->hb);
+        im->hc = malloc((n + 1) * sizeof *im->hc);
         im->wt = malloc((n + 1) * sizeof *im->wt);
         im->vis = malloc((n + 1) * sizeof *im->vis);
-        im->vfirst = malloc((n + 1) * sizeof *im->vfirst);
-        im->ufirst = malloc((n + 1) * sizeof *im->ufirst);
-        if (!im->uvw || !im->wt || !im->vis || !im->vfirst || !im->ufirst)
+        if (!im->hb || !im->hc || !im->wt || !im->vis)
             rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu visibility rows", n);
     }
     if (rc == CT_OK) {
@@ -1547,18 +1626,21 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
     reduction(max                                                                                  \
               : dmax)
         for (ptrdiff_t i = 0; i < nn; i++) {
-            const double *r = recv + perm2[i] * SHARE_LEN;
-            memcpy(im->uvw + 3 * i, r + REC_U, 3 * sizeof(double));
+            const double *r = recv + perm2[i] * REC_LEN;
+            uint32_t b, c;
+            rec_bc(r, &b, &c);
+            im->hb[i] = b;
+            im->hc[i] = (uint16_t)c;
+            double uvw[3];
+            row_uvw(im, b, c, uvw);
             double complex v = rec_vis(r);
             if (im->use_w)
-                v *= cexp(-2.0 * M_PI * I * r[REC_W] * im->nm1_mid);
+                v *= cexp(-2.0 * M_PI * I * uvw[2] * im->nm1_mid);
             im->vis[i] = (gcell)v;
             im->wt[i] = (greal)r[REC_WT];
-            long d =
-                mod_long(ct_gkernel_first(&im->k, r[REC_V] * im->gy * im->cell) - im->row0, im->gy);
-            im->vfirst[i] = (int32_t)d;
-            im->ufirst[i] = (int32_t)mod_long(
-                ct_gkernel_first(&im->k, r[REC_U] * im->gx * im->cell) + im->gx / 2, im->gx);
+            long gv, cu;
+            kernel_start(im, uvw[0], uvw[1], &gv, &cu);
+            long d = mod_long(gv - im->row0, im->gy);
             if (d > im->gy / 2)
                 d -= im->gy;
             dmin = d < dmin ? d : dmin;
@@ -1572,13 +1654,16 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
 #pragma omp parallel for num_threads(TT) schedule(static, 1)
         for (int t = 0; t < TT; t++) {
             unsigned char *u = used ? used + (size_t)t * ((size_t)im->nrow + 1) : im->row_used;
-            for (size_t i = n * (size_t)t / (size_t)TT; i < n * ((size_t)t + 1) / (size_t)TT; i++)
+            for (size_t i = n * (size_t)t / (size_t)TT; i < n * ((size_t)t + 1) / (size_t)TT; i++) {
+                long gv, cu;
+                held_start(im, i, &gv, &cu);
+                const long vf = mod_long(gv - im->row0, im->gy);
                 for (int b = 0; b < W; b++) {
-                    long lr =
-                        im->vfirst[i] + b < im->gy ? im->vfirst[i] + b : im->vfirst[i] + b - im->gy;
+                    long lr = vf + b < im->gy ? vf + b : vf + b - im->gy;
                     if (lr < im->nrow)
                         u[lr] = 1;
                 }
+            }
         }
         for (int t = 0; used && t < TT; t++)
             for (ptrdiff_t r = 0; r < im->nrow; r++)
@@ -1612,12 +1697,61 @@ void CT_IMP(on_copied)(imp *im, void (*fn)(void *arg), void *arg)
     im->on_copied_arg = arg;
 }
 
-ct_code CT_IMP(load)(imp *im, const double *uvw, const double complex *vis, const double *natural_w,
-                     const int *chan, int nchan, const int *epoch, int nepoch, size_t n,
-                     const ct_weight_opts *wopts, ct_err *err)
+/* Every rank's baseline-times into im's table (rank order: global
+ * baseline-time k), and the channels' scales; *boff is this rank's first. */
+static ct_code gather_table(imp *im, const ct_imager_rows *rw, size_t *boff, ct_err *err)
+{
+    const int P = im->size;
+    ct_code rc = CT_OK;
+    unsigned long long mine = rw->nblt, *all = malloc((size_t)P * sizeof *all);
+    int *cnt = malloc(2 * (size_t)P * sizeof *cnt);
+    if (!all || !cnt)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK)
+        MPI_Allgather(&mine, 1, MPI_UNSIGNED_LONG_LONG, all, 1, MPI_UNSIGNED_LONG_LONG, im->comm);
+    unsigned long long tot = 0;
+    for (int r = 0; rc == CT_OK && r < P; r++) {
+        if (r == im->rank)
+            *boff = (size_t)tot;
+        if (all[r] > INT_MAX)
+            rc = ct_fail(err, CT_EINVAL, "%llu baseline-times on rank %d: use more ranks", all[r],
+                         r);
+        cnt[r] = (int)all[r];
+        cnt[P + r] = (int)tot;
+        tot += all[r];
+    }
+    if (rc == CT_OK && (tot >= UINT32_MAX || tot > INT_MAX))
+        rc = ct_fail(err, CT_EINVAL, "%llu baseline-times in all: more than one load takes", tot);
+    if (rc == CT_OK) {
+        im->ntab = (size_t)tot;
+        im->tab_uvw = malloc((3 * im->ntab + 1) * sizeof *im->tab_uvw);
+        im->tab_epoch = malloc((im->ntab + 1) * sizeof *im->tab_epoch);
+        im->cscale = malloc(((size_t)im->nchan + 1) * sizeof *im->cscale);
+        if (!im->tab_uvw || !im->tab_epoch || !im->cscale)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu baseline-times", im->ntab);
+    }
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK) {
+        MPI_Datatype t3 = row_type(3);
+        MPI_Allgatherv(rw->blt_uvw, cnt[im->rank], t3, im->tab_uvw, cnt, cnt + P, t3, im->comm);
+        MPI_Type_free(&t3);
+        MPI_Allgatherv(rw->blt_epoch, cnt[im->rank], MPI_INT, im->tab_epoch, cnt, cnt + P, MPI_INT,
+                       im->comm);
+        for (int c = 0; c < im->nchan; c++)
+            im->cscale[c] = rw->chan_scale ? rw->chan_scale[c] : 1.0;
+    }
+    free(all);
+    free(cnt);
+    return rc;
+}
+
+ct_code CT_IMP(load)(imp *im, const ct_imager_rows *rw, const ct_weight_opts *wopts, ct_err *err)
 {
     double t0 = MPI_Wtime();
     free_rows(im);
+    const size_t n = rw->n;
+    const int nchan = rw->nchan, nepoch = rw->nepoch;
+    const double *natural_w = rw->weight;
+    const double complex *vis = rw->vis;
     ct_code rc = ct_weight_opts_check(wopts, err);
     if (rc == CT_OK && (im->gx % wopts->nx || im->gy % wopts->ny || wopts->cell_rad != im->cell))
         rc = ct_fail(err, CT_EINVAL,
@@ -1627,18 +1761,39 @@ ct_code CT_IMP(load)(imp *im, const double *uvw, const double complex *vis, cons
     int nc[4] = {nchan, -nchan, nepoch, -nepoch}, gnc[4];
     MPI_Allreduce(nc, gnc, 4, MPI_INT, MPI_MAX, im->comm);
     if (rc == CT_OK && (nchan < 1 || gnc[0] != nchan || -gnc[1] != nchan || nepoch < 1 ||
-                        gnc[2] != nepoch || -gnc[3] != nepoch))
+                        gnc[2] != nepoch || -gnc[3] != nepoch || nchan > UINT16_MAX))
         rc = ct_fail(err, CT_EINVAL,
                      "the channel and epoch counts (%d, %d) must be the same, and positive, on "
-                     "every rank",
-                     nchan, nepoch);
-    for (size_t i = 0; rc == CT_OK && i < n; i++) {
-        if (!isfinite(uvw[3 * i]) || !isfinite(uvw[3 * i + 1]) || !isfinite(uvw[3 * i + 2]) ||
-            fabs(uvw[3 * i]) * im->cell * im->gx > 1e12 ||
-            fabs(uvw[3 * i + 1]) * im->cell * im->gy > 1e12)
+                     "every rank (channels at most %d)",
+                     nchan, nepoch, UINT16_MAX);
+    if (rc == CT_OK && !rw->blt && rw->nblt != n)
+        rc = ct_fail(err, CT_EINVAL, "rows without baseline-time indices need one each (%zu, %zu)",
+                     rw->nblt, n);
+    for (int c = 0; rc == CT_OK && rw->chan_scale && c < nchan; c++)
+        if (!isfinite(rw->chan_scale[c]))
             rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
-                            "corrupt input: row %zu has uvw (%g, %g, %g)", i, uvw[3 * i],
-                            uvw[3 * i + 1], uvw[3 * i + 2]);
+                            "corrupt input: channel %d has scale %g", c, rw->chan_scale[c]);
+    for (size_t b = 0; rc == CT_OK && b < rw->nblt; b++)
+        if (rw->blt_epoch[b] < 0 || rw->blt_epoch[b] >= nepoch)
+            rc = ct_fail(err, CT_EINVAL, "baseline-time %zu: epoch %d outside 0..%d", b,
+                         rw->blt_epoch[b], nepoch - 1);
+    for (size_t i = 0; rc == CT_OK && i < n; i++) {
+        const size_t b = rw->blt ? rw->blt[i] : i;
+        if (b >= rw->nblt || rw->chan[i] < 0 || rw->chan[i] >= nchan) {
+            rc = ct_fail(err, CT_EINVAL,
+                         "row %zu: baseline-time %zu or channel %d outside 0..%zu, "
+                         "0..%d",
+                         i, b, rw->chan[i], rw->nblt - 1, nchan - 1);
+            break;
+        }
+        const double sc = rw->chan_scale ? rw->chan_scale[rw->chan[i]] : 1.0;
+        const double uvw[3] = {rw->blt_uvw[3 * b] * sc, rw->blt_uvw[3 * b + 1] * sc,
+                               rw->blt_uvw[3 * b + 2] * sc};
+        if (!isfinite(uvw[0]) || !isfinite(uvw[1]) || !isfinite(uvw[2]) ||
+            fabs(uvw[0]) * im->cell * im->gx > 1e12 || fabs(uvw[1]) * im->cell * im->gy > 1e12)
+            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                            "corrupt input: row %zu has uvw (%g, %g, %g)", i, uvw[0], uvw[1],
+                            uvw[2]);
         else if (!(natural_w[i] >= 0) || isinf(natural_w[i]))
             rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
                             "corrupt input: row %zu has weight %g", i, natural_w[i]);
@@ -1654,9 +1809,6 @@ ct_code CT_IMP(load)(imp *im, const double *uvw, const double complex *vis, cons
                             "corrupt input: row %zu has a visibility (%g, %g) or weight %g beyond "
                             "single precision",
                             i, creal(vis[i]), cimag(vis[i]), natural_w[i]);
-        else if (chan[i] < 0 || chan[i] >= nchan || epoch[i] < 0 || epoch[i] >= nepoch)
-            rc = ct_fail(err, CT_EINVAL, "row %zu: channel %d or epoch %d outside 0..%d, 0..%d", i,
-                         chan[i], epoch[i], nchan - 1, nepoch - 1);
     }
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
         return rc;
@@ -1665,15 +1817,22 @@ ct_code CT_IMP(load)(imp *im, const double *uvw, const double complex *vis, cons
     im->wnx = wopts->nx;
     im->wny = wopts->ny;
     im->qy = im->gy / wopts->ny;
+    size_t boff = 0;
+    if ((rc = gather_table(im, rw, &boff, err)) != CT_OK) {
+        free_rows(im);
+        return rc;
+    }
     im->drow_owner = malloc(((size_t)im->wny + 1) * sizeof(int));
     rc = im->drow_owner ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory");
-    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
+        free_rows(im);
         return rc;
+    }
     for (int d = 0; d < im->wny; d++)
         im->drow_owner[d] = im->row_owner[(long)im->qy * d];
     double *owned = NULL;
     size_t nowned = 0;
-    rc = weight_rows(im, uvw, vis, natural_w, chan, epoch, n, wopts, &owned, &nowned, err);
+    rc = weight_rows(im, rw, boff, wopts, &owned, &nowned, err);
     if (rc == CT_OK) {
         unsigned long long mine = nowned, all = 0;
         MPI_Allreduce(&mine, &all, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, im->comm);
@@ -2090,23 +2249,30 @@ static void group_rows(const imp *im, long j0, long j1, size_t *from, size_t *to
     *to = b0 <= b1 ? im->bucket[b1 + 1] : 0;
 }
 
-/* Row i's kernel for the plane group [j0, j1]: its taps in u and v (the
- * cells they fall on are ufirst and vfirst), its weights on the w planes
- * (plane wf + q has kw[q]; 1 without w-terms), and the planes pa..pb of the
- * group it reaches. Returns 0 when it reaches none. */
+/* Row i's kernel for the plane group [j0, j1]: its taps in u and v (from
+ * grid row gv mod gy and column cu mod gx, as kernel_start gives them), its
+ * weights on the w planes (plane wf + q has kw[q]; 1 without w-terms), the
+ * planes pa..pb of the group it reaches, and its w (w' when slanted).
+ * Returns 0 when it reaches none. */
 typedef struct row_kernel {
     double kx[CT_GRID_MAX_SUPPORT], ky[CT_GRID_MAX_SUPPORT], kw[CT_GRID_MAX_SUPPORT];
-    long wf, pa, pb;
+    long wf, pa, pb, gv, cu;
+    double w;
 } row_kernel;
 
 static inline __attribute__((always_inline)) int row_kernel_at(const imp *im, size_t i, long j0,
                                                                long j1, row_kernel *rk)
 {
-    const double *uvw = im->uvw + 3 * i;
+    double uvw[3];
+    row_uvw(im, im->hb[i], im->hc[i], uvw);
     /* The series offsets as ct_gkernel_taps and ct_wplane_taps form them. */
     const double h = 0.5 * im->k.support, gu = uvw[0] * im->gx * im->cell,
                  gv = uvw[1] * im->gy * im->cell, fu = __builtin_ceil(gu - h),
                  fv = __builtin_ceil(gv - h);
+    /* kernel_start's cells (ct_gkernel_first is this very ceil). */
+    rk->gv = mod_long((long)fv, im->gy);
+    rk->cu = mod_long((long)fu + im->gx / 2, im->gx);
+    rk->w = uvw[2];
     double t[3] = {2.0 * (fu - gu + h) - 1.0, 2.0 * (fv - gv + h) - 1.0, 0.0};
     if (im->use_w) {
         const double tw = (uvw[2] - im->wmin) / im->dw, fw = __builtin_ceil(tw - h);
@@ -2152,11 +2318,10 @@ typedef greal ct_g1u __attribute__((vector_size(2 * sizeof(greal)), aligned(size
  * phase common to the field (the held visibilities are kept in it; for the
  * PSF, unit visibilities are turned into it here). The residual
  * visibilities are the loaded ones until a model is set. */
-static inline double complex gridded_value(const imp *im, int psf, size_t i)
+static inline double complex gridded_value(const imp *im, int psf, size_t i, double w)
 {
     if (psf)
-        return (double)im->wt[i] *
-               (im->use_w ? cexp(-2.0 * M_PI * I * im->uvw[3 * i + 2] * im->nm1_mid) : 1.0);
+        return (double)im->wt[i] * (im->use_w ? cexp(-2.0 * M_PI * I * w * im->nm1_mid) : 1.0);
     const double complex v = im->res ? im->res[i] : im->vis[i];
     return (double)im->wt[i] * v;
 }
@@ -2197,15 +2362,15 @@ static inline __attribute__((always_inline)) void grid_tile_w(const imp *im, int
     for (size_t i = from; i < to; i++) {
         if (!row_kernel_at(im, i, j0, j1, &rk))
             continue;
-        const long y0 = mod_long(im->vfirst[i] + im->row0, im->gy) - gy0;
-        const long x0 = im->ufirst[i] - cx0;
+        const long y0 = rk.gv - gy0;
+        const long x0 = rk.cu - cx0;
         box->p0 = rk.pa - j0 < box->p0 ? rk.pa - j0 : box->p0;
         box->p1 = rk.pb - j0 > box->p1 ? rk.pb - j0 : box->p1;
         box->y0 = y0 < box->y0 ? y0 : box->y0;
         box->y1 = y0 + W - 1 > box->y1 ? y0 + W - 1 : box->y1;
         box->x0 = x0 < box->x0 ? x0 : box->x0;
         box->x1 = x0 + W - 1 > box->x1 ? x0 + W - 1 : box->x1;
-        const double complex gi = gridded_value(im, psf, i);
+        const double complex gi = gridded_value(im, psf, i, rk.w);
         /* The u taps with each value twice, (kx0, kx0, kx1, kx1, ...): the
          * shape of a row of cells. */
         double k2[2 * CT_GRID_MAX_SUPPORT];
@@ -2280,8 +2445,8 @@ static inline __attribute__((always_inline)) double complex degrid_row_w(const i
     row_kernel rk = {0};
     if (!row_kernel_at(im, i, j0, j1, &rk))
         return 0;
-    const long gx = im->gx, gy = im->gy, gs = im->gs, c0 = im->ufirst[i];
-    const long e0 = mod_long(im->vfirst[i] - im->ext_lo, gy);
+    const long gx = im->gx, gy = im->gy, gs = im->gs, c0 = rk.cu;
+    const long e0 = mod_long(rk.gv - im->row0 - im->ext_lo, gy);
     double re = 0, imv = 0;
     if (c0 + W <= gx) {
         /* Sums over the kernel's rows and planes at the grid's precision

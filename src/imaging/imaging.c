@@ -394,7 +394,9 @@ static ct_code predicted_beam(MPI_Comm comm, const ct_visset *vs, const ct_image
     int *cnt = calloc((size_t)side * (size_t)side, sizeof *cnt);
     ct_code rc = cnt ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory for the uv density");
     for (size_t k = 0; rc == CT_OK && k < vs->n; k++) {
-        double u = vs->uvw[3 * k], v = vs->uvw[3 * k + 1];
+        double uvw[3];
+        ct_visset_uvw(vs, k, uvw);
+        const double u = uvw[0], v = uvw[1];
         if (hypot(u, v) < o->min_uv_lambda)
             continue;
         long iu = lround(u / du), iv = lround(v / du);
@@ -462,32 +464,46 @@ static void free_caller_rows(void *arg)
  * are already gone: ct_visset_read cuts them as it reads; what goes here
  * is what the geometry decides, rows past the grid's edge.) A shrink that
  * realloc refuses keeps the bigger block. */
-static void keep_imaged_rows(ct_visset *vs, int **epoch_p, const ct_weight_opts *wo)
+static void keep_imaged_rows(ct_visset *vs, const ct_weight_opts *wo)
 {
-    int *epoch = *epoch_p;
     size_t m = 0;
     for (size_t k = 0; k < vs->n; k++) {
-        if (!ct_weight_kept(wo, vs->uvw[3 * k], vs->uvw[3 * k + 1], vs->weight[k]))
+        double uvw[3];
+        ct_visset_uvw(vs, k, uvw);
+        if (!ct_weight_kept(wo, uvw[0], uvw[1], vs->weight[k]))
             continue;
-        memmove(vs->uvw + 3 * m, vs->uvw + 3 * k, 3 * sizeof *vs->uvw);
+        vs->blt[m] = vs->blt[k];
         vs->vis[m] = vs->vis[k];
         vs->weight[m] = vs->weight[k];
         vs->chan[m] = vs->chan[k];
-        epoch[m] = epoch[k];
         m++;
     }
     vs->n = m;
     void *p;
-    if ((p = realloc(vs->uvw, (3 * m + 1) * sizeof *vs->uvw)))
-        vs->uvw = p;
+    if ((p = realloc(vs->blt, (m + 1) * sizeof *vs->blt)))
+        vs->blt = p;
     if ((p = realloc(vs->vis, (m + 1) * sizeof *vs->vis)))
         vs->vis = p;
     if ((p = realloc(vs->weight, (m + 1) * sizeof *vs->weight)))
         vs->weight = p;
     if ((p = realloc(vs->chan, (m + 1) * sizeof *vs->chan)))
         vs->chan = p;
-    if ((p = realloc(epoch, (m + 1) * sizeof *epoch)))
-        *epoch_p = p;
+}
+
+/* The visset's rows as the imager takes them (blt_epoch: per baseline-time). */
+static ct_imager_rows imager_rows(const ct_visset *vs, const int *blt_epoch, int nchan, int nepoch)
+{
+    return (ct_imager_rows){.n = vs->n,
+                            .blt = vs->blt,
+                            .chan = vs->chan,
+                            .vis = vs->vis,
+                            .weight = vs->weight,
+                            .nblt = vs->nblt,
+                            .blt_uvw = vs->blt_uvw,
+                            .blt_epoch = blt_epoch,
+                            .chan_scale = vs->chan_per_m,
+                            .nchan = nchan,
+                            .nepoch = nepoch};
 }
 
 /* Rank 0's minor cycle: Hogbom until the peak residual falls by mgain (or
@@ -567,19 +583,15 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     }
     if (rc == CT_OK)
         rc = ct_vis_pointings(h, &centre, &pt, err);
-    if (rc == CT_OK && !(epoch = malloc((vs.n + 1) * sizeof *epoch)))
-        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu rows", vs.n);
-    for (size_t k = 0; rc == CT_OK && k < vs.n; k++)
-        if ((epoch[k] = (int)ct_vis_pointing_index(&pt, h->time_array[vs.blt[k]])) < 0)
+    /* Each baseline-time's epoch: the integration, for the primary beam's average. */
+    if (rc == CT_OK && !(epoch = malloc((vs.nblt + 1) * sizeof *epoch)))
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu baseline-times", vs.nblt);
+    for (size_t k = 0; rc == CT_OK && k < vs.nblt; k++)
+        if ((epoch[k] = (int)ct_vis_pointing_index(&pt, h->time_array[vs.blt_start + k])) < 0)
             rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
-                            "corrupt input: baseline-time %zu has no time", vs.blt[k]);
+                            "corrupt input: baseline-time %zu has no time", vs.blt_start + k);
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         goto out;
-    /* What the imager does not need goes now: the rows are most of the memory. */
-    free(vs.freq_hz);
-    free(vs.blt);
-    vs.freq_hz = NULL;
-    vs.blt = NULL;
     unsigned long long cnt[2] = {vs.n_flagged, vs.n_nonfinite}, tot[2];
     MPI_Allreduce(cnt, tot, 2, MPI_UNSIGNED_LONG_LONG, MPI_SUM, comm);
     res->n_flagged = (size_t)tot[0];
@@ -602,7 +614,9 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
      * the size rounded up to an FFT-friendly even number. */
     double uvmax = 0;
     for (size_t k = 0; k < vs.n; k++) {
-        double r = hypot(vs.uvw[3 * k], vs.uvw[3 * k + 1]);
+        double uvw[3];
+        ct_visset_uvw(&vs, k, uvw);
+        double r = hypot(uvw[0], uvw[1]);
         if (r >= o->min_uv_lambda)
             uvmax = fmax(uvmax, r);
     }
@@ -649,7 +663,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
                          .ny = n,
                          .cell_rad = cell};
     size_t npix = (size_t)n * n;
-    keep_imaged_rows(&vs, &epoch, &wo);
+    keep_imaged_rows(&vs, &wo);
+    const ct_imager_rows rows = imager_rows(&vs, epoch, h->Nfreqs, (int)pt.n);
     double *psf2 = NULL;
     {
         ct_imager *big = NULL;
@@ -673,8 +688,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
             if (rank == 0 && !(psf2 = malloc(4 * npix * sizeof *psf2)))
                 r2 = ct_fail(&e2, CT_ENOMEM, "out of memory for the PSF");
             if ((r2 = ct_mpi_agree(comm, r2, &e2)) == CT_OK)
-                r2 = ct_imager_load(big, vs.uvw, vs.vis, vs.weight, vs.chan, h->Nfreqs, epoch,
-                                    (int)pt.n, vs.n, &wo, &e2);
+                r2 = ct_imager_load_rows(big, &rows, &wo, &e2);
             if (r2 == CT_OK)
                 r2 = ct_imager_image(big, 1, psf2, &e2);
             ct_imager_get_stats(big, &res->psf_stats);
@@ -705,8 +719,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     /* The rows go as soon as the imager holds its copy (lowers the peak). */
     caller_rows held = {&vs, &epoch};
     ct_imager_on_copied(im, free_caller_rows, &held);
-    rc = ct_imager_load(im, vs.uvw, vs.vis, vs.weight, vs.chan, h->Nfreqs, epoch, (int)pt.n, vs.n,
-                        &wo, err);
+    rc = ct_imager_load_rows(im, &rows, &wo, err);
     char object[72] = "";
     if (h->object_name)
         snprintf(object, sizeof object, "%s", h->object_name);

@@ -72,12 +72,12 @@ void ct_visset_free(ct_visset *v)
 {
     if (v == NULL)
         return;
-    free(v->uvw);
+    free(v->blt);
+    free(v->chan);
     free(v->vis);
     free(v->weight);
-    free(v->freq_hz);
-    free(v->chan);
-    free(v->blt);
+    free(v->blt_uvw);
+    free(v->chan_per_m);
     memset(v, 0, sizeof *v);
 }
 
@@ -347,6 +347,8 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
         return ct_fail(err, CT_EINVAL, "visset: min uv %g: must be finite and >= 0", min_uv_lambda);
     if (!isfinite(c->ra_rad) || !(fabs(c->dec_rad) <= M_PI / 2))
         return ct_fail(err, CT_EINVAL, "visset: the centre is not a valid direction");
+    if (n_blt >= UINT32_MAX)
+        return ct_fail(err, CT_EINVAL, "visset: %zu baseline-times at once: read fewer", n_blt);
 
     int ixx = -1, iyy = -1;
     for (size_t p = 0; p < np; p++) {
@@ -386,18 +388,21 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
     float *vis = malloc(per_chunk * 2 * sizeof *vis);
     bool *flags = malloc(per_chunk * sizeof *flags);
     float *ns = malloc(per_chunk * sizeof *ns);
+    out->blt_start = blt_start;
+    out->nblt = n_blt;
+    out->blt_uvw = malloc((3 * n_blt + 1) * sizeof *out->blt_uvw);
+    out->chan_per_m = malloc((nf + 1) * sizeof *out->chan_per_m);
     if (cap > 0) {
-        out->uvw = malloc(cap * 3 * sizeof *out->uvw);
         out->vis = malloc(cap * sizeof *out->vis);
         out->weight = malloc(cap * sizeof *out->weight);
-        out->freq_hz = malloc(cap * sizeof *out->freq_hz);
         out->chan = malloc(cap * sizeof *out->chan);
         out->blt = malloc(cap * sizeof *out->blt);
     }
-    if (!vis || !flags || !ns ||
-        (cap > 0 &&
-         (!out->uvw || !out->vis || !out->weight || !out->freq_hz || !out->chan || !out->blt)))
+    if (!vis || !flags || !ns || !out->blt_uvw || !out->chan_per_m ||
+        (cap > 0 && (!out->vis || !out->weight || !out->chan || !out->blt)))
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
+    for (size_t ch = 0; rc == CT_OK && ch < nf; ch++)
+        out->chan_per_m[ch] = h->freq_array[ch] / CT_SPEED_OF_LIGHT;
     if (rc == CT_OK)
         rc = epochs_make(h, &g, blt_start, n_blt, &ep, &n_ep, err);
 
@@ -407,12 +412,13 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
         rc = ct_uvh5_read_blts(f, b0, nb, vis, flags, ns, err);
         for (size_t j = 0; rc == CT_OK && j < nb; j++) {
             size_t blt = b0 + j;
+            double *uvw = out->blt_uvw + 3 * (blt - blt_start);
             if (h->ant_1_array[blt] == h->ant_2_array[blt]) {
                 out->n_autos_dropped += nf;
+                uvw[0] = uvw[1] = uvw[2] = 0;
                 continue;
             }
             const epoch *e = epoch_find(ep, n_ep, h->time_array[blt]);
-            double uvw[3];
             mat_vec(e->m, &h->uvw_array[3 * blt], uvw);
             /* Metres of path to add: V_new = V_old exp(+2 pi i (w_old - w_new) / lambda). */
             double dw = h->uvw_array[3 * blt + 2] - uvw[2];
@@ -438,7 +444,7 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
                     vi = vis[2 * ip] + I * (double)vis[2 * ip + 1];
                     w = ns[ip];
                 }
-                double fr = h->freq_array[ch], per_m = fr / CT_SPEED_OF_LIGHT;
+                const double per_m = out->chan_per_m[ch];
                 const double u = uvw[0] * per_m, v = uvw[1] * per_m;
                 if (sqrt(u * u + v * v) < min_uv_lambda) {
                     out->n_uv_cut++;
@@ -447,13 +453,9 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
                 double ph = 2.0 * M_PI * dw * per_m, sn, cs;
                 sincos(ph, &sn, &cs);
                 out->vis[n] = vi * (cs + I * sn);
-                out->uvw[3 * n] = u;
-                out->uvw[3 * n + 1] = v;
-                out->uvw[3 * n + 2] = uvw[2] * per_m;
                 out->weight[n] = w;
-                out->freq_hz[n] = fr;
                 out->chan[n] = (int)ch;
-                out->blt[n] = blt;
+                out->blt[n] = (uint32_t)(blt - blt_start);
                 n++;
             }
         }
@@ -468,34 +470,26 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
     }
     out->n = n;
     if (n == 0) {
-        /* Nothing usable: no arrays, which the imager reports as "no data". */
-        free(out->uvw);
+        /* Nothing usable: no rows, which the imager reports as "no data". */
         free(out->vis);
         free(out->weight);
-        free(out->freq_hz);
         free(out->chan);
         free(out->blt);
-        out->uvw = NULL;
         out->vis = NULL;
         out->weight = NULL;
-        out->freq_hz = NULL;
         out->chan = NULL;
         out->blt = NULL;
     } else if (n < cap) {
         /* Give back what dropped rows left unused; shrinking cannot fail in practice, and
          * when it does the larger block is still valid. */
-        double *u = realloc(out->uvw, n * 3 * sizeof *u);
         double complex *vv = realloc(out->vis, n * sizeof *vv);
         double *wt = realloc(out->weight, n * sizeof *wt);
-        double *fq = realloc(out->freq_hz, n * sizeof *fq);
         int *chn = realloc(out->chan, n * sizeof *chn);
-        size_t *bl = realloc(out->blt, n * sizeof *bl);
+        uint32_t *bl = realloc(out->blt, n * sizeof *bl);
         out->chan = chn ? chn : out->chan;
         out->blt = bl ? bl : out->blt;
-        out->uvw = u ? u : out->uvw;
         out->vis = vv ? vv : out->vis;
         out->weight = wt ? wt : out->weight;
-        out->freq_hz = fq ? fq : out->freq_hz;
     }
     return CT_OK;
 }
