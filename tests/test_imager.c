@@ -130,6 +130,56 @@ static double max_diff(const double *a, const double *b, size_t n)
 
 static const ct_clean_component model_items[] = {{32, 32, 1.9}, {10, 50, 0.9}, {55, 5, 0.45}};
 
+/* The residual is updated in place by what changed since the last model
+ * (imager.h): a list that grew as CLEAN grows one (new entries, changed
+ * fluxes), one that did not (shifted pixels), and the empty model must each
+ * give, up to rounding (the prediction is linear), the residual of setting
+ * that model at once: want_resid for model_items, want_dirty for none. The
+ * imager is left with model_items set. */
+static void test_model_updates(ct_imager *im, const double *want_dirty, const double *want_resid,
+                               double tol)
+{
+    ct_err err;
+    static double img[NX * NY];
+    const double peak = rank == 0 ? max_abs(want_dirty, NX * NY) : 1;
+    ct_clean_component half[3], moved[3];
+    for (int c = 0; c < 3; c++) {
+        half[c] = model_items[c];
+        half[c].flux *= 0.5;
+        moved[c] = model_items[c];
+        moved[c].ix = (moved[c].ix + 7) % NX;
+    }
+    ct_clean_components grown_from = {half, 2, 2}, moved_list = {moved, 3, 3}, none = {0};
+    ct_clean_components items = {(ct_clean_component *)model_items, 3, 3};
+    const struct {
+        const char *what;
+        ct_clean_components *before, *after;
+        const double *want;
+    } cases[] = {{"grown list", &grown_from, &items, want_resid},
+                 {"other list", &moved_list, &items, want_resid},
+                 {"emptied", &items, &none, want_dirty},
+                 {"from empty", &none, &items, want_resid}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        CHECK_OK(ct_imager_set_model(im, cases[k].before, &err), err);
+        CHECK_OK(ct_imager_set_model(im, cases[k].after, &err), err);
+        CHECK_OK(ct_imager_image(im, 0, img, &err), err);
+        if (rank == 0) {
+            const double e = max_diff(img, cases[k].want, NX * NY) / peak;
+            printf("model update, %s: %.2e of the peak\n", cases[k].what, e);
+            CHECK(e <= tol, "model update, %s: %g of the peak (tolerance %g)", cases[k].what, e,
+                  tol);
+        }
+    }
+    /* A bad component is refused before anything changes. */
+    ct_clean_component off = {NX, 0, 1.0};
+    ct_clean_components bad = {&off, 1, 1};
+    CHECK(ct_imager_set_model(im, &bad, &err) == CT_EINVAL, "a component off the image accepted");
+    CHECK_OK(ct_imager_image(im, 0, img, &err), err);
+    if (rank == 0)
+        CHECK(max_diff(img, want_resid, NX * NY) / peak <= tol, "a refused model changed the "
+                                                                "residual");
+}
+
 /* The rows a caller handed to ct_imager_load, poisoned and freed by the
  * on-copied hook: what the imager reads of them after it would show. */
 typedef struct hooked_rows {
@@ -232,6 +282,78 @@ static void test_odd_geometry(const dataset *d, int first, int count, double *di
     CHECK(derr <= epsilon, "%d x %d: DFT error %g above epsilon %g", ONX, ONY, derr, epsilon);
 }
 
+/* Rows confined to |u|, |v| < 0.14 / cell (the data's u and v times 0.3):
+ * on one rank every kernel lies inside a narrow band of each grid row, so
+ * the imager keeps compact rows (imager_body.c, compact); on more ranks it
+ * keeps whole ones. The dirty image and the residual after a model, into
+ * out[0 .. 2 NX NY): the files of 1, 2 and 4 ranks must then agree bit for
+ * bit (test_imager.sh), and one rank checks both against a direct Fourier
+ * transform. */
+static void test_compact_rows(const dataset *d, int first, int count, double *out)
+{
+    static dataset s;
+    s = *d;
+    for (int k = 0; k < NROWS; k++) {
+        s.uvw[3 * k] *= 0.3;
+        s.uvw[3 * k + 1] *= 0.3;
+    }
+    ct_err err;
+    ct_imager *im = NULL;
+    ct_imager_geom g = {
+        .nx = NX, .ny = NY, .cell_rad = cell, .epsilon = epsilon, .threads = threads};
+    REQUIRE_OK(ct_imager_create(MPI_COMM_WORLD, &g, &im, &err), err);
+    ct_weight_opts wo = briggs();
+    CHECK_OK(ct_imager_load(im, s.uvw + 3 * first, s.vis + first, s.wt + first, s.chan + first,
+                            NCHAN, s.epoch + first, NEPOCH, (size_t)count, &wo, &err),
+             err);
+    double *dirty = out, *resid = out + NX * NY;
+    CHECK_OK(ct_imager_image(im, 0, dirty, &err), err);
+    ct_clean_components comps = {(ct_clean_component *)model_items, 3, 3};
+    CHECK_OK(ct_imager_set_model(im, &comps, &err), err);
+    CHECK_OK(ct_imager_image(im, 0, resid, &err), err);
+    ct_imager_stats st;
+    ct_imager_get_stats(im, &st);
+    ct_imager_destroy(im);
+    if (size == 1)
+        CHECK(st.row_cells < 2 * NX, "one rank, rows in a narrow band: %d of %d cells a row",
+              st.row_cells, 2 * NX);
+    else
+        CHECK(st.row_cells == 2 * NX, "%d ranks: %d of %d cells a row", size, st.row_cells, 2 * NX);
+    if (size != 1)
+        return;
+    static double w[NROWS];
+    REQUIRE_OK(ct_weights_compute(&wo, s.uvw, s.wt, NROWS, w, &err), err);
+    double wsum = 0;
+    for (int k = 0; k < NROWS; k++)
+        wsum += w[k];
+    static dataset r; /* the exact residual: less the model's own transform */
+    r = s;
+    for (int k = 0; k < NROWS; k++) {
+        const double *p = s.uvw + 3 * k;
+        for (int c = 0; c < 3; c++) {
+            const double l = (model_items[c].ix - NX / 2) * cell,
+                         m = (model_items[c].iy - NY / 2) * cell, n1 = sqrt(1 - l * l - m * m) - 1;
+            r.vis[k] -=
+                model_items[c].flux * cexp(2 * M_PI * I * (p[0] * l + p[1] * m + p[2] * n1));
+        }
+    }
+    double dmax = 0, derr = 0, rerr = 0;
+    for (int y = 0; y < NY; y++)
+        for (int x = 0; x < NX; x++) {
+            const double l = (x - NX / 2) * cell, m = (y - NY / 2) * cell;
+            const double a = dft_at(&s, w, wsum, l, m), b = dft_at(&r, w, wsum, l, m);
+            dmax = fmax(dmax, fabs(a));
+            derr = fmax(derr, fabs(dirty[y * NX + x] - a));
+            rerr = fmax(rerr, fabs(resid[y * NX + x] - b));
+        }
+    printf("compact rows (%d of %d cells): dirty %.2e, residual %.2e of the peak against a direct "
+           "Fourier transform at epsilon %g\n",
+           st.row_cells, 2 * NX, derr / dmax, rerr / dmax, epsilon);
+    CHECK(derr <= epsilon * dmax && rerr <= 2 * epsilon * dmax,
+          "compact rows: dirty %g, residual %g of the peak (epsilon %g)", derr / dmax, rerr / dmax,
+          epsilon);
+}
+
 static void test_images(void)
 {
     static dataset d;
@@ -253,6 +375,7 @@ static void test_images(void)
     ct_clean_components comps = {(ct_clean_component *)model_items, 3, 3};
     CHECK_OK(ct_imager_set_model(im, &comps, &err), err);
     CHECK_OK(ct_imager_image(im, 0, resid, &err), err);
+    test_model_updates(im, dirty, resid, epsilon >= 1e-5 ? 1e-6 : 1e-12);
     ct_imager_stats st;
     ct_imager_get_stats(im, &st);
     double cw[NCHAN], ew[NEPOCH];
@@ -262,15 +385,18 @@ static void test_images(void)
     test_on_copied(&d, first, count, dirty);
     static double odd[ONX * ONY];
     test_odd_geometry(&d, first, count, odd);
+    static double narrow[2 * NX * NY];
+    test_compact_rows(&d, first, count, narrow);
 
     if (rank == 0) {
         FILE *f = fopen(out_path, "wb");
         CHECK(f && fwrite(dirty, sizeof dirty, 1, f) == 1 && fwrite(psf, sizeof psf, 1, f) == 1 &&
                   fwrite(resid, sizeof resid, 1, f) == 1 && fwrite(odd, sizeof odd, 1, f) == 1 &&
-                  fclose(f) == 0,
+                  fwrite(narrow, sizeof narrow, 1, f) == 1 && fclose(f) == 0,
               "cannot write %s", out_path);
-        printf("ranks %d x threads %d: %zu rows, %ld w planes, support %d, weight sum %.17g\n",
-               size, st.threads, st.n_rows, st.w_planes, st.support, st.weight_sum);
+        printf("ranks %d x threads %d: %zu rows, %ld w planes, support %d, weight sum %.17g, "
+               "row cells %d\n",
+               size, st.threads, st.n_rows, st.w_planes, st.support, st.weight_sum, st.row_cells);
         CHECK(st.threads == threads, "threads %d, asked for %d", st.threads, threads);
         CHECK(st.slant_xi == 0 && st.slant_eta == 0,
               "rows with w off any plane slanted by (%g, %g)", st.slant_xi, st.slant_eta);

@@ -205,8 +205,8 @@ static int same_rows(const ct_visset *a, size_t ra, const ct_visset *b, size_t r
     for (size_t k = 0; k < n; k++)
         if (!same_place(a, ra + k, b, rb + k))
             return 0;
-    return memcmp(&a->vis[ra], &b->vis[rb], n * sizeof(double complex)) == 0 &&
-           memcmp(&a->weight[ra], &b->weight[rb], n * sizeof(double)) == 0;
+    return memcmp(&a->vis[ra], &b->vis[rb], n * sizeof *a->vis) == 0 &&
+           memcmp(&a->weight[ra], &b->weight[rb], n * sizeof *a->weight) == 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -390,7 +390,7 @@ static void test_flags(void)
             /* The simulator's XX and YY are equal (unit gains, no noise), so one pol gives
              * the same Stokes I, bit for bit. */
             if (!same_place(&v0, map[k], &v1, (size_t)k) || v1.vis[k] != v0.vis[map[k]] ||
-                v1.weight[k] != want_w[k]) {
+                v1.weight[k] != (float)want_w[k]) {
                 fprintf(stderr, "row %d: weight %g (want %g)\n", k, v1.weight[k], want_w[k]);
                 ok = 0;
             }

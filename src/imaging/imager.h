@@ -112,17 +112,19 @@ void ct_imager_destroy(ct_imager *im);
  * (4560 baselines x 24 integrations: 2.6 MB) and every rank gets all of it.
  * Global baseline-time k is rank r's local k - (the ranks before r's nblt). */
 typedef struct ct_imager_rows {
-    size_t n;                  /* this rank's rows */
-    const uint32_t *blt;       /* n: index into this rank's table (< nblt); NULL: row i is
-                                  baseline-time i (nblt == n, the rows' own uvw) */
-    const int *chan;           /* n: 0..nchan-1 */
-    const double complex *vis; /* n */
-    const double *weight;      /* n: natural weight, >= 0 (0 = flagged) */
-    size_t nblt;               /* this rank's baseline-times */
-    const double *blt_uvw;     /* nblt x 3 */
-    const int *blt_epoch;      /* nblt: 0..nepoch-1, the integration for the primary beam */
-    const double *chan_scale;  /* nchan: finite; NULL: all 1 */
-    int nchan, nepoch;         /* the same on every rank; nchan <= 65535 */
+    size_t n;                   /* this rank's rows */
+    const uint32_t *blt;        /* n: index into this rank's table (< nblt); NULL: row i is
+                                   baseline-time i (nblt == n, the rows' own uvw) */
+    const int *chan;            /* n: 0..nchan-1 */
+    const double complex *vis;  /* n, or NULL and vis_f */
+    const double *weight;       /* n: natural weight, >= 0 (0 = flagged); or NULL and weight_f */
+    const float complex *vis_f; /* the same in float32 (visset.h's: 12 bytes a row less) */
+    const float *weight_f;
+    size_t nblt;              /* this rank's baseline-times */
+    const double *blt_uvw;    /* nblt x 3 */
+    const int *blt_epoch;     /* nblt: 0..nepoch-1, the integration for the primary beam */
+    const double *chan_scale; /* nchan: finite; NULL: all 1 */
+    int nchan, nepoch;        /* the same on every rank; nchan <= 65535 */
 } ct_imager_rows;
 
 /* Takes this rank's rows (see the top of this file and ct_imager_rows),
@@ -160,16 +162,21 @@ ct_code ct_imager_image(ct_imager *im, int psf, double *image, ct_err *err);
 
 /* Replaces the model by the components (rank 0's are used; others may pass
  * NULL): the residual visibilities become the loaded ones less the model's
- * predicted visibilities (degridded, to the same epsilon). Refused (bad
- * components, on every rank) before anything changes; a failure after that
- * (out of memory moving grid rows) leaves no model at all. */
+ * predicted visibilities (degridded, to the same epsilon). The residual is
+ * held in place of the loaded visibilities and updated by the prediction of
+ * what changed since the last model (a list that CLEAN grew: the new
+ * entries and the changed fluxes), so its error is epsilon of the sum of
+ * the changes' fluxes. Refused (bad components, on every rank) before
+ * anything changes; a failure after that (out of memory moving grid rows)
+ * leaves the imager without rows (CT_ESTATE until loaded again). */
 ct_code ct_imager_set_model(ct_imager *im, const ct_clean_components *root_components, ct_err *err);
 
 /* The rows this rank holds, as imaged: on one rank, every kept row once (in
  * the imager's order); on more, rows near slab edges are held by two ranks.
- * Row k < ct_imager_nrows(): its uvw (w as loaded, to rounding, also when
- * slanted), loaded visibility and imaging weight (both at the grids'
- * precision: float32-rounded where grid_bits is 32). */
+ * Row k < ct_imager_nrows(): its uvw (w as loaded, also when slanted),
+ * residual visibility (the loaded one until a model is set) and imaging
+ * weight (both at the grids' precision: float32-rounded where grid_bits is
+ * 32). */
 size_t ct_imager_nrows(const ct_imager *im);
 void ct_imager_row(const ct_imager *im, size_t k, double uvw[3], double complex *vis,
                    double *weight);
@@ -184,6 +191,9 @@ typedef struct ct_imager_stats {
     int ranks;
     int threads;                /* per rank */
     int grid_bits;              /* 32 or 64: the precision of the uv grids (ct_imager_geom) */
+    int row_cells;              /* cells of a grid row a pass writes: the padded grid's width,
+                                   or on one rank, where no kernel wraps round the u edge, the
+                                   rows' used columns or the image's, whichever is more */
     double slant_xi, slant_eta; /* the projection's PV2_1, PV2_2 (0, 0: plain SIN) */
     /* Seconds on this rank, summed over calls: */
     double t_weights, t_grid, t_fft, t_degrid, t_comm;

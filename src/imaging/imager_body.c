@@ -102,6 +102,21 @@ struct CT_IMP(imager) {
      * (measured). The cells past gx are never read as data; FFTW-MPI
      * transposes them along as columns no one reads. */
     int gs;
+    /* Compact rows (one rank, where no kernel wraps round the u edge): a
+     * slab row holds only grid columns [cin0, cin0 + nin) as gridded, at
+     * 0..nin-1, and after its transform along u only the image's columns,
+     * image column i at i; rowlen (>= both) cells of it are ever written,
+     * and rows are gs = a little more than rowlen apart (gs_full, the
+     * create's, otherwise). Each row's transform runs in a thread's buffer
+     * of gx cells (rowbuf, rowstride apart): the same plan on the same
+     * numbers, so the same bits. Why: a row's used columns (|u| <= 12.4k
+     * wavelengths of +-34.4k at the production geometry) and the image's
+     * half of the transform are each under half of it, and a plane group
+     * takes half the memory (0.7 GB less). */
+    int compact, gs_full, rowlen;
+    long cin0, nin;
+    gcell *rowbuf;
+    size_t rowstride;
     gcell **graw;       /* the plane group's allocations (gslab[q] inside) */
     size_t *graw_bytes; /* and their sizes (grid_alloc) */
     double cell;
@@ -134,9 +149,7 @@ struct CT_IMP(imager) {
     /* Each pixel's first phase screen exp(-2 pi i w_first (n - 1 - mid)),
      * the same every pass: worked out once per load (a complex exponential
      * per pixel per pass was half a second at 4800^2). At the grids'
-     * precision: its rounding is a fixed error of 6e-8 in float32, which
-     * no later step compounds (wstep, raised to the plane's power, stays
-     * double). */
+     * precision: its rounding is a fixed error of 6e-8 in float32. */
     gcell *scr0;
 
     double *corr_x, *corr_y;
@@ -184,7 +197,11 @@ struct CT_IMP(imager) {
      * the production geometry). Every product and sum a pass forms from
      * them is still made in double. */
     greal *wt;
-    gcell *vis, *res;
+    gcell *vis; /* the residual: the loaded visibilities less the model's prediction */
+    /* The model last set (mprev_n components as (x, y, flux) triples, the
+     * same on every rank): set_model subtracts only what changed. */
+    double *mprev;
+    long mprev_n;
     /* Per slab row, whether any held row's kernel touches it (the FFTs
      * skip the rest). */
     unsigned char *row_used;
@@ -212,7 +229,12 @@ struct CT_IMP(imager) {
      * pass need zero only those). FFTW-MPI's transposes write every row. */
     unsigned char *gclean;
     unsigned char *plane_any;
-    double complex *wstep;
+    /* At the grids' precision too: in float32 its rounding (6e-8) is
+     * compounded over the planes of a pass (7 at the production geometry:
+     * 4e-7, measured 1e-8 of the peak against the double gridder), and it
+     * takes 8 bytes a pixel instead of 16 (0.18 GB at 4800^2); the running
+     * screens it steps are double. */
+    gcell *wstep;
     double need_bytes;   /* what ct_imager_create counted */
     double *acc;         /* a pass's image columns (the real part: all that is read) */
     double complex *scr; /* and its phase screens */
@@ -246,6 +268,18 @@ static inline __attribute__((always_inline)) void row_uvw(const imp *im, uint32_
     uvw[2] = t[2] * s;
     if (im->wslant)
         uvw[2] += im->xi * uvw[0] + im->eta * uvw[1];
+}
+
+/* Row i's visibility and natural weight, from whichever pair the caller gave
+ * (ct_imager_rows: double or float32). */
+static inline double complex rows_vis(const ct_imager_rows *rw, size_t i)
+{
+    return rw->vis ? rw->vis[i] : (double complex)rw->vis_f[i];
+}
+
+static inline double rows_weight(const ct_imager_rows *rw, size_t i)
+{
+    return rw->weight ? rw->weight[i] : (double)rw->weight_f[i];
 }
 
 /* A record's baseline-time and channel, two uint32 in the slot of a double
@@ -573,9 +607,7 @@ static ct_code setup_wterms(imp *im, ct_err *err)
     const size_t np = (size_t)im->nxo * (size_t)im->ny;
     ct_code rc = CT_OK;
     im->wshift = malloc((np + 1) * sizeof *im->wshift);
-    im->corr_w = malloc((np + 1) * sizeof *im->corr_w);
-    im->wstep = malloc((np + 1) * sizeof *im->wstep);
-    if (!im->wshift || !im->corr_w || !im->wstep)
+    if (!im->wshift)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the w-term corrections");
     double lo = 0;
     int off_sky = 0;
@@ -605,19 +637,45 @@ static ct_code setup_wterms(imp *im, ct_err *err)
         return CT_OK;
     }
     ct_wstack_spacing(lo, &im->nm1_mid, &im->dw);
-    ct_gkernel_ft ft;
-    if ((rc = ct_gkernel_ft_init(&ft, im->k, err)) != CT_OK)
-        return ct_mpi_agree(im->comm, rc, err);
-    wcorr_series ser;
-    const int fast = wcorr_fit(&ft, im->dw * -im->nm1_mid * (1 + 1e-12), &ser);
 #pragma omp parallel for num_threads(im->threads) schedule(static)
-    for (size_t p = 0; p < np; p++) {
-        const double s = im->wshift[p] - im->nm1_mid, x = im->dw * s;
-        im->wshift[p] = s;
-        im->corr_w[p] = (greal)(fast ? wcorr_eval(&ser, x) : 1.0 / ct_gkernel_ft_at(&ft, x));
-        im->wstep[p] = cexp(-2.0 * M_PI * I * x);
+    for (size_t p = 0; p < np; p++)
+        im->wshift[p] -= im->nm1_mid;
+    return CT_OK;
+}
+
+/* The per-pixel screens a pass needs (corr_w, wstep, scr0), from the w
+ * shifts, which then go. Made at the end of a load, once its records and
+ * sorts are gone: they and the held rows are the load's peak, and these
+ * arrays (20 bytes a pixel, 0.46 GB at 4800^2) need not add to it. */
+static ct_code setup_screens(imp *im, ct_err *err)
+{
+    ct_code rc = CT_OK;
+    const size_t np = (size_t)im->nxo * (size_t)im->ny;
+    if (im->use_w) {
+        im->corr_w = malloc((np + 1) * sizeof *im->corr_w);
+        im->wstep = malloc((np + 1) * sizeof *im->wstep);
+        im->scr0 = malloc((np + 1) * sizeof *im->scr0);
+        if (!im->corr_w || !im->wstep || !im->scr0)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the w-term screens");
     }
-    ct_gkernel_ft_free(&ft);
+    ct_gkernel_ft ft;
+    if (rc == CT_OK && im->use_w)
+        rc = ct_gkernel_ft_init(&ft, im->k, err);
+    if (rc == CT_OK && im->use_w) {
+        wcorr_series ser;
+        const int fast = wcorr_fit(&ft, im->dw * -im->nm1_mid * (1 + 1e-12), &ser);
+        const double w_first = im->wmin + (double)im->plane_lo * im->dw;
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+        for (size_t p = 0; p < np; p++) {
+            const double s = im->wshift[p], x = im->dw * s;
+            im->corr_w[p] = (greal)(fast ? wcorr_eval(&ser, x) : 1.0 / ct_gkernel_ft_at(&ft, x));
+            im->wstep[p] = (gcell)cexp(-2.0 * M_PI * I * x);
+            im->scr0[p] = (gcell)cexp(-2.0 * M_PI * I * w_first * s);
+        }
+        ct_gkernel_ft_free(&ft);
+    }
+    free(im->wshift);
+    im->wshift = NULL;
     return ct_mpi_agree(im->comm, rc, err);
 }
 
@@ -697,7 +755,8 @@ ct_code CT_IMP(create)(MPI_Comm comm, const ct_imager_geom *g, imp **out, ct_err
     im->ny = g->ny;
     im->gx = gx;
     im->gy = gy;
-    im->gs = gs;
+    im->gs = im->gs_full = gs;
+    im->rowlen = gx;
     im->cell = g->cell_rad;
     im->k = ct_gkernel_for(g->epsilon);
     im->no_wterms = g->no_wterms != 0;
@@ -810,6 +869,12 @@ static ct_code setup_groups(imp *im, ct_err *err);
 static void free_rows(imp *im)
 {
     free_groups(im);
+    FFTW(free)(im->rowbuf);
+    im->rowbuf = NULL;
+    im->compact = 0;
+    im->gs = im->gs_full;
+    im->rowlen = im->gx;
+    im->cin0 = 0;
     free(im->tab_uvw);
     free(im->cscale);
     free(im->tab_epoch);
@@ -823,7 +888,9 @@ static void free_rows(imp *im)
     im->wslant = 0;
     free(im->wt);
     free(im->vis);
-    free(im->res);
+    free(im->mprev);
+    im->mprev = NULL;
+    im->mprev_n = 0;
     free(im->bucket);
     FFTW(free)(im->ext);
     free(im->chan_w);
@@ -841,7 +908,7 @@ static void free_rows(imp *im)
     im->drow_owner = NULL;
     im->chan_w = im->epoch_w = NULL;
     im->wt = NULL;
-    im->vis = im->res = NULL;
+    im->vis = NULL;
     im->ext = NULL;
     im->bucket = NULL;
     im->n = 0;
@@ -964,8 +1031,8 @@ static ct_code exchange_records(imp *im, double **send, const int *scount, const
 
 /* Stable counting sort of the records by key[i] in [0, nkeys): writes the
  * permutation to perm. */
-static ct_code counting_order(const long *key, size_t n, long nkeys, size_t *perm, int threads,
-                              ct_err *err)
+static ct_code counting_order(const uint32_t *key, size_t n, long nkeys, uint32_t *perm,
+                              int threads, ct_err *err)
 {
     /* Stable, so the order is unique: each thread counts a contiguous chunk,
      * the offsets run key by key and, within a key, chunk by chunk, and each
@@ -998,7 +1065,7 @@ static ct_code counting_order(const long *key, size_t n, long nkeys, size_t *per
     for (int t = 0; t < T; t++) {
         size_t *c = cnt + (size_t)t * stride;
         for (size_t i = n * (size_t)t / (size_t)T; i < n * ((size_t)t + 1) / (size_t)T; i++)
-            perm[c[key[i]]++] = i;
+            perm[c[key[i]]++] = (uint32_t)i;
     }
     free(cnt);
     return CT_OK;
@@ -1049,7 +1116,6 @@ static ct_code weight_rows(imp *im, const ct_imager_rows *rw, size_t boff, const
 {
     int P = im->size;
     const size_t n = rw->n;
-    const double *nat = rw->weight;
     /* Row i's global baseline-time. */
 #define ROW_B(i) ((uint32_t)(boff + (rw->blt ? (size_t)rw->blt[i] : (size_t)(i))))
     ct_code rc = CT_OK;
@@ -1067,7 +1133,7 @@ static ct_code weight_rows(imp *im, const ct_imager_rows *rw, size_t boff, const
             long iu;
             double uvw[3];
             row_uvw(im, ROW_B(i), (unsigned)rw->chan[i], uvw);
-            dest[i] = ct_weight_kept(o, uvw[0], uvw[1], nat[i])
+            dest[i] = ct_weight_kept(o, uvw[0], uvw[1], rows_weight(rw, (size_t)i))
                           ? im->drow_owner[density_row(im, o, uvw[0], uvw[1], &iu)]
                           : -1;
         }
@@ -1129,8 +1195,8 @@ static ct_code weight_rows(imp *im, const ct_imager_rows *rw, size_t boff, const
                     continue;
                 double *r = send + ft[dest[i]]++ * REC_LEN;
                 rec_set_bc(r, ROW_B(i), (uint32_t)rw->chan[i]);
-                rec_set_vis(r, rw->vis[i]);
-                r[REC_WT] = nat[i];
+                rec_set_vis(r, rows_vis(rw, i));
+                r[REC_WT] = rows_weight(rw, i);
             }
         }
         free(fill);
@@ -1524,23 +1590,12 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
         im->use_w = 0; /* every w is 0: the w term vanishes, the 2-D path runs */
     im->wmin = wmin;
     im->nbuckets = im->plane_hi - im->plane_lo + 1;
-    if (rc == CT_OK && im->use_w) {
-        /* The first plane's screen, and the w shifts it is made from go. */
-        const size_t np = (size_t)im->nxo * (size_t)im->ny;
-        const double w_first = im->wmin + (double)im->plane_lo * im->dw;
-        if (!(im->scr0 = malloc((np + 1) * sizeof *im->scr0)))
-            rc = ct_fail(err, CT_ENOMEM, "out of memory for the w-term screens");
-        else {
-#pragma omp parallel for num_threads(im->threads) schedule(static)
-            for (size_t p = 0; p < np; p++)
-                im->scr0[p] = (gcell)cexp(-2.0 * M_PI * I * w_first * im->wshift[p]);
-        }
-    }
-    free(im->wshift);
-    im->wshift = NULL;
 
-    long *key = malloc((n + 1) * sizeof *key);
-    size_t *perm1 = malloc((n + 1) * sizeof *perm1), *perm2 = malloc((n + 1) * sizeof *perm2);
+    uint32_t *key = malloc((n + 1) * sizeof *key);
+    /* In 32 bits (a rank's rows are fewer than 2^31: exchange_records), the
+     * sort's three arrays take 12 bytes a row, not 24: they and the records
+     * are the load's peak. */
+    uint32_t *perm1 = malloc((n + 1) * sizeof *perm1), *perm2 = malloc((n + 1) * sizeof *perm2);
     im->row_used = calloc((size_t)im->nrow + 1, 1);
     im->bucket = calloc((size_t)im->nbuckets + 1, sizeof *im->bucket);
     if (rc == CT_OK && (!key || !perm1 || !perm2 || !im->row_used || !im->bucket))
@@ -1562,7 +1617,7 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
             long iu;
             double uvw[3];
             rec_uvw(im, recv + (size_t)i * REC_LEN, uvw);
-            key[i] = density_row(im, o, uvw[0], uvw[1], &iu);
+            key[i] = (uint32_t)density_row(im, o, uvw[0], uvw[1], &iu);
         }
         rc = counting_order(key, n, im->wny, perm1, im->threads, err);
     }
@@ -1573,7 +1628,7 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
             long gv, cu;
             rec_uvw(im, recv + perm1[i] * REC_LEN, uvw);
             kernel_start(im, uvw[0], uvw[1], &gv, &cu);
-            key[i] = row_tile(im, gv, cu);
+            key[i] = (uint32_t)row_tile(im, gv, cu);
         }
         rc = counting_order(key, n, row_tile(im, im->gy - 1, im->gx - 1) + 1, perm2, im->threads,
                             err);
@@ -1586,9 +1641,10 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
         for (ptrdiff_t i = 0; i < nn; i++) {
             double uvw[3];
             rec_uvw(im, recv + perm2[i] * REC_LEN, uvw);
-            key[i] = im->use_w ? ct_wplane_first(&im->k, uvw[2], wmin, im->dw) - im->plane_lo : 0;
-            if (key[i] < 0 || key[i] >= im->nbuckets) /* cannot happen: the range covers w */
-                key[i] = key[i] < 0 ? 0 : im->nbuckets - 1;
+            long b = im->use_w ? ct_wplane_first(&im->k, uvw[2], wmin, im->dw) - im->plane_lo : 0;
+            if (b < 0 || b >= im->nbuckets) /* cannot happen: the range covers w */
+                b = b < 0 ? 0 : im->nbuckets - 1;
+            key[i] = (uint32_t)b;
         }
         for (size_t i = 0; i < n; i++)
             im->bucket[key[i] + 1]++;
@@ -1601,7 +1657,7 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
 #pragma omp parallel for num_threads(im->threads) schedule(static)
         for (ptrdiff_t i = 0; i < nn; i++)
             perm1[i] = perm2[perm1[i]];
-        size_t *t = perm1;
+        uint32_t *t = perm1;
         perm1 = perm2;
         perm2 = t;
     }
@@ -1620,11 +1676,11 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
     if (rc == CT_OK) {
         for (long b = 0; b < im->nbuckets; b++)
             im->bucket[b + 1] += im->bucket[b];
-        long dmin = LONG_MAX, dmax = LONG_MIN;
+        long dmin = LONG_MAX, dmax = LONG_MIN, cmin = LONG_MAX, cmax = LONG_MIN;
 #pragma omp parallel for num_threads(im->threads) schedule(static) reduction(min                   \
-                                                                             : dmin)               \
+                                                                             : dmin, cmin)         \
     reduction(max                                                                                  \
-              : dmax)
+              : dmax, cmax)
         for (ptrdiff_t i = 0; i < nn; i++) {
             const double *r = recv + perm2[i] * REC_LEN;
             uint32_t b, c;
@@ -1641,6 +1697,8 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
             long gv, cu;
             kernel_start(im, uvw[0], uvw[1], &gv, &cu);
             long d = mod_long(gv - im->row0, im->gy);
+            cmin = cu < cmin ? cu : cmin;
+            cmax = cu > cmax ? cu : cmax;
             if (d > im->gy / 2)
                 d -= im->gy;
             dmin = d < dmin ? d : dmin;
@@ -1670,6 +1728,26 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
                 im->row_used[r] |= used[(size_t)t * ((size_t)im->nrow + 1) + (size_t)r];
         free(used);
         im->n = n;
+        if (P == 1 && n > 0 && cmax + W <= im->gx) {
+            /* Compact rows (see compact) where they save a tenth or more. */
+            const long page = 4096 / (long)sizeof(gcell);
+            long cw = cmax + W - cmin > im->nxo ? cmax + W - cmin : im->nxo;
+            cw = (cw + 7) / 8 * 8;
+            const long gsc = cw + ((cw + 8) % page ? 8 : 16);
+            if (gsc <= 0.9 * im->gs_full) {
+                im->rowstride = ((size_t)im->gx + 7) / 8 * 8;
+                im->rowbuf = FFTW(malloc)((size_t)im->threads * im->rowstride * sizeof(gcell));
+                if (!im->rowbuf)
+                    rc = ct_fail(err, CT_ENOMEM, "out of memory for the threads' row buffers");
+                else {
+                    im->compact = 1;
+                    im->cin0 = cmin;
+                    im->nin = cmax + W - cmin;
+                    im->rowlen = (int)cw;
+                    im->gs = (int)gsc;
+                }
+            }
+        }
         /* The grid rows a degrid reads: the held rows' kernels. One rank
          * reads its own slab, the whole grid. */
         if (P == 1 || n == 0) {
@@ -1688,7 +1766,9 @@ static ct_code share_rows(imp *im, double **owned_p, size_t nowned, const ct_wei
     free(recv);
     if (rc == CT_OK)
         rc = setup_tiles(im, err);
-    return ct_mpi_agree(im->comm, rc, err);
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
+        return rc;
+    return setup_screens(im, err);
 }
 
 void CT_IMP(on_copied)(imp *im, void (*fn)(void *arg), void *arg)
@@ -1750,8 +1830,6 @@ ct_code CT_IMP(load)(imp *im, const ct_imager_rows *rw, const ct_weight_opts *wo
     free_rows(im);
     const size_t n = rw->n;
     const int nchan = rw->nchan, nepoch = rw->nepoch;
-    const double *natural_w = rw->weight;
-    const double complex *vis = rw->vis;
     ct_code rc = ct_weight_opts_check(wopts, err);
     if (rc == CT_OK && (im->gx % wopts->nx || im->gy % wopts->ny || wopts->cell_rad != im->cell))
         rc = ct_fail(err, CT_EINVAL,
@@ -1766,6 +1844,8 @@ ct_code CT_IMP(load)(imp *im, const ct_imager_rows *rw, const ct_weight_opts *wo
                      "the channel and epoch counts (%d, %d) must be the same, and positive, on "
                      "every rank (channels at most %d)",
                      nchan, nepoch, UINT16_MAX);
+    if (rc == CT_OK && n > 0 && ((!rw->vis && !rw->vis_f) || (!rw->weight && !rw->weight_f)))
+        rc = ct_fail(err, CT_EINVAL, "rows without visibilities or weights");
     if (rc == CT_OK && !rw->blt && rw->nblt != n)
         rc = ct_fail(err, CT_EINVAL, "rows without baseline-time indices need one each (%zu, %zu)",
                      rw->nblt, n);
@@ -1794,21 +1874,25 @@ ct_code CT_IMP(load)(imp *im, const ct_imager_rows *rw, const ct_weight_opts *wo
             rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
                             "corrupt input: row %zu has uvw (%g, %g, %g)", i, uvw[0], uvw[1],
                             uvw[2]);
-        else if (!(natural_w[i] >= 0) || isinf(natural_w[i]))
+        const double nw = rows_weight(rw, i);
+        const double complex v = rows_vis(rw, i);
+        if (rc != CT_OK)
+            break;
+        if (!(nw >= 0) || isinf(nw))
             rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
-                            "corrupt input: row %zu has weight %g", i, natural_w[i]);
-        else if (natural_w[i] > 0 && (!isfinite(creal(vis[i])) || !isfinite(cimag(vis[i]))))
+                            "corrupt input: row %zu has weight %g", i, nw);
+        else if (nw > 0 && (!isfinite(creal(v)) || !isfinite(cimag(v))))
             rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
                             "corrupt input: row %zu has a non-finite visibility and weight %g "
                             "(flag it)",
-                            i, natural_w[i]);
-        else if (CT_IMAGER_SINGLE && natural_w[i] > 0 &&
-                 !(fmax(fmax(fabs(creal(vis[i])), fabs(cimag(vis[i]))), natural_w[i]) <= 1e30))
+                            i, nw);
+        else if (CT_IMAGER_SINGLE && nw > 0 &&
+                 !(fmax(fmax(fabs(creal(v)), fabs(cimag(v))), nw) <= 1e30))
             /* the held rows are float32 (see wt) */
             rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
                             "corrupt input: row %zu has a visibility (%g, %g) or weight %g beyond "
                             "single precision",
-                            i, creal(vis[i]), cimag(vis[i]), natural_w[i]);
+                            i, creal(v), cimag(v), nw);
     }
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
         return rc;
@@ -1883,10 +1967,41 @@ ct_code CT_IMP(load)(imp *im, const ct_imager_rows *rw, const ct_weight_opts *wo
 static void rows_fft(imp *im, gcell *buf, FFTW(plan) plan)
 {
     double t0 = MPI_Wtime();
+    if (!im->compact) {
 #pragma omp parallel for num_threads(im->threads) schedule(static)
-    for (ptrdiff_t r = 0; r < im->nrow; r++)
-        if (im->row_used[r])
-            FFTW(execute_dft)(plan, buf + r * im->gs, buf + r * im->gs);
+        for (ptrdiff_t r = 0; r < im->nrow; r++)
+            if (im->row_used[r])
+                FFTW(execute_dft)(plan, buf + r * im->gs, buf + r * im->gs);
+        im->st.t_fft += MPI_Wtime() - t0;
+        return;
+    }
+    /* Compact rows: the row spread over the thread's buffer of gx cells
+     * (zero where it holds nothing), transformed there in place, and what
+     * is read of it gathered back: forward, from the gridded columns to the
+     * image's; backward, the other way. */
+    const int fwd = plan == im->row_fwd;
+#pragma omp parallel num_threads(im->threads)
+    {
+        gcell *tb = im->rowbuf + (size_t)omp_get_thread_num() * im->rowstride;
+#pragma omp for schedule(static)
+        for (ptrdiff_t r = 0; r < im->nrow; r++) {
+            if (!im->row_used[r])
+                continue;
+            gcell *row = buf + r * im->gs;
+            memset(tb, 0, (size_t)im->gx * sizeof *tb);
+            if (fwd)
+                memcpy(tb + im->cin0, row, (size_t)im->nin * sizeof *row);
+            else
+                for (int i = 0; i < im->nxo; i++)
+                    tb[im->xcol[i]] = row[i];
+            FFTW(execute_dft)(plan, tb, tb);
+            if (fwd)
+                for (int i = 0; i < im->nxo; i++)
+                    row[i] = tb[im->xcol[i]];
+            else
+                memcpy(row, tb + im->cin0, (size_t)im->nin * sizeof *row);
+        }
+    }
     im->st.t_fft += MPI_Wtime() - t0;
 }
 
@@ -1899,7 +2014,7 @@ static void rows_fft(imp *im, gcell *buf, FFTW(plan) plan)
  * (y - ny/2) mod gy: for y < ny/2 near the column's end, for the rest from
  * its start. */
 static void sum_column(const imp *im, int any, const gcell *out, double *a, double complex *sc,
-                       const double complex *st)
+                       const gcell *st)
 {
     const int h = im->ny / 2;
     for (int part = 0; part < 2; part++) {
@@ -1996,7 +2111,7 @@ static int columns_fused(imp *im, long j0, long j1, double *acc)
                     }
                     const gcell *row = buf + r * im->gs;
                     for (int i = i0; i < i1; i++)
-                        in[(size_t)(i - i0) * cs + (size_t)r] = row[im->xcol[i]];
+                        in[(size_t)(i - i0) * cs + (size_t)r] = row[im->compact ? i : im->xcol[i]];
                 }
                 for (int i = i0; i < i1; i++) {
                     if (any)
@@ -2062,7 +2177,7 @@ static int model_to_rows(imp *im, gcell *buf, const double *comp, const long *cf
 #pragma omp parallel for num_threads(im->threads) schedule(static)
     for (ptrdiff_t r = 0; r < im->gy; r++)
         if (im->row_used[r])
-            memset(buf + r * im->gs, 0, (size_t)im->gx * sizeof *buf);
+            memset(buf + r * im->gs, 0, (size_t)im->rowlen * sizeof *buf);
 #pragma omp parallel num_threads(im->threads)
     {
         gcell *in = FFTW(malloc)((size_t)B * cs * sizeof(gcell));
@@ -2093,7 +2208,7 @@ static int model_to_rows(imp *im, gcell *buf, const double *comp, const long *cf
                 gcell *row = buf + r * im->gs;
                 for (int i = i0; i < i1; i++)
                     if (cfrom[i] != cfrom[i + 1])
-                        row[im->xcol[i]] = in[(size_t)(i - i0) * cs + (size_t)r];
+                        row[im->compact ? i : im->xcol[i]] = in[(size_t)(i - i0) * cs + (size_t)r];
             }
         }
         FFTW(free)(in);
@@ -2204,6 +2319,7 @@ static ct_code setup_groups(imp *im, ct_err *err)
             rc = ct_fail(err, CT_ENOMEM, "out of memory for %d w planes at once", im->group);
     }
     im->st.plane_group = im->group;
+    im->st.row_cells = im->rowlen;
     return ct_mpi_agree(im->comm, rc, err);
 }
 
@@ -2322,7 +2438,7 @@ static inline double complex gridded_value(const imp *im, int psf, size_t i, dou
 {
     if (psf)
         return (double)im->wt[i] * (im->use_w ? cexp(-2.0 * M_PI * I * w * im->nm1_mid) : 1.0);
-    const double complex v = im->res ? im->res[i] : im->vis[i];
+    const double complex v = im->vis[i];
     return (double)im->wt[i] * v;
 }
 
@@ -2423,7 +2539,7 @@ static void flush_tile(const imp *im, long gy0, long cx0, double *buf, const til
             if (lr < im->nrow) {
                 greal *srow = slab + 2 * lr * im->gs;
                 for (long x = box->x0; x <= box->x1; x++) {
-                    const long c = mod_long(cx0 + x, im->gx);
+                    const long c = mod_long(cx0 + x, im->gx) - im->cin0;
                     srow[2 * c] += (greal)brow[2 * x];
                     srow[2 * c + 1] += (greal)brow[2 * x + 1];
                 }
@@ -2445,7 +2561,7 @@ static inline __attribute__((always_inline)) double complex degrid_row_w(const i
     row_kernel rk = {0};
     if (!row_kernel_at(im, i, j0, j1, &rk))
         return 0;
-    const long gx = im->gx, gy = im->gy, gs = im->gs, c0 = rk.cu;
+    const long gx = im->gx, gy = im->gy, gs = im->gs, c0 = rk.cu - im->cin0;
     const long e0 = mod_long(rk.gv - im->row0 - im->ext_lo, gy);
     double re = 0, imv = 0;
     if (c0 + W <= gx) {
@@ -2628,7 +2744,7 @@ static void zero_slab(imp *im, int q)
 #pragma omp parallel for num_threads(im->threads) schedule(static)
     for (ptrdiff_t r = 0; r < im->nrow; r++)
         if (im->row_used[r])
-            memset(slab + r * im->gs, 0, (size_t)im->gx * sizeof *slab);
+            memset(slab + r * im->gs, 0, (size_t)im->rowlen * sizeof *slab);
 }
 
 ct_code CT_IMP(image)(imp *im, int psf, double *image, ct_err *err)
@@ -2755,13 +2871,6 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
         comp[3 * c + 1] = cc->iy;
         comp[3 * c + 2] = cc->flux;
     }
-    /* The residuals live as long as the rows: fresh pages each major cycle
-     * would cost the kernel's zeroing of 16 bytes a row (6 % of a run).
-     * Allocated only once the components are accepted: a refusal changes
-     * nothing. */
-    if ((rc = ct_mpi_agree(im->comm, rc, err)) == CT_OK && !im->res &&
-        !(im->res = malloc((im->n + 1) * sizeof *im->res)))
-        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu residual visibilities", im->n);
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
         free(comp);
         free(xpos);
@@ -2769,11 +2878,51 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
         return rc;
     }
     MPI_Bcast(comp, (int)(3 * ncomp), MPI_DOUBLE, 0, im->comm);
-    /* Residual = loaded less each plane group's prediction in turn, both in
-     * the frame of the phase common to the field (see vis). */
-#pragma omp parallel for num_threads(im->threads) schedule(static)
-    for (size_t i = 0; i < im->n; i++)
-        im->res[i] = im->vis[i];
+    /* What changed since the model last set, the same list on every rank:
+     * the residual is updated in place by its prediction alone, so that no
+     * copy of the loaded visibilities is kept (8 bytes a row, 0.46 GB at the
+     * production geometry). CLEAN's lists grow at the end and change the
+     * fluxes of pixels already in them (clean.h), so the change is per entry;
+     * any other new list is the new model less the old. */
+    long ndelta = 0;
+    double *delta = malloc(((size_t)(ncomp + im->mprev_n) * 3 + 1) * sizeof *delta);
+    if (!delta) {
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for the model");
+    } else {
+        int grows = im->mprev_n <= ncomp;
+        for (long c = 0; grows && c < im->mprev_n; c++)
+            grows = comp[3 * c] == im->mprev[3 * c] && comp[3 * c + 1] == im->mprev[3 * c + 1];
+        for (long c = 0; c < ncomp; c++) {
+            const double d =
+                grows && c < im->mprev_n ? comp[3 * c + 2] - im->mprev[3 * c + 2] : comp[3 * c + 2];
+            if (d != 0) {
+                delta[3 * ndelta] = comp[3 * c];
+                delta[3 * ndelta + 1] = comp[3 * c + 1];
+                delta[3 * ndelta++ + 2] = d;
+            }
+        }
+        for (long c = 0; !grows && c < im->mprev_n; c++) {
+            delta[3 * ndelta] = im->mprev[3 * c];
+            delta[3 * ndelta + 1] = im->mprev[3 * c + 1];
+            delta[3 * ndelta++ + 2] = -im->mprev[3 * c + 2];
+        }
+    }
+    if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
+        free(comp);
+        free(xpos);
+        free(want);
+        free(delta);
+        return rc;
+    }
+    {
+        /* From here on the components in play are the change. */
+        double *t = comp;
+        comp = delta;
+        delta = t; /* the new model, kept as mprev once subtracted */
+        const long nmodel = ncomp;
+        ncomp = ndelta;
+        ndelta = nmodel;
+    }
     for (int x = 0; x < im->nx; x++)
         xpos[x] = -1;
     for (int i = 0; i < im->nxo; i++)
@@ -2794,8 +2943,7 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
         free(want);
         free(cfrom);
         free(cidx);
-        free(im->res);
-        im->res = NULL;
+        free(delta);
         return rc;
     }
     for (long c = 0; c < ncomp; c++)
@@ -2811,7 +2959,7 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
             cidx[cfrom[xpos[(int)comp[3 * c]] + 1]++] = c;
     for (long t = 0; t < im->ext_n; t++)
         want[t] = mod_long(im->row0 + im->ext_lo + t, im->gy);
-    for (long j0 = im->plane_lo; rc == CT_OK && j0 <= im->plane_hi; j0 += im->group) {
+    for (long j0 = im->plane_lo; rc == CT_OK && ncomp > 0 && j0 <= im->plane_hi; j0 += im->group) {
         long j1 = j0 + im->group - 1 < im->plane_hi ? j0 + im->group - 1 : im->plane_hi;
         /* The group's planes of the model, transformed to the uv grid. */
         for (long j = j0; rc == CT_OK && j <= j1; j++) {
@@ -2850,13 +2998,20 @@ ct_code CT_IMP(set_model)(imp *im, const ct_clean_components *root, ct_err *err)
         double td = MPI_Wtime();
         size_t from, to;
         group_rows(im, j0, j1, &from, &to);
-        degrid_rows(im, im->res, from, to, j0, j1);
+        degrid_rows(im, im->vis, from, to, j0, j1);
         im->st.t_degrid += MPI_Wtime() - td;
     }
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK) {
-        /* Half a model is no model: the loaded visibilities again. */
-        free(im->res);
-        im->res = NULL;
+        /* Half a change subtracted: the residual is neither model's. */
+        im->loaded = 0;
+        free(delta);
+        char why[CT_ERRMSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        ct_fail(err, rc, "%s (the residual is lost: load the rows again)", why);
+    } else {
+        free(im->mprev);
+        im->mprev = delta;
+        im->mprev_n = ndelta;
     }
     free(comp);
     free(xpos);

@@ -20,7 +20,7 @@
     typedef struct P##imager P##imager;                                                            \
     ct_code P##create(MPI_Comm comm, const ct_imager_geom *g, P##imager **out, ct_err *err);       \
     void P##destroy(P##imager *im);                                                                \
-    ct_code P##load(P##imager *im, const ct_imager_rows *rows, const ct_weight_opts *wopts,       \
+    ct_code P##load(P##imager *im, const ct_imager_rows *rows, const ct_weight_opts *wopts,        \
                     ct_err *err);                                                                  \
     void P##on_copied(P##imager *im, void (*fn)(void *arg), void *arg);                            \
     ct_code P##image(P##imager *im, int psf, double *image, ct_err *err);                          \

@@ -202,6 +202,11 @@ static ct_code write_fits(const char *path, const ct_fits_image_desc *d, const d
 typedef struct products {
     double *psf, *dirty, *residual, *model, *restored, *pbcor;
     double *psf2; /* the PSF CLEAN uses: psf_n by psf_n (2n, or n as psf) */
+    /* The dirty image while the imager lives, in float32: the file holds
+     * float32 (fitsimage.h), so nothing that is written is lost, and the
+     * major cycles' peak is 92 MB lower at 4800^2; dirty is made from it
+     * for writing. */
+    float *dirty_f;
     int psf_n;
 } products;
 
@@ -210,6 +215,7 @@ static void products_free(products *p)
     free(p->psf2);
     free(p->psf);
     free(p->dirty);
+    free(p->dirty_f);
     free(p->residual);
     free(p->model);
     free(p->restored);
@@ -496,8 +502,8 @@ static ct_imager_rows imager_rows(const ct_visset *vs, const int *blt_epoch, int
     return (ct_imager_rows){.n = vs->n,
                             .blt = vs->blt,
                             .chan = vs->chan,
-                            .vis = vs->vis,
-                            .weight = vs->weight,
+                            .vis_f = vs->vis,
+                            .weight_f = vs->weight,
                             .nblt = vs->nblt,
                             .blt_uvw = vs->blt_uvw,
                             .blt_epoch = blt_epoch,
@@ -732,6 +738,20 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         goto out;
     }
 
+    /* The rows as imaged go out now, before any model: the imager holds
+     * the residual in place of the loaded visibilities (imager.h). One rank
+     * only (checked above). */
+    if (o->export_vis) {
+        double t0 = MPI_Wtime();
+        rc = export_rows(o->export_vis, im, err);
+        res->t_write = MPI_Wtime() - t0;
+        if (rc != CT_OK) {
+            ct_imager_destroy(im);
+            free(psf2);
+            goto out;
+        }
+    }
+
     {
         ct_imager_stats st = {0};
         ct_imager_get_stats(im, &st);
@@ -746,12 +766,12 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     p.psf_n = res->psf_size;
     if (rank == 0) {
         p.psf = malloc(npix * sizeof(double));
-        p.dirty = malloc(npix * sizeof(double));
+        p.dirty_f = malloc(npix * sizeof *p.dirty_f);
         p.residual = malloc(npix * sizeof(double));
         p.model = calloc(npix, sizeof(double));
         p.restored = malloc(npix * sizeof(double));
         p.pbcor = malloc(npix * sizeof(double));
-        if (!p.psf || !p.dirty || !p.residual || !p.model || !p.restored || !p.pbcor)
+        if (!p.psf || !p.dirty_f || !p.residual || !p.model || !p.restored || !p.pbcor)
             rc = ct_fail(err, CT_ENOMEM, "out of memory for %d x %d images", n, n);
     }
     if ((rc = ct_mpi_agree(comm, rc, err)) == CT_OK && res->psf_size == n)
@@ -765,9 +785,10 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
     if (rc == CT_OK && rank == 0)
         rc = ct_beam_fit(p.psf, n, n, cell, &res->beam, err);
     if ((rc = ct_mpi_agree(comm, rc, err)) == CT_OK)
-        rc = ct_imager_image(im, 0, p.dirty, err);
+        rc = ct_imager_image(im, 0, p.residual, err);
     if (rc == CT_OK && rank == 0)
-        memcpy(p.residual, p.dirty, npix * sizeof(double));
+        for (size_t k = 0; k < npix; k++)
+            p.dirty_f[k] = (float)p.residual[k];
     ct_clean_components comps = {0};
     double t_clean = 0;
     while (rc == CT_OK) {
@@ -802,6 +823,7 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
         res->support = st.support;
         res->plane_group = st.plane_group;
         res->grid_bits = st.grid_bits;
+        res->grid_row_cells = st.row_cells;
         res->threads = st.threads;
         res->grid_passes = st.grid_passes;
         res->epsilon = o->epsilon;
@@ -819,15 +841,19 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
             memcpy(pb_w, ct_imager_channel_weights(im), nc * sizeof *pb_w);
             memcpy(pb_w + nc, ct_imager_epoch_weights(im), pt.n * sizeof *pb_w);
         }
-        double t0 = MPI_Wtime();
-        if (rc == CT_OK && o->export_vis)
-            rc = export_rows(o->export_vis, im, err);
-        res->t_write = MPI_Wtime() - t0;
     }
     rc = ct_mpi_agree(comm, rc, err);
     ct_imager_destroy(im);
 
     /* 6. Restore, primary beam, QA, files (rank 0). */
+    if (rc == CT_OK && rank == 0) {
+        if (!(p.dirty = malloc(npix * sizeof(double))))
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for %d x %d images", n, n);
+        for (size_t k = 0; p.dirty && k < npix; k++)
+            p.dirty[k] = p.dirty_f[k];
+        free(p.dirty_f);
+        p.dirty_f = NULL;
+    }
     if (rc == CT_OK && rank == 0) {
         double t0 = MPI_Wtime();
         rc = ct_clean_restore(&comps, &res->beam, cell, p.residual, n, n, p.restored, err);
@@ -891,6 +917,7 @@ json_t *ct_image_result_json(const ct_image_result *r)
     json_object_set_new(o, "psf_size", json_integer(r->psf_size));
     json_object_set_new(o, "plane_group", json_integer(r->plane_group));
     json_object_set_new(o, "grid_bits", json_integer(r->grid_bits));
+    json_object_set_new(o, "grid_row_cells", json_integer(r->grid_row_cells));
     json_object_set_new(o, "slant_xi", json_real(r->slant_xi));
     json_object_set_new(o, "slant_eta", json_real(r->slant_eta));
     json_object_set_new(o, "grid_passes", json_integer(r->grid_passes));

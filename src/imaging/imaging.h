@@ -109,6 +109,7 @@ typedef struct ct_image_result {
     int support, ranks, threads, major_cycles, iterations;
     int plane_group;            /* w planes gridded at once (imager.h) */
     int grid_bits;              /* 32 or 64: the uv grids' precision (imager.h) */
+    int grid_row_cells;         /* cells of a grid row a pass writes (imager.h's row_cells) */
     double slant_xi, slant_eta; /* the projection's PV2_1, PV2_2 (0, 0: plain SIN; imager.h) */
     int grid_passes;            /* images the imager made (the PSF not counted: psf_stats) */
     double epsilon;             /* the gridding accuracy asked for */

@@ -452,8 +452,8 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
                 }
                 double ph = 2.0 * M_PI * dw * per_m, sn, cs;
                 sincos(ph, &sn, &cs);
-                out->vis[n] = vi * (cs + I * sn);
-                out->weight[n] = w;
+                out->vis[n] = (float complex)(vi * (cs + I * sn));
+                out->weight[n] = (float)w;
                 out->chan[n] = (int)ch;
                 out->blt[n] = (uint32_t)(blt - blt_start);
                 n++;
@@ -482,8 +482,8 @@ ct_code ct_visset_read(ct_uvh5_file *f, size_t blt_start, size_t n_blt, const ct
     } else if (n < cap) {
         /* Give back what dropped rows left unused; shrinking cannot fail in practice, and
          * when it does the larger block is still valid. */
-        double complex *vv = realloc(out->vis, n * sizeof *vv);
-        double *wt = realloc(out->weight, n * sizeof *wt);
+        float complex *vv = realloc(out->vis, n * sizeof *vv);
+        float *wt = realloc(out->weight, n * sizeof *wt);
         int *chn = realloc(out->chan, n * sizeof *chn);
         uint32_t *bl = realloc(out->blt, n * sizeof *bl);
         out->chan = chn ? chn : out->chan;

@@ -53,7 +53,7 @@
  * out. Every row is a function of its own blt and channel alone, so reading consecutive
  * ranges gives, concatenated, bit for bit the rows of reading their union.
  *
- * Memory: the output (32 bytes a row, 24 bytes a baseline-time) plus CT_VISSET_CHUNK_BLTS blts
+ * Memory: the output (20 bytes a row, 24 bytes a baseline-time) plus CT_VISSET_CHUNK_BLTS blts
  * of file data.
  */
 #ifndef CONTIMG_VISSET_H
@@ -98,14 +98,15 @@ long ct_vis_pointing_index(const ct_vis_pointing *p, double jd);
 
 /* Rows as a baseline-time and a channel: a row's uvw in wavelengths is its baseline-time's
  * (metres) times its channel's frequency / c, the one product ct_visset_uvw forms (and the
- * imager's ct_imager_rows takes as it is). Why: 32 bytes a row instead of 68 -- the rows are
+ * imager's ct_imager_rows takes as it is). Why: 20 bytes a row instead of 68 -- the rows are
  * most of the memory of a whole observation (5.7e7 after DSA-110's uv cut). */
 typedef struct ct_visset {
     size_t n;                        /* rows kept */
     uint32_t *blt;                   /* n: its baseline-time, index into blt_uvw */
     int *chan;                       /* n: its channel (index into the header's freq_array) */
-    double complex *vis;             /* n: Stokes I, Jy, phased to the centre */
-    double *weight;                  /* n: natural weight, > 0 */
+    float complex *vis;              /* n: Stokes I, Jy, phased to the centre (formed in
+                                        double, rounded once: the file's data are float32) */
+    float *weight;                   /* n: natural weight, > 0 */
     size_t blt_start, nblt;          /* the file's baseline-times [blt_start, +nblt) read */
     double *blt_uvw;                 /* nblt x 3: metres, relative to the centre, ICRS axes
                                         (u and v with the aberration scale, see above) */
