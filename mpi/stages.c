@@ -151,11 +151,12 @@ static ct_code run_convert(MPI_Comm comm, const json_t *params, const ct_config 
         rc = ct_convert_qa(vis, &qa, err);
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK || rank != 0)
         return rc;
-    json_t *qaj = json_pack("{s:b, s:b, s:I, s:I, s:f, s:I, s:I, s:s}", "passed", qa.passed,
-                            "shapes_ok", qa.shapes_ok, "n_samples", (json_int_t)qa.n_samples,
-                            "n_flagged", (json_int_t)qa.n_flagged, "fraction_flagged",
-                            qa.fraction_flagged, "n_nonfinite", (json_int_t)qa.n_nonfinite,
-                            "n_auto_bad", (json_int_t)qa.n_auto_bad, "reason", qa.reason);
+    json_t *qaj =
+        json_pack("{s:b, s:b, s:I, s:I, s:f, s:I, s:I, s:I, s:s}", "passed", qa.passed, "shapes_ok",
+                  qa.shapes_ok, "n_samples", (json_int_t)qa.n_samples, "n_flagged",
+                  (json_int_t)qa.n_flagged, "fraction_flagged", qa.fraction_flagged, "n_nonfinite",
+                  (json_int_t)qa.n_nonfinite, "n_auto_bad", (json_int_t)qa.n_auto_bad,
+                  "n_auto_zero", (json_int_t)qa.n_auto_zero, "reason", qa.reason);
     json_t *metrics = json_pack("{s:f, s:I, s:I, s:i}", "seconds", res.seconds, "bytes_read",
                                 (json_int_t)res.bytes_read, "bytes_written",
                                 (json_int_t)res.bytes_written, "ranks", res.n_ranks);

@@ -13,6 +13,7 @@
 #   src/db       PostgreSQL, migrations, queue            -> core
 #   src/data     UVH5, FITS, groups, array, sky           -> core
 #   src/calibration  antenna gains: solve, caltable, apply -> data, core
+#   src/flagging interference: planes, inputs, flagged copy -> data, core
 #   src/imaging  visibilities to images                   -> data, core
 #   src/mosaic   images to mosaics                        -> imaging, data, core
 #   mpi          the engine, stages, chains               -> all but cli
@@ -34,16 +35,17 @@ if [ "${1:-}" = --self-test ]; then
 fi
 src=${1:?usage: check_layers.sh [--self-test] SOURCE_DIR}
 
-layers=(src/core src/db src/data src/calibration src/imaging src/mosaic mpi src/cli)
+layers=(src/core src/db src/data src/calibration src/flagging src/imaging src/mosaic mpi src/cli)
 allowed() { # allowed LAYER: the layers whose headers LAYER may include
     case $1 in
     src/core) echo "src/core" ;;
     src/db) echo "src/db src/core" ;;
     src/data) echo "src/data src/core" ;;
     src/calibration) echo "src/calibration src/data src/core" ;;
+    src/flagging) echo "src/flagging src/data src/core" ;;
     src/imaging) echo "src/imaging src/data src/core" ;;
     src/mosaic) echo "src/mosaic src/imaging src/data src/core" ;;
-    mpi) echo "mpi src/mosaic src/imaging src/calibration src/data src/db src/core" ;;
+    mpi) echo "mpi src/mosaic src/imaging src/calibration src/flagging src/data src/db src/core" ;;
     src/cli) echo "${layers[*]}" ;;
     esac
 }

@@ -51,19 +51,21 @@ static int report(const conv_ctx *c, const ct_err *err)
 
 static json_t *qa_json(const ct_qa_result *qa)
 {
-    return json_pack("{s:b, s:b, s:I, s:I, s:f, s:I, s:I, s:I, s:s}", "passed", qa->passed,
+    return json_pack("{s:b, s:b, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:s}", "passed", qa->passed,
                      "shapes_ok", qa->shapes_ok, "n_samples", (json_int_t)qa->n_samples,
                      "n_flagged", (json_int_t)qa->n_flagged, "fraction_flagged",
                      qa->fraction_flagged, "n_nonfinite", (json_int_t)qa->n_nonfinite, "n_auto",
-                     (json_int_t)qa->n_auto, "n_auto_bad", (json_int_t)qa->n_auto_bad, "reason",
-                     qa->reason);
+                     (json_int_t)qa->n_auto, "n_auto_bad", (json_int_t)qa->n_auto_bad,
+                     "n_auto_zero", (json_int_t)qa->n_auto_zero, "reason", qa->reason);
 }
 
 static void qa_print(const ct_qa_result *qa)
 {
-    printf("qa: %s  flagged %.4f (%llu of %llu)  nonfinite %llu  autocorr bad %llu of %llu%s%s\n",
+    printf("qa: %s  flagged %.4f (%llu of %llu)  nonfinite %llu  autocorr bad %llu, zero %llu "
+           "of %llu%s%s\n",
            qa->passed ? "passed" : "FAILED", qa->fraction_flagged, qa->n_flagged, qa->n_samples,
-           qa->n_nonfinite, qa->n_auto_bad, qa->n_auto, qa->passed ? "" : "  reason: ", qa->reason);
+           qa->n_nonfinite, qa->n_auto_bad, qa->n_auto_zero, qa->n_auto,
+           qa->passed ? "" : "  reason: ", qa->reason);
 }
 
 /* The quality gate alone, on rank 0; every rank returns its verdict. */

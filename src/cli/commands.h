@@ -19,5 +19,6 @@ int cmd_ingest(int argc, char **argv, const ct_config *cfg);
 int cmd_products(int argc, char **argv, const ct_config *cfg);
 int cmd_mosaic(int argc, char **argv, const ct_config *cfg);
 int cmd_calibrate(int argc, char **argv, const ct_config *cfg);
+int cmd_flag(int argc, char **argv, const ct_config *cfg);
 
 #endif

@@ -35,6 +35,7 @@ static const cli_command commands[] = {
     {"reap", "return tasks of dead or timed-out workers to their queue", cmd_reap},
     {"simulate", "write a simulated DSA-110 observation (16 UVH5 subband files)", cmd_simulate},
     {"convert", "combine one observation's 16 subband files into one UVH5 file (MPI)", cmd_convert},
+    {"flag", "flag radio-frequency interference and bad inputs in an observation (MPI)", cmd_flag},
     {"calibrate", "solve antenna gains on a calibrator, apply them to an observation",
      cmd_calibrate},
     {"image", "image one observation: CLEANed, primary-beam corrected FITS (MPI)", cmd_image},

@@ -510,7 +510,11 @@ ct_code ct_convert_qa(const char *path, ct_qa_result *qa, ct_err *err)
                     if (!parallel)
                         continue;
                     qa->n_auto++;
-                    if (!(re > 0) || fabsf(im) > CT_QA_AUTO_IMAG_RATIO * fabsf(re))
+                    /* Exactly zero is a dead input (a correlator's lost antenna), whose
+                     * baselines flagging flags; a file with one is not damaged. */
+                    if (re == 0 && im == 0)
+                        qa->n_auto_zero++;
+                    else if (!(re > 0) || fabsf(im) > CT_QA_AUTO_IMAG_RATIO * fabsf(re))
                         qa->n_auto_bad++;
                 }
             }

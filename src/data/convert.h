@@ -69,13 +69,17 @@ typedef struct ct_qa_result {
     double fraction_flagged;        /* must be < CT_QA_MAX_FLAGGED_FRACTION */
     unsigned long long n_nonfinite; /* unflagged samples with NaN/Inf: must be 0 */
     unsigned long long n_auto;      /* unflagged autocorrelation samples */
-    unsigned long long n_auto_bad;  /* of those, |imag| > 1e-6 |real| or real <= 0: must be 0 */
+    unsigned long long n_auto_bad;  /* of those, |imag| > 1e-6 |real| or real < 0, or real 0
+                                       with a nonzero imaginary part: must be 0 */
+    unsigned long long n_auto_zero; /* of those, exactly 0: a dead input, which flagging
+                                       (flagger.h) flags; not a failure of the file */
     char reason[256];               /* the first failed check, "" when passed */
 } ct_qa_result;
 
 /*
  * Checks a UVH5 file (serially, in bounded blocks): shapes consistent, no NaN/Inf in
- * unflagged data, autocorrelations (ant_1 == ant_2) real and positive where unflagged,
+ * unflagged data, autocorrelations (ant_1 == ant_2) real and positive where unflagged (or
+ * exactly zero: a dead input, counted apart),
  * fewer than half the samples flagged. A file that fails the checks is CT_OK with
  * qa->passed false; a file that cannot be read is an error ("corrupt_input: ...").
  */

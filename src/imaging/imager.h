@@ -33,8 +33,9 @@
  *
  * Input. Each rank passes its own rows, a contiguous block of one global
  * sequence, the blocks in rank order (rank 0 the first rows); the global order
- * fixes the order of summation. A row has uvw, a visibility, a natural weight
- * (0 = flagged), and two labels for the primary beam's average over the
+ * fixes the order of summation. A row has uvw (its baseline-time's times its
+ * channel's scale: ct_imager_rows), a visibility, a natural weight (0 =
+ * flagged), and two labels for the primary beam's average over the
  * observation: its channel (0..nchan-1) and its epoch (0..nepoch-1, the
  * integration), whose imaging weights the imager sums.
  *
