@@ -370,7 +370,7 @@ ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outp
     memset(masks, 1, (size_t)mine * np * plane); /* a missing sample stays flagged */
     for (size_t b0 = 0; rc == CT_OK && b0 < nblt; b0 += CHUNK_BLTS) {
         const size_t nb = nblt - b0 < CHUNK_BLTS ? nblt - b0 : CHUNK_BLTS;
-        if ((rc = ct_uvh5_read_blts(f, b0, nb, vis, fl, ns, err)) != CT_OK)
+        if ((rc = ct_uvh5_read_blts(f, b0, nb, vis, fl, NULL, err)) != CT_OK) /* no nsamples */
             break;
         for (size_t j = 0; j < nb; j++) {
             const size_t k = b0 + j;

@@ -17,18 +17,24 @@ enum { NOISE_MIN_SAMPLES = 16 };
 
 struct ct_tfflag_work {
     int nt, nf;
-    float complex *bg;  /* [t][f] background; NAN where no unflagged sample is near */
-    float *z;           /* [t][f] the statistic */
-    uint8_t *cur;       /* [t][f] the flags so far */
-    uint8_t *next;      /* [t][f] this window length's */
-    double complex *pa; /* nf + 1: prefix sums (background) */
-    double *pd;         /* nf + 1 */
-    double complex *a;  /* nf: the masked data, then its smoothings */
-    double *d;          /* nf: the mask's */
-    float *med;         /* nf: per-block median |R|^2 */
-    float *smed;        /* nf: each channel's (its block's) */
-    float *tmp;         /* nt x NOISE_BLOCK */
-    double *p, *rmax;   /* max(nt, nf) + 1: SIR */
+    float complex *bg; /* [t][f] background; NAN where no unflagged sample is near */
+    float *z;          /* [t][f] the statistic */
+    uint8_t *cur;      /* [t][f] the flags so far */
+    uint8_t *next;     /* [t][f] this window length's */
+    /* The background's arrays, channel-major ([f][t]) so that every loop
+     * along frequency runs over all integrations at once: the prefix sums
+     * of one integration are a chain of dependent additions, those of 24 are
+     * 24 independent ones side by side (the background was a third of a run
+     * as one chain). */
+    double complex *a, *pa; /* [f][t] the masked data, then its smoothings; [f + 1][t] */
+    double *d, *pd;         /* the mask's */
+    /* SumThreshold's line sums (st_pass). */
+    double *sum;
+    int *marked;
+    float *med;       /* nf: per-block median |R|^2 */
+    float *smed;      /* nf: each channel's (its block's) */
+    float *tmp;       /* nt x NOISE_BLOCK */
+    double *p, *rmax; /* max(nt, nf) + 1: SIR */
 };
 
 void ct_tfflag_opts_default(ct_tfflag_opts *o)
@@ -76,17 +82,19 @@ ct_code ct_tfflag_work_create(int nt, int nf, ct_tfflag_work **out, ct_err *err)
     w->z = malloc(np * sizeof *w->z);
     w->cur = malloc(np);
     w->next = malloc(np);
-    w->pa = malloc(((size_t)nf + 1) * sizeof *w->pa);
-    w->pd = malloc(((size_t)nf + 1) * sizeof *w->pd);
-    w->a = malloc((size_t)nf * sizeof *w->a);
-    w->d = malloc((size_t)nf * sizeof *w->d);
+    w->pa = malloc(((size_t)nf + 1) * (size_t)nt * sizeof *w->pa);
+    w->pd = malloc(((size_t)nf + 1) * (size_t)nt * sizeof *w->pd);
+    w->a = malloc(np * sizeof *w->a);
+    w->d = malloc(np * sizeof *w->d);
+    w->sum = malloc(nl * sizeof *w->sum);
+    w->marked = malloc(nl * sizeof *w->marked);
     w->med = malloc((size_t)nf * sizeof *w->med);
     w->smed = malloc((size_t)nf * sizeof *w->smed);
     w->tmp = malloc(((size_t)nt * NOISE_BLOCK + nl) * sizeof *w->tmp);
     w->p = malloc(nl * sizeof *w->p);
     w->rmax = malloc(nl * sizeof *w->rmax);
     if (!w->bg || !w->z || !w->cur || !w->next || !w->pa || !w->pd || !w->a || !w->d || !w->med ||
-        !w->smed || !w->tmp || !w->p || !w->rmax) {
+        !w->smed || !w->tmp || !w->p || !w->rmax || !w->sum || !w->marked) {
         ct_tfflag_work_destroy(w);
         return ct_fail(err, CT_ENOMEM, "out of memory for a %d x %d plane", nt, nf);
     }
@@ -106,6 +114,8 @@ void ct_tfflag_work_destroy(ct_tfflag_work *w)
     free(w->pd);
     free(w->a);
     free(w->d);
+    free(w->sum);
+    free(w->marked);
     free(w->med);
     free(w->smed);
     free(w->tmp);
@@ -114,40 +124,56 @@ void ct_tfflag_work_destroy(ct_tfflag_work *w)
     free(w);
 }
 
-/* One box of 2 h + 1 over a and d (clipped at the ends), in place, through
- * prefix sums (in double: the differences of long sums lose nothing that
- * matters at float32 data). */
-static void box(ct_tfflag_work *w, int nf, int h)
+/* One box of 2 h + 1 channels over a and d (clipped at the ends), in place,
+ * every integration at once, through prefix sums (in double: the differences
+ * of long sums lose nothing that matters at float32 data). */
+static void box(ct_tfflag_work *w, int nt, int nf, int h)
 {
-    w->pa[0] = 0;
-    w->pd[0] = 0;
+    const size_t T = (size_t)nt;
+    for (size_t t = 0; t < T; t++) {
+        w->pa[t] = 0;
+        w->pd[t] = 0;
+    }
     for (int f = 0; f < nf; f++) {
-        w->pa[f + 1] = w->pa[f] + w->a[f];
-        w->pd[f + 1] = w->pd[f] + w->d[f];
+        const double complex *af = w->a + (size_t)f * T, *p0 = w->pa + (size_t)f * T;
+        const double *df = w->d + (size_t)f * T, *q0 = w->pd + (size_t)f * T;
+        double complex *p1 = w->pa + ((size_t)f + 1) * T;
+        double *q1 = w->pd + ((size_t)f + 1) * T;
+        for (size_t t = 0; t < T; t++) {
+            p1[t] = p0[t] + af[t];
+            q1[t] = q0[t] + df[t];
+        }
     }
     for (int f = 0; f < nf; f++) {
         const int lo = f - h < 0 ? 0 : f - h, hi = f + h + 1 > nf ? nf : f + h + 1;
-        w->a[f] = w->pa[hi] - w->pa[lo];
-        w->d[f] = w->pd[hi] - w->pd[lo];
+        const double complex *ph = w->pa + (size_t)hi * T, *pl = w->pa + (size_t)lo * T;
+        const double *qh = w->pd + (size_t)hi * T, *ql = w->pd + (size_t)lo * T;
+        double complex *af = w->a + (size_t)f * T;
+        double *df = w->d + (size_t)f * T;
+        for (size_t t = 0; t < T; t++) {
+            af[t] = ph[t] - pl[t];
+            df[t] = qh[t] - ql[t];
+        }
     }
 }
 
 /* The background of each integration (see tfflag.h) under the flags cur. */
 static void background(ct_tfflag_work *w, int nt, int nf, int h, const float complex *vis)
 {
-    for (int t = 0; t < nt; t++) {
-        const float complex *v = vis + (size_t)t * nf;
-        const uint8_t *m = w->cur + (size_t)t * nf;
+    for (int t = 0; t < nt; t++)
         for (int f = 0; f < nf; f++) {
-            w->a[f] = m[f] ? 0 : (double complex)v[f];
-            w->d[f] = m[f] ? 0 : 1;
+            const size_t i = (size_t)t * nf + f, k = (size_t)f * nt + t;
+            w->a[k] = w->cur[i] ? 0 : (double complex)vis[i];
+            w->d[k] = w->cur[i] ? 0 : 1;
         }
-        for (int pass = 0; pass < 3; pass++)
-            box(w, nf, h);
-        float complex *b = w->bg + (size_t)t * nf;
-        for (int f = 0; f < nf; f++)
-            b[f] = w->d[f] > 1e-9 ? (float complex)(w->a[f] / w->d[f]) : (float complex)NAN;
-    }
+    for (int pass = 0; pass < 3; pass++)
+        box(w, nt, nf, h);
+    for (int t = 0; t < nt; t++)
+        for (int f = 0; f < nf; f++) {
+            const size_t k = (size_t)f * nt + t;
+            w->bg[(size_t)t * nf + f] =
+                w->d[k] > 1e-9 ? (float complex)(w->a[k] / w->d[k]) : (float complex)NAN;
+        }
 }
 
 static int usable(const ct_tfflag_work *w, size_t i)
@@ -195,27 +221,75 @@ static int noise(ct_tfflag_work *w, int nt, int nf, const float complex *vis)
     return 1;
 }
 
-/* SumThreshold along one line of n samples (z and mask at stride s): the
- * windows of M whose sum passes M chi set their samples in out. */
-static void st_line(const float *z, const uint8_t *m, uint8_t *out, size_t s, int n, int M,
-                    double chi)
+/* SumThreshold with windows of M along the outer axis of [nout][nin] arrays,
+ * every inner line at once (their sums side by side, so that the loops
+ * vectorize): a window whose sum (flagged samples counting chi) passes M chi
+ * sets its samples in out. Each line's sum is formed as one line alone would
+ * form it. */
+static void st_pass(ct_tfflag_work *w, const float *restrict z, const uint8_t *restrict m,
+                    uint8_t *restrict out, int nout, int nin, int M, double chi)
+{
+    if (M > nout)
+        return;
+    double *restrict sum = w->sum;
+    int *restrict marked = w->marked; /* per line: samples below this are set already */
+    for (int j = 0; j < nin; j++) {
+        sum[j] = 0;
+        marked[j] = 0;
+    }
+    for (int o = 0; o < M; o++) {
+        const float *restrict zo = z + (size_t)o * nin;
+        const uint8_t *restrict mo = m + (size_t)o * nin;
+        for (int j = 0; j < nin; j++) {
+            /* Both loads unconditional: a select, which vectorizes. */
+            const double zz = zo[j];
+            sum[j] += mo[j] ? chi : zz;
+        }
+    }
+    const double limit = M * chi;
+    int any = 0; /* some window of this position passes: rare, so looked for in bulk */
+    for (int j = 0; j < nin; j++)
+        any |= sum[j] > limit;
+    for (int i = 0;; i++) {
+        for (int j = 0; any && j < nin; j++)
+            if (sum[j] > limit) {
+                for (int o = i > marked[j] ? i : marked[j]; o < i + M; o++)
+                    out[(size_t)o * nin + j] = 1;
+                marked[j] = i + M;
+            }
+        if (i + M >= nout)
+            break;
+        const float *restrict zi = z + (size_t)i * nin, *restrict zn = z + (size_t)(i + M) * nin;
+        const uint8_t *restrict mi = m + (size_t)i * nin, *restrict mn = m + (size_t)(i + M) * nin;
+        any = 0;
+        for (int j = 0; j < nin; j++) {
+            const double a = zn[j], b = zi[j];
+            sum[j] += (mn[j] ? chi : a) - (mi[j] ? chi : b);
+            any |= sum[j] > limit;
+        }
+    }
+}
+
+/* SumThreshold along one contiguous line of n samples (a row: windows along
+ * frequency): the windows of M whose sum passes M chi set their samples in
+ * out. The same sums as st_pass forms for one of its lines. */
+static void st_line(const float *z, const uint8_t *m, uint8_t *out, int n, int M, double chi)
 {
     if (M > n)
         return;
     double sum = 0;
     for (int j = 0; j < M; j++)
-        sum += m[(size_t)j * s] ? chi : (double)z[(size_t)j * s];
+        sum += m[j] ? chi : (double)z[j];
     int marked = 0; /* samples below this are set already */
     for (int i = 0;; i++) {
         if (sum > M * chi) {
             for (int j = i > marked ? i : marked; j < i + M; j++)
-                out[(size_t)j * s] = 1;
+                out[j] = 1;
             marked = i + M;
         }
         if (i + M >= n)
             break;
-        sum += (m[(size_t)(i + M) * s] ? chi : (double)z[(size_t)(i + M) * s]) -
-               (m[(size_t)i * s] ? chi : (double)z[(size_t)i * s]);
+        sum += (m[i + M] ? chi : (double)z[i + M]) - (m[i] ? chi : (double)z[i]);
     }
 }
 
@@ -228,13 +302,14 @@ void ct_tfflag_sumthreshold(ct_tfflag_work *w, const ct_tfflag_opts *o, int nt, 
     double chi = chi1;
     for (int M = 1; M <= mmax; M *= 2, chi /= o->rho) {
         memcpy(w->next, mask, np);
+        /* Along time, every channel at once; along frequency, row by row
+         * (contiguous already: a transposed copy cost more than it gave). */
+        if (M <= o->max_window_time)
+            st_pass(w, z, mask, w->next, nt, nf, M, chi);
         if (M <= o->max_window_chan)
             for (int t = 0; t < nt; t++)
-                st_line(z + (size_t)t * nf, mask + (size_t)t * nf, w->next + (size_t)t * nf, 1, nf,
-                        M, chi);
-        if (M <= o->max_window_time)
-            for (int f = 0; f < nf; f++)
-                st_line(z + f, mask + f, w->next + f, (size_t)nf, nt, M, chi);
+                st_line(z + (size_t)t * nf, mask + (size_t)t * nf, w->next + (size_t)t * nf, nf, M,
+                        chi);
         memcpy(mask, w->next, np);
     }
 }

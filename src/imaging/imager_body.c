@@ -1383,16 +1383,39 @@ static int tile_phase(const imp *im, long t)
  * are the global grid's. Regions of the slab cut among the threads instead
  * made a third of the rows (those whose kernels straddle a cut) compute
  * their taps twice and left the threads uneven (1.3 x on 2 threads). */
+typedef struct tile_load {
+    size_t rows;
+    long id;
+    size_t r0, r1;
+} tile_load;
+
+static int heavier_first(const void *a, const void *b)
+{
+    const tile_load *x = a, *y = b;
+    if (x->rows != y->rows)
+        return x->rows > y->rows ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
 static ct_code setup_tiles(imp *im, ct_err *err)
 {
     const long ntiles = row_tile(im, im->gy - 1, im->gx - 1) + 1;
+    /* Each held row's tile, on the threads (a table lookup and two roundings
+     * a row: serial, it was most of what the load's threads could not share). */
+    uint32_t *tid = malloc((im->n + 1) * sizeof *tid);
+    if (!tid)
+        return ct_fail(err, CT_ENOMEM, "out of memory for %zu rows' tiles", im->n);
+#pragma omp parallel for num_threads(im->threads) schedule(static)
+    for (ptrdiff_t i = 0; i < (ptrdiff_t)im->n; i++) {
+        long gv, cu;
+        held_start(im, (size_t)i, &gv, &cu);
+        tid[i] = (uint32_t)row_tile(im, gv, cu);
+    }
     size_t nruns = 0;
     long prev_t = -1, prev_b = -1;
     for (long b = 0; b < im->nbuckets; b++)
         for (size_t i = im->bucket[b]; i < im->bucket[b + 1]; i++) {
-            long gv, cu;
-            held_start(im, i, &gv, &cu);
-            long t = row_tile(im, gv, cu);
+            const long t = tid[i];
             nruns += t != prev_t || b != prev_b;
             prev_t = t;
             prev_b = b;
@@ -1411,9 +1434,7 @@ static ct_code setup_tiles(imp *im, ct_err *err)
     prev_t = prev_b = -1;
     for (long b = 0; rc == CT_OK && b < im->nbuckets; b++)
         for (size_t i = im->bucket[b]; i < im->bucket[b + 1]; i++) {
-            long gv, cu;
-            held_start(im, i, &gv, &cu);
-            long t = row_tile(im, gv, cu);
+            const long t = tid[i];
             if (t != prev_t || b != prev_b) {
                 from[r] = i;
                 bk[r] = (int32_t)b;
@@ -1458,6 +1479,29 @@ static ct_code setup_tiles(imp *im, ct_err *err)
             im->tile_id[k] = t;
         }
     }
+    /* Within a phase, the tiles by decreasing rows (then tile order): the
+     * threads take them one at a time, so the heaviest (the dense centre of
+     * the uv plane) go first and the phase ends evenly. The order of a
+     * phase's tiles changes no sum: they write disjoint cells. */
+    const long ntile_used = im->phase_tile[CT_TILE_PHASES];
+    tile_load *tl = rc == CT_OK ? malloc(((size_t)ntile_used + 1) * sizeof *tl) : NULL;
+    if (rc == CT_OK && !tl)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %ld gridding tiles", ntile_used);
+    for (long k = 0; rc == CT_OK && k < ntile_used; k++) {
+        tl[k] = (tile_load){0, im->tile_id[k], im->tile_run[2 * k], im->tile_run[2 * k + 1]};
+        for (size_t q = tl[k].r0; q < tl[k].r1; q++)
+            tl[k].rows += im->run_to[q] - im->run_from[q];
+    }
+    for (int ph = 0; rc == CT_OK && ph < CT_TILE_PHASES; ph++)
+        qsort(tl + im->phase_tile[ph], (size_t)(im->phase_tile[ph + 1] - im->phase_tile[ph]),
+              sizeof *tl, heavier_first);
+    for (long k = 0; rc == CT_OK && k < ntile_used; k++) {
+        im->tile_id[k] = tl[k].id;
+        im->tile_run[2 * k] = tl[k].r0;
+        im->tile_run[2 * k + 1] = tl[k].r1;
+    }
+    free(tl);
+    free(tid);
     free(from);
     free(to);
     free(bk);
@@ -1777,6 +1821,50 @@ void CT_IMP(on_copied)(imp *im, void (*fn)(void *arg), void *arg)
     im->on_copied_arg = arg;
 }
 
+/* Row i of a load's input: its indices in range, its uvw finite and on a
+ * sane grid, its weight and visibility usable (CT_OK), or the reason (err
+ * may be NULL). */
+static ct_code check_row(const imp *im, const ct_imager_rows *rw, size_t i, ct_err *err)
+{
+    const int nchan = rw->nchan;
+    ct_code rc = CT_OK;
+    const size_t b = rw->blt ? rw->blt[i] : i;
+    if (b >= rw->nblt || rw->chan[i] < 0 || rw->chan[i] >= nchan) {
+        rc = ct_fail(err, CT_EINVAL,
+                     "row %zu: baseline-time %zu or channel %d outside 0..%zu, "
+                     "0..%d",
+                     i, b, rw->chan[i], rw->nblt - 1, nchan - 1);
+        return rc;
+    }
+    const double sc = rw->chan_scale ? rw->chan_scale[rw->chan[i]] : 1.0;
+    const double uvw[3] = {rw->blt_uvw[3 * b] * sc, rw->blt_uvw[3 * b + 1] * sc,
+                           rw->blt_uvw[3 * b + 2] * sc};
+    if (!isfinite(uvw[0]) || !isfinite(uvw[1]) || !isfinite(uvw[2]) ||
+        fabs(uvw[0]) * im->cell * im->gx > 1e12 || fabs(uvw[1]) * im->cell * im->gy > 1e12)
+        rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                        "corrupt input: row %zu has uvw (%g, %g, %g)", i, uvw[0], uvw[1], uvw[2]);
+    const double nw = rows_weight(rw, i);
+    const double complex v = rows_vis(rw, i);
+    if (rc != CT_OK)
+        return rc;
+    if (!(nw >= 0) || isinf(nw))
+        rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                        "corrupt input: row %zu has weight %g", i, nw);
+    else if (nw > 0 && (!isfinite(creal(v)) || !isfinite(cimag(v))))
+        rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                        "corrupt input: row %zu has a non-finite visibility and weight %g "
+                        "(flag it)",
+                        i, nw);
+    else if (CT_IMAGER_SINGLE && nw > 0 &&
+             !(fmax(fmax(fabs(creal(v)), fabs(cimag(v))), nw) <= 1e30))
+        /* the held rows are float32 (see wt) */
+        rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                        "corrupt input: row %zu has a visibility (%g, %g) or weight %g beyond "
+                        "single precision",
+                        i, creal(v), cimag(v), nw);
+    return rc;
+}
+
 /* Every rank's baseline-times into im's table (rank order: global
  * baseline-time k), and the channels' scales; *boff is this rank's first. */
 static ct_code gather_table(imp *im, const ct_imager_rows *rw, size_t *boff, ct_err *err)
@@ -1857,42 +1945,16 @@ ct_code CT_IMP(load)(imp *im, const ct_imager_rows *rw, const ct_weight_opts *wo
         if (rw->blt_epoch[b] < 0 || rw->blt_epoch[b] >= nepoch)
             rc = ct_fail(err, CT_EINVAL, "baseline-time %zu: epoch %d outside 0..%d", b,
                          rw->blt_epoch[b], nepoch - 1);
-    for (size_t i = 0; rc == CT_OK && i < n; i++) {
-        const size_t b = rw->blt ? rw->blt[i] : i;
-        if (b >= rw->nblt || rw->chan[i] < 0 || rw->chan[i] >= nchan) {
-            rc = ct_fail(err, CT_EINVAL,
-                         "row %zu: baseline-time %zu or channel %d outside 0..%zu, "
-                         "0..%d",
-                         i, b, rw->chan[i], rw->nblt - 1, nchan - 1);
-            break;
-        }
-        const double sc = rw->chan_scale ? rw->chan_scale[rw->chan[i]] : 1.0;
-        const double uvw[3] = {rw->blt_uvw[3 * b] * sc, rw->blt_uvw[3 * b + 1] * sc,
-                               rw->blt_uvw[3 * b + 2] * sc};
-        if (!isfinite(uvw[0]) || !isfinite(uvw[1]) || !isfinite(uvw[2]) ||
-            fabs(uvw[0]) * im->cell * im->gx > 1e12 || fabs(uvw[1]) * im->cell * im->gy > 1e12)
-            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
-                            "corrupt input: row %zu has uvw (%g, %g, %g)", i, uvw[0], uvw[1],
-                            uvw[2]);
-        const double nw = rows_weight(rw, i);
-        const double complex v = rows_vis(rw, i);
-        if (rc != CT_OK)
-            break;
-        if (!(nw >= 0) || isinf(nw))
-            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
-                            "corrupt input: row %zu has weight %g", i, nw);
-        else if (nw > 0 && (!isfinite(creal(v)) || !isfinite(cimag(v))))
-            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
-                            "corrupt input: row %zu has a non-finite visibility and weight %g "
-                            "(flag it)",
-                            i, nw);
-        else if (CT_IMAGER_SINGLE && nw > 0 &&
-                 !(fmax(fmax(fabs(creal(v)), fabs(cimag(v))), nw) <= 1e30))
-            /* the held rows are float32 (see wt) */
-            rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
-                            "corrupt input: row %zu has a visibility (%g, %g) or weight %g beyond "
-                            "single precision",
-                            i, creal(v), cimag(v), nw);
+    /* Every row checked on the threads; the first bad one (the lowest
+     * index, whatever the thread count) is the one reported. */
+    size_t first_bad = n;
+    if (rc == CT_OK) {
+#pragma omp parallel for num_threads(im->threads) schedule(static) reduction(min : first_bad)
+        for (ptrdiff_t i = 0; i < (ptrdiff_t)n; i++)
+            if (check_row(im, rw, (size_t)i, NULL) != CT_OK && (size_t)i < first_bad)
+                first_bad = (size_t)i;
+        if (first_bad < n)
+            rc = check_row(im, rw, first_bad, err);
     }
     if ((rc = ct_mpi_agree(im->comm, rc, err)) != CT_OK)
         return rc;
@@ -2794,7 +2856,7 @@ ct_code CT_IMP(image)(imp *im, int psf, double *image, ct_err *err)
 #pragma omp atomic write
                     no_buf = 1;
                 }
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 1)
                 for (long k = im->phase_tile[ph]; k < im->phase_tile[ph + 1]; k++) {
                     if (!buf)
                         continue;
