@@ -4,6 +4,7 @@
 
 #include "calibration.h"
 #include "convert.h"
+#include "flagger.h"
 #include "fsutil.h"
 #include "imaging.h"
 #include "mosaic.h"
@@ -539,6 +540,89 @@ static ct_code run_cal_apply(MPI_Comm comm, const json_t *params, const ct_confi
     return CT_OK;
 }
 
+/* --- flag-rfi -------------------------------------------------------------------------- */
+
+/* A config number where given (and a number), else the default. */
+static double config_number(const json_t *config, const char *key, double dflt, int *bad)
+{
+    const json_t *v = json_object_get(config, key);
+    if (!v)
+        return dflt;
+    if (!json_is_number(v)) {
+        *bad = 1;
+        return dflt;
+    }
+    return json_number_value(v);
+}
+
+static ct_code run_flag(MPI_Comm comm, const json_t *params, const ct_config *cfg,
+                        ct_stage_outcome *out, ct_err *err)
+{
+    const char *group, *vis, *flagged;
+    ct_code rc;
+    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = require_str(params, "inputs", "vis_path", &vis, err)) ||
+        (rc = require_str(params, "outputs", "vis_path", &flagged, err)))
+        return rc;
+    if (strcmp(vis, flagged) == 0)
+        return ct_fail(err, CT_EINVAL, "flag-rfi: outputs.vis_path is the input");
+    ct_flag_opts o;
+    ct_flag_opts_default(&o);
+    const json_t *config = json_object_get(params, "config");
+    int bad = 0;
+    o.plane.threshold = config_number(config, "threshold", o.plane.threshold, &bad);
+    o.plane.rounds = (int)config_number(config, "rounds", o.plane.rounds, &bad);
+    o.plane.eta = config_number(config, "eta", o.plane.eta, &bad);
+    o.antenna_sigma = config_number(config, "antenna_sigma", o.antenna_sigma, &bad);
+    o.max_fraction = config_number(config, "max_fraction", o.max_fraction, &bad);
+    o.threads = cfg->threads;
+    if (bad)
+        return ct_fail(err, CT_EINVAL, "flag-rfi: a config value is not a number");
+    if ((rc = ct_flag_opts_check(&o, err)) || (rc = ct_config_check_paths(cfg, &vis, 1, err)) ||
+        (rc = prepare_output(comm, flagged, ".", err)))
+        return rc;
+    ct_flag_result r;
+    rc = ct_flag_observation(comm, vis, flagged, &o, &r, err);
+    /* The gate (every rank alike: the QA is every rank's): the task is done,
+     * its chain is not. */
+    const bool gate_failed = rc != CT_OK && r.n_samples > 0 && !r.gate_passed;
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    if ((rc != CT_OK && !gate_failed) || rank != 0) {
+        ct_flag_result_free(&r);
+        return gate_failed ? CT_OK : rc; /* rank 0 reports */
+    }
+    json_t *ants = json_array(), *subs = json_array();
+    for (int a = 0; a < r.nant; a++)
+        if (r.ant_state[a] != 'o')
+            json_array_append_new(ants, json_pack("{s:i, s:s}", "antenna", r.ant_number[a], "state",
+                                                  ct_flag_ant_state_name(r.ant_state[a])));
+    for (int s = 0; s < r.nsub; s++)
+        json_array_append_new(subs, json_real(r.sub_fraction[s]));
+    json_t *metrics = json_pack(
+        "{s:I, s:I, s:I, s:f, s:f, s:b, s:o, s:o, s:f, s:i}", "n_samples", (json_int_t)r.n_samples,
+        "n_flagged_input", (json_int_t)r.n_flagged_in, "n_flagged", (json_int_t)r.n_flagged,
+        "fraction", r.fraction, "max_fraction", o.max_fraction, "gate_passed", r.gate_passed,
+        "bad_antennas", ants, "subband_fraction", subs, "seconds", r.seconds, "ranks", r.ranks);
+    out->result =
+        result_new(gate_failed ? "flagged; quality gate failed" : "flagged",
+                   gate_failed ? json_object() : json_pack("{s:s}", "vis_path", flagged), metrics);
+    if (gate_failed) {
+        json_object_set_new(out->result, "status", json_string("qa_failed"));
+        json_object_set_new(metrics, "reason", json_string(err->msg));
+    }
+    out->continue_chain = !gate_failed;
+    ct_flag_result_free(&r);
+    return CT_OK;
+}
+
+static void flag_outputs(json_t *outputs, const char *group, const char *products_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vis/%s.flagged.hdf5", products_dir, group);
+    json_object_set_new(outputs, "vis_path", json_string(path));
+}
+
 /* Rank 0: calibration-apply's caltable, when the task names none, from the
  * registry's fallback chain at the observation's middle. None in reach is
  * transient: a calibrator transit may yet be solved, and the retry finds it. */
@@ -608,6 +692,7 @@ static void imaging_outputs(json_t *outputs, const char *group, const char *prod
     ROW(CT_TASK_CAL_SOLVE, CT_STAGE_ANY_RANKS, run_cal_solve, cal_solve_outputs, NULL, NULL)       \
     ROW(CT_TASK_CAL_APPLY, CT_STAGE_ANY_RANKS, run_cal_apply, cal_apply_outputs, NULL,             \
         resolve_cal_apply)                                                                         \
+    ROW(CT_TASK_FLAG, CT_STAGE_ANY_RANKS, run_flag, flag_outputs, NULL, NULL)                      \
     ROW(CT_TASK_IMAGING, CT_STAGE_ANY_RANKS, run_imaging, imaging_outputs, NULL, NULL)             \
     ROW(CT_TASK_MOSAIC, CT_STAGE_ANY_RANKS, run_mosaic, NULL, mosaic_follow, NULL)                 \
     ROW(CT_TASK_NOOP, 1, run_noop, NULL, NULL, NULL)

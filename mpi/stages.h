@@ -34,6 +34,13 @@
  *                       fallback chain, resolved on rank 0, the rung recorded
  *                       in params.calibration and the result)}, outputs
  *                       {vis_path}: the next step images the calibrated file.
+ *   flag-rfi            an observation -> its copy with interference and bad
+ *                       inputs flagged (flagger.h). Params: inputs {group_id,
+ *                       vis_path}, outputs {vis_path}, config {threshold,
+ *                       rounds, eta, antenna_sigma, max_fraction}: the next step
+ *                       works on the flagged file. More than max_fraction (0.5)
+ *                       flagged is its quality gate: status qa_failed, nothing
+ *                       written, the chain stops (as convert's gate).
  *   noop                does nothing (config {sleep_sec}): the engine's own
  *                       overhead, measured by bench/engine.
  *
@@ -59,6 +66,7 @@
 #define CT_TASK_NOOP      "noop"
 #define CT_TASK_CAL_SOLVE "calibration-solve"
 #define CT_TASK_CAL_APPLY "calibration-apply"
+#define CT_TASK_FLAG      "flag-rfi"
 
 typedef struct ct_stage_outcome {
     json_t *result;      /* {"status", "outputs", "message", "errors", "metrics"} */

@@ -22,3 +22,19 @@ expect_exit() { # expect_exit CODE PATTERN DESCRIPTION COMMAND...: exit CODE, PA
         ok "$what: exit $rc: $(head -c 150 "$T/bad.err")"
     fi
 }
+q() { psql "$URL" -XAtq -c "$1"; } # q SQL: one query's rows against $URL's database
+same() { # same DESCRIPTION WANT GOT: GOT must be WANT
+    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$3', want '$2'"; fi
+}
+task_counts() { # task_counts QUEUE: "task status count" of its tasks, comma-separated, by name
+    q "SELECT string_agg(task_name || ' ' || status || ' ' || n, ',' ORDER BY task_name)
+         FROM (SELECT task_name, status, count(*) n FROM absurd.tasks
+                WHERE queue_name = '$1' GROUP BY 1, 2) x"
+}
+drain() { # drain LOG [VAR...]: `contimg run --drain` on 2 ranks, VAR... and CONTIMG_STATE_DIR passed on
+    local log=$1 xs=() v
+    shift
+    for v in "$@" CONTIMG_STATE_DIR; do xs+=(-x "$v"); done
+    mpirun -q --allow-run-as-root --oversubscribe "${xs[@]}" -np 2 "$CONTIMG" run --drain \
+        >"$log" 2>&1 || bad "mpirun -np 2 contimg run --drain: $(tail -5 "$log")"
+}

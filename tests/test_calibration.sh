@@ -317,19 +317,11 @@ run "ingest the calibrator on the calibrator chain" "$CONTIMG" ingest "$T/calobs
 for d in tobs t2obs; do
     run "ingest target $d on the target chain" "$CONTIMG" ingest "$T/$d" --chain target
 done
-mpirun -q --allow-run-as-root --oversubscribe -x CONTIMG_CHAINS_FILE -x ABSURD_QUEUE_NAME \
-    -x CONTIMG_PRODUCTS_DIR -x ABSURD_RETRY_BACKOFF_BASE -x ABSURD_RETRY_BACKOFF_MAX \
-    -x CONTIMG_STATE_DIR -np 2 "$CONTIMG" run --drain >"$T/night.log" 2>&1 ||
-    bad "mpirun -np 2 contimg run --drain: $(tail -5 "$T/night.log")"
-q() { psql "$URL" -XAtq -c "$1"; }
-same() { # same DESCRIPTION WANT GOT
-    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$3', want '$2'"; fi
-}
+drain "$T/night.log" CONTIMG_CHAINS_FILE ABSURD_QUEUE_NAME CONTIMG_PRODUCTS_DIR \
+    ABSURD_RETRY_BACKOFF_BASE ABSURD_RETRY_BACKOFF_MAX
 same "every task of the night completed: 3 converts, 1 solve, 2 applies, 2 images" \
     "calibration-apply completed 2,calibration-solve completed 1,convert-uvh5-to-ms completed 3,imaging completed 2" \
-    "$(q "SELECT string_agg(task_name || ' ' || status || ' ' || n, ',' ORDER BY task_name)
-            FROM (SELECT task_name, status, count(*) n FROM absurd.tasks
-                   WHERE queue_name = 'caltest-$$' GROUP BY 1, 2) x")"
+    "$(task_counts "caltest-$$")"
 same "one caltables row, written once by the solve's commit, valid 24 h past its observation" \
     "1|1|t|t|24" \
     "$(q "SELECT count(*), max(c.n_writes), bool_and(c.task_id = t.task_id),
@@ -394,9 +386,7 @@ mpirun -q --allow-run-as-root --oversubscribe -x CONTIMG_CHAINS_FILE -x ABSURD_Q
     bad "the transit's engine run: $(tail -5 "$T/auto.log")"
 same "the transit's tasks completed: convert x2, solve, apply" \
     "calibration-apply completed 1,calibration-solve completed 1,convert-uvh5-to-ms completed 2" \
-    "$(q "SELECT string_agg(task_name || ' ' || status || ' ' || n, ',' ORDER BY task_name)
-            FROM (SELECT task_name, status, count(*) n FROM absurd.tasks
-                   WHERE queue_name = 'calauto-$$' GROUP BY 1, 2) x")"
+    "$(task_counts "calauto-$$")"
 cal=$(q "SELECT result->'outputs'->>'caltable_path' FROM absurd.tasks
           WHERE queue_name = 'calauto-$$' AND task_name = 'calibration-solve'")
 run "solved with no model given, against the catalogue's 3C147: the simulator's gains, 1 % and 1 deg" \

@@ -16,6 +16,9 @@
 #    (the dead antenna's zeros weigh the fluxes down) -- so it proves something.
 # 4. Bad input and the gate: usage errors exit 2, a missing file 4, a gate at 1 % fails
 #    with "qa gate" (exit 2) and writes nothing.
+# 5. Through the engine (flag-rfi, a stage of its own): a chain convert -> flag-rfi ->
+#    imaging images the flagged file with its sources right; a chain whose flag-rfi gate
+#    is at 1 % records qa_failed with the reason and stops there.
 set -u
 CONTIMG=${1:?usage: test_flag.sh CONTIMG CHECK_FLAGS}
 CHECK=${2:?usage: test_flag.sh CONTIMG CHECK_FLAGS}
@@ -101,6 +104,42 @@ expect_exit 4 "" "flag a missing file" "$CONTIMG" flag "$T/none.hdf5" --out "$T/
 expect_exit 2 "qa gate" "a gate at 1 % fails" "$CONTIMG" flag "$T/rfi.hdf5" --out "$T/x.hdf5" \
     --max-fraction 0.01
 run "the failed gate wrote nothing" bash -c '! ls "$1"/x.hdf5* >/dev/null 2>&1' _ "$T"
+
+# ---- 5. through the engine ------------------------------------------------------------------
+# Two observations with interference on two chains: "flagged" (convert, flag-rfi, imaging)
+# images the flagged file; "strict" (flag-rfi's gate at 1 %) stops after the gate fails.
+URL=$("$CONTIMG" db url)
+run "simulate a second observation with interference" "$CONTIMG" simulate --out "$T/rfi2" \
+    "${SIM[@]/2026-11-22T10:00:00/2026-11-22T11:00:00}" --rfi-seed $SEED --rfi-jy $RFI >/dev/null
+cat >"$T/chains.json" <<'CHAINS'
+{"flagged": ["convert-uvh5-to-ms", "flag-rfi",
+             {"task": "imaging", "config": {"size": 512, "cell_arcsec": 20, "niter": 2000,
+                                            "threshold_jy": 0.02}}],
+ "strict": ["convert-uvh5-to-ms", {"task": "flag-rfi", "config": {"max_fraction": 0.01}},
+            "imaging"]}
+CHAINS
+export CONTIMG_CHAINS_FILE=$T/chains.json ABSURD_QUEUE_NAME=flagtest-$$
+export CONTIMG_PRODUCTS_DIR=$T/products
+run "register the queue" "$CONTIMG" queue create "flagtest-$$"
+run "ingest the first on the flagged chain" "$CONTIMG" ingest "$T/rfi" --chain flagged
+run "ingest the second on the strict chain" "$CONTIMG" ingest "$T/rfi2" --chain strict
+drain "$T/engine.log" CONTIMG_CHAINS_FILE ABSURD_QUEUE_NAME CONTIMG_PRODUCTS_DIR
+same "every task completed: 2 converts, 2 flag-rfi, 1 imaging (the strict chain stopped)" \
+    "convert-uvh5-to-ms completed 2,flag-rfi completed 2,imaging completed 1" \
+    "$(task_counts "flagtest-$$")"
+same "flag-rfi's results: both name the dead antenna; one success, one qa_failed by the gate" \
+    "qa_failed qa gate 1,success  1" \
+    "$(q "SELECT string_agg(result->>'status' || ' ' || coalesce(substr(result->'metrics'->>'reason', 1, 7), '')
+                           || ' ' || jsonb_array_length(result->'metrics'->'bad_antennas'), ','
+                           ORDER BY result->>'status')
+            FROM absurd.tasks WHERE queue_name = 'flagtest-$$' AND task_name = 'flag-rfi'")"
+img=$(q "SELECT params->'outputs'->>'image_prefix' FROM absurd.tasks
+          WHERE queue_name = 'flagtest-$$' AND task_name = 'imaging'")
+src=$(q "SELECT params->'inputs'->>'vis_path' FROM absurd.tasks
+          WHERE queue_name = 'flagtest-$$' AND task_name = 'imaging'")
+run "the image was made from the flagged file" bash -c '[[ "$1" == *.flagged.hdf5 ]]' _ "$src"
+run "through the engine: the sources where and as bright as they are" \
+    "$PY" "$HERE/check_image.py" sources "$img" "$T/sky.txt"
 
 echo "test_flag: $failed failed"
 [ $failed -eq 0 ]

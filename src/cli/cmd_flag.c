@@ -47,13 +47,9 @@ static json_t *qa_json(const char *out, const ct_flag_result *r)
 {
     json_t *ants = json_array(), *subs = json_array(), *times = json_array();
     for (int a = 0; a < r->nant; a++) {
-        const char st[2] = {r->ant_state[a], 0};
-        const char *state = st[0] == 'd'   ? "dead"
-                            : st[0] == 'h' ? "hot"
-                            : st[0] == 's' ? "subbands"
-                                           : "ok";
         json_array_append_new(ants, json_pack("{s:i, s:f, s:s}", "antenna", r->ant_number[a],
-                                              "fraction", r->ant_fraction[a], "state", state));
+                                              "fraction", r->ant_fraction[a], "state",
+                                              ct_flag_ant_state_name(r->ant_state[a])));
     }
     for (int s = 0; s < r->nsub; s++)
         json_array_append_new(subs, json_real(r->sub_fraction[s]));

@@ -58,6 +58,11 @@ void ct_flag_result_free(ct_flag_result *r)
     memset(r, 0, sizeof *r);
 }
 
+const char *ct_flag_ant_state_name(char state)
+{
+    return state == 'd' ? "dead" : state == 'h' ? "hot" : state == 's' ? "subbands" : "ok";
+}
+
 /* The observation's layout, the same on every rank. */
 typedef struct layout {
     const ct_uvh5_header *h;

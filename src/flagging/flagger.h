@@ -77,6 +77,9 @@ typedef struct ct_flag_result {
 
 void ct_flag_result_free(ct_flag_result *r);
 
+/* An antenna state's name: "ok", "dead", "hot" or "subbands". */
+const char *ct_flag_ant_state_name(char state);
+
 /* Collective over comm: flags vispath into outpath (see above). The result is filled on
  * every rank (also when the gate fails); free it with ct_flag_result_free. */
 ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outpath,
