@@ -24,7 +24,7 @@ static const char usage[] =
     "baselines are dealt over the ranks; the output is the same on any number of them.\n\n"
     "  --threshold X      one sample's threshold on the excess power |R|^2 / (2 sigma^2) - 1\n"
     "                     (default 10: |R| above 4.7 sigma); longer windows lower it\n"
-    "  --rounds N         background and threshold rounds (default 3)\n"
+    "  --rounds N         background and threshold rounds (default 2)\n"
     "  --eta E            the dilation's eta (default 0.2; 0: none)\n"
     "  --max-fraction F   the QA gate: fail when more than F of the cross-correlation\n"
     "                     samples are flagged afterwards (default 0.5)\n"

@@ -43,7 +43,7 @@ void ct_tfflag_opts_default(ct_tfflag_opts *o)
     o->rho = 1.5;
     o->max_window_chan = 32;
     o->max_window_time = 16;
-    o->rounds = 3;
+    o->rounds = 2;
     o->background_half = 3;
     o->eta = 0.2;
 }

@@ -44,7 +44,7 @@ typedef struct ct_tfflag_opts {
     double rho;          /* the threshold falls by rho per doubling of the window (1.5) */
     int max_window_chan; /* longest SumThreshold window along frequency (32) */
     int max_window_time; /* and along time (16) */
-    int rounds;          /* background / threshold rounds (3) */
+    int rounds;          /* background / threshold rounds (2) */
     int background_half; /* h: the background's boxes are 2 h + 1 channels (3: sigma 3.5) */
     double eta;          /* SIR's eta (0.2); 0: no dilation */
 } ct_tfflag_opts;
