@@ -6,6 +6,8 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +37,19 @@ static const char usage[] =
     "Exit 2 for bad options, corrupt input or a failed gate (nothing written; the QA is\n"
     "still printed); 4 for a missing file; 1 for I/O failures.";
 
+/* An option's number (the ranges are ct_flag_opts_check's to judge). */
 static double number(const char *s, int *ok)
 {
-    char *end;
-    double v = strtod(s, &end);
-    *ok = *s && !*end;
+    double v = 0;
+    *ok = cli_parse_double(s, -HUGE_VAL, HUGE_VAL, &v);
     return v;
+}
+
+static int whole(const char *s, int *ok)
+{
+    long v = 0;
+    *ok = cli_parse_long(s, INT_MIN, INT_MAX, &v);
+    return (int)v;
 }
 
 static json_t *qa_json(const char *out, const ct_flag_result *r)
@@ -94,11 +103,11 @@ static int flag(int argc, char **argv, const ct_config *cfg)
             return EXIT_OK;
         case 'o': out = optarg; break;
         case 'x': o.plane.threshold = number(optarg, &ok); break;
-        case 'r': o.plane.rounds = (int)number(optarg, &ok); break;
+        case 'r': o.plane.rounds = whole(optarg, &ok); break;
         case 'e': o.plane.eta = number(optarg, &ok); break;
         case 'm': o.max_fraction = number(optarg, &ok); break;
         case 'a': o.antenna_sigma = number(optarg, &ok); break;
-        case 't': o.threads = (int)number(optarg, &ok); break;
+        case 't': o.threads = whole(optarg, &ok); break;
         case 'j': json = 1; break;
         case ':': return cli_rank_usage_error(rank, "flag: %s needs a value", argv[optind - 1]);
         default:
