@@ -9,11 +9,12 @@ struct ct_chains {
 };
 
 static const char builtin_chains[] =
-    "{\"standard\": [\"convert-uvh5-to-ms\", \"calibration-solve\", \"calibration-apply\","
-    "                \"imaging\", \"validation\", \"crossmatch\", \"photometry\"],"
-    " \"quick\": [\"convert-uvh5-to-ms\", \"imaging\", \"create-mosaic\"],"
-    " \"calibrator\": [\"convert-uvh5-to-ms\", \"calibration-solve\"],"
-    " \"target\": [\"convert-uvh5-to-ms\", \"calibration-apply\", \"imaging\"]}";
+    "{\"standard\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"calibration-solve\","
+    "                \"calibration-apply\", \"imaging\", \"validation\", \"crossmatch\","
+    "                \"photometry\"],"
+    " \"quick\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"imaging\", \"create-mosaic\"],"
+    " \"calibrator\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"calibration-solve\"],"
+    " \"target\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"calibration-apply\", \"imaging\"]}";
 
 /* Rewrites every step of root as {"task": name, "config": {...}}. */
 static ct_code normalize(json_t *root, const char *origin, ct_err *err)

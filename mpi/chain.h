@@ -4,14 +4,15 @@
  * A chain is a named list of steps; a step is a task name and the `config`
  * object its tasks get in their params. When the engine commits a task of
  * chain C, it spawns the step after the task's own in C, in the same
- * transaction. The built-in chains are the seed pipeline's:
+ * transaction. The built-in chains are the seed pipeline's, each flagging
+ * interference (flag-rfi) before anything uses the data:
  *
- *   standard   convert -> calibration-solve -> calibration-apply -> imaging
- *              -> validation -> crossmatch -> photometry
- *   quick      convert -> imaging -> create-mosaic (once a mosaic's window of
- *              images is complete: the planner of sql/0003_mosaics.sql)
- *   calibrator convert -> calibration-solve
- *   target     calibration-apply -> imaging -> photometry
+ *   standard   convert -> flag-rfi -> calibration-solve -> calibration-apply
+ *              -> imaging -> validation -> crossmatch -> photometry
+ *   quick      convert -> flag-rfi -> imaging -> create-mosaic (once a mosaic's
+ *              window of images is complete: the planner of sql/0003_mosaics.sql)
+ *   calibrator convert -> flag-rfi -> calibration-solve
+ *   target     convert -> flag-rfi -> calibration-apply -> imaging
  *
  * (convert is the task name convert-uvh5-to-ms.) A chains file replaces
  * them all: a JSON object of chain name to an array of steps, each step

@@ -575,6 +575,7 @@ static ct_code run_flag(MPI_Comm comm, const json_t *params, const ct_config *cf
     o.plane.eta = config_number(config, "eta", o.plane.eta, &bad);
     o.antenna_sigma = config_number(config, "antenna_sigma", o.antenna_sigma, &bad);
     o.max_fraction = config_number(config, "max_fraction", o.max_fraction, &bad);
+    o.burst_sigma = config_number(config, "burst_sigma", o.burst_sigma, &bad);
     o.threads = cfg->threads;
     if (bad)
         return ct_fail(err, CT_EINVAL, "flag-rfi: a config value is not a number");
@@ -600,10 +601,11 @@ static ct_code run_flag(MPI_Comm comm, const json_t *params, const ct_config *cf
     for (int s = 0; s < r.nsub; s++)
         json_array_append_new(subs, json_real(r.sub_fraction[s]));
     json_t *metrics = json_pack(
-        "{s:I, s:I, s:I, s:f, s:f, s:b, s:o, s:o, s:f, s:i}", "n_samples", (json_int_t)r.n_samples,
-        "n_flagged_input", (json_int_t)r.n_flagged_in, "n_flagged", (json_int_t)r.n_flagged,
-        "fraction", r.fraction, "max_fraction", o.max_fraction, "gate_passed", r.gate_passed,
-        "bad_antennas", ants, "subband_fraction", subs, "seconds", r.seconds, "ranks", r.ranks);
+        "{s:I, s:I, s:I, s:f, s:I, s:f, s:b, s:o, s:o, s:f, s:i}", "n_samples",
+        (json_int_t)r.n_samples, "n_flagged_input", (json_int_t)r.n_flagged_in, "n_flagged",
+        (json_int_t)r.n_flagged, "fraction", r.fraction, "burst_cells", (json_int_t)r.n_burst_cells,
+        "max_fraction", o.max_fraction, "gate_passed", r.gate_passed, "bad_antennas", ants,
+        "subband_fraction", subs, "seconds", r.seconds, "ranks", r.ranks);
     out->result =
         result_new(gate_failed ? "flagged; quality gate failed" : "flagged",
                    gate_failed ? json_object() : json_pack("{s:s}", "vis_path", flagged), metrics);

@@ -41,8 +41,16 @@ static void test_builtin_chains(void)
     CHECK(next && strcmp(next, "create-mosaic") == 0, "create-mosaic follows imaging in quick");
     CHECK_OK(ct_chain_next(c, "quick", "create-mosaic", &next, NULL, &err), err);
     CHECK(next == NULL, "create-mosaic ends quick, got %s", next);
-    CHECK_OK(ct_chain_next(c, "target", "convert-uvh5-to-ms", &next, NULL, &err), err);
-    CHECK(next && strcmp(next, "calibration-apply") == 0, "target: convert -> %s", next);
+    /* Every built-in chain flags interference before anything uses the data. */
+    const char *const names[] = {"standard", "quick", "calibrator", "target"};
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(ct_chain_next(c, names[i], "convert-uvh5-to-ms", &next, NULL, &err), err);
+        CHECK(next && strcmp(next, "flag-rfi") == 0, "%s: convert -> %s", names[i], next);
+    }
+    CHECK_OK(ct_chain_next(c, "target", "flag-rfi", &next, NULL, &err), err);
+    CHECK(next && strcmp(next, "calibration-apply") == 0, "target: flag-rfi -> %s", next);
+    CHECK_OK(ct_chain_next(c, "quick", "flag-rfi", &next, NULL, &err), err);
+    CHECK(next && strcmp(next, "imaging") == 0, "quick: flag-rfi -> %s", next);
     CHECK_OK(ct_chain_next(c, "target", "imaging", &next, NULL, &err), err);
     CHECK(next == NULL, "imaging ends target, got %s", next);
     CHECK(ct_chain_next(c, "quick", "photometry", &next, NULL, &err) == CT_ENOTFOUND,

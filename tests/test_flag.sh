@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # test_flag.sh -- `contimg flag` on simulated observations with interference of known mask
 # (simulate.h's ct_sim_rfi: transmitters in ~2 % of channels at 0.5-2 x RFI_JY on every
-# baseline, one broadband burst integration at 0.5 x RFI_JY, spikes in 1e-3 of samples at
-# 0.2-1 x RFI_JY, one dead antenna), as the flagging stage meets them.
+# baseline, one broadband burst integration at 0.5 x RFI_JY of one phase across the band,
+# spikes in 1e-3 of samples at 0.2-1 x RFI_JY, one dead antenna), as the flagging stage
+# meets them.
 #
 #   bash tests/test_flag.sh /path/to/contimg /path/to/check_flags
 #
 # 1. Against the mask (tests/check_flags.c): at least 95 % of the interference above 5
-#    sigma flagged (the dead antenna's samples with it), at most 3 % of the clean samples;
+#    sigma flagged (the dead antenna's samples with it), each kind on its own too, at most
+#    3 % of the clean samples;
 #    the data and weights the input's, bit for bit, and the input's flags kept; the dead
 #    antenna named in the QA; on 2 and 3 ranks the same bytes as on one.
 # 2. An observation without interference: at most 1 % flagged.
@@ -51,7 +53,7 @@ run "convert both (the dead antenna's zero autocorrelations pass the conversion'
 run "written atomically: FLAGGED, no temporary left" \
     bash -c '[ -f "$1/f1.hdf5" ] && ! ls "$1"/*.tmp* >/dev/null 2>&1' _ "$T"
 run "recall >= 95 % of the interference above 5 sigma, false positives <= 3 %, data untouched" \
-    bash -c '"$1" "$2/f1.hdf5" "$2/rfi.hdf5" "$2/rfi" '"$ANT $CH $NT $SEED $RFI $NOISE"' 0.95 0.03 \
+    bash -c 'set -o pipefail; "$1" "$2/f1.hdf5" "$2/rfi.hdf5" "$2/rfi" '"$ANT $CH $NT $SEED $RFI $NOISE"' 0.95 0.03 \
         | tee "$2/check1.json"' _ "$CHECK" "$T"
 run "the QA: one dead antenna (the simulator's), fractions per subband and time" "$PY" -c '
 import json, sys
@@ -63,6 +65,17 @@ assert r["gate_passed"] and 0.05 < r["fraction"] < 0.3, r["fraction"]
 print("     dead antenna %d; %.2f %% flagged; the burst integration %.0f %% flagged" %
       (dead[0], 100 * r["fraction"], 100 * max(r["time_fraction"])))
 ' "$T/f1.json" $NT
+# The burst is delay-free (one phase across the band): each baseline's background along
+# frequency takes it in; only the array-wide search finds it. Every kind on its own:
+run "each kind found: the dead antenna and the transmitters >= 99 %, the burst >= 95 % (in $(
+    "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["burst_cells"])' "$T/f1.json"
+) burst cells), spikes >= 80 %" "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["dead"][1] >= 0.99 and r["transmitter"][1] >= 0.99, r
+assert r["burst"][0] > 0 and r["burst"][1] >= 0.95, r
+assert r["spike"][1] >= 0.8, r
+' "$T/check1.json"
 for n in 2 3; do
     "${MPIRUN[@]}" -np $n "$CONTIMG" flag "$T/rfi.hdf5" --out "$T/f$n.hdf5" >/dev/null \
         2>"$T/f$n.err" || bad "flag on $n ranks: $(cat "$T/f$n.err")"
@@ -77,6 +90,7 @@ run "no interference: at most 1 % flagged, no antenna judged bad" "$PY" -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["fraction"] <= 0.01, r["fraction"]
+assert r["burst_cells"] == 0, r["burst_cells"]
 assert all(a["state"] == "ok" for a in r["antennas"]), r["antennas"]
 print("     %.3f %% flagged" % (100 * r["fraction"]))
 ' "$T/fc.json"

@@ -53,4 +53,38 @@ print(("ok  " if ok else "FAIL") + f" pyuvdata reads the combined file: {uv.Nfre
       f"{f[0] / 1e6:.3f}..{f[-1] / 1e6:.3f} MHz ascending, uvw {uv.uvw_array.dtype}")
 sys.exit(0 if ok else 1)
 PY
+# contimg flag on a file pyuvdata wrote (its flags LZF-compressed): pyuvdata reads the
+# output with its checks on, every dataset but Data/flags is the input's, and the flags
+# hold at least the input's.
+theirs=$(ls "$work"/theirs/*.hdf5 | head -1)
+if ! "$contimg" flag "$theirs" --out "$work/flagged.hdf5" >/dev/null 2>"$work/err"; then
+    echo "FAIL flag of a pyuvdata file: $(cat "$work/err")"
+    r3=1
+fi
+"$py" - "$theirs" "$work/flagged.hdf5" <<'PY' || r3=1
+import sys, warnings
+import h5py
+import numpy as np
+from astropy.utils import iers
+iers.conf.auto_download = False
+iers.conf.auto_max_age = None
+from pyuvdata import UVData
+warnings.simplefilter("ignore")
+src, out = sys.argv[1], sys.argv[2]
+a, b = (UVData.from_file(p, file_type="uvh5", run_check=True) for p in (src, out))
+bad = []
+with h5py.File(src) as fa, h5py.File(out) as fb:
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and name != "Data/flags":
+            if name not in fb or not np.array_equal(obj[()], fb[name][()]):
+                bad.append(name)
+    fa.visititems(visit)
+    lzf_in = fa["Data/flags"].compression == "lzf"
+ok = (not bad and lzf_in and np.array_equal(a.data_array, b.data_array)
+      and np.all(b.flag_array[a.flag_array]))
+print(("ok  " if ok else "FAIL") + f" contimg flag on pyuvdata's file (LZF flags: {lzf_in}): "
+      f"pyuvdata reads it, datasets changed besides the flags: {bad}, "
+      f"{int(b.flag_array.sum())} flags from {int(a.flag_array.sum())}")
+sys.exit(0 if ok else 1)
+PY
 [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && [ $r3 -eq 0 ]

@@ -582,6 +582,77 @@ static void test_error_printing_restored(void)
     CHECK(before != NULL, "HDF5 auto-print was off to begin with");
 }
 
+/* The marker of test_copy_reflag: every polarization of channel 2 in every third blt
+ * from blt 1, counting its calls. */
+static bool reflag_marked(size_t i)
+{
+    return (i / PER_BLT) % 3 == 1 && (i % PER_BLT) / NPOLS == 2;
+}
+
+static void reflag_mark(void *ctx, size_t b0, size_t nb, bool *flags)
+{
+    ++*(int *)ctx;
+    for (size_t i = 0; i < nb * PER_BLT; i++)
+        flags[i] = flags[i] || reflag_marked(b0 * PER_BLT + i);
+}
+
+/* A copy with more flags: the flags are the source's or the marker's, everything else
+ * the source's; failures leave nothing behind, an existing file at dst is replaced. */
+static void test_copy_reflag(void)
+{
+    char src[512], dst[512];
+    path_in_tmp(src, sizeof src, "reflag-src.hdf5");
+    path_in_tmp(dst, sizeof dst, "reflag-dst.hdf5");
+    ct_err err;
+    REQUIRE_OK(write_good(src, &(ct_uvh5_write_opts){.shape_4d = true}, &err), err);
+    REQUIRE_OK(write_good(dst, NULL, &err), err); /* to be replaced */
+    int calls = 0;
+    REQUIRE_OK(ct_uvh5_copy_reflag(src, dst, reflag_mark, &calls, &err), err);
+    CHECK(calls == 1, "the marker was called %d times for one block", calls);
+    CHECK(count_tmp() == 0, "temp left after the copy");
+    ct_uvh5_file *a, *b;
+    REQUIRE_OK(ct_uvh5_open(src, &a, &err), err);
+    REQUIRE_OK(ct_uvh5_open(dst, &b, &err), err);
+    check_header(ct_uvh5_header_get(b));
+    CHECK(ct_uvh5_layout(b).shape_4d && !ct_uvh5_layout(b).uvw_float32, "layout changed");
+    const size_t m = (size_t)NBLTS * PER_BLT;
+    float *va = zalloc(2 * m, sizeof(float)), *vb = zalloc(2 * m, sizeof(float));
+    float *na = zalloc(m, sizeof(float)), *nb = zalloc(m, sizeof(float));
+    bool *fa = zalloc(m, sizeof(bool)), *fb = zalloc(m, sizeof(bool));
+    CHECK_OK(ct_uvh5_read_blts(a, 0, NBLTS, va, fa, na, &err), err);
+    CHECK_OK(ct_uvh5_read_blts(b, 0, NBLTS, vb, fb, nb, &err), err);
+    size_t bad = 0, marked = 0, kept = 0;
+    for (size_t i = 0; i < m; i++) {
+        bad += memcmp(&va[2 * i], &vb[2 * i], 2 * sizeof(float)) != 0 || na[i] != nb[i];
+        bad += fb[i] != (fa[i] || reflag_marked(i));
+        marked += reflag_marked(i) && !fa[i];
+        kept += fa[i];
+    }
+    CHECK(bad == 0, "%zu elements differ from the source and its marks", bad);
+    CHECK(marked > 0 && kept > 0, "the test marks nothing new (%zu) or keeps nothing (%zu)", marked,
+          kept);
+    ct_uvh5_close(a, NULL);
+    ct_uvh5_close(b, NULL);
+    free(va);
+    free(vb);
+    free(na);
+    free(nb);
+    free(fa);
+    free(fb);
+
+    /* Failures: a missing source, an unwritable destination; nothing left either way. */
+    char missing[512];
+    path_in_tmp(missing, sizeof missing, "reflag-missing.hdf5");
+    CHECK(ct_uvh5_copy_reflag(missing, dst, reflag_mark, &calls, &err) == CT_ENOTFOUND, "%s",
+          err.msg);
+    CHECK(ct_uvh5_copy_reflag(src, "/nonexistent-dir/x.hdf5", reflag_mark, &calls, &err) == CT_EIO,
+          "%s", err.msg);
+    CHECK(count_tmp() == 0, "temp left after a failed copy");
+    CHECK(exists(dst), "a failed copy removed the file before it");
+    unlink(src);
+    unlink(dst);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -609,6 +680,7 @@ int main(int argc, char **argv)
     RUN(test_wrong_data_shape);
     RUN(test_unknown_antenna);
     RUN(test_abort);
+    RUN(test_copy_reflag);
     ct_err err;
     if (ct_remove_tree(tmpdir, &err) != CT_OK)
         fprintf(stderr, "cleanup: %s\n", err.msg);

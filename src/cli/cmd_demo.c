@@ -1,10 +1,11 @@
 /*
  * cmd_demo.c -- `contimg demo`: the main job on a built-in default.
  *
- * Simulates one DSA-110 observation (16 subband files, three point sources and
- * thermal noise) under the state directory, ingests it, runs the engine under
- * mpirun until the queue is drained (convert, then imaging, committed with
- * their products) and prints the image's products row. Each step is the
+ * Simulates one DSA-110 observation (16 subband files, three point sources,
+ * thermal noise and the simulator's interference) under the state directory,
+ * ingests it, runs the engine under mpirun until the queue is drained (convert,
+ * flag-rfi, then imaging, committed with their products) and prints the
+ * image's products row. Each step is the
  * ordinary command, run as a child, so what the demo shows is what an
  * operator would type.
  */
@@ -67,10 +68,11 @@ int cmd_demo(int argc, char **argv, const ct_config *cfg)
     if (cli_wants_help(argc, argv)) {
         printf("usage: contimg demo\n\n"
                "The main job on a built-in default: simulates one observation (16 UVH5\n"
-               "subband files with three point sources and noise) under the state\n"
+               "subband files with three point sources, noise and interference: narrowband\n"
+               "transmitters, a broadband burst, spikes, a dead antenna) under the state\n"
                "directory, ingests it, runs `mpirun -np " DEMO_RANKS " contimg run --drain`\n"
-               "(convert, then imaging; results committed with their products) and prints\n"
-               "the image's products row. Needs a running, migrated database.\n");
+               "(convert, flag-rfi, then imaging; results committed with their products)\n"
+               "and prints the image's products row. Needs a running, migrated database.\n");
         return EXIT_OK;
     }
     if (argc > 1)
@@ -91,7 +93,8 @@ int cmd_demo(int argc, char **argv, const ct_config *cfg)
         return cli_report(&err);
     /* A 512-pixel image of 20 arcsec cells: the demo takes about a minute on
      * two cores. A real deployment's chains file leaves the size to the stage. */
-    if (!write_text(chains, "{\"quick\": [\"convert-uvh5-to-ms\", {\"task\": \"imaging\", "
+    if (!write_text(chains, "{\"quick\": [\"convert-uvh5-to-ms\", \"flag-rfi\", "
+                            "{\"task\": \"imaging\", "
                             "\"config\": {\"size\": 512, \"cell_arcsec\": 20, \"niter\": 1000, "
                             "\"threshold_jy\": 0.02}}]}\n") ||
         !write_text(sources, "# east_deg north_deg flux_jy (offsets from the pointing)\n"
@@ -112,10 +115,11 @@ int cmd_demo(int argc, char **argv, const ct_config *cfg)
     strftime(start, sizeof start, "%Y-%m-%dT%H:%M:%S", &tm);
     printf("contimg demo: one simulated observation (%s) from 16 subband files to an image\n",
            start);
-    char *sim[] = {self,        "simulate", "--out",      incoming,
-                   "--start",   start,      "--dec",      "55",
-                   "--sources", sources,    "--relative", "--noise-jy",
-                   "0.05",      "--times",  "8",          "--channels-per-subband",
+    char *sim[] = {self,        "simulate",   "--out",      incoming,
+                   "--start",   start,        "--dec",      "55",
+                   "--sources", sources,      "--relative", "--noise-jy",
+                   "0.05",      "--times",    "8",          "--channels-per-subband",
+                   "2",         "--rfi-seed", "7",          "--rfi-jy",
                    "2",         NULL};
     char *ingest[] = {self, "ingest", incoming, NULL};
     char *run[] = {"mpirun", "--oversubscribe", "-np", DEMO_RANKS, self, "run", "--drain", NULL};
@@ -123,7 +127,7 @@ int cmd_demo(int argc, char **argv, const ct_config *cfg)
     int rc;
     if ((rc = step("simulate the observation", sim)) != 0 ||
         (rc = step("ingest: spawn its convert task", ingest)) != 0 ||
-        (rc = step("the engine: convert and image, then drain", run)) != 0 ||
+        (rc = step("the engine: convert, flag and image, then drain", run)) != 0 ||
         (rc = step("the products", products)) != 0)
         return rc == 127 ? EXIT_FAILURE_INTERNAL : rc;
     return EXIT_OK;

@@ -15,15 +15,18 @@
 
 static const char usage[] =
     "usage: contimg flag VISFILE --out FLAGGED [--threshold X] [--rounds N] [--eta E]\n"
-    "                    [--max-fraction F] [--antenna-sigma S] [--threads N] [--json]\n\n"
+    "                    [--max-fraction F] [--antenna-sigma S] [--burst-sigma S]\n"
+    "                    [--threads N] [--json]\n\n"
     "Finds radio-frequency interference in the UVH5 observation VISFILE and writes FLAGGED\n"
     "(UVH5, atomically): the same data and weights, bit for bit, with the interference\n"
     "flagged in every polarization. Dead or hot antennas (zero or outlying autocorrelation\n"
     "power, or cross-correlations all zero) are flagged whole, or in the subbands where\n"
     "they are bad; then each cross-correlation's time-frequency plane is searched by\n"
     "SumThreshold on its excess power over a smooth background, in rounds, and the flags\n"
-    "dilated by the scale-invariant rank operator (docs/flagging.md). Under mpirun the\n"
-    "baselines are dealt over the ranks; the output is the same on any number of them.\n\n"
+    "dilated by the scale-invariant rank operator; last, integrations whose power over\n"
+    "the whole array steps up (a broadband burst) are flagged (docs/flagging.md). Under\n"
+    "mpirun the baselines are dealt over the ranks; the output is the same on any number\n"
+    "of them.\n\n"
     "  --threshold X      one sample's threshold on the excess power |R|^2 / (2 sigma^2) - 1\n"
     "                     (default 10: |R| above 4.7 sigma); longer windows lower it\n"
     "  --rounds N         background and threshold rounds (default 2)\n"
@@ -32,6 +35,8 @@ static const char usage[] =
     "                     samples are flagged afterwards (default 0.5)\n"
     "  --antenna-sigma S  robust deviations of log autocorrelation power that make an\n"
     "                     antenna hot or cold (default 5; and a factor 3 from the median)\n"
+    "  --burst-sigma S    an integration's array-wide power step, in its spread over time,\n"
+    "                     that makes a broadband burst (default 5; 0: no burst search)\n"
     "  --threads N        threads per rank (default: the node's cores shared)\n"
     "  --json             print the QA as JSON: fractions per antenna, subband, time\n\n"
     "Exit 2 for bad options, corrupt input or a failed gate (nothing written; the QA is\n"
@@ -64,14 +69,14 @@ static json_t *qa_json(const char *out, const ct_flag_result *r)
         json_array_append_new(subs, json_real(r->sub_fraction[s]));
     for (int t = 0; t < r->ntime; t++)
         json_array_append_new(times, json_real(r->time_fraction[t]));
-    return json_pack("{s:s?, s:I, s:I, s:I, s:f, s:b, s:o, s:o, s:o, s:i, s:i, s:{s:f, s:f, s:f, "
-                     "s:f}}",
+    return json_pack("{s:s?, s:I, s:I, s:I, s:f, s:I, s:b, s:o, s:o, s:o, s:i, s:i, s:{s:f, s:f, "
+                     "s:f, s:f}}",
                      "path", out, "n_samples", (json_int_t)r->n_samples, "n_flagged_input",
                      (json_int_t)r->n_flagged_in, "n_flagged", (json_int_t)r->n_flagged, "fraction",
-                     r->fraction, "gate_passed", r->gate_passed, "antennas", ants,
-                     "subband_fraction", subs, "time_fraction", times, "ranks", r->ranks, "threads",
-                     r->threads, "timings", "read", r->t_read, "detect", r->t_detect, "write",
-                     r->t_write, "total", r->seconds);
+                     r->fraction, "burst_cells", (json_int_t)r->n_burst_cells, "gate_passed",
+                     r->gate_passed, "antennas", ants, "subband_fraction", subs, "time_fraction",
+                     times, "ranks", r->ranks, "threads", r->threads, "timings", "read", r->t_read,
+                     "detect", r->t_detect, "write", r->t_write, "total", r->seconds);
 }
 
 static int flag(int argc, char **argv, const ct_config *cfg)
@@ -83,6 +88,7 @@ static int flag(int argc, char **argv, const ct_config *cfg)
                                          {"eta", required_argument, NULL, 'e'},
                                          {"max-fraction", required_argument, NULL, 'm'},
                                          {"antenna-sigma", required_argument, NULL, 'a'},
+                                         {"burst-sigma", required_argument, NULL, 'b'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"json", no_argument, NULL, 'j'},
                                          {"help", no_argument, NULL, 'h'},
@@ -107,6 +113,7 @@ static int flag(int argc, char **argv, const ct_config *cfg)
         case 'e': o.plane.eta = number(optarg, &ok); break;
         case 'm': o.max_fraction = number(optarg, &ok); break;
         case 'a': o.antenna_sigma = number(optarg, &ok); break;
+        case 'b': o.burst_sigma = number(optarg, &ok); break;
         case 't': o.threads = whole(optarg, &ok); break;
         case 'j': json = 1; break;
         case ':': return cli_rank_usage_error(rank, "flag: %s needs a value", argv[optind - 1]);

@@ -99,6 +99,70 @@ int ct_fsync_path(const char *path, bool directory)
     return rc;
 }
 
+/* Moves up to n bytes from in to out at their file offsets; the bytes moved, or -1. */
+static ssize_t copy_some(int in, int out, size_t n, bool *kernel, char *buf, size_t bufsize)
+{
+    if (*kernel) {
+        ssize_t k = copy_file_range(in, NULL, out, NULL, n, 0);
+        if (k >= 0 || (errno != ENOSYS && errno != EXDEV && errno != EINVAL &&
+                       errno != EOPNOTSUPP && errno != EPERM))
+            return k;
+        *kernel = false; /* this pair of files cannot: copy through memory from here on */
+    }
+    ssize_t k = read(in, buf, n < bufsize ? n : bufsize);
+    for (ssize_t done = 0; k > 0 && done < k;) {
+        ssize_t w = write(out, buf + done, (size_t)(k - done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1; /* a failed copy: the caller removes dst */
+        done += w;
+    }
+    return k;
+}
+
+ct_code ct_copy_file(const char *src, const char *dst, ct_err *err)
+{
+    enum { BUF = 1 << 20 };
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return ct_fail(err, errno == ENOENT ? CT_ENOTFOUND : CT_EIO, "%s: %s", src,
+                       strerror(errno));
+    struct stat st;
+    if (fstat(in, &st) < 0) {
+        ct_code rc = ct_fail(err, CT_EIO, "%s: %s", src, strerror(errno));
+        close(in);
+        return rc;
+    }
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0777);
+    if (out < 0) {
+        ct_code rc = ct_fail(err, CT_EIO, "%s: %s", dst, strerror(errno));
+        close(in);
+        return rc;
+    }
+    char *buf = malloc(BUF);
+    bool kernel = true;
+    ct_code rc = buf ? CT_OK : ct_fail(err, CT_ENOMEM, "out of memory for a copy buffer");
+    for (off_t left = st.st_size; rc == CT_OK && left > 0;) {
+        ssize_t k =
+            copy_some(in, out, (size_t)(left < (1 << 30) ? left : (1 << 30)), &kernel, buf, BUF);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            rc = ct_fail(err, CT_EIO, "copy %s -> %s: %s", src, dst,
+                         k < 0 ? strerror(errno) : "the source ended early");
+        else
+            left -= k;
+    }
+    free(buf);
+    close(in);
+    if (close(out) < 0 && rc == CT_OK)
+        rc = ct_fail(err, CT_EIO, "%s: %s", dst, strerror(errno));
+    if (rc != CT_OK)
+        unlink(dst);
+    return rc;
+}
+
 void ct_fsync_parent(const char *path)
 {
     char *dir = strdup(path);

@@ -23,6 +23,13 @@ ct_code ct_absolute_path(const char *path, char *out, size_t size, ct_err *err);
 /* fsync of a file (or, with directory true, a directory). 0 or -1 (errno set). */
 int ct_fsync_path(const char *path, bool directory);
 
+/* Copies src's bytes into a new file at dst (which must not exist; its mode is src's).
+ * The kernel copies where it can (copy_file_range: no trip through user memory, and
+ * shared extents on filesystems that offer them); otherwise read and write. Not synced:
+ * the caller fsyncs before it renames. On failure dst is removed. CT_ENOTFOUND for a
+ * missing src, CT_EIO otherwise. */
+ct_code ct_copy_file(const char *src, const char *dst, ct_err *err);
+
 /* Best-effort fsync of the directory holding path, so a rename into it is
  * durable. Failures are ignored: the file is complete at its path either way. */
 void ct_fsync_parent(const char *path);

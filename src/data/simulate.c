@@ -128,14 +128,19 @@ bool ct_sim_rfi(const ct_sim_config *cfg, int dead, int sb, int t, int a1, int a
     double amp = 0;
     if (uniform(key(seed, 11, g, 0)) < 0.02) /* a transmitter in this channel */
         amp += cfg->rfi_jy * (0.5 + 1.5 * uniform(key(seed, 12, g, 0)));
-    if (t == (int)(uniform(key(seed, 13, 0, 0)) * cfg->n_times)) /* the burst */
-        amp += 0.5 * cfg->rfi_jy;
     if (uniform(key(seed, 14, where, 1)) < 1e-3) /* a spike */
         amp += cfg->rfi_jy * (0.2 + 0.8 * uniform(key(seed, 15, where, 2)));
-    if (amp == 0)
-        return false;
     *add = a1 == a2 ? amp : amp * cexp(2 * M_PI * I * uniform(key(seed, 16, where, 3)));
-    return true;
+    /* The burst: one phase per baseline across the band (a delay-free broadband signal,
+     * as a nearby discharge gives short baselines), so a smooth fit along frequency
+     * absorbs it whole; only its step in time gives it away. */
+    const bool burst = t == (int)(uniform(key(seed, 13, 0, 0)) * cfg->n_times);
+    if (burst) {
+        const uint64_t bl = (uint64_t)t << 32 | (uint64_t)a1 << 16 | (uint64_t)a2;
+        const double phase = 2 * M_PI * uniform(key(seed, 17, bl, (uint64_t)pol));
+        *add += 0.5 * cfg->rfi_jy * (a1 == a2 ? 1 : cexp(I * phase));
+    }
+    return amp > 0 || burst;
 }
 
 /* --- One subband file ---------------------------------------------------------- */

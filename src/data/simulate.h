@@ -88,7 +88,8 @@ int ct_sim_rfi_dead_station(const ct_sim_config *cfg);
  * measured against. What is injected, all fixed by the seed: persistent
  * narrowband transmitters in about 2 % of the band's channels (0.5-2 x rfi_jy,
  * every baseline and time, a phase per sample); one broadband burst (one
- * integration, every channel, 0.5 x rfi_jy); sparse spikes (1e-3 of samples,
+ * integration, every channel, 0.5 x rfi_jy, one phase per baseline and
+ * polarization across the band: delay-free); sparse spikes (1e-3 of samples,
  * 0.2-1 x rfi_jy); the dead antenna. Autocorrelations get the power, real. */
 bool ct_sim_rfi(const ct_sim_config *cfg, int dead, int sb, int t, int a1, int a2, int c, int pol,
                 double _Complex *add, bool *is_dead);

@@ -1471,6 +1471,108 @@ ct_code ct_uvh5_read_blts(ct_uvh5_file *f, size_t blt_start, size_t n_blt, float
     return rc;
 }
 
+/* ---- A copy with more flags ---------------------------------------------------------- */
+
+/* Flags move in blocks of about this many bytes. */
+#define REFLAG_BLOCK_BYTES (16u << 20)
+
+/* dst's Data/flags open for writing, unfiltered: a filtered one is unlinked and made
+ * again, contiguous, with its type and shape (its old bytes stay as unused space). */
+static hid_t reflag_dataset(hid_t fid)
+{
+    hid_t d = H5Dopen2(fid, "Data/flags", H5P_DEFAULT);
+    if (d < 0)
+        return d;
+    hid_t dcpl = H5Dget_create_plist(d);
+    const int nfilters = dcpl < 0 ? -1 : H5Pget_nfilters(dcpl);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (nfilters == 0)
+        return d;
+    hid_t t = nfilters > 0 ? H5Dget_type(d) : H5I_INVALID_HID;
+    hid_t sp = nfilters > 0 ? H5Dget_space(d) : H5I_INVALID_HID;
+    H5Dclose(d);
+    d = H5I_INVALID_HID;
+    if (t >= 0 && sp >= 0 && H5Ldelete(fid, "Data/flags", H5P_DEFAULT) >= 0)
+        d = H5Dcreate2(fid, "Data/flags", t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    close_id(&t, H5Tclose);
+    close_id(&sp, H5Sclose);
+    return d;
+}
+
+ct_code ct_uvh5_copy_reflag(const char *src, const char *dst, ct_uvh5_flag_fn mark, void *ctx,
+                            ct_err *err)
+{
+    if (dst == NULL || *dst == '\0' || mark == NULL)
+        return ct_fail(err, CT_EINVAL, "uvh5: copy_reflag needs an output path and a marker");
+    ct_uvh5_file *f;
+    ct_code rc = ct_uvh5_open(src, &f, err);
+    if (rc != CT_OK)
+        return rc;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%lu", dst, (long)getpid(),
+                 (unsigned long)atomic_fetch_add(&tmp_seq, 1)) >= (int)sizeof tmp) {
+        ct_uvh5_close(f, NULL);
+        return ct_fail(err, CT_EINVAL, "uvh5: output path too long: %s", dst);
+    }
+    const size_t per = f->per_blt;
+    size_t nb = REFLAG_BLOCK_BYTES / per;
+    nb = nb == 0 ? 1 : nb > f->nblts ? f->nblts : nb;
+    bool *fl = malloc(nb * per);
+    int8_t *raw = malloc(nb * per);
+    if (fl == NULL || raw == NULL)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory for %zu flags", nb * per);
+    if (rc == CT_OK)
+        rc = ct_copy_file(src, tmp, err);
+    const bool made = rc == CT_OK;
+    quiet q;
+    quiet_begin(&q);
+    hid_t fid = H5I_INVALID_HID, d = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    if (rc == CT_OK) {
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0)
+            fid = H5Fopen(tmp, H5F_ACC_RDWR, fapl);
+        close_id(&fapl, H5Pclose);
+        if (fid < 0 || (d = reflag_dataset(fid)) < 0)
+            rc = io_fail(err, tmp, "cannot open Data/flags for writing");
+    }
+    if (rc == CT_OK) {
+        hid_t ft = H5Dget_type(d);
+        mt = ft < 0 ? ft : H5Tget_native_type(ft, H5T_DIR_ASCEND);
+        close_id(&ft, H5Tclose);
+        if (mt < 0)
+            rc = io_fail(err, tmp, "cannot type Data/flags");
+    }
+    /* Bytes 0 and 1 in the stored type's own memory form: FALSE and TRUE of the bool enum. */
+    for (size_t b0 = 0; rc == CT_OK && b0 < f->nblts; b0 += nb) {
+        const size_t n = f->nblts - b0 < nb ? f->nblts - b0 : nb;
+        if ((rc = ct_uvh5_read_blts(f, b0, n, NULL, fl, NULL, err)) != CT_OK)
+            break;
+        mark(ctx, b0, n, fl);
+        for (size_t i = 0; i < n * per; i++)
+            raw[i] = fl[i] ? 1 : 0;
+        if (blt_io(f, d, mt, b0, n, raw, true) < 0)
+            rc = io_fail(err, tmp, "cannot write Data/flags");
+    }
+    close_id(&mt, H5Tclose);
+    close_id(&d, H5Dclose);
+    if (fid >= 0 && H5Fclose(fid) < 0 && rc == CT_OK)
+        rc = io_fail(err, tmp, "cannot close file");
+    quiet_end(&q);
+    ct_uvh5_close(f, NULL);
+    free(fl);
+    free(raw);
+    if (rc == CT_OK && ct_fsync_path(tmp, false) < 0)
+        rc = ct_fail(err, CT_EIO, "%s: fsync: %s", tmp, strerror(errno));
+    if (rc == CT_OK && rename(tmp, dst) < 0)
+        rc = ct_fail(err, CT_EIO, "rename %s -> %s: %s", tmp, dst, strerror(errno));
+    if (rc == CT_OK)
+        ct_fsync_parent(dst);
+    else if (made)
+        unlink(tmp);
+    return rc;
+}
+
 /* ---- Parallel writing ----------------------------------------------------------------- */
 
 /* A creation property list (group or dataset) without object time stamps. */

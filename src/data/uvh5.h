@@ -152,6 +152,21 @@ ct_uvh5_write_opts ct_uvh5_layout(const ct_uvh5_file *f);
 ct_code ct_uvh5_read_blts(ct_uvh5_file *f, size_t blt_start, size_t n_blt, float *vis, bool *flags,
                           float *nsamples, ct_err *err);
 
+/* Sets more flags on n_blt baseline-times from blt_start: flags is shaped as for
+ * ct_uvh5_read_blts and holds the source's flags when called. */
+typedef void (*ct_uvh5_flag_fn)(void *ctx, size_t blt_start, size_t n_blt, bool *flags);
+
+/*
+ * Writes src again at dst with more flags and nothing else changed: every byte of src is
+ * copied (the kernel's copy, see ct_copy_file), then Data/flags is rewritten block by
+ * block from src's flags as mark leaves them. Flags src keeps filtered (pyuvdata's LZF)
+ * are stored again unfiltered, since contimg has no LZF encoder. The file is made beside
+ * dst, fsync'd and renamed: dst appears whole or not at all. One process; errors as for
+ * ct_uvh5_open (src) and CT_EIO (dst).
+ */
+ct_code ct_uvh5_copy_reflag(const char *src, const char *dst, ct_uvh5_flag_fn mark, void *ctx,
+                            ct_err *err);
+
 /*
  * The parallel writer (MPI-IO through parallel HDF5), for combining files across ranks.
  * Every call is collective over the communicator given to ct_uvh5_pcreate: all ranks make

@@ -26,6 +26,7 @@ void ct_flag_opts_default(ct_flag_opts *o)
     o->antenna_sigma = 5.0;
     o->antenna_factor = 3.0;
     o->max_fraction = 0.5;
+    o->burst_sigma = 5.0;
 }
 
 ct_code ct_flag_opts_check(const ct_flag_opts *o, ct_err *err)
@@ -39,6 +40,9 @@ ct_code ct_flag_opts_check(const ct_flag_opts *o, ct_err *err)
     if (!(o->antenna_factor >= 1) || !isfinite(o->antenna_factor))
         return ct_fail(err, CT_EINVAL, "flagging: antenna factor %g must be at least 1",
                        o->antenna_factor);
+    if (!(o->burst_sigma >= 0) || !isfinite(o->burst_sigma))
+        return ct_fail(err, CT_EINVAL, "flagging: burst sigma %g must be 0 (off) or positive",
+                       o->burst_sigma);
     if (!(o->max_fraction >= 0 && o->max_fraction <= 1))
         return ct_fail(err, CT_EINVAL, "flagging: max fraction %g outside [0, 1]", o->max_fraction);
     if (o->threads < 0)
@@ -320,6 +324,151 @@ static void allreduce_bor(MPI_Comm comm, unsigned char *g, size_t n)
     }
 }
 
+/* Our flags onto the input's: every polarization of a channel we flagged. */
+typedef struct mark_ctx {
+    const unsigned char *g;
+    int nf, npol;
+} mark_ctx;
+
+static void mark_new(void *ctx, size_t b0, size_t nb, bool *flags)
+{
+    const mark_ctx *m = ctx;
+    const size_t nf = (size_t)m->nf, npol = (size_t)m->npol;
+    for (size_t j = 0; j < nb; j++)
+        for (size_t c = 0; c < nf; c++)
+            if (m->g[(b0 + j) * nf + c] & G_NEW)
+                for (size_t p = 0; p < npol; p++)
+                    flags[(j * nf + c) * npol + p] = true;
+}
+
+/* ---- Broadband bursts across the array ------------------------------------------------ */
+
+/* Channels per block of the burst search, and the reference's half window in
+ * integrations: a burst up to half that long leaves the reference's median alone. */
+enum { BURST_CHANS = 8, BURST_HALF = 4 };
+
+/* One baseline's share of the burst search, while its planes are in cache: per
+ * (integration, block) cell the sum of |V|^2 over its unflagged samples of every parallel
+ * hand and their count (at most 2 x BURST_CHANS), in a fixed order; the largest |V|^2. */
+static double burst_accumulate(const float complex *planes, const uint8_t *m, int np, int nt,
+                               int nf, double *sum, uint8_t *cnt)
+{
+    const int nblk = (nf + BURST_CHANS - 1) / BURST_CHANS;
+    const size_t plane = (size_t)nt * (size_t)nf;
+    memset(sum, 0, (size_t)nt * (size_t)nblk * sizeof *sum);
+    memset(cnt, 0, (size_t)nt * (size_t)nblk);
+    double most = 0;
+    for (int q = 0; q < np; q++)
+        for (int t = 0; t < nt; t++)
+            for (int c = 0; c < nf; c++) {
+                const size_t i = (size_t)t * nf + c, cell = (size_t)t * nblk + c / BURST_CHANS;
+                if (m[i])
+                    continue;
+                const float complex v = planes[(size_t)q * plane + i];
+                const double p = (double)crealf(v) * crealf(v) + (double)cimagf(v) * cimagf(v);
+                sum[cell] += p;
+                cnt[cell]++;
+                most = p > most ? p : most;
+            }
+    return most;
+}
+
+/*
+ * A broadband signal of one phase across the band (a discharge near short baselines) is
+ * smooth along frequency, so each baseline's background absorbs it; it shows only as a
+ * step in time of the array's power. Per integration and block of BURST_CHANS channels,
+ * the mean power of the unflagged cross-correlation samples over every baseline and
+ * parallel hand; a cell whose mean exceeds the median of its BURST_HALF neighbours on
+ * each side by more than sigma times the larger of the block's robust spread in time
+ * (1.4826 MAD of those excesses: the sky's own drift) and the reference's error of the
+ * mean (reference / sqrt(samples): the noise's) is a burst, flagged on every baseline.
+ * The baselines' sums (burst_accumulate: mine of them, ncell cells each) are added in
+ * 64-bit fixed point at a scale agreed from the largest power over all ranks (most, this
+ * rank's), so the totals are exact and the same in any order: the flags are the same on
+ * any number of ranks. Collective. *cells: the (integration, block) cells flagged.
+ */
+static ct_code find_bursts(MPI_Comm comm, const layout *l, int mine, int nt, int nf,
+                           const double *bsum, const uint8_t *bcnt, double most, double sigma,
+                           unsigned char *g, size_t *cells, ct_err *err)
+{
+    *cells = 0;
+    const int nblk = (nf + BURST_CHANS - 1) / BURST_CHANS;
+    const size_t ncell = (size_t)nt * (size_t)nblk;
+    long long *sum = calloc(2 * ncell + 1, sizeof *sum), *cnt = sum + ncell;
+    double *r = malloc((2 * (size_t)nt + 1) * sizeof *r);
+    float *sp = malloc((2 * (size_t)nt + 1) * sizeof *sp);
+    unsigned char *hit = calloc(ncell + 1, 1);
+    int bad = sum == NULL || r == NULL || sp == NULL || hit == NULL;
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, comm);
+    if (bad) {
+        free(sum);
+        free(r);
+        free(sp);
+        free(hit);
+        return ct_fail(err, CT_ENOMEM, "out of memory for the burst search");
+    }
+    long long total = 0;
+    for (size_t i = 0; i < (size_t)mine * ncell; i++)
+        total += bcnt[i];
+    MPI_Allreduce(MPI_IN_PLACE, &most, 1, MPI_DOUBLE, MPI_MAX, comm);
+    MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_LONG_LONG, MPI_SUM, comm);
+    /* A baseline's cell sum is at most its count x most: each below 2^62 / total x its
+     * count, so no total can overflow. */
+    const double scale = most > 0 && total > 0 ? ldexp(1.0, 62) / (most * (double)total) : 0;
+    for (int lb = 0; lb < mine; lb++)
+        for (size_t c = 0; c < ncell; c++) {
+            sum[c] += llround(bsum[(size_t)lb * ncell + c] * scale);
+            cnt[c] += bcnt[(size_t)lb * ncell + c];
+        }
+    MPI_Allreduce(MPI_IN_PLACE, sum, (int)(2 * ncell), MPI_LONG_LONG, MPI_SUM, comm);
+    /* Every rank alike from here: the same sums. */
+    double *mean = r, *ref = r + nt;
+    for (int k = 0; k < nblk && scale > 0; k++) {
+        for (int t = 0; t < nt; t++) {
+            const size_t cell = (size_t)t * nblk + k;
+            mean[t] = cnt[cell] > 0 ? (double)sum[cell] / scale / (double)cnt[cell] : NAN;
+        }
+        int nex = 0;
+        for (int t = 0; t < nt; t++) {
+            float *nb = sp + nt;
+            int n = 0;
+            for (int u = t - BURST_HALF; u <= t + BURST_HALF; u++)
+                if (u != t && u >= 0 && u < nt && isfinite(mean[u]))
+                    nb[n++] = (float)mean[u];
+            ref[t] =
+                n >= 3 && isfinite(mean[t]) ? ct_select_kthf(nb, (size_t)n, (size_t)n / 2) : NAN;
+            if (isfinite(ref[t]))
+                sp[nex++] = (float)fabs(mean[t] - ref[t]);
+        }
+        if (nex < 3)
+            continue;
+        const double spread = 1.4826 * ct_select_kthf(sp, (size_t)nex, (size_t)nex / 2);
+        for (int t = 0; t < nt; t++) {
+            const size_t cell = (size_t)t * nblk + k;
+            if (!isfinite(ref[t]))
+                continue;
+            const double noise = ref[t] / sqrt((double)cnt[cell]);
+            if (mean[t] - ref[t] > sigma * (spread > noise ? spread : noise))
+                hit[cell] = 1;
+        }
+    }
+    for (size_t k = 0; k < (size_t)l->h->Nblts; k++) {
+        if (l->bl[k] < 0)
+            continue;
+        const int t = l->tidx[k];
+        for (int c = 0; c < nf; c++)
+            if (hit[(size_t)t * nblk + c / BURST_CHANS])
+                g[k * (size_t)nf + c] |= G_NEW;
+    }
+    for (size_t i = 0; i < ncell; i++)
+        *cells += hit[i];
+    free(sum);
+    free(r);
+    free(sp);
+    free(hit);
+    return CT_OK;
+}
+
 ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outpath,
                             const ct_flag_opts *o, ct_flag_result *res, ct_err *err)
 {
@@ -331,16 +480,17 @@ ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outp
     res->ranks = size;
     const int threads = o->threads > 0 ? o->threads : ct_mpi_cpu_share(comm);
     res->threads = threads;
-    ct_uvh5_file *f = NULL, *out = NULL;
+    ct_uvh5_file *f = NULL;
     layout l = {0};
-    float *vis = NULL, *ns = NULL, *auto_p = NULL;
+    float *vis = NULL, *auto_p = NULL;
     bool *fl = NULL;
     float complex *planes = NULL;
     uint8_t *masks = NULL;
     unsigned char *g = NULL, *subbad = NULL;
+    double *bsum = NULL;
+    uint8_t *bcnt = NULL;
     unsigned long long *cnt = NULL;
     char *state = NULL;
-    char tmp[4096];
     ct_code rc = ct_flag_opts_check(o, err);
     if (rc == CT_OK)
         rc = ct_uvh5_open(vispath, &f, err);
@@ -357,7 +507,6 @@ ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outp
     const int mine = l.nbl > rank ? (l.nbl - rank + size - 1) / size : 0;
     const size_t per = (size_t)CHUNK_BLTS * (size_t)nf * (size_t)npol;
     vis = malloc(2 * per * sizeof *vis);
-    ns = malloc(per * sizeof *ns);
     fl = malloc(per * sizeof *fl);
     planes = malloc(((size_t)mine * np * plane + 1) * sizeof *planes);
     masks = malloc((size_t)mine * np * plane + 1);
@@ -366,7 +515,7 @@ ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outp
     cnt = calloc(2 * (size_t)na + 1, sizeof *cnt); /* zeros, then cross samples */
     state = malloc((size_t)na + 1);
     subbad = malloc((size_t)na * (size_t)l.nsub + 1);
-    if (!vis || !ns || !fl || !planes || !masks || !auto_p || !g || !cnt || !state || !subbad)
+    if (!vis || !fl || !planes || !masks || !auto_p || !g || !cnt || !state || !subbad)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %d baselines' planes", mine);
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         goto done;
@@ -433,6 +582,17 @@ ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outp
     if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
         goto done;
     int no_mem = 0;
+    /* The burst search's per-baseline sums, made while each baseline is in cache. */
+    const size_t ncell = (size_t)nt * (size_t)((nf + BURST_CHANS - 1) / BURST_CHANS);
+    double most = 0;
+    if (o->burst_sigma > 0) {
+        bsum = malloc(((size_t)mine * ncell + 1) * sizeof *bsum);
+        bcnt = malloc((size_t)mine * ncell + 1);
+        if (bsum == NULL || bcnt == NULL)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory for the burst search's sums");
+    }
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        goto done;
 #pragma omp parallel num_threads(threads)
     {
         ct_tfflag_work *w = NULL;
@@ -441,7 +601,7 @@ ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outp
 #pragma omp atomic write
             no_mem = 1;
         }
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) reduction(max : most)
         for (int lb = 0; lb < mine; lb++) {
             if (!w)
                 continue;
@@ -463,6 +623,12 @@ ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outp
                     for (size_t i = 0; i < plane; i++)
                         m0[i] |= m[i];
             }
+            if (bsum) {
+                const double p =
+                    burst_accumulate(planes + (size_t)lb * np * plane, m0, np, nt, nf,
+                                     bsum + (size_t)lb * ncell, bcnt + (size_t)lb * ncell);
+                most = p > most ? p : most;
+            }
             for (int t = 0; t < nt; t++) {
                 const long k = l.blt_of[(size_t)b * nt + t];
                 if (k < 0)
@@ -476,6 +642,15 @@ ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outp
     }
     if (no_mem)
         rc = ct_fail(err, CT_ENOMEM, "out of memory for the threads' planes");
+    if ((rc = ct_mpi_agree(comm, rc, err)) != CT_OK)
+        goto done;
+    if (o->burst_sigma > 0)
+        rc = find_bursts(comm, &l, mine, nt, nf, bsum, bcnt, most, o->burst_sigma, g,
+                         &res->n_burst_cells, err);
+    free(bsum);
+    free(bcnt);
+    bsum = NULL;
+    bcnt = NULL;
     /* A bad input's autocorrelations too (every rank alike). */
     for (size_t k = 0; k < nblt; k++)
         if (l.bl[k] < 0 && state[l.aidx1[k]] != 'o')
@@ -550,44 +725,25 @@ ct_code ct_flag_observation(MPI_Comm comm, const char *vispath, const char *outp
         goto done;
     }
 
-    /* 4. The copy: the input's every byte of data, its flags and ours. */
+    /* 4. The copy: the input's every byte (the kernel copies), then its flags with ours
+     * added. One rank: the flags are a few percent of the file and the copy is the disk's. */
     const double w2 = MPI_Wtime();
-    if ((rc = ct_uvh5_pcreate_beside(comm, outpath, h, tmp, sizeof tmp, &out, err)) != CT_OK)
-        goto done;
-    const size_t nchunk = (nblt + CHUNK_BLTS - 1) / CHUNK_BLTS;
-    const size_t rounds = (nchunk + (size_t)size - 1) / (size_t)size;
-    for (size_t round = 0; round < rounds; round++) {
-        const size_t c = round * (size_t)size + (size_t)rank, b0 = c * CHUNK_BLTS;
-        size_t nb = 0;
-        if (rc == CT_OK && c < nchunk) {
-            nb = nblt - b0 < CHUNK_BLTS ? nblt - b0 : CHUNK_BLTS;
-            rc = ct_uvh5_read_blts(f, b0, nb, vis, fl, ns, err);
-            for (size_t j = 0; rc == CT_OK && j < nb; j++)
-                for (int ch = 0; ch < nf; ch++)
-                    if (g[(b0 + j) * (size_t)nf + ch] & G_NEW)
-                        for (int p = 0; p < npol; p++)
-                            fl[(j * (size_t)nf + ch) * npol + p] = true;
-        }
-        ct_err we;
-        const ct_code wrc = ct_uvh5_pwrite(out, rc == CT_OK ? b0 : 0, rc == CT_OK ? nb : 0, 0,
-                                           (size_t)nf, vis, fl, ns, &we);
-        if (rc == CT_OK && wrc != CT_OK) {
-            rc = wrc;
-            if (err)
-                *err = we;
-        }
+    if (rank == 0) {
+        mark_ctx mc = {.g = g, .nf = nf, .npol = npol};
+        rc = ct_uvh5_copy_reflag(vispath, outpath, mark_new, &mc, err);
     }
-    rc = ct_uvh5_pcommit(comm, out, rc, tmp, outpath, err);
+    rc = ct_mpi_agree(comm, rc, err);
     res->t_write = MPI_Wtime() - w2;
 done:
     if (f)
         ct_uvh5_close(f, NULL);
     layout_free(&l);
     free(vis);
-    free(ns);
     free(fl);
     free(planes);
     free(masks);
+    free(bsum);
+    free(bcnt);
     free(auto_p);
     free(g);
     free(cnt);

@@ -23,12 +23,19 @@
  * zero or not finite are its flags on entry; tfflag finds the rest. A sample flagged in
  * either plane is flagged in every polarization of the output.
  *
+ * Bursts. A broadband signal of one phase across the band is smooth along frequency and
+ * each plane's background takes it in; per integration and block of 8 channels, the
+ * mean power of the unflagged cross-correlation samples over the whole array is compared
+ * with its neighbours in time, and a step of more than burst_sigma times its spread is
+ * flagged on every baseline (flagger.c, find_bursts).
+ *
  * Ranks: the cross-correlation baselines are dealt round-robin over the communicator;
  * each rank reads the file once and keeps its own baselines' planes (Ntimes x Nfreqs x
- * (8 bytes a polarization + 1) each); the flags are OR-ed over the ranks and the copy is
- * written by blocks dealt round-robin through parallel HDF5. A baseline's flags depend
- * on its data and the antennas' alone: the output is the same, byte for byte, on any
- * number of ranks.
+ * (8 bytes a polarization + 1) each); the flags are OR-ed over the ranks and rank 0
+ * writes the copy (ct_uvh5_copy_reflag: the kernel copies the bytes, then the flags are
+ * rewritten). A baseline's flags depend on its data and the antennas' alone, the burst
+ * search's sums are exact: the output is the same, byte for byte, on any number of
+ * ranks.
  *
  * Errors: the reader's (CT_ENOTFOUND, CT_EIO, corrupt input), CT_EINVAL for a file whose
  * baseline-times are not each baseline once per time or with no parallel hand, and the
@@ -50,6 +57,7 @@ typedef struct ct_flag_opts {
     double antenna_sigma;  /* robust deviations of log power for a hot or cold input (5) */
     double antenna_factor; /* and at least this factor from the median (3) */
     double max_fraction;   /* the gate: flagged fraction allowed afterwards (0.5) */
+    double burst_sigma;    /* the array-wide burst search's threshold (5; 0: off) */
     int threads;           /* per rank; 0: the node's cores shared among its ranks */
 } ct_flag_opts;
 
@@ -61,6 +69,7 @@ typedef struct ct_flag_result {
     size_t n_flagged_in;   /* of them flagged in every polarization in the input */
     size_t n_flagged;      /* flagged afterwards (the input's and what was found) */
     double fraction;       /* n_flagged / n_samples */
+    size_t n_burst_cells;  /* (integration, 8-channel block) cells flagged as bursts */
     int gate_passed;       /* fraction <= max_fraction */
     int nant;              /* antennas with data, by number: */
     int *ant_number;       /* [nant] */
