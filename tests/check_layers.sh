@@ -16,12 +16,13 @@
 #   src/flagging interference: planes, inputs, flagged copy -> data, core
 #   src/imaging  visibilities to images                   -> data, core
 #   src/mosaic   images to mosaics                        -> imaging, data, core
-#   mpi          the engine, stages, chains               -> all but cli
+#   src/api      HTTP server, REST API, metrics           -> db, core
+#   mpi          the engine, stages, chains               -> all but api and cli
 #   src/cli      the command line                         -> all
 #
 #   no <libpq-fe.h> (nor libpq's other headers) outside src/db: the engine and the
 #   command line reach PostgreSQL through the queue and products clients;
-#   no <hdf5.h>, <fftw3*.h>, <fitsio.h>, wcslib in core and db.
+#   no <hdf5.h>, <fftw3*.h>, <fitsio.h>, wcslib in core, db and api.
 #
 # The CMake libraries enforce the same at build time (each exports only its own
 # folder and links only the layers below); this check says which line broke it.
@@ -35,7 +36,8 @@ if [ "${1:-}" = --self-test ]; then
 fi
 src=${1:?usage: check_layers.sh [--self-test] SOURCE_DIR}
 
-layers=(src/core src/db src/data src/calibration src/flagging src/imaging src/mosaic mpi src/cli)
+layers=(src/core src/db src/data src/calibration src/flagging src/imaging src/mosaic src/api mpi
+    src/cli)
 allowed() { # allowed LAYER: the layers whose headers LAYER may include
     case $1 in
     src/core) echo "src/core" ;;
@@ -45,6 +47,7 @@ allowed() { # allowed LAYER: the layers whose headers LAYER may include
     src/flagging) echo "src/flagging src/data src/core" ;;
     src/imaging) echo "src/imaging src/data src/core" ;;
     src/mosaic) echo "src/mosaic src/imaging src/data src/core" ;;
+    src/api) echo "src/api src/db src/core" ;;
     mpi) echo "mpi src/mosaic src/imaging src/calibration src/flagging src/data src/db src/core" ;;
     src/cli) echo "${layers[*]}" ;;
     esac
@@ -53,6 +56,7 @@ banned() { # banned LAYER: an extended regex of system headers LAYER must not in
     case $1 in
     src/core) echo '^(libpq-fe\.h|libpq/|postgresql/|hdf5|H5|fftw3|fitsio|wcslib/)' ;;
     src/db) echo '^(hdf5|H5|fftw3|fitsio|wcslib/)' ;;
+    src/api) echo '^(libpq-fe\.h|libpq/|postgresql/|hdf5|H5|fftw3|fitsio|wcslib/)' ;;
     *) echo '^(libpq-fe\.h|libpq/|postgresql/)' ;;
     esac
 }
@@ -128,4 +132,6 @@ plant "the database including science" src/db/database.c '#include "imager.h"'
 plant "core including a layer above" src/core/error.c '#include "uvh5.h"'
 plant "the engine including the command line" mpi/engine.c '#include "cli_util.h"'
 plant "the command line talking SQL itself" src/cli/cmd_products.c '#include <libpq-fe.h>'
+plant "the API including science" src/api/api.c '#include "uvh5.h"'
+plant "the API talking SQL itself" src/api/metrics.c '#include <libpq-fe.h>'
 [ $fails -eq 0 ] || exit 1

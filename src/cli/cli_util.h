@@ -68,12 +68,6 @@ ct_code cli_connect(const ct_config *cfg, cq_client **out, ct_err *err);
 /* A worker id for tasks claimed by hand: host:pid. */
 void cli_worker_id(char *out, size_t size);
 
-/* "2026-11-22T16:40:01.123Z", or "-" for NAN. */
-void cli_format_time(double unix_sec, char *out, size_t size);
-
-/* A task as a JSON object (new reference). */
-json_t *cli_task_json(const cq_task *t);
-
 /* Prints v as indented JSON followed by a newline, and drops the reference. */
 void cli_print_json(json_t *v);
 

@@ -290,7 +290,7 @@ static void print_task_table(const cq_task *t, size_t n)
            "ATT", "CREATED");
     for (size_t i = 0; i < n; i++) {
         char created[40];
-        cli_format_time(t[i].created_at, created, sizeof created);
+        cq_format_time(t[i].created_at, created, sizeof created);
         printf("%-36s  %-9s  %-20.20s  %-20.20s  %4d  %3d  %s\n", t[i].id,
                cq_status_name(t[i].status), t[i].name, t[i].queue, t[i].priority, t[i].attempt,
                created);
@@ -331,7 +331,7 @@ static int task_list(int argc, char **argv, const ct_config *cfg)
     if (l.json) {
         json_t *a = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(a, cli_task_json(&t[i]));
+            json_array_append_new(a, cq_task_json(&t[i], true));
         cli_print_json(a);
     } else {
         print_task_table(t, n);
@@ -404,7 +404,7 @@ static int parse_task_cmd(int argc, char **argv, const char *usage, flag_ctx *f,
 
 static void print_task_detail(const cq_task *t)
 {
-    json_t *o = cli_task_json(t);
+    json_t *o = cq_task_json(t, true);
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v)
@@ -435,7 +435,7 @@ static int task_show(int argc, char **argv, const ct_config *cfg)
         return cli_report(&err);
     }
     if (f.json)
-        cli_print_json(cli_task_json(&t));
+        cli_print_json(cq_task_json(&t, true));
     else
         print_task_detail(&t);
     cq_task_free(&t);
@@ -496,7 +496,7 @@ static ct_code op_fail(cq_client *c, const char *id, const flag_ctx *f, ct_err *
     ct_code rc = cq_fail(c, id, f->token, f->error, cat, &after, err);
     if (rc == CT_OK) {
         char when[40];
-        cli_format_time(after.available_at, when, sizeof when);
+        cq_format_time(after.available_at, when, sizeof when);
         if (!f->json) {
             if (after.status == CQ_RETRYING)
                 printf("%s will be retried (attempt %d of %d) from %s\n", id, after.attempt + 1,
@@ -688,7 +688,7 @@ static int task_claim(int argc, char **argv, const ct_config *cfg)
     if (k.json) {
         json_t *a = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(a, cli_task_json(&t[i]));
+            json_array_append_new(a, cq_task_json(&t[i], true));
         cli_print_json(a);
     } else {
         for (size_t i = 0; i < n; i++)

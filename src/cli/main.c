@@ -42,6 +42,7 @@ static const cli_command commands[] = {
     {"ingest", "spawn tasks for the complete observations in a directory", cmd_ingest},
     {"run", "the pipeline engine: work the queue on MPI ranks (mpirun, srun)", cmd_run},
     {"products", "list the images the pipeline has made, with their QA", cmd_products},
+    {"serve", "the HTTP API under /absurd/ and the Prometheus metrics", cmd_serve},
     {"mosaic", "primary-beam-weighted mosaics of images, and the mosaic planner (MPI)", cmd_mosaic},
     {"demo", "simulate an observation and take it through the engine to an image", cmd_demo},
     {"version", "print the version", cmd_version},

@@ -90,7 +90,10 @@ ct_code ct_config_load(ct_config *cfg, ct_err *err)
         (rc = get_double("CONTIMG_CALIBRATOR_STALENESS_HOURS", 6, 0, 1e6,
                          &cfg->calibrator_staleness_hours, err)) ||
         (rc = get_double("CONTIMG_CALIBRATOR_RADIUS_DEG", 1, 0, 90, &cfg->calibrator_radius_deg,
-                         err)))
+                         err)) ||
+        (rc = get_string("CONTIMG_API_LISTEN", "127.0.0.1:8000", cfg->api_listen,
+                         sizeof cfg->api_listen, err)) ||
+        (rc = get_string("CONTIMG_API_TOKEN", "", cfg->api_token, sizeof cfg->api_token, err)))
         return rc;
     if (cfg->products_dir[0] == '\0' &&
         snprintf(cfg->products_dir, sizeof cfg->products_dir, "%s/products", cfg->state_dir) >=

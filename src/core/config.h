@@ -37,6 +37,8 @@ typedef struct ct_config {
     int threads;                    /* CONTIMG_THREADS: per rank; 0 = the cores shared out */
     double calibrator_staleness_hours; /* CONTIMG_CALIBRATOR_STALENESS_HOURS, default 6 */
     double calibrator_radius_deg;      /* CONTIMG_CALIBRATOR_RADIUS_DEG, default 1 */
+    char api_listen[CT_NAME_MAX];      /* CONTIMG_API_LISTEN, default 127.0.0.1:8000 */
+    char api_token[CT_PATH_MAX];       /* CONTIMG_API_TOKEN: the API's changes; "" = none */
 } ct_config;
 
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */

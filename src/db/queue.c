@@ -26,6 +26,13 @@
     "date_part('epoch', lease_expires_at), date_part('epoch', completed_at), "                     \
     "date_part('epoch', dead_lettered_at), wait_time_sec, execution_time_sec"
 
+/* A cq_filter: $1 queue, $2 task name, $3 status, $4 workflow id (NULL: any). */
+#define LIST_WHERE                                                                                 \
+    " WHERE ($1::text IS NULL OR queue_name = $1)"                                                 \
+    " AND ($2::text IS NULL OR task_name = $2)"                                                    \
+    " AND ($3::text IS NULL OR status = $3)"                                                       \
+    " AND ($4::uuid IS NULL OR workflow_id = $4::uuid)"
+
 enum {
     S_SPAWN,
     S_CLAIM,
@@ -38,6 +45,7 @@ enum {
     S_RETRY,
     S_GET,
     S_LIST,
+    S_LIST_COUNT,
     S_REAP,
     S_STATS,
     S_CREATE_QUEUE,
@@ -84,13 +92,10 @@ static const stmt_def stmts[S_COUNT] = {
     [S_GET] = {"cq_get", "SELECT " TASK_COLS " FROM absurd.tasks WHERE task_id = $1::uuid", 1,
                true},
     [S_LIST] = {"cq_list",
-                "SELECT " TASK_COLS " FROM absurd.tasks"
-                " WHERE ($1::text IS NULL OR queue_name = $1)"
-                " AND ($2::text IS NULL OR task_name = $2)"
-                " AND ($3::text IS NULL OR status = $3)"
-                " AND ($4::uuid IS NULL OR workflow_id = $4::uuid)"
+                "SELECT " TASK_COLS " FROM absurd.tasks" LIST_WHERE
                 " ORDER BY created_at DESC, task_id LIMIT $5::bigint OFFSET $6::bigint",
                 6, true},
+    [S_LIST_COUNT] = {"cq_count", "SELECT count(*) FROM absurd.tasks" LIST_WHERE, 4, true},
     [S_REAP] = {"cq_reap", "SELECT task_id, action FROM absurd.reap_tasks($1)", 1, false},
     [S_STATS] = {"cq_stats",
                  "SELECT queue_name, pending, claimed, retrying, completed, failed, cancelled, "
@@ -1043,10 +1048,11 @@ ct_code cq_get(cq_client *c, const char *id, cq_task *out, ct_err *err)
     return rc;
 }
 
-ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct_err *err)
+/* Checks f and makes the statement values of LIST_WHERE (v[0..3]), then limit and
+ * offset (v[4], v[5], in lim and off). */
+static ct_code filter_values(cq_client *c, const cq_filter *f, const char *v[6], char lim[32],
+                             char off[32], ct_err *err)
 {
-    *tasks = NULL;
-    *n = 0;
     ct_code rc;
     if (f->queue != NULL) {
         const char *q[1] = {f->queue};
@@ -1055,16 +1061,49 @@ ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct
     }
     if (f->workflow_id != NULL && (rc = require_uuid("workflow id", f->workflow_id, err)))
         return rc;
+    snprintf(lim, 32, "%ld", f->limit > 0 ? f->limit : 100);
+    snprintf(off, 32, "%ld", f->offset > 0 ? f->offset : 0);
+    v[0] = f->queue;
+    v[1] = f->name;
+    v[2] = f->has_status ? cq_status_name(f->status) : NULL;
+    v[3] = f->workflow_id;
+    v[4] = lim;
+    v[5] = off;
+    return CT_OK;
+}
+
+ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct_err *err)
+{
+    *tasks = NULL;
+    *n = 0;
+    const char *v[6];
     char lim[32], off[32];
-    snprintf(lim, sizeof lim, "%ld", f->limit > 0 ? f->limit : 100);
-    snprintf(off, sizeof off, "%ld", f->offset > 0 ? f->offset : 0);
-    const char *v[6] = {f->queue,       f->name, f->has_status ? cq_status_name(f->status) : NULL,
-                        f->workflow_id, lim,     off};
     PGresult *r = NULL;
-    if ((rc = exec_stmt(c, S_LIST, v, &r, err)) != CT_OK)
-        return rc;
-    rc = decode_tasks(r, tasks, n, err);
-    PQclear(r);
+    ct_code rc = filter_values(c, f, v, lim, off, err);
+    if (rc == CT_OK && (rc = exec_stmt(c, S_LIST, v, &r, err)) == CT_OK) {
+        rc = decode_tasks(r, tasks, n, err);
+        PQclear(r);
+    }
+    return rc;
+}
+
+ct_code cq_ping(cq_client *c, const char *queue, ct_err *err)
+{
+    const char *v[1] = {queue};
+    return exec_simple(c, S_REQUIRE_QUEUE, v, err);
+}
+
+ct_code cq_count(cq_client *c, const cq_filter *f, long *total, ct_err *err)
+{
+    *total = 0;
+    const char *v[6];
+    char lim[32], off[32];
+    PGresult *r = NULL;
+    ct_code rc = filter_values(c, f, v, lim, off, err);
+    if (rc == CT_OK && (rc = exec_stmt(c, S_LIST_COUNT, v, &r, err)) == CT_OK) {
+        *total = atol(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
     return rc;
 }
 
@@ -1191,4 +1230,79 @@ ct_code cq_wait(cq_client *c, const char *queue, double timeout_sec, bool *woken
         if (poll(&p, 1, ms) < 0 && errno != EINTR)
             return ct_fail(err, CT_EIO, "poll: %s", strerror(errno));
     }
+}
+
+/* --- JSON ---------------------------------------------------------------- */
+
+void cq_format_time(double t, char *out, size_t size)
+{
+    if (isnan(t)) {
+        snprintf(out, size, "-");
+        return;
+    }
+    time_t s = (time_t)floor(t);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, size, "%s.%03dZ", base, (int)((t - floor(t)) * 1000));
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+static json_t *time_or_null(double t)
+{
+    if (isnan(t))
+        return json_null();
+    char buf[40];
+    cq_format_time(t, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static json_t *real_or_null(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
+
+json_t *cq_task_json(const cq_task *t, bool with_claim_token)
+{
+    json_t *deps = json_array();
+    for (size_t i = 0; i < t->n_depends_on; i++)
+        json_array_append_new(deps, json_string(t->depends_on[i]));
+    json_t *o = json_object();
+    json_object_set_new(o, "task_id", json_string(t->id));
+    json_object_set_new(o, "queue_name", json_string(t->queue));
+    json_object_set_new(o, "origin_queue", str_or_null(t->origin_queue));
+    json_object_set_new(o, "task_name", json_string(t->name));
+    json_object_set_new(o, "status", json_string(cq_status_name(t->status)));
+    json_object_set_new(o, "priority", json_integer(t->priority));
+    json_object_set_new(o, "params", t->params ? json_incref(t->params) : json_object());
+    json_object_set_new(o, "worker_id", str_or_null(t->worker_id));
+    if (with_claim_token)
+        json_object_set_new(o, "claim_token", str_or_null(t->claim_token));
+    json_object_set_new(o, "attempt", json_integer(t->attempt));
+    json_object_set_new(o, "max_retries", json_integer(t->max_retries));
+    json_object_set_new(o, "timeout_sec", json_integer(t->timeout_sec));
+    json_object_set_new(o, "backoff_base_sec", real_or_null(t->backoff_base_sec));
+    json_object_set_new(o, "backoff_max_sec", real_or_null(t->backoff_max_sec));
+    json_object_set_new(o, "idempotency_key", str_or_null(t->idempotency_key));
+    json_object_set_new(o, "depends_on", deps);
+    json_object_set_new(o, "workflow_id", str_or_null(t->workflow_id));
+    json_object_set_new(o, "result", t->result ? json_incref(t->result) : json_null());
+    json_object_set_new(o, "error", str_or_null(t->error));
+    json_object_set_new(o, "error_category", str_or_null(t->error_category));
+    json_object_set_new(o, "cancelled_by", str_or_null(t->cancelled_by));
+    json_object_set_new(o, "created_at", time_or_null(t->created_at));
+    json_object_set_new(o, "available_at", time_or_null(t->available_at));
+    json_object_set_new(o, "claimed_at", time_or_null(t->claimed_at));
+    json_object_set_new(o, "heartbeat_at", time_or_null(t->heartbeat_at));
+    json_object_set_new(o, "lease_expires_at", time_or_null(t->lease_expires_at));
+    json_object_set_new(o, "completed_at", time_or_null(t->completed_at));
+    json_object_set_new(o, "dead_lettered_at", time_or_null(t->dead_lettered_at));
+    json_object_set_new(o, "wait_time_sec", real_or_null(t->wait_time_sec));
+    json_object_set_new(o, "execution_time_sec", real_or_null(t->execution_time_sec));
+    return o;
 }

@@ -200,6 +200,9 @@ typedef struct cq_filter {
 /* Tasks matching f, newest first. */
 ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct_err *err);
 
+/* How many tasks match f, its limit and offset aside: the total behind cq_list's pages. */
+ct_code cq_count(cq_client *c, const cq_filter *f, long *total, ct_err *err);
+
 typedef struct cq_reaped {
     cq_uuid id;
     char action[16]; /* "requeued", "retrying" or "dead_lettered" */
@@ -218,6 +221,10 @@ typedef struct cq_stats {
 /* Per-queue counts; queue NULL = every registered queue. */
 ct_code cq_stats_get(cq_client *c, const char *queue, cq_stats **out, size_t *n, ct_err *err);
 
+/* One round trip: the database answers and queue is registered (CT_EUNKNOWN_QUEUE when
+ * it is not). For health checks. */
+ct_code cq_ping(cq_client *c, const char *queue, ct_err *err);
+
 /* Registers a queue and its dead-letter queue (QUEUE-dlq); idempotent. */
 ct_code cq_create_queue(cq_client *c, const char *queue, ct_err *err);
 
@@ -234,6 +241,17 @@ ct_code cq_create_queue(cq_client *c, const char *queue, ct_err *err);
  * (products.h) and others of this layer; not for SQL built from input. */
 ct_code cq_query_json(cq_client *c, const char *what, const char *sql, int n,
                       const char *const *vals, bool retry_safe, json_t **out, ct_err *err);
+
+/* --- JSON ---------------------------------------------------------------- */
+
+/* Unix seconds as "2026-11-22T16:40:01.123Z" (UTC), or "-" for NAN. */
+void cq_format_time(double unix_sec, char *out, size_t size);
+
+/* A task as a JSON object (new reference): the table's column names, times as above,
+ * absent values null. The claim token only with with_claim_token: whoever holds it can
+ * complete or fail the claim, so it is for the operator's own command line, not for an
+ * answer over the network. */
+json_t *cq_task_json(const cq_task *t, bool with_claim_token);
 
 /* --- Waiting ------------------------------------------------------------- */
 

@@ -1,0 +1,551 @@
+/* api.c -- see api.h. */
+#define _GNU_SOURCE
+#include "api.h"
+
+#include "metrics.h"
+#include "queue.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A request's database call may wait this long for a lost connection to come back; the
+ * client asking has its own timeout and the engine its own budget. */
+#define API_RECONNECT_SEC 2.0
+
+struct ct_api {
+    char *conninfo, *queue, *token, *products_dir, *state_dir, *staging;
+    double window_sec;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    cq_client **idle; /* connections free to borrow */
+    int nidle, made, max;
+};
+
+/* ---- The connection pool -------------------------------------------------------------- */
+
+/* A connection of the pool: an idle one, a new one while fewer than max exist, else the
+ * next one given back. */
+static ct_code borrow(ct_api *a, cq_client **out, ct_err *err)
+{
+    pthread_mutex_lock(&a->mu);
+    while (a->nidle == 0 && a->made == a->max)
+        pthread_cond_wait(&a->cv, &a->mu);
+    if (a->nidle > 0) {
+        *out = a->idle[--a->nidle];
+        pthread_mutex_unlock(&a->mu);
+        return CT_OK;
+    }
+    a->made++;
+    pthread_mutex_unlock(&a->mu);
+    const ct_code rc = cq_connect(a->conninfo, out, err);
+    if (rc == CT_OK) {
+        cq_set_reconnect_budget(*out, API_RECONNECT_SEC);
+        return CT_OK;
+    }
+    pthread_mutex_lock(&a->mu);
+    a->made--;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+static void give_back(ct_api *a, cq_client *c)
+{
+    pthread_mutex_lock(&a->mu);
+    a->idle[a->nidle++] = c;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- Answers ---------------------------------------------------------------------------- */
+
+/* body (a new reference, taken) as the answer with status. */
+static void reply(ct_http_response *r, int status, json_t *body)
+{
+    r->status = status;
+    r->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (body && r->body == NULL) { /* out of memory: no body rather than half of one */
+        r->status = 500;
+    }
+}
+
+__attribute__((format(printf, 4, 5))) static void
+reply_error(ct_http_response *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[CT_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    reply(r, status, json_pack("{s:s, s:s}", "error", msg, "code", code));
+}
+
+/* The queue's refusals as HTTP statuses. */
+static int http_status(ct_code c)
+{
+    switch (c) {
+    case CT_OK: return 200;
+    case CT_EINVAL: return 400;
+    case CT_ENOTFOUND:
+    case CT_EUNKNOWN_QUEUE: return 404;
+    case CT_ESTATE:
+    case CT_ELEASE_EXPIRED:
+    case CT_ENOT_HOLDER: return 409;
+    case CT_ECONNECT: return 503;
+    default: return 500;
+    }
+}
+
+static void reply_err(ct_http_response *r, const ct_err *e)
+{
+    reply_error(r, http_status(e->code), ct_code_name(e->code), "%s", e->msg);
+}
+
+/* ---- Requests --------------------------------------------------------------------------- */
+
+/* Whether the request carries the bearer token; answers 401 or 403 when not. The
+ * comparison takes the same time wherever the first difference is. */
+static bool authorized(const ct_api *a, const ct_http_request *q, ct_http_response *r)
+{
+    if (a->token == NULL) {
+        reply_error(r, 403, "forbidden",
+                    "changes are disabled: the server was started without CONTIMG_API_TOKEN");
+        return false;
+    }
+    static const char prefix[] = "Bearer ";
+    const char *h = q->authorization;
+    bool ok = h != NULL && strncmp(h, prefix, sizeof prefix - 1) == 0;
+    if (ok) {
+        const char *given = h + sizeof prefix - 1;
+        const size_t n = strlen(a->token), m = strlen(given);
+        unsigned char diff = n != m;
+        for (size_t i = 0; i < n; i++)
+            diff |= (unsigned char)(a->token[i] ^ (i < m ? given[i] : 0));
+        ok = diff == 0;
+    }
+    if (!ok) {
+        r->extra_header = "WWW-Authenticate: Bearer";
+        reply_error(r, 401, "unauthorized",
+                    h ? "the bearer token is not the server's"
+                      : "changes need an Authorization: Bearer header with CONTIMG_API_TOKEN");
+    }
+    return ok;
+}
+
+/* The request's body as a JSON object; answers 400 when it is not one. */
+static json_t *body_object(const ct_http_request *q, ct_http_response *r)
+{
+    json_error_t je;
+    json_t *v = json_loadb(q->body, q->body_len, JSON_REJECT_DUPLICATES, &je);
+    if (v == NULL) {
+        reply_error(r, 400, "bad_json", "body: not JSON: %s (line %d, column %d)", je.text, je.line,
+                    je.column);
+        return NULL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        reply_error(r, 400, "bad_json", "body: want a JSON object");
+        return NULL;
+    }
+    return v;
+}
+
+/* A whole number from a query parameter in [lo, hi] (dflt when absent); false and a 400
+ * when malformed. */
+static bool query_long(const ct_http_request *q, const char *key, long lo, long hi, long dflt,
+                       long *out, ct_http_response *r)
+{
+    const char *s = ct_http_query(q, key);
+    *out = dflt;
+    if (s == NULL)
+        return true;
+    char *end;
+    const long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < lo || v > hi) {
+        reply_error(r, 400, "invalid", "%s: want a whole number in [%ld, %ld], not '%s'", key, lo,
+                    hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* ---- Routes ----------------------------------------------------------------------------- */
+
+/* The spawn's options from its body (the strings borrowed from it); 400 when a key is
+ * unknown or of the wrong type. */
+static bool spawn_opts(const ct_api *a, const json_t *b, cq_spawn_opts *o, const char **deps,
+                       size_t max_deps, ct_http_response *r)
+{
+    *o = cq_spawn_defaults();
+    o->queue = a->queue;
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)b, key, v)
+    {
+        bool ok;
+        if (strcmp(key, "task_name") == 0)
+            ok = (o->name = json_string_value(v)) != NULL;
+        else if (strcmp(key, "queue_name") == 0)
+            ok = (o->queue = json_string_value(v)) != NULL;
+        else if (strcmp(key, "params") == 0)
+            ok = json_is_object(v) && (o->params = v);
+        else if (strcmp(key, "idempotency_key") == 0)
+            ok = json_is_null(v) || (o->idempotency_key = json_string_value(v)) != NULL;
+        else if (strcmp(key, "workflow_id") == 0)
+            ok = json_is_null(v) || (o->workflow_id = json_string_value(v)) != NULL;
+        else if (strcmp(key, "priority") == 0 || strcmp(key, "max_retries") == 0 ||
+                 strcmp(key, "timeout_sec") == 0) {
+            const json_int_t n = json_integer_value(v);
+            ok = json_is_integer(v) && n >= 0 && n <= 100000000;
+            if (ok)
+                *(key[0] == 'p'   ? &o->priority
+                  : key[0] == 'm' ? &o->max_retries
+                                  : &o->timeout_sec) = (int)n;
+        } else if (strcmp(key, "delay_sec") == 0) {
+            ok = json_is_number(v) && json_number_value(v) >= 0;
+            o->delay_sec = ok ? json_number_value(v) : 0;
+        } else if (strcmp(key, "depends_on") == 0) {
+            ok = json_is_array(v) && json_array_size(v) <= max_deps;
+            size_t i;
+            const json_t *d;
+            json_array_foreach(v, i, d)
+            {
+                ok = ok && (deps[i] = json_string_value(d)) != NULL;
+            }
+            o->depends_on = deps;
+            o->n_depends_on = ok ? json_array_size(v) : 0;
+        } else {
+            reply_error(r, 400, "invalid", "body: unknown key '%s'", key);
+            return false;
+        }
+        if (!ok) {
+            reply_error(r, 400, "invalid", "body: '%s' has the wrong type or range", key);
+            return false;
+        }
+    }
+    if (o->name == NULL) {
+        reply_error(r, 400, "invalid", "body: task_name is required");
+        return false;
+    }
+    return true;
+}
+
+static void task_reply(ct_http_response *r, int status, const cq_task *t)
+{
+    reply(r, status, cq_task_json(t, false));
+}
+
+static void route_spawn(ct_api *a, cq_client *c, const ct_http_request *q, ct_http_response *r)
+{
+    enum { MAX_DEPS = 1000 };
+    json_t *b = body_object(q, r);
+    if (b == NULL)
+        return;
+    const char *deps[MAX_DEPS];
+    cq_spawn_opts o;
+    if (spawn_opts(a, b, &o, deps, MAX_DEPS, r)) {
+        cq_uuid id;
+        bool created = false;
+        ct_err e;
+        cq_task t;
+        memset(&t, 0, sizeof t);
+        if (cq_spawn(c, &o, id, &created, &e) != CT_OK || cq_get(c, id, &t, &e) != CT_OK) {
+            reply_err(r, &e);
+        } else {
+            char when[40];
+            cq_format_time(t.created_at, when, sizeof when);
+            reply(r, created ? 201 : 200,
+                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "task_id", t.id, "status",
+                            cq_status_name(t.status), "queue_name", t.queue, "task_name", t.name,
+                            "created_at", when, "created", created));
+            cq_task_free(&t);
+        }
+    }
+    json_decref(b);
+}
+
+static void route_list(cq_client *c, const ct_http_request *q, ct_http_response *r)
+{
+    cq_filter f = {0};
+    f.queue = ct_http_query(q, "queue_name");
+    f.name = ct_http_query(q, "task_name");
+    f.workflow_id = ct_http_query(q, "workflow_id");
+    const char *st = ct_http_query(q, "status");
+    if (st && cq_status_parse(st, &f.status) != CT_OK) {
+        reply_error(r, 400, "invalid", "status: '%s' is not a task status", st);
+        return;
+    }
+    f.has_status = st != NULL;
+    if (!query_long(q, "limit", 1, 1000, 100, &f.limit, r) ||
+        !query_long(q, "offset", 0, 1000000000, 0, &f.offset, r))
+        return;
+    cq_task *t = NULL;
+    size_t n = 0;
+    long total = 0;
+    ct_err e;
+    if (cq_list(c, &f, &t, &n, &e) != CT_OK || cq_count(c, &f, &total, &e) != CT_OK) {
+        cq_tasks_free(t, n);
+        {
+            reply_err(r, &e);
+            return;
+        }
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, cq_task_json(&t[i], false));
+    cq_tasks_free(t, n);
+    reply(r, 200, json_pack("{s:o, s:I}", "tasks", arr, "total", (json_int_t)total));
+}
+
+/* GET, DELETE (cancel) or POST .../retry on one task; the answer is the task after. */
+static void route_task(cq_client *c, const char *id, const char *action, const ct_http_request *q,
+                       ct_http_response *r)
+{
+    if (!cq_uuid_valid(id)) {
+        reply_error(r, 404, "not_found", "no task %s: not a task id", id);
+        return;
+    }
+    ct_err e;
+    ct_code rc = CT_OK;
+    if (strcmp(action, "cancel") == 0) {
+        const char *why = ct_http_query(q, "reason");
+        rc = cq_cancel(c, id, why ? why : "cancelled through the API", &e);
+    } else if (strcmp(action, "retry") == 0)
+        rc = cq_retry(c, id, &e);
+    cq_task t;
+    memset(&t, 0, sizeof t);
+    if (rc != CT_OK || cq_get(c, id, &t, &e) != CT_OK) {
+        reply_err(r, &e);
+        return;
+    }
+    task_reply(r, 200, &t);
+    cq_task_free(&t);
+}
+
+static void route_stats(cq_client *c, const char *queue, ct_http_response *r)
+{
+    cq_stats *s = NULL;
+    size_t n = 0;
+    ct_err e;
+    if (!cq_name_valid(queue)) {
+        reply_error(r, 404, "unknown_queue", "no queue named '%s'", queue);
+        return;
+    }
+    if (cq_stats_get(c, queue, &s, &n, &e) != CT_OK) {
+        reply_err(r, &e);
+        return;
+    }
+    if (n == 0) {
+        free(s);
+        {
+            reply_error(r, 404, "unknown_queue", "no queue named '%s'", queue);
+            return;
+        }
+    }
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "queue_name", s->queue,
+                          "pending", (json_int_t)s->pending, "claimed", (json_int_t)s->claimed,
+                          "completed", (json_int_t)s->completed, "failed", (json_int_t)s->failed,
+                          "cancelled", (json_int_t)s->cancelled, "retrying",
+                          (json_int_t)s->retrying, "total", (json_int_t)s->total);
+    const double extra[3] = {s->oldest_pending_sec, s->avg_wait_sec, s->avg_execution_sec};
+    static const char *const names[3] = {"oldest_pending_sec", "avg_wait_sec", "avg_execution_sec"};
+    for (int i = 0; i < 3; i++)
+        json_object_set_new(o, names[i], isnan(extra[i]) ? json_null() : json_real(extra[i]));
+    free(s);
+    reply(r, 200, o);
+}
+
+static void route_health(const ct_api *a, cq_client *c, ct_http_response *r)
+{
+    ct_err e;
+    const ct_code rc = cq_ping(c, a->queue, &e);
+    if (rc == CT_OK) {
+        reply(r, 200,
+              json_pack("{s:s, s:b, s:s, s:s}", "status", "healthy", "enabled", 1, "queue",
+                        a->queue, "database", "up"));
+        return;
+    }
+    reply(r, 503,
+          json_pack("{s:s, s:b, s:s, s:s, s:s}", "status", "unhealthy", "enabled", 1, "queue",
+                    a->queue, "database", rc == CT_ECONNECT ? "down" : "error", "error", e.msg));
+}
+
+static void route_metrics(const ct_api *a, cq_client *c, ct_http_response *r)
+{
+    json_t *snap = NULL;
+    if (c) {
+        char window[32];
+        snprintf(window, sizeof window, "%.17g", a->window_sec);
+        const char *v[1] = {window};
+        ct_err e;
+        if (cq_query_json(c, "metrics", "SELECT absurd.metrics_snapshot($1::float8)", 1, v, true,
+                          &snap, &e) != CT_OK)
+            snap = NULL;
+    }
+    ct_metrics_disk disks[2];
+    size_t nd = 0;
+    if (a->products_dir)
+        disks[nd++] = (ct_metrics_disk){"products", a->products_dir};
+    if (a->state_dir)
+        disks[nd++] = (ct_metrics_disk){"state", a->state_dir};
+    r->body = ct_metrics_render(snap, disks, nd, a->staging);
+    json_decref(snap);
+    r->status = r->body ? 200 : 500;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* Splits path into at most 5 segments (a trailing slash ignored); the count, or -1 when
+ * there are more or the path is too long. */
+static int split(const char *path, char buf[512], const char *seg[5])
+{
+    if (snprintf(buf, 512, "%s", path) >= 512)
+        return -1;
+    int n = 0;
+    for (char *save = NULL, *p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (n == 5)
+            return -1;
+        seg[n++] = p;
+    }
+    return n;
+}
+
+void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
+{
+    ct_api *a = api;
+    char buf[512];
+    const char *s[5] = {0};
+    const int n = split(q->path, buf, s);
+    const bool get = strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0;
+    const bool post = strcmp(q->method, "POST") == 0, del = strcmp(q->method, "DELETE") == 0;
+    const bool absurd = n >= 1 && strcmp(s[0], "absurd") == 0;
+    /* Which route, and whether the method is its. */
+    enum { NONE, SPAWN, LIST, TASK, CANCEL, RETRY, STATS, HEALTH, METRICS } route = NONE;
+    bool method_ok = true;
+    if ((n == 1 && strcmp(s[0], "metrics") == 0) ||
+        (absurd && n == 2 && strcmp(s[1], "metrics") == 0))
+        route = METRICS, method_ok = get;
+    else if (absurd && n == 2 && strcmp(s[1], "health") == 0)
+        route = HEALTH, method_ok = get;
+    else if (absurd && n == 2 && strcmp(s[1], "tasks") == 0)
+        route = post ? SPAWN : LIST, method_ok = post || get;
+    else if (absurd && n == 3 && strcmp(s[1], "tasks") == 0)
+        route = del ? CANCEL : TASK, method_ok = del || get;
+    else if (absurd && n == 4 && strcmp(s[1], "tasks") == 0 && strcmp(s[3], "retry") == 0)
+        route = RETRY, method_ok = post;
+    else if (absurd && n == 4 && strcmp(s[1], "queues") == 0 && strcmp(s[3], "stats") == 0)
+        route = STATS, method_ok = get;
+    if (route == NONE) {
+        reply_error(r, 404, "not_found", "no such endpoint: %s %s", q->method, q->path);
+        return;
+    }
+    if (!method_ok) {
+        reply_error(r, 405, "method_not_allowed", "%s is not allowed on %s", q->method, q->path);
+        return;
+    }
+    if ((post || del) && !authorized(a, q, r))
+        return;
+    cq_client *c = NULL;
+    ct_err e;
+    if (borrow(a, &c, &e) != CT_OK) {
+        if (route == METRICS) /* the disks still, and database_up 0 */
+        {
+            route_metrics(a, NULL, r);
+            return;
+        }
+        if (route == HEALTH) {
+            reply(r, 503,
+                  json_pack("{s:s, s:b, s:s, s:s, s:s}", "status", "unhealthy", "enabled", 1,
+                            "queue", a->queue, "database", "down", "error", e.msg));
+            return;
+        }
+        {
+            reply_err(r, &e);
+            return;
+        }
+    }
+    switch (route) {
+    case SPAWN: route_spawn(a, c, q, r); break;
+    case LIST: route_list(c, q, r); break;
+    case TASK: route_task(c, s[2], "get", q, r); break;
+    case CANCEL: route_task(c, s[2], "cancel", q, r); break;
+    case RETRY: route_task(c, s[2], "retry", q, r); break;
+    case STATS: route_stats(c, s[2], r); break;
+    case HEALTH: route_health(a, c, r); break;
+    case METRICS: route_metrics(a, c, r); break;
+    case NONE: break;
+    }
+    give_back(a, c);
+}
+
+/* ---- Life ------------------------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+    return s && s[0] ? strdup(s) : NULL;
+}
+
+void ct_api_destroy(ct_api *a)
+{
+    if (a == NULL)
+        return;
+    for (int i = 0; i < a->nidle; i++)
+        cq_disconnect(a->idle[i]);
+    free(a->idle);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cv);
+    free(a->conninfo);
+    free(a->queue);
+    free(a->token);
+    free(a->products_dir);
+    free(a->state_dir);
+    free(a->staging);
+    free(a);
+}
+
+ct_code ct_api_create(const ct_api_opts *o, ct_api **out, ct_err *err)
+{
+    *out = NULL;
+    if (o->conninfo == NULL || o->queue == NULL || !cq_name_valid(o->queue) || o->connections < 1 ||
+        !(o->metrics_window_sec > 0))
+        return ct_fail(err, CT_EINVAL,
+                       "api: a database, a valid default queue, at least one "
+                       "connection and a positive metrics window are needed");
+    ct_api *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    a->max = o->connections;
+    a->window_sec = o->metrics_window_sec;
+    a->idle = calloc((size_t)a->max, sizeof *a->idle);
+    a->conninfo = strdup(o->conninfo);
+    a->queue = strdup(o->queue);
+    a->token = dup_or_null(o->token);
+    a->products_dir = dup_or_null(o->products_dir);
+    a->state_dir = dup_or_null(o->state_dir);
+    if (a->products_dir && asprintf(&a->staging, "%s/vis", a->products_dir) < 0)
+        a->staging = NULL;
+    if (a->idle == NULL || a->conninfo == NULL || a->queue == NULL ||
+        (o->token && o->token[0] && a->token == NULL) || (a->products_dir && a->staging == NULL)) {
+        ct_api_destroy(a);
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    }
+    /* One connection now: a server whose database is not there says so at start. */
+    cq_client *c = NULL;
+    const ct_code rc = borrow(a, &c, err);
+    if (rc != CT_OK) {
+        ct_api_destroy(a);
+        return rc;
+    }
+    give_back(a, c);
+    *out = a;
+    return CT_OK;
+}

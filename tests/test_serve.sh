@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# test_serve.sh -- `contimg serve` against the test database, through curl, promtool and a
+# real Prometheus (Debian's).
+#
+#   bash tests/test_serve.sh /path/to/contimg
+#
+# 1. Every route's answer and its shape (docs/api.md): spawn (201, then 200 and the same
+#    task for a taken idempotency key), show, list with filters and the total, cancel,
+#    retry, queue stats, health; the rows in absurd.tasks are what the answers say.
+# 2. Refusals, each a JSON body: no token or another token 401, a server without one 403,
+#    bad JSON and unknown keys 400, unknown tasks, queues and routes 404, a route's wrong
+#    method 405, a change the task's state does not allow 409.
+# 3. 50 clients at once, each key spawned twice: 50 tasks, none lost, none twice.
+# 4. /metrics: `promtool check metrics` passes, the depth and counts are the table's; the
+#    alert rules pass `promtool check rules` and `promtool test rules`; Prometheus scrapes
+#    the server and a query returns the queue's series.
+# 5. SIGTERM stops the server, exit 0.
+set -u
+CONTIMG=${1:?usage: test_serve.sh CONTIMG}
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=/usr/bin/python3
+T=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+# shellcheck source=tests/cli_lib.sh
+. "$HERE/cli_lib.sh"
+URL=$("$CONTIMG" db url)
+Q=servetest-$$
+export ABSURD_QUEUE_NAME=$Q
+run "register the queue" "$CONTIMG" queue create "$Q"
+
+# start NAME [ENV...]: a server on a free port; sets PORT (and appends to pids)
+start() {
+    local name=$1
+    shift
+    env "$@" "$CONTIMG" serve --listen 127.0.0.1:0 --threads 4 >"$T/$name.out" 2>"$T/$name.err" &
+    pids+=($!)
+    PID=$!
+    for _ in $(seq 100); do
+        grep -q "listening on" "$T/$name.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$T/$name.out")
+    [ -n "$PORT" ] || bad "serve $name did not start: $(cat "$T/$name.err")"
+}
+start main CONTIMG_API_TOKEN=s3cret-token
+B=http://127.0.0.1:$PORT MAIN_PID=$PID
+AUTH="Authorization: Bearer s3cret-token"
+# call METHOD PATH [BODY] [CURL-ARGS...]: the body to $T/body, the status echoed
+call() {
+    local m=$1 p=$2 body=${3:-}
+    shift 3 2>/dev/null || shift $#
+    curl -s -o "$T/body" -w '%{http_code}' -X "$m" "$@" ${body:+--data-binary "$body"} "$B$p"
+}
+# check DESCRIPTION STATUS PYTHON-ASSERTIONS: the last call's status and its body (as j)
+check() {
+    local what=$1 want=$2 code=$3 got=$4
+    if [ "$got" != "$want" ]; then
+        bad "$what: HTTP $got (wanted $want): $(head -c 300 "$T/body")"
+        return
+    fi
+    if "$PY" - "$T/body" "$code" <<'PY'; then ok "$what (HTTP $got)"; else bad "$what: $(head -c 300 "$T/body")"; fi
+import json, sys
+j = json.load(open(sys.argv[1]))
+exec(sys.argv[2])
+PY
+}
+
+# ---- 1. the routes ---------------------------------------------------------------------
+s=$(call GET /absurd/health)
+check "health: healthy, enabled, the queue" 200 \
+    "assert j == {'status': 'healthy', 'enabled': True, 'queue': '$Q', 'database': 'up'}, j" "$s"
+s=$(call POST /absurd/tasks '{"task_name": "noop", "params": {"inputs": {"x": 1}}, "priority": 7,
+    "idempotency_key": "one"}' -H "$AUTH")
+check "spawn: 201 {task_id, status, queue_name, task_name, created_at}" 201 "
+assert set(j) >= {'task_id', 'status', 'queue_name', 'task_name', 'created_at'}, j
+assert j['status'] == 'pending' and j['queue_name'] == '$Q' and j['task_name'] == 'noop', j
+assert j['created_at'].endswith('Z') and j['created'] is True, j" "$s"
+ID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["task_id"])' "$T/body")
+same "the row: the params, the priority, the key" '{"inputs": {"x": 1}}|7|one|pending' \
+    "$(q "SELECT params::text || '|' || priority || '|' || idempotency_key || '|' || status
+            FROM absurd.tasks WHERE task_id = '$ID'")"
+s=$(call POST /absurd/tasks '{"task_name": "noop", "idempotency_key": "one"}' -H "$AUTH")
+check "the same key again: 200, the same task" 200 \
+    "assert j['task_id'] == '$ID' and j['created'] is False, j" "$s"
+s=$(call GET "/absurd/tasks/$ID")
+check "show: the task with its times, no claim token" 200 "
+assert j['task_id'] == '$ID' and j['params'] == {'inputs': {'x': 1}}, j
+for k in ('result', 'created_at', 'claimed_at', 'completed_at', 'wait_time_sec',
+          'execution_time_sec'):
+    assert k in j, k
+assert 'claim_token' not in j, j" "$s"
+"$CONTIMG" task claim --worker w1 --json >"$T/claim.json" || bad "claim"
+TOKEN=$("$PY" -c 'import json,sys; t = json.load(open(sys.argv[1])); t = t[0] if isinstance(t, list) else t; print(t["claim_token"])' "$T/claim.json")
+"$CONTIMG" task complete "$ID" --token "$TOKEN" --result '{"status": "success"}' >/dev/null ||
+    bad "complete"
+s=$(call GET "/absurd/tasks/$ID")
+check "show after completion: claimed_at, completed_at, wait and execution times, the result" \
+    200 "
+assert j['status'] == 'completed' and j['result'] == {'status': 'success'}, j
+assert j['claimed_at'] and j['completed_at'], j
+assert j['wait_time_sec'] >= 0 and j['execution_time_sec'] >= 0, j" "$s"
+for i in 1 2 3; do
+    call POST /absurd/tasks "{\"task_name\": \"other\", \"params\": {\"i\": $i}}" -H "$AUTH" \
+        >/dev/null
+done
+s=$(call GET "/absurd/tasks?queue_name=$Q&task_name=other&limit=2")
+check "list: a page of 2, the total 3" 200 "
+assert j['total'] == 3 and len(j['tasks']) == 2, j
+assert all(t['task_name'] == 'other' for t in j['tasks']), j" "$s"
+s=$(call GET "/absurd/tasks?queue_name=$Q&status=completed")
+check "list by status: the one completed" 200 \
+    "assert j['total'] == 1 and j['tasks'][0]['task_id'] == '$ID', j" "$s"
+OTHER=$(q "SELECT task_id FROM absurd.tasks WHERE queue_name = '$Q' AND task_name = 'other'
+            ORDER BY seq LIMIT 1")
+s=$(call DELETE "/absurd/tasks/$OTHER?reason=operator+test" "" -H "$AUTH")
+check "cancel: the task, cancelled, the reason kept" 200 \
+    "assert j['status'] == 'cancelled' and j['error'] == 'operator test', j" "$s"
+s=$(call POST "/absurd/tasks/$OTHER/retry" "" -H "$AUTH")
+check "retry: pending again" 200 "assert j['status'] == 'pending', j" "$s"
+s=$(call GET "/absurd/queues/$Q/stats")
+check "queue stats: the table's counts" 200 "
+want = dict(zip(('pending', 'completed', 'total'), map(int, '$(q "SELECT count(*) FILTER (WHERE status = 'pending') || ' ' || count(*) FILTER (WHERE status = 'completed') || ' ' || count(*) FROM absurd.tasks WHERE queue_name = '$Q'")'.split())))
+assert j['queue_name'] == '$Q', j
+assert all(j[k] == v for k, v in want.items()), (j, want)
+assert set(j) >= {'claimed', 'failed', 'cancelled', 'retrying'}, j" "$s"
+
+# ---- 2. refusals -----------------------------------------------------------------------
+s=$(call POST /absurd/tasks '{"task_name": "noop"}')
+check "no token: 401" 401 "assert j['code'] == 'unauthorized', j" "$s"
+s=$(call POST /absurd/tasks '{"task_name": "noop"}' -H "Authorization: Bearer s3cret-tokeN")
+check "another token: 401" 401 "assert j['code'] == 'unauthorized', j" "$s"
+s=$(call DELETE "/absurd/tasks/$ID" "")
+check "cancel without a token: 401" 401 "assert 'error' in j, j" "$s"
+s=$(call DELETE "/absurd/tasks/$ID" "" -H "$AUTH")
+check "cancel a completed task: 409" 409 "assert j['code'] == 'invalid_state', j" "$s"
+s=$(call POST /absurd/tasks '{"task_name": ' -H "$AUTH")
+check "bad JSON: 400" 400 "assert j['code'] == 'bad_json', j" "$s"
+s=$(call POST /absurd/tasks '{"task_name": "noop", "priorty": 3}' -H "$AUTH")
+check "an unknown key: 400, named" 400 "assert 'priorty' in j['error'], j" "$s"
+s=$(call POST /absurd/tasks '{"params": {}}' -H "$AUTH")
+check "no task_name: 400" 400 "assert 'task_name' in j['error'], j" "$s"
+s=$(call POST /absurd/tasks '{"task_name": "noop", "queue_name": "no-such-queue"}' -H "$AUTH")
+check "an unknown queue: 404" 404 "assert j['code'] == 'unknown_queue', j" "$s"
+s=$(call GET /absurd/tasks/00000000-0000-4000-8000-000000000000)
+check "an unknown task: 404" 404 "assert j['code'] == 'not_found', j" "$s"
+s=$(call GET /absurd/tasks/not-a-uuid)
+check "not a task id: 404" 404 "assert 'error' in j, j" "$s"
+s=$(call GET /absurd/queues/no-such-queue/stats)
+check "stats of an unknown queue: 404" 404 "assert j['code'] == 'unknown_queue', j" "$s"
+s=$(call GET /absurd/nothing)
+check "an unknown route: 404" 404 "assert 'no such endpoint' in j['error'], j" "$s"
+s=$(call PUT /absurd/tasks "" -H "$AUTH")
+check "a route's wrong method: 405" 405 "assert j['code'] == 'method_not_allowed', j" "$s"
+s=$(call GET "/absurd/tasks?limit=0")
+check "a limit out of range: 400" 400 "assert 'limit' in j['error'], j" "$s"
+start readonly
+RO=$PORT
+s=$(B=http://127.0.0.1:$RO call POST /absurd/tasks '{"task_name": "noop"}' -H "$AUTH")
+check "a server without CONTIMG_API_TOKEN refuses changes: 403" 403 \
+    "assert 'CONTIMG_API_TOKEN' in j['error'], j" "$s"
+
+# ---- 3. 50 clients at once ---------------------------------------------------------------
+before=$(q "SELECT count(*) FROM absurd.tasks WHERE queue_name = '$Q'")
+for k in $(seq 50); do echo "k$k"; echo "k$k"; done >"$T/keys"
+xargs -P 50 -I{} curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "$AUTH" \
+    --data-binary '{"task_name": "parallel", "idempotency_key": "{}"}' "$B/absurd/tasks" \
+    <"$T/keys" >"$T/codes"
+same "100 spawns from 50 clients, each key twice: 50 created (201), 50 found (200)" \
+    "50 200,50 201" "$(sort "$T/codes" | uniq -c | awk '{print $1 " " $2}' | paste -sd,)"
+same "50 new rows, one per key" "50|50" \
+    "$(q "SELECT count(*) - $before || '|' || count(DISTINCT idempotency_key) FILTER (WHERE task_name = 'parallel')
+            FROM absurd.tasks WHERE queue_name = '$Q'")"
+
+# ---- 4. metrics and alerts ----------------------------------------------------------------
+s=$(call GET /metrics)
+[ "$s" = 200 ] || bad "GET /metrics: HTTP $s"
+run "promtool check metrics: the exposition lints clean" bash -c 'promtool check metrics <"$1"' \
+    _ "$T/body"
+depth=$(q "SELECT count(*) FROM absurd.tasks WHERE queue_name = '$Q' AND status IN ('pending', 'retrying')")
+same "contimg_queue_depth is the table's" "$depth" \
+    "$(sed -n "s/^contimg_queue_depth{queue=\"$Q\"} //p" "$T/body")"
+same "absurd_tasks_total{task_name=parallel} 50, absurd_tasks_current{completed} of noop 1" "50 1" \
+    "$(sed -n "s/^absurd_tasks_total{queue=\"$Q\",task_name=\"parallel\"} //p" "$T/body") $(
+        sed -n "s/^absurd_tasks_current{queue=\"$Q\",task_name=\"noop\",status=\"completed\"} //p" "$T/body")"
+run "the disks, the database up" grep -q '^contimg_database_up 1$' "$T/body"
+run "promtool check rules: docs/prometheus/contimg-rules.yml" \
+    promtool check rules "$HERE/../docs/prometheus/contimg-rules.yml"
+run "promtool test rules: each alert at the seed's thresholds" \
+    promtool test rules "$HERE/prometheus_rules_test.yml"
+ppy=$(
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+)
+cat >"$T/prometheus.yml" <<YML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: contimg
+    static_configs: [{targets: ['127.0.0.1:$PORT']}]
+rule_files: ['$HERE/../docs/prometheus/contimg-rules.yml']
+YML
+# The readonly server is the one scraped (PORT): a second process, the same queue.
+prometheus --config.file="$T/prometheus.yml" --storage.tsdb.path="$T/tsdb" \
+    --web.listen-address="127.0.0.1:$ppy" >"$T/prometheus.log" 2>&1 &
+pids+=($!)
+got=""
+for _ in $(seq 60); do
+    got=$(curl -s "http://127.0.0.1:$ppy/api/v1/query" \
+        --data-urlencode "query=contimg_queue_depth{queue=\"$Q\"}" 2>/dev/null |
+        "$PY" -c 'import json, sys
+r = json.load(sys.stdin)["data"]["result"]
+print(r[0]["value"][1] if r else "")' 2>/dev/null)
+    [ -n "$got" ] && break
+    sleep 0.5
+done
+same "Prometheus scraped contimg serve: the query returns the queue's depth" "$depth" "$got"
+
+# ---- 5. stopping -------------------------------------------------------------------------
+kill -TERM "$MAIN_PID"
+wait "$MAIN_PID"
+same "SIGTERM: the server stops, exit 0" 0 $?
+
+echo "test_serve: $failed failed"
+[ "$failed" -eq 0 ]
