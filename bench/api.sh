@@ -5,18 +5,20 @@
 #
 #   bench/api.sh [BUILD_DIR] [--seconds S] [--connections LIST] [--threads N]
 #
-# For each number of connections C in LIST (default 1,4,16): POST /absurd/tasks (a new
-# task each, with params), GET /absurd/tasks/{id} and GET /absurd/health, each for S
-# seconds (default 5) with wrk's latency distribution (p50, p99: wrk corrects for
-# coordinated omission) and requests per second; then bench_queue's cq_spawn rate with C
-# client processes. The server runs with N request threads and as many database
-# connections (default 16). Goal (issue 16): spawn p99 <= 5 ms and >= 1000 requests/s on
-# 2 cores. The database: a private cluster in a temporary state directory (or
-# CONTIMG_DATABASE_URL), everything on queues named bench-api-PID*, deleted at the end.
+# For each number of connections C in LIST (default 1,2,4,16): POST /absurd/tasks (a new
+# task each, with params) into a queue with the default backpressure limit (1000 waiting)
+# and into one without, GET /absurd/tasks/{id} and GET /absurd/health, each for S seconds
+# (default 5) with wrk's latency distribution (p50, p99: wrk corrects for coordinated
+# omission) and requests per second; then bench_queue's cq_spawn rate with C client
+# processes. The server runs with N request threads and as many database connections
+# (default 16). A loop removes the spawned tasks every 50 ms, as an engine claiming them
+# keeps a queue far below its limit. Goal (issue 16): spawn p99 <= 5 ms and >= 1000
+# requests/s on 2 cores. The database: a private cluster in a temporary state directory
+# (or CONTIMG_DATABASE_URL), everything on queues named bench-api-PID*, deleted at the end.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
-build=$top/build seconds=5 conns=1,4,16 threads=16
+build=$top/build seconds=5 conns=1,2,4,16 threads=16
 while [ $# -gt 0 ]; do
     case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -40,7 +42,7 @@ if ! command -v wrk >/dev/null; then
     fi
 fi
 tmp=$(mktemp -d)
-tag=bench-api-$$ started=false server=""
+tag=bench-api-$$ started=false server="" drainer=""
 if [ -z "${CONTIMG_DATABASE_URL:-}${ABSURD_DATABASE_URL:-}" ]; then
     export CONTIMG_STATE_DIR=$tmp/state
     mkdir -p "$CONTIMG_STATE_DIR"
@@ -49,6 +51,7 @@ fi
 finish() {
     set +e
     [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+    [ -n "$drainer" ] && kill "$drainer" 2>/dev/null && wait "$drainer" 2>/dev/null
     "$bq" --tag "$tag" cleanup >/dev/null 2>&1
     $started && "$contimg" db stop >/dev/null
     rm -rf "$tmp"
@@ -61,6 +64,21 @@ fi
 "$contimg" db migrate >/dev/null
 Q=$tag-http
 "$contimg" queue create "$Q" >/dev/null
+# Backpressure as deployed: the default limit (1000 waiting), each spawn paying for its
+# check; and, beside it, a queue without a limit. An engine keeps a queue far below its
+# limit by claiming; here one psql session removes the spawned tasks every 50 ms instead
+# (far cheaper than claiming, so the server keeps the cores; only tasks older than 20 ms,
+# so a spawn's own read-back still finds its task).
+"$contimg" queue limit "$Q" 1000 >/dev/null
+Q0=$tag-nolimit
+"$contimg" queue create "$Q0" >/dev/null
+"$contimg" queue limit "$Q0" 0 >/dev/null
+dburl=$("$contimg" db url)
+(while :; do
+    echo "DELETE FROM absurd.tasks WHERE queue_name IN ('$Q', '$Q0') AND task_name = 'bench'
+            AND created_at < now() - interval '20 milliseconds'; SELECT pg_sleep(0.05);"
+done | psql -XAtq "$dburl" >/dev/null 2>&1) &
+drainer=$!
 export ABSURD_QUEUE_NAME=$Q CONTIMG_API_TOKEN=bench-$$
 "$contimg" serve --listen 127.0.0.1:0 --threads "$threads" >"$tmp/serve.out" 2>&1 &
 server=$!
@@ -68,12 +86,16 @@ for _ in $(seq 100); do grep -q "listening on" "$tmp/serve.out" && break; sleep 
 port=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$tmp/serve.out")
 [ -n "$port" ] || { echo "api.sh: the server did not start: $(cat "$tmp/serve.out")" >&2; exit 1; }
 B=http://127.0.0.1:$port
-cat >"$tmp/spawn.lua" <<LUA
+for which in limit nolimit; do
+    queue=$Q
+    [ $which = nolimit ] && queue=$Q0
+    cat >"$tmp/spawn-$which.lua" <<LUA
 wrk.method = "POST"
-wrk.body = '{"task_name": "bench", "params": {"inputs": {"group_id": "2026-12-07T00:00:00"}}}'
+wrk.body = '{"task_name": "bench", "queue_name": "$queue", "params": {"inputs": {"group_id": "2026-12-07T00:00:00"}}}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $CONTIMG_API_TOKEN"
 LUA
+done
 id=$(curl -s -X POST -H "Authorization: Bearer $CONTIMG_API_TOKEN" \
     --data-binary '{"task_name": "probe"}' "$B/absurd/tasks" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["task_id"])')
@@ -100,8 +122,11 @@ echo "contimg serve on $(nproc) CPUs, $threads request threads, $seconds s per r
     "PostgreSQL $(psql -XAtc 'SHOW server_version' "$("$contimg" db url)" | cut -d' ' -f1)"
 printf "  %-5s %-28s %10s %10s %12s\n" conns what "p50 ms" "p99 ms" "requests/s"
 for c in ${conns//,/ }; do
-    read -r p50 p99 rps rest < <(wrk_run "$c" /absurd/tasks "$tmp/spawn.lua")
-    printf "  %-5s %-28s %10s %10s %12s %s\n" "$c" "POST /absurd/tasks (spawn)" "$p50" "$p99" \
+    read -r p50 p99 rps rest < <(wrk_run "$c" /absurd/tasks "$tmp/spawn-limit.lua")
+    printf "  %-5s %-28s %10s %10s %12s %s\n" "$c" "spawn, limit 1000" "$p50" "$p99" \
+        "$rps" "$rest"
+    read -r p50 p99 rps rest < <(wrk_run "$c" /absurd/tasks "$tmp/spawn-nolimit.lua")
+    printf "  %-5s %-28s %10s %10s %12s %s\n" "$c" "spawn, no limit" "$p50" "$p99" \
         "$rps" "$rest"
     read -r p50 p99 rps rest < <(wrk_run "$c" "/absurd/tasks/$id")
     printf "  %-5s %-28s %10s %10s %12s %s\n" "$c" "GET /absurd/tasks/{id}" "$p50" "$p99" "$rps" \

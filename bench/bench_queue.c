@@ -367,7 +367,8 @@ static double prefill(const settings *s, const char *queue, long n)
     enum { CHUNK = 1000 };
     cq_client *c = connect_or_die(s);
     ct_err err;
-    if (cq_create_queue(c, queue, &err) != CT_OK)
+    if (cq_create_queue(c, queue, &err) != CT_OK ||
+        cq_set_max_pending(c, queue, 0, &err) != CT_OK) /* the bench fills it on purpose */
         die("cq_create_queue", &err);
     double t0 = mono_now();
     cq_spawn_opts o = cq_spawn_defaults();
@@ -406,7 +407,8 @@ static void bench_spawn(const settings *s)
     queue_name(q, sizeof q, s, "spawn");
     cq_client *c = connect_or_die(s);
     ct_err err;
-    if (cq_create_queue(c, q, &err) != CT_OK)
+    if (cq_create_queue(c, q, &err) != CT_OK ||
+        cq_set_max_pending(c, q, 0, &err) != CT_OK) /* the bench fills it on purpose */
         die("cq_create_queue", &err);
     cq_disconnect(c);
     int variants[2] = {0, s->spawn_batch};
@@ -659,7 +661,8 @@ static void bench_latency(const settings *s)
     queue_name(q, sizeof q, s, "latency");
     cq_client *c = connect_or_die(s);
     ct_err err;
-    if (cq_create_queue(c, q, &err) != CT_OK)
+    if (cq_create_queue(c, q, &err) != CT_OK ||
+        cq_set_max_pending(c, q, 0, &err) != CT_OK) /* the bench fills it on purpose */
         die("cq_create_queue", &err);
     int ready[2], res[2];
     if (pipe(ready) || pipe(res)) {

@@ -565,10 +565,68 @@ static void test_refusals_have_distinct_codes(void)
           "not found");
 }
 
+/* Backpressure: a queue's waiting tasks stop at its limit for spawns from outside,
+ * batches included (all or none), while a taken key still answers, claiming makes room,
+ * and the engine's own spawns (commit_task's next steps) always go in. */
+static void test_backpressure(void)
+{
+    char q[64];
+    tu_unique_queue(db, "full", q, sizeof q);
+    ct_err err;
+    REQUIRE_OK(cq_set_max_pending(db, q, 3, &err), err);
+    cq_uuid id;
+    cq_spawn_opts keyed = cq_spawn_defaults();
+    keyed.idempotency_key = "k";
+    CHECK(spawn(q, "imaging", &keyed, id) == CT_OK && spawn(q, "imaging", NULL, id) == CT_OK &&
+              spawn(q, "imaging", NULL, id) == CT_OK,
+          "three spawns fit a limit of 3");
+    cq_spawn_opts o = cq_spawn_defaults();
+    o.queue = q;
+    o.name = "imaging";
+    CHECK(cq_spawn(db, &o, id, NULL, &err) == CT_EFULL && strstr(err.msg, "full") &&
+              ct_code_category(err.code) == CT_CAT_TRANSIENT,
+          "the fourth refused, transient: %s", err.msg);
+    cq_uuid first;
+    bool created = true;
+    keyed.queue = q;
+    keyed.name = "imaging";
+    CHECK(cq_spawn(db, &keyed, first, &created, &err) == CT_OK && !created,
+          "a taken key answers with its task when full: %s", err.msg);
+    cq_task *t = NULL;
+    REQUIRE(claim(q, 1, 60, &t) == 1, "claim one");
+    /* Room for one: a batch of two is refused whole, then one fits. */
+    cq_spawn_opts two[2] = {o, o};
+    CHECK(cq_spawn_many(db, two, 2, NULL, &err) == CT_EFULL, "a batch past the limit refused");
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM absurd.tasks WHERE queue_name = '%s' AND status = 'pending'", q);
+    char *n = tu_sql(sql);
+    CHECK(strcmp(n, "2") == 0, "nothing of the refused batch written (%s pending)", n);
+    free(n);
+    CHECK_OK(cq_spawn_many(db, two, 1, NULL, &err), err);
+    /* Full again; the claimed task's commit spawns its chain's next step regardless. */
+    char spawns[512];
+    snprintf(spawns, sizeof spawns, "[{\"queue\": \"%s\", \"name\": \"next-step\"}]", q);
+    json_t *sp = json_loads(spawns, 0, NULL);
+    CHECK_OK(cq_commit(db, t[0].id, t[0].claim_token, NULL, NULL, sp, false, NULL, &err), err);
+    json_decref(sp);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM absurd.tasks WHERE queue_name = '%s' AND status = 'pending'", q);
+    n = tu_sql(sql);
+    CHECK(strcmp(n, "4") == 0, "the chain's step went in past the limit (%s pending)", n);
+    free(n);
+    cq_tasks_free(t, 1);
+    REQUIRE_OK(cq_set_max_pending(db, q, 0, &err), err);
+    CHECK(cq_spawn(db, &o, id, NULL, &err) == CT_OK, "limit 0: no limit");
+    CHECK(cq_set_max_pending(db, q, -1, &err) == CT_EINVAL, "a negative limit refused");
+}
+
 static void test_spawn_many_is_atomic(void)
 {
     char q[64];
     tu_unique_queue(db, "batch", q, sizeof q);
+    ct_err lerr; /* two batches of 600 pass a limit of 1000: this test is about atomicity */
+    REQUIRE_OK(cq_set_max_pending(db, q, 0, &lerr), lerr);
     enum { N = 600 };
     cq_spawn_opts *o = calloc(N, sizeof *o);
     cq_uuid *ids = calloc(N, sizeof *ids);
@@ -836,6 +894,7 @@ int main(void)
     RUN(test_complete_many_outcomes);
     RUN(test_refusals_have_distinct_codes);
     RUN(test_spawn_many_is_atomic);
+    RUN(test_backpressure);
     RUN(test_notify_wakes_waiter);
     RUN(test_reconnects_after_backend_loss);
     RUN(test_cascade_sees_concurrent_spawn);

@@ -11,6 +11,9 @@
 #    bad JSON and unknown keys 400, unknown tasks, queues and routes 404, a route's wrong
 #    method 405, a change the task's state does not allow 409.
 # 3. 50 clients at once, each key spawned twice: 50 tasks, none lost, none twice.
+#    Backpressure: 20 clients race for the last place under a limit of 1000: one gets it,
+#    19 get 503 (queue_full, Retry-After); the CLI exits 6; the engine's own spawns still go
+#    in; ingest into a full queue waits, and spawns once there is room.
 # 4. /metrics: `promtool check metrics` passes, the depth and counts are the table's; the
 #    alert rules pass `promtool check rules` and `promtool test rules`; Prometheus scrapes
 #    the server and a query returns the queue's series.
@@ -176,6 +179,39 @@ same "100 spawns from 50 clients, each key twice: 50 created (201), 50 found (20
 same "50 new rows, one per key" "50|50" \
     "$(q "SELECT count(*) - $before || '|' || count(DISTINCT idempotency_key) FILTER (WHERE task_name = 'parallel')
             FROM absurd.tasks WHERE queue_name = '$Q'")"
+
+# ---- 3b. backpressure: the 1001st waiting task ------------------------------------------------
+BP=servebp-$$
+run "a queue limited to 1000 waiting tasks" bash -c '"$1" queue create "$2" >/dev/null &&
+    "$1" queue limit "$2" 1000 >/dev/null' _ "$CONTIMG" "$BP"
+q "SELECT count(*) FROM (SELECT absurd.spawn_task_admitted('$BP', 'fill')
+                           FROM generate_series(1, 999)) s" >/dev/null
+seq 20 | xargs -P 20 -I{} curl -s -o /dev/null -w '%{http_code}\n' -X POST -H "$AUTH" \
+    --data-binary "{\"task_name\": \"race\", \"queue_name\": \"$BP\"}" "$B/absurd/tasks" \
+    >"$T/bp-codes"
+same "20 clients race for the last place: one 201, nineteen 503" "1 201,19 503" \
+    "$(sort "$T/bp-codes" | uniq -c | awk '{print $1 " " $2}' | paste -sd,)"
+same "1000 wait, not one more" 1000 \
+    "$(q "SELECT count(*) FROM absurd.tasks WHERE queue_name = '$BP' AND status = 'pending'")"
+curl -s -D "$T/bp-headers" -o "$T/body" -X POST -H "$AUTH" \
+    --data-binary "{\"task_name\": \"late\", \"queue_name\": \"$BP\"}" "$B/absurd/tasks" >/dev/null
+run "the refusal: queue_full, with Retry-After" bash -c 'grep -qi "^Retry-After: 5" "$1" &&
+    grep -q "\"code\":\"queue_full\"" "$2"' _ "$T/bp-headers" "$T/body"
+expect_exit 6 "full" "task spawn into the full queue: exit 6" \
+    "$CONTIMG" task spawn --name late --queue "$BP"
+same "the engine's own spawns (spawn_task, as commit_task calls it) still go in" 1001 \
+    "$(q "SELECT absurd.spawn_task('$BP', 'chain-step')" >/dev/null
+       q "SELECT count(*) FROM absurd.tasks WHERE queue_name = '$BP' AND status = 'pending'")"
+"$CONTIMG" simulate --out "$T/obs" --start 2026-11-22T10:00:00 --dec 55 --antennas 5 \
+    --channels-per-subband 2 --times 2 >/dev/null || bad "simulate"
+ABSURD_QUEUE_NAME=$BP timeout 60 "$CONTIMG" ingest "$T/obs" >"$T/ingest.out" 2>&1 &
+ingest=$!
+for _ in $(seq 50); do grep -q "^full" "$T/ingest.out" && break; sleep 0.1; done
+run "ingest into the full queue waits and says so" grep -q "^full      queue $BP" "$T/ingest.out"
+"$CONTIMG" queue limit "$BP" 0 >/dev/null
+wait "$ingest"
+same "room made: ingest spawns the group and exits 0" "0 1" \
+    "$? $(sed -n 's/.*: \([0-9]*\) spawned.*/\1/p' "$T/ingest.out")"
 
 # ---- 4. metrics and alerts ----------------------------------------------------------------
 s=$(call GET /metrics)

@@ -2,7 +2,9 @@
 #define _GNU_SOURCE
 #include "api.h"
 
+#include "fsutil.h"
 #include "metrics.h"
+#include "products.h"
 #include "queue.h"
 
 #include <jansson.h>
@@ -13,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* The status page, embedded from status.html (embed.cmake). */
+extern const char ct_status_html[];
 
 /* A request's database call may wait this long for a lost connection to come back; the
  * client asking has its own timeout and the engine its own budget. */
@@ -98,13 +104,16 @@ static int http_status(ct_code c)
     case CT_ESTATE:
     case CT_ELEASE_EXPIRED:
     case CT_ENOT_HOLDER: return 409;
-    case CT_ECONNECT: return 503;
+    case CT_ECONNECT:
+    case CT_EFULL: return 503;
     default: return 500;
     }
 }
 
 static void reply_err(ct_http_response *r, const ct_err *e)
 {
+    if (e->code == CT_EFULL) /* backpressure: when to come back */
+        r->extra_header = "Retry-After: 5";
     reply_error(r, http_status(e->code), ct_code_name(e->code), "%s", e->msg);
 }
 
@@ -330,26 +339,9 @@ static void route_task(cq_client *c, const char *id, const char *action, const c
     cq_task_free(&t);
 }
 
-static void route_stats(cq_client *c, const char *queue, ct_http_response *r)
+/* One queue's counts, the seed's shape and our timings. */
+static json_t *stats_json(const cq_stats *s)
 {
-    cq_stats *s = NULL;
-    size_t n = 0;
-    ct_err e;
-    if (!cq_name_valid(queue)) {
-        reply_error(r, 404, "unknown_queue", "no queue named '%s'", queue);
-        return;
-    }
-    if (cq_stats_get(c, queue, &s, &n, &e) != CT_OK) {
-        reply_err(r, &e);
-        return;
-    }
-    if (n == 0) {
-        free(s);
-        {
-            reply_error(r, 404, "unknown_queue", "no queue named '%s'", queue);
-            return;
-        }
-    }
     json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "queue_name", s->queue,
                           "pending", (json_int_t)s->pending, "claimed", (json_int_t)s->claimed,
                           "completed", (json_int_t)s->completed, "failed", (json_int_t)s->failed,
@@ -357,10 +349,90 @@ static void route_stats(cq_client *c, const char *queue, ct_http_response *r)
                           (json_int_t)s->retrying, "total", (json_int_t)s->total);
     const double extra[3] = {s->oldest_pending_sec, s->avg_wait_sec, s->avg_execution_sec};
     static const char *const names[3] = {"oldest_pending_sec", "avg_wait_sec", "avg_execution_sec"};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; o && i < 3; i++)
         json_object_set_new(o, names[i], isnan(extra[i]) ? json_null() : json_real(extra[i]));
+    return o;
+}
+
+/* One queue's stats (queue non-NULL, 404 when unknown) or every queue's ({queues: [...]}). */
+static void route_stats(cq_client *c, const char *queue, ct_http_response *r)
+{
+    cq_stats *s = NULL;
+    size_t n = 0;
+    ct_err e;
+    if (queue && !cq_name_valid(queue)) {
+        reply_error(r, 404, "unknown_queue", "no queue named '%s'", queue);
+        return;
+    }
+    if (cq_stats_get(c, queue, &s, &n, &e) != CT_OK) {
+        reply_err(r, &e);
+        return;
+    }
+    if (queue && n == 0) {
+        free(s);
+        reply_error(r, 404, "unknown_queue", "no queue named '%s'", queue);
+        return;
+    }
+    json_t *all = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(all, stats_json(&s[i]));
+    json_t *o = queue ? json_incref(json_array_get(all, 0)) : json_pack("{s:O}", "queues", all);
+    json_decref(all);
     free(s);
     reply(r, 200, o);
+}
+
+static void route_products(cq_client *c, const ct_http_request *q, ct_http_response *r)
+{
+    const char *kind_s = ct_http_query(q, "kind");
+    ct_products_kind kind = CT_PRODUCTS_IMAGES;
+    long limit;
+    if (kind_s && ct_products_kind_parse(kind_s, &kind) != CT_OK) {
+        reply_error(r, 400, "invalid",
+                    "kind: '%s' is not images, visibilities, mosaics or caltables", kind_s);
+        return;
+    }
+    if (!query_long(q, "limit", 1, 1000, 20, &limit, r))
+        return;
+    json_t *rows = NULL;
+    ct_err e;
+    if (ct_products_list(c, kind, ct_http_query(q, "group"), limit, &rows, &e) != CT_OK) {
+        reply_err(r, &e);
+        return;
+    }
+    reply(r, 200, json_pack("{s:s, s:o}", "kind", ct_products_kind_name(kind), "rows", rows));
+}
+
+/* A quick look PNG the imaging stage wrote (png.h), only from under the products
+ * directory: the path resolved (symlinks, "..") must lie there and end in .png. */
+static void route_quicklook(const ct_api *a, const ct_http_request *q, ct_http_response *r)
+{
+    const char *path = ct_http_query(q, "path");
+    const char *roots[1] = {a->products_dir};
+    ct_err e;
+    const size_t n = path ? strlen(path) : 0;
+    if (n < 5 || strcmp(path + n - 4, ".png") != 0 || a->products_dir == NULL ||
+        ct_path_check_roots(path, roots, 1, &e) != CT_OK) {
+        reply_error(r, 404, "not_found", "no quick look at '%s' under the products directory",
+                    path ? path : "");
+        return;
+    }
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    char *buf = NULL;
+    if (f && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        st.st_size <= (16 << 20) && (buf = malloc((size_t)st.st_size)) != NULL &&
+        fread(buf, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
+        r->status = 200;
+        r->content_type = "image/png";
+        r->body = buf;
+        r->body_len = (size_t)st.st_size;
+    } else {
+        free(buf);
+        reply_error(r, 404, "not_found", "cannot read the quick look '%s'", path);
+    }
+    if (f)
+        fclose(f);
 }
 
 static void route_health(const ct_api *a, cq_client *c, ct_http_response *r)
@@ -427,10 +499,27 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
     const bool post = strcmp(q->method, "POST") == 0, del = strcmp(q->method, "DELETE") == 0;
     const bool absurd = n >= 1 && strcmp(s[0], "absurd") == 0;
     /* Which route, and whether the method is its. */
-    enum { NONE, SPAWN, LIST, TASK, CANCEL, RETRY, STATS, HEALTH, METRICS } route = NONE;
+    enum {
+        NONE,
+        PAGE,
+        QUICKLOOK,
+        SPAWN,
+        LIST,
+        TASK,
+        CANCEL,
+        RETRY,
+        STATS,
+        QUEUES,
+        PRODUCTS,
+        HEALTH,
+        METRICS
+    } route = NONE;
     bool method_ok = true;
-    if ((n == 1 && strcmp(s[0], "metrics") == 0) ||
-        (absurd && n == 2 && strcmp(s[1], "metrics") == 0))
+    const bool ours = n == 2 && strcmp(s[0], "api") == 0;
+    if (n == 0)
+        route = PAGE, method_ok = get;
+    else if ((n == 1 && strcmp(s[0], "metrics") == 0) ||
+             (absurd && n == 2 && strcmp(s[1], "metrics") == 0))
         route = METRICS, method_ok = get;
     else if (absurd && n == 2 && strcmp(s[1], "health") == 0)
         route = HEALTH, method_ok = get;
@@ -442,6 +531,12 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
         route = RETRY, method_ok = post;
     else if (absurd && n == 4 && strcmp(s[1], "queues") == 0 && strcmp(s[3], "stats") == 0)
         route = STATS, method_ok = get;
+    else if (absurd && n == 2 && strcmp(s[1], "queues") == 0)
+        route = QUEUES, method_ok = get;
+    else if (ours && strcmp(s[1], "products") == 0)
+        route = PRODUCTS, method_ok = get;
+    else if (ours && strcmp(s[1], "quicklook") == 0)
+        route = QUICKLOOK, method_ok = get;
     if (route == NONE) {
         reply_error(r, 404, "not_found", "no such endpoint: %s %s", q->method, q->path);
         return;
@@ -452,24 +547,28 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
     }
     if ((post || del) && !authorized(a, q, r))
         return;
+    if (route == PAGE) { /* no database needed: the page asks for what it shows */
+        r->content_type = "text/html; charset=utf-8";
+        r->body = strdup(ct_status_html);
+        r->status = r->body ? 200 : 500;
+        return;
+    }
+    if (route == QUICKLOOK) {
+        route_quicklook(a, q, r);
+        return;
+    }
     cq_client *c = NULL;
     ct_err e;
     if (borrow(a, &c, &e) != CT_OK) {
         if (route == METRICS) /* the disks still, and database_up 0 */
-        {
             route_metrics(a, NULL, r);
-            return;
-        }
-        if (route == HEALTH) {
+        else if (route == HEALTH)
             reply(r, 503,
                   json_pack("{s:s, s:b, s:s, s:s, s:s}", "status", "unhealthy", "enabled", 1,
                             "queue", a->queue, "database", "down", "error", e.msg));
-            return;
-        }
-        {
+        else
             reply_err(r, &e);
-            return;
-        }
+        return;
     }
     switch (route) {
     case SPAWN: route_spawn(a, c, q, r); break;
@@ -478,9 +577,13 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
     case CANCEL: route_task(c, s[2], "cancel", q, r); break;
     case RETRY: route_task(c, s[2], "retry", q, r); break;
     case STATS: route_stats(c, s[2], r); break;
+    case QUEUES: route_stats(c, NULL, r); break;
+    case PRODUCTS: route_products(c, q, r); break;
     case HEALTH: route_health(a, c, r); break;
     case METRICS: route_metrics(a, c, r); break;
-    case NONE: break;
+    case NONE:
+    case PAGE:
+    case QUICKLOOK: break;
     }
     give_back(a, c);
 }

@@ -27,6 +27,7 @@ int cli_exit_code(ct_code code)
     case CT_ESTATE:
     case CT_ELEASE_EXPIRED:
     case CT_ENOT_HOLDER: return EXIT_REFUSED;
+    case CT_EFULL: return EXIT_QUEUE_FULL;
     case CT_EDB:
     case CT_ENOMEM:
     case CT_EIO: break;

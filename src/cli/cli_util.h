@@ -22,6 +22,7 @@ enum {
     EXIT_DB_UNAVAILABLE = 3,   /* the database cannot be reached */
     EXIT_NOT_FOUND = 4,        /* no such task */
     EXIT_REFUSED = 5,          /* the queue refused: wrong state, lease expired or lost */
+    EXIT_QUEUE_FULL = 6,       /* backpressure: the queue holds its most waiting tasks */
 };
 
 /* One subcommand: name, one-line summary, and its function. */

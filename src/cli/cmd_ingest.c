@@ -20,7 +20,8 @@ static const char usage[] =
     "Finds the observations in DIR whose 16 subband files are all written and spawns\n"
     "the first task of their chain (convert-uvh5-to-ms), keyed by the group id: a\n"
     "group already ingested spawns nothing new. Outputs are planned under\n"
-    "CONTIMG_PRODUCTS_DIR.\n\n"
+    "CONTIMG_PRODUCTS_DIR. When the queue is full (its waiting tasks at its limit:\n"
+    "contimg queue limit) ingest waits for room, 1 s doubling to 30 s, and says so.\n\n"
     "  --watch               keep scanning every interval until SIGINT/SIGTERM\n"
     "  --interval SECONDS    time between scans with --watch (default 10)\n"
     "  --chain NAME          the chain to start (default CONTIMG_CHAIN, quick); auto: a\n"
@@ -87,7 +88,16 @@ static ct_code spawn_group(ingest_ctx *x, const ct_group *g, ct_err *err)
     o.backoff_max_sec = x->cfg->backoff_max_sec;
     cq_uuid id;
     bool created = false;
-    rc = cq_spawn(x->db, &o, id, &created, err);
+    /* Backpressure: a full queue is waited out (the engine claims, room comes), never a
+     * failure -- the observation on disk is not lost, only late. */
+    for (double wait = 1;
+         (rc = cq_spawn(x->db, &o, id, &created, err)) == CT_EFULL && !stop_watching;
+         wait = wait * 2 > 30 ? 30 : wait * 2) {
+        printf("full      queue %s: group %s waits %.0f s (%s)\n", o.queue, g->id, wait, err->msg);
+        fflush(stdout);
+        for (double slept = 0; slept < wait && !stop_watching; slept += 0.1)
+            nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    }
     json_decref(params);
     if (rc != CT_OK)
         return rc;

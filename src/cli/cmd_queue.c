@@ -131,11 +131,42 @@ static int queue_create(int argc, char **argv, const ct_config *cfg)
     return EXIT_OK;
 }
 
+static int queue_limit(int argc, char **argv, const ct_config *cfg)
+{
+    bool json = false;
+    int rc = parse(argc, argv,
+                   "usage: contimg queue limit QUEUE N\n\n"
+                   "Backpressure: at most N tasks of QUEUE may wait to be claimed (pending or\n"
+                   "retrying); spawns beyond it from outside (task spawn, ingest, the HTTP API)\n"
+                   "are refused (exit 6; HTTP 503) and ingest waits. The engine's own spawns, the\n"
+                   "next steps of chains, always go in. 0: no limit. A new queue's is 1000.",
+                   &json, NULL);
+    if (rc >= 0)
+        return rc;
+    long n = 0;
+    if (optind + 2 != argc || !cli_parse_long(argv[optind + 1], 0, 1000000000, &n))
+        return cli_usage_error("queue limit: want QUEUE and a whole number N >= 0");
+    const char *queue = argv[optind];
+    cq_client *c = NULL;
+    ct_err err;
+    if (cli_connect(cfg, &c, &err) != CT_OK || cq_set_max_pending(c, queue, n, &err) != CT_OK) {
+        cq_disconnect(c);
+        return cli_report(&err);
+    }
+    if (n)
+        printf("queue %s: at most %ld tasks waiting\n", queue, n);
+    else
+        printf("queue %s: no limit on waiting tasks\n", queue);
+    cq_disconnect(c);
+    return EXIT_OK;
+}
+
 int cmd_queue(int argc, char **argv, const ct_config *cfg)
 {
     static const cli_command sub[] = {
         {"stats", "task counts and timings per queue", queue_stats},
         {"create", "register a queue and its dead-letter queue", queue_create},
+        {"limit", "backpressure: the most tasks a queue may hold waiting", queue_limit},
         {NULL, NULL, NULL},
     };
     return cli_dispatch("contimg queue", "usage: contimg queue COMMAND", sub, argc, argv, cfg);

@@ -90,6 +90,7 @@ const char *ct_code_name(ct_code code)
     case CT_EDB: return "database_error";
     case CT_ENOMEM: return "out_of_memory";
     case CT_EIO: return "io_error";
+    case CT_EFULL: return "queue_full";
     }
     return "unknown";
 }

@@ -29,6 +29,7 @@ typedef enum ct_code {
     CT_EDB,            /* any other database error */
     CT_ENOMEM,         /* allocation failed */
     CT_EIO,            /* an operating-system call or child process failed */
+    CT_EFULL,          /* the queue holds as many waiting tasks as it may: back off, retry */
 } ct_code;
 
 /* Why a piece of work failed, as the queue records it; decides retrying. */

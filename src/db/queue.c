@@ -49,6 +49,7 @@ enum {
     S_REAP,
     S_STATS,
     S_CREATE_QUEUE,
+    S_SET_MAX_PENDING,
     S_REQUIRE_QUEUE,
     S_COMMIT,
     S_OUTSTANDING,
@@ -63,11 +64,12 @@ typedef struct stmt_def {
 } stmt_def;
 
 static const stmt_def stmts[S_COUNT] = {
-    [S_SPAWN] = {"cq_spawn",
-                 "SELECT task_id, created FROM absurd.spawn_task($1, $2, $3::jsonb, $4::int, "
-                 "$5::int, $6::int, $7, $8::uuid[], $9::uuid, $10::float8, $11::float8, "
-                 "$12::float8)",
-                 12, false},
+    [S_SPAWN] =
+        {"cq_spawn",
+         "SELECT task_id, created FROM absurd.spawn_task_admitted($1, $2, $3::jsonb, $4::int, "
+         "$5::int, $6::int, $7, $8::uuid[], $9::uuid, $10::float8, $11::float8, "
+         "$12::float8)",
+         12, false},
     [S_CLAIM] = {"cq_claim",
                  "SELECT " TASK_COLS " FROM absurd.claim_tasks($1, $2, $3::int, $4::float8, "
                  "$5::text[])",
@@ -103,6 +105,8 @@ static const stmt_def stmts[S_COUNT] = {
                  "FROM absurd.queue_stats($1)",
                  1, true},
     [S_CREATE_QUEUE] = {"cq_create_queue", "SELECT absurd.create_queue($1)", 1, true},
+    [S_SET_MAX_PENDING] = {"cq_set_max_pending", "SELECT absurd.set_max_pending($1, $2::int)", 2,
+                           true},
     [S_REQUIRE_QUEUE] = {"cq_require_queue", "SELECT absurd._require_queue($1)", 1, true},
     [S_COMMIT] = {"cq_commit",
                   "SELECT absurd.commit_task($1::uuid, $2::uuid, $3::jsonb, $4::jsonb, $5::jsonb, "
@@ -196,10 +200,10 @@ static ct_code result_error(const PGresult *r, const char *what, ct_err *err)
         } map[] = {
             {"CT001", CT_ENOTFOUND}, {"CT002", CT_ELEASE_EXPIRED}, {"CT003", CT_ENOT_HOLDER},
             {"CT004", CT_ESTATE},    {"CT005", CT_EUNKNOWN_QUEUE}, {"CT006", CT_EINVAL},
-            {"22P02", CT_EINVAL},    {"23514", CT_EINVAL},         {"22001", CT_EINVAL},
-            {"22023", CT_EINVAL},    {"22003", CT_EINVAL},         {"22P04", CT_EINVAL},
-            {"23505", CT_ESTATE},    {"42P01", CT_ESTATE},         {"42883", CT_ESTATE},
-            {"3F000", CT_ESTATE},
+            {"CT007", CT_EFULL},     {"22P02", CT_EINVAL},         {"23514", CT_EINVAL},
+            {"22001", CT_EINVAL},    {"22023", CT_EINVAL},         {"22003", CT_EINVAL},
+            {"22P04", CT_EINVAL},    {"23505", CT_ESTATE},         {"42P01", CT_ESTATE},
+            {"42883", CT_ESTATE},    {"3F000", CT_ESTATE},
         };
         for (size_t i = 0; i < sizeof map / sizeof *map; i++)
             if (strcmp(state, map[i].state) == 0)
@@ -1085,6 +1089,14 @@ ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct
         PQclear(r);
     }
     return rc;
+}
+
+ct_code cq_set_max_pending(cq_client *c, const char *queue, long max_pending, ct_err *err)
+{
+    char n[32];
+    snprintf(n, sizeof n, "%ld", max_pending);
+    const char *v[2] = {queue, n};
+    return exec_simple(c, S_SET_MAX_PENDING, v, err);
 }
 
 ct_code cq_ping(cq_client *c, const char *queue, ct_err *err)

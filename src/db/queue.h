@@ -8,7 +8,7 @@
  *
  * Errors: every call returns a ct_code and fills the ct_err it is given.
  * Queue refusals map to distinct codes (CT_ENOTFOUND, CT_ESTATE,
- * CT_ELEASE_EXPIRED, CT_ENOT_HOLDER, CT_EUNKNOWN_QUEUE, CT_EINVAL).
+ * CT_ELEASE_EXPIRED, CT_ENOT_HOLDER, CT_EUNKNOWN_QUEUE, CT_EINVAL, CT_EFULL).
  *
  * Connection loss: before each call a broken connection is re-established
  * with capped exponential backoff (0.1 s doubling to 5 s) within the
@@ -220,6 +220,13 @@ typedef struct cq_stats {
 
 /* Per-queue counts; queue NULL = every registered queue. */
 ct_code cq_stats_get(cq_client *c, const char *queue, cq_stats **out, size_t *n, ct_err *err);
+
+/* Backpressure (sql/0006_backpressure.sql): the most tasks queue may hold waiting to be
+ * claimed (pending or retrying; 1000 for a new queue, 0: no limit). cq_spawn and
+ * cq_spawn_many beyond it fail with CT_EFULL and write nothing (a taken idempotency key
+ * still answers with its task); the engine's own spawns (the next step of a chain, the
+ * mosaic planner's) are never refused. */
+ct_code cq_set_max_pending(cq_client *c, const char *queue, long max_pending, ct_err *err);
 
 /* One round trip: the database answers and queue is registered (CT_EUNKNOWN_QUEUE when
  * it is not). For health checks. */

@@ -7,6 +7,7 @@
 #include "fsutil.h"
 #include "imager.h"
 #include "mpiutil.h"
+#include "png.h"
 #include "uvh5.h"
 #include "visset.h"
 
@@ -285,6 +286,12 @@ static ct_code write_products(const ct_image_opts *o, const ct_image_result *r, 
         d.bunit = files[i].bunit;
         rc = write_fits(path, &d, files[i].img, err);
     }
+    /* The restored image's quick look, as a FITS viewer shows it (RA to the left), for the
+     * status page of `contimg serve`. */
+    if (rc == CT_OK &&
+        snprintf(path, sizeof path, "%s-image.png", o->out_prefix) < (int)sizeof path)
+        rc = ct_png_quicklook(path, p->restored, r->nx, r->ny, r->qa.rms_jy, r->qa.peak_jy, 512, 1,
+                              err);
     return rc;
 }
 

@@ -26,7 +26,8 @@
  *   6. QA (imageqa.h) and FITS files (fitsimage.h) from rank 0, each
  *      written under a temporary name and renamed:
  *      PREFIX-dirty.fits, -psf.fits, -model.fits, -residual.fits,
- *      -image.fits (restored) and -image-pb.fits.
+ *      -image.fits (restored) and -image-pb.fits, and the restored image's
+ *      quick look PREFIX-image.png (png.h: at most 512 pixels a side).
  *
  * Every rank returns the same code. Errors: CT_EINVAL for bad options or
  * input ("corrupt input: ..." for damaged data, "no data: ..." when nothing
