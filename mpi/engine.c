@@ -9,6 +9,7 @@
 #include "leases.h"
 #include "mpiutil.h"
 #include "queue.h"
+#include "schedules.h"
 #include "stages.h"
 
 #include <errno.h>
@@ -612,6 +613,21 @@ static void reap(coordinator *c)
         c->sum->reaped += (long)n;
     }
     free(r);
+    /* A long-running engine ticks the schedules too (schedules.h: each due time fires
+     * once however many tick); one that drains does not, or it would feed itself. */
+    json_t *fired = NULL;
+    if (!c->opts->drain && ct_schedule_tick(c->db, &fired, &err) == CT_OK) {
+        size_t i;
+        json_t *f;
+        json_array_foreach(fired, i, f)
+        {
+            say(c, "fired     schedule %s due %s: task %s",
+                json_string_value(json_object_get(f, "name")),
+                json_string_value(json_object_get(f, "due")),
+                json_string_value(json_object_get(f, "task_id")));
+        }
+    }
+    json_decref(fired);
     c->next_reap = mono_now() + c->cfg->heartbeat_interval_sec;
 }
 

@@ -41,7 +41,8 @@ run "register the queue" "$CONTIMG" queue create "$Q"
 start() {
     local name=$1
     shift
-    env "$@" "$CONTIMG" serve --listen 127.0.0.1:0 --threads 4 >"$T/$name.out" 2>"$T/$name.err" &
+    env "$@" "$CONTIMG" serve --listen 127.0.0.1:0 --threads 4 --tick 0.2 >"$T/$name.out" \
+        2>"$T/$name.err" &
     pids+=($!)
     PID=$!
     for _ in $(seq 100); do
@@ -212,6 +213,44 @@ run "ingest into the full queue waits and says so" grep -q "^full      queue $BP
 wait "$ingest"
 same "room made: ingest spawns the group and exits 0" "0 1" \
     "$? $(sed -n 's/.*: \([0-9]*\) spawned.*/\1/p' "$T/ingest.out")"
+
+# ---- 3c. schedules: two servers tick, each due time fires once ----------------------------
+s=$(call POST /absurd/schedules "{\"name\": \"every-$$\", \"cron\": \"*/5 * * * *\",
+    \"task_name\": \"scheduled\", \"params\": {\"config\": {\"k\": 1}}}" -H "$AUTH")
+check "add a schedule: 201, its next due time on a 5-minute mark" 201 "
+assert j['schedule_name'] == 'every-$$' and j['queue_name'] == '$Q' and j['enabled'], j
+assert j['next_run_at'][14:16] in ('00', '05', '10', '15', '20', '25', '30', '35', '40',
+                                   '45', '50', '55'), j" "$s"
+s=$(call POST /absurd/schedules '{"name": "bad", "cron": "61 * * * *", "task_name": "x"}' \
+    -H "$AUTH")
+check "a bad cron expression: 400, the field named" 400 "assert 'minute' in j['error'], j" "$s"
+s=$(call GET /absurd/schedules)
+check "list the schedules" 200 \
+    "assert any(x['schedule_name'] == 'every-$$' for x in j['schedules']), j" "$s"
+for round in 1 2 3; do
+    q "UPDATE absurd.schedules SET next_run_at = now() - interval '$round minutes'
+        WHERE schedule_name = 'every-$$'" >/dev/null
+    for _ in $(seq 50); do
+        [ "$(q "SELECT count(*) FROM absurd.tasks WHERE task_name = 'scheduled'")" = "$round" ] &&
+            break
+        sleep 0.1
+    done
+    "$CONTIMG" schedule tick >/dev/null &
+    t1=$!
+    "$CONTIMG" schedule tick >/dev/null &
+    wait "$t1" $!
+done
+sleep 0.5
+same "three due times, two servers and two CLI tickers each: three tasks, keyed by due time" \
+    "3|3|1" "$(q "SELECT count(*) || '|' || count(DISTINCT idempotency_key) || '|' ||
+                        min((params->'config'->>'k')::int)
+                   FROM absurd.tasks WHERE task_name = 'scheduled' AND queue_name = '$Q'")"
+run "the servers said which they fired" bash -c 'cat "$1"/main.out "$1"/readonly.out |
+    grep -c "^fired     schedule every-'$$'" | grep -qx 3' _ "$T"
+s=$(call DELETE "/absurd/schedules/every-$$" "" -H "$AUTH")
+check "remove it" 200 "assert j['deleted'] is True, j" "$s"
+s=$(call DELETE "/absurd/schedules/every-$$" "" -H "$AUTH")
+check "remove it again: 404" 404 "assert j['code'] == 'not_found', j" "$s"
 
 # ---- 4. metrics and alerts ----------------------------------------------------------------
 s=$(call GET /metrics)

@@ -3,7 +3,8 @@
 # `sbatch slurm/contimg.sbatch` ingests three observations and drains them into the
 # tables; SIGUSR1 to a running observing allocation (slurm/contimg-observing.sbatch)
 # drains it: exit 0 within the grace period, unfinished tasks pending again with their
-# attempt counts unchanged, and a rerun completes them.
+# attempt counts unchanged, and a rerun completes them; USR2 (what its time limit sends)
+# drains it and submits its successor, USR1 does not.
 set -u
 CONTIMG=${1:?usage: test_slurm.sh CONTIMG}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -73,6 +74,42 @@ check "unfinished tasks are pending with the attempt counts they had" \
 rc=$?
 check "a rerun exits 0" '[ $rc -eq 0 ] || { tail -20 "$T/rerun.log"; false; }'
 check_complete "after the drain and a rerun" 3
+
+# ---- observing: the time limit's USR2 drains and hands over to a successor ------------------
+job=$(sbatch --parsable --ntasks=3 --time=10 --output="$T/observing2.out" \
+    "$REPO/slurm/contimg-observing.sbatch")
+started=$SECONDS
+until grep -q "until drained\|on 3 ranks" "$T/observing2.out" 2>/dev/null ||
+    [ $((SECONDS - started)) -gt 60 ]; do
+    sleep 0.2
+done
+scancel --signal=USR2 --batch "$job"
+while squeue -h -j "$job" 2>/dev/null | grep -q .; do
+    [ $((SECONDS - started)) -gt 200 ] && break
+    sleep 0.5
+done
+next=$(sed -n 's/.*successor job \([0-9]*\) submitted.*/\1/p' "$T/observing2.out")
+check "USR2 (the time limit): the allocation drains, exits 0 and submits its successor (job ${next:-none})" \
+    '[ "$(job_state "$job")" = "COMPLETED 0:0" ] && [ -n "$next" ] || { cat "$T/observing2.out"; false; }'
+info=$(scontrol show job "$next" 2>/dev/null)
+check "the successor: the same script, name, tasks and time limit, after this job" \
+    'grep -q "JobName=contimg-observing" <<<"$info" && grep -q "TimeLimit=00:10:00" <<<"$info" &&
+     grep -q "NumTasks=3" <<<"$info" && grep -q "Command=$REPO/slurm/contimg-observing.sbatch" <<<"$info"'
+scancel "$next" 2>/dev/null
+job=$(sbatch --parsable --ntasks=3 --time=10 --output="$T/observing3.out" \
+    "$REPO/slurm/contimg-observing.sbatch")
+started=$SECONDS
+until grep -q "until drained\|on 3 ranks" "$T/observing3.out" 2>/dev/null ||
+    [ $((SECONDS - started)) -gt 60 ]; do
+    sleep 0.2
+done
+scancel --signal=USR1 --batch "$job"
+while squeue -h -j "$job" 2>/dev/null | grep -q .; do
+    [ $((SECONDS - started)) -gt 200 ] && break
+    sleep 0.5
+done
+check "USR1 (an operator): the allocation drains and stops, no successor" \
+    '! grep -q "successor" "$T/observing3.out" && [ "$(squeue -h -n contimg-observing | wc -l)" = 0 ]'
 
 [ $failed -eq 0 ] && echo "all Slurm checks passed"
 exit $((failed > 0))

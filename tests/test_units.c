@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "calibration.h"
 #include "config.h"
+#include "cron.h"
 #include "database.h"
 #include "fsutil.h"
 #include "h5lzf.h"
@@ -17,6 +18,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void test_uuid_and_names(void)
 {
@@ -302,6 +304,56 @@ static void test_lzf_decode(void)
     CHECK(ct_lzf_decode(stream, sizeof stream, out, 5) == (size_t)-1, "full output reported");
 }
 
+/* Unix seconds of a UTC calendar time. */
+static int64_t utc(int y, int mo, int d, int h, int mi)
+{
+    struct tm tm = {
+        .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
+    return (int64_t)timegm(&tm);
+}
+
+/* cron.h: the fields, names, steps, the either-day rule, leap days, what never comes. */
+static void test_cron(void)
+{
+    const struct {
+        const char *expr;
+        int64_t after, want;
+    } cases[] = {
+        {"*/15 * * * *", 0, 15 * 60},
+        {"*/15 * * * *", 15 * 60, 30 * 60}, /* strictly after */
+        {"30 14 * * *", utc(2026, 12, 7, 14, 30), utc(2026, 12, 8, 14, 30)},
+        {"@daily", utc(2026, 12, 31, 23, 59), utc(2027, 1, 1, 0, 0)},
+        {"@hourly", utc(2026, 12, 7, 5, 0) + 59, utc(2026, 12, 7, 6, 0)},
+        {"0 0 29 2 *", utc(2026, 3, 1, 0, 0), utc(2028, 2, 29, 0, 0)}, /* the next leap day */
+        {"0 9 * jan-mar mon-fri", utc(2026, 12, 7, 0, 0), utc(2027, 1, 1, 9, 0)}, /* a Friday */
+        {"0 0 13 * 5", utc(2026, 12, 7, 0, 0), utc(2026, 12, 11, 0, 0)},  /* Friday 11th ... */
+        {"0 0 13 * 5", utc(2026, 12, 11, 0, 0), utc(2026, 12, 13, 0, 0)}, /* ... or the 13th */
+        {"0 0 * * 7", utc(2026, 12, 7, 0, 0), utc(2026, 12, 13, 0, 0)},   /* 7 is Sunday */
+        {"5/20 1-3 * * *", utc(2026, 12, 7, 3, 45), utc(2026, 12, 8, 1, 5)},
+        {"0,30 12 1 */6 *", utc(2026, 7, 1, 12, 30), utc(2027, 1, 1, 12, 0)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ct_cron c;
+        ct_err err;
+        CHECK_OK(ct_cron_parse(cases[i].expr, &c, &err), err);
+        const int64_t got = ct_cron_next(&c, cases[i].after);
+        CHECK(got == cases[i].want, "'%s' after %lld: %lld, want %lld", cases[i].expr,
+              (long long)cases[i].after, (long long)got, (long long)cases[i].want);
+    }
+    static const char *const bad[] = {
+        "",           "* * * *",   "* * * * * *", "60 * * * *",  "* 24 * * *",  "* * 0 * *",
+        "* * * 13 *", "* * * * 8", "*/0 * * * *", "5-1 * * * *", "* * * foo *", "@sometimes"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ct_cron c;
+        ct_err err;
+        CHECK(ct_cron_parse(bad[i], &c, &err) == CT_EINVAL, "'%s' refused", bad[i]);
+    }
+    ct_cron never;
+    ct_err err;
+    CHECK_OK(ct_cron_parse("0 0 30 2 *", &never, &err), err);
+    CHECK(ct_cron_next(&never, 0) == -1, "February 30th never comes");
+}
+
 int main(void)
 {
     RUN(test_uuid_and_names);
@@ -316,5 +368,6 @@ int main(void)
     RUN(test_paths);
     RUN(test_migrations_embedded);
     RUN(test_lzf_decode);
+    RUN(test_cron);
     return tu_finish();
 }

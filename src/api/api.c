@@ -6,6 +6,7 @@
 #include "metrics.h"
 #include "products.h"
 #include "queue.h"
+#include "schedules.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -403,6 +404,68 @@ static void route_products(cq_client *c, const ct_http_request *q, ct_http_respo
     reply(r, 200, json_pack("{s:s, s:o}", "kind", ct_products_kind_name(kind), "rows", rows));
 }
 
+/* GET: every schedule; POST: add or replace one; DELETE (name): remove it. */
+static void route_schedules(ct_api *a, cq_client *c, const char *name, const ct_http_request *q,
+                            ct_http_response *r)
+{
+    ct_err e;
+    json_t *out = NULL;
+    if (strcmp(q->method, "DELETE") == 0) {
+        if (ct_schedule_delete(c, name, &e) != CT_OK)
+            reply_err(r, &e);
+        else
+            reply(r, 200, json_pack("{s:s, s:b}", "schedule_name", name, "deleted", 1));
+        return;
+    }
+    if (strcmp(q->method, "POST") != 0) {
+        if (ct_schedule_list(c, &out, &e) != CT_OK)
+            reply_err(r, &e);
+        else
+            reply(r, 200, json_pack("{s:o}", "schedules", out));
+        return;
+    }
+    json_t *b = body_object(q, r);
+    if (b == NULL)
+        return;
+    const char *key, *sname = NULL, *cron = NULL, *task = NULL, *queue = a->queue;
+    const json_t *v, *params = NULL;
+    int enabled = 1;
+    json_object_foreach(b, key, v)
+    {
+        bool ok = true;
+        if (strcmp(key, "name") == 0 || strcmp(key, "schedule_name") == 0)
+            ok = (sname = json_string_value(v)) != NULL;
+        else if (strcmp(key, "cron") == 0)
+            ok = (cron = json_string_value(v)) != NULL;
+        else if (strcmp(key, "task_name") == 0)
+            ok = (task = json_string_value(v)) != NULL;
+        else if (strcmp(key, "queue_name") == 0)
+            ok = (queue = json_string_value(v)) != NULL;
+        else if (strcmp(key, "params") == 0)
+            ok = json_is_object(params = v);
+        else if (strcmp(key, "enabled") == 0) {
+            ok = json_is_boolean(v);
+            enabled = json_is_true(v);
+        } else {
+            reply_error(r, 400, "invalid", "body: unknown key '%s'", key);
+            json_decref(b);
+            return;
+        }
+        if (!ok) {
+            reply_error(r, 400, "invalid", "body: '%s' has the wrong type", key);
+            json_decref(b);
+            return;
+        }
+    }
+    if (!sname || !cron || !task)
+        reply_error(r, 400, "invalid", "body: name, cron and task_name are required");
+    else if (ct_schedule_put(c, sname, cron, queue, task, params, enabled, &out, &e) != CT_OK)
+        reply_err(r, &e);
+    else
+        reply(r, 201, out);
+    json_decref(b);
+}
+
 /* A quick look PNG the imaging stage wrote (png.h), only from under the products
  * directory: the path resolved (symlinks, "..") must lie there and end in .png. */
 static void route_quicklook(const ct_api *a, const ct_http_request *q, ct_http_response *r)
@@ -510,6 +573,7 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
         RETRY,
         STATS,
         QUEUES,
+        SCHEDULES,
         PRODUCTS,
         HEALTH,
         METRICS
@@ -533,6 +597,10 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
         route = STATS, method_ok = get;
     else if (absurd && n == 2 && strcmp(s[1], "queues") == 0)
         route = QUEUES, method_ok = get;
+    else if (absurd && n == 2 && strcmp(s[1], "schedules") == 0)
+        route = SCHEDULES, method_ok = get || post;
+    else if (absurd && n == 3 && strcmp(s[1], "schedules") == 0)
+        route = SCHEDULES, method_ok = del;
     else if (ours && strcmp(s[1], "products") == 0)
         route = PRODUCTS, method_ok = get;
     else if (ours && strcmp(s[1], "quicklook") == 0)
@@ -578,6 +646,7 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
     case RETRY: route_task(c, s[2], "retry", q, r); break;
     case STATS: route_stats(c, s[2], r); break;
     case QUEUES: route_stats(c, NULL, r); break;
+    case SCHEDULES: route_schedules(a, c, n == 3 ? s[2] : NULL, q, r); break;
     case PRODUCTS: route_products(c, q, r); break;
     case HEALTH: route_health(a, c, r); break;
     case METRICS: route_metrics(a, c, r); break;

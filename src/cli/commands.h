@@ -21,5 +21,6 @@ int cmd_mosaic(int argc, char **argv, const ct_config *cfg);
 int cmd_calibrate(int argc, char **argv, const ct_config *cfg);
 int cmd_flag(int argc, char **argv, const ct_config *cfg);
 int cmd_serve(int argc, char **argv, const ct_config *cfg);
+int cmd_schedule(int argc, char **argv, const ct_config *cfg);
 
 #endif
