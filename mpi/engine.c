@@ -198,6 +198,7 @@ typedef struct coordinator {
     bool journal_pending;
     double next_replay, next_reap;
     double last_progress; /* when a result last came or a task was last started */
+    bool disk_full;       /* the disk guard holds claims back */
 } coordinator;
 
 static void say(const coordinator *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -514,13 +515,38 @@ static int ranks_per_task(const coordinator *c)
 
 /* Claims as many tasks as there are free rank groups and starts them.
  * Returns how many were claimed (0 also when the database is away). */
+/* The disk guard: no new claims while the products' or the state's filesystem is at
+ * CONTIMG_DISK_GUARD full or more (1: no guard). Tasks in flight finish; claiming resumes
+ * once there is room, and the log says when it stops and starts. */
+static bool disk_full(coordinator *c)
+{
+    const char *paths[2] = {c->products_dir, c->cfg->state_dir};
+    bool full = false;
+    double total, avail, ratio = 0, worst = 0;
+    const char *where = paths[0];
+    for (int i = 0; i < 2 && c->cfg->disk_guard < 1; i++)
+        if (ct_disk_usage(paths[i], &total, &avail, &ratio) == 0 && ratio >= c->cfg->disk_guard &&
+            ratio >= worst) {
+            full = true;
+            worst = ratio;
+            where = paths[i];
+        }
+    if (full && !c->disk_full)
+        say(c, "disk guard: %s is %.1f %% full (CONTIMG_DISK_GUARD %.0f %%): not claiming", where,
+            100 * worst, 100 * c->cfg->disk_guard);
+    else if (!full && c->disk_full)
+        say(c, "disk guard: room again: claiming");
+    c->disk_full = full;
+    return full;
+}
+
 static size_t claim_and_start(coordinator *c)
 {
     int per = ranks_per_task(c);
     int limit = free_workers(c) / per;
     if (c->opts->max_tasks > 0 && c->sum->claimed + limit > c->opts->max_tasks)
         limit = (int)(c->opts->max_tasks - c->sum->claimed);
-    if (limit <= 0)
+    if (limit <= 0 || disk_full(c))
         return 0;
     cq_task *tasks = NULL;
     size_t n = 0;

@@ -184,5 +184,18 @@ check "and replayed when it came back" 'grep -q "replayed from the journal" "$T/
 check "the journal is empty afterwards" '[ -z "$(ls -A "$CONTIMG_STATE_DIR/journal")" ]'
 check_complete "after the outage" 3
 
+# ---- the disk guard: no claims while the disk is full, then on once there is room ----------
+fresh diskguard
+"$CONTIMG" ingest "$T/obs3" >/dev/null
+CONTIMG_DISK_GUARD=0.0001 timeout 8 "${MPIRUN[@]}" -x CONTIMG_DISK_GUARD -np 2 "$CONTIMG" run \
+    --drain >"$T/guard.log" 2>&1
+check "a guard below the disk's use: the engine says so and claims nothing" \
+    'grep -q "disk guard: .* full (CONTIMG_DISK_GUARD 0 %): not claiming" "$T/guard.log" &&
+     [ "$(q "SELECT count(*) FROM absurd.tasks WHERE attempt > 0")" = 0 ] &&
+     [ "$(q "SELECT count(*) FROM absurd.tasks WHERE status = '"'"'pending'"'"'")" = 3 ] ||
+     { tail -5 "$T/guard.log"; false; }'
+"${MPIRUN[@]}" -np 3 "$CONTIMG" run --drain >"$T/guard2.log" 2>&1
+check_complete "with the default guard (95 %)" 3
+
 [ $failed -eq 0 ] && echo "all engine checks passed"
 exit $((failed > 0))

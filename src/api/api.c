@@ -27,7 +27,7 @@ extern const char ct_status_html[];
 
 struct ct_api {
     char *conninfo, *queue, *token, *products_dir, *state_dir, *staging;
-    double window_sec;
+    double window_sec, disk_guard;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     cq_client **idle; /* connections free to borrow */
@@ -531,7 +531,7 @@ static void route_metrics(const ct_api *a, cq_client *c, ct_http_response *r)
         disks[nd++] = (ct_metrics_disk){"products", a->products_dir};
     if (a->state_dir)
         disks[nd++] = (ct_metrics_disk){"state", a->state_dir};
-    r->body = ct_metrics_render(snap, disks, nd, a->staging);
+    r->body = ct_metrics_render(snap, disks, nd, a->staging, a->disk_guard);
     json_decref(snap);
     r->status = r->body ? 200 : 500;
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -697,6 +697,7 @@ ct_code ct_api_create(const ct_api_opts *o, ct_api **out, ct_err *err)
     pthread_cond_init(&a->cv, NULL);
     a->max = o->connections;
     a->window_sec = o->metrics_window_sec;
+    a->disk_guard = o->disk_guard;
     a->idle = calloc((size_t)a->max, sizeof *a->idle);
     a->conninfo = strdup(o->conninfo);
     a->queue = strdup(o->queue);

@@ -42,6 +42,7 @@ typedef struct ct_api_opts {
     const char *state_dir;     /* likewise */
     int connections;           /* database connections at most (>= 1) */
     double metrics_window_sec; /* the summaries' quantiles cover this (3600) */
+    double disk_guard;         /* the engines' CONTIMG_DISK_GUARD, reported as a metric */
 } ct_api_opts;
 
 typedef struct ct_api ct_api;

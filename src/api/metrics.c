@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "metrics.h"
 
+#include "fsutil.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
@@ -10,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 /* The exposition as it grows; a failed allocation sticks (out is NULL at the end). */
 typedef struct text {
@@ -278,7 +279,7 @@ static void render_queue(text *t, const json_t *s)
 }
 
 char *ct_metrics_render(const json_t *snapshot, const ct_metrics_disk *disks, size_t ndisks,
-                        const char *staging)
+                        const char *staging, double disk_guard)
 {
     text t = {0};
     family(&t, "contimg_database_up", "gauge",
@@ -295,17 +296,17 @@ char *ct_metrics_render(const json_t *snapshot, const ct_metrics_disk *disks, si
     for (int m = 0; m < 3; m++) {
         family(&t, names[m], "gauge", helps[m]);
         for (size_t i = 0; i < ndisks; i++) {
-            struct statvfs v;
-            if (statvfs(disks[i].path, &v) != 0 || v.f_blocks == 0)
+            double total, avail, ratio;
+            if (ct_disk_usage(disks[i].path, &total, &avail, &ratio) != 0)
                 continue;
-            const double total = (double)v.f_blocks * (double)v.f_frsize,
-                         avail = (double)v.f_bavail * (double)v.f_frsize,
-                         used = (double)(v.f_blocks - v.f_bfree) * (double)v.f_frsize;
-            const double value = m == 0 ? total : m == 1 ? avail : used / (used + avail);
+            const double value = m == 0 ? total : m == 1 ? avail : ratio;
             const char *l[] = {"role", disks[i].role, "path", disks[i].path, NULL};
             sample(&t, names[m], l, value);
         }
     }
+    family(&t, "contimg_disk_guard_ratio", "gauge",
+           "The fraction full at which engines stop claiming (CONTIMG_DISK_GUARD; 1: never).");
+    sample(&t, "contimg_disk_guard_ratio", NULL, disk_guard);
     const double staged = staging ? dir_bytes(staging) : NAN;
     if (!isnan(staged)) {
         family(&t, "contimg_staging_bytes", "gauge",

@@ -26,9 +26,11 @@ typedef struct ct_metrics_disk {
  * The exposition, a malloc'd NUL-terminated string (NULL when out of memory). snapshot is
  * absurd.metrics_snapshot's answer, NULL when the database did not answer
  * (contimg_database_up 0; the disks are still reported). staging: a directory whose
- * regular files' bytes are contimg_staging_bytes (NULL: none).
+ * regular files' bytes are contimg_staging_bytes (NULL: none). disk_guard: the engines'
+ * CONTIMG_DISK_GUARD, as contimg_disk_guard_ratio (the fraction full at which they stop
+ * claiming; 1: no guard).
  */
 char *ct_metrics_render(const json_t *snapshot, const ct_metrics_disk *disks, size_t ndisks,
-                        const char *staging);
+                        const char *staging, double disk_guard);
 
 #endif

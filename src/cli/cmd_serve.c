@@ -135,6 +135,7 @@ int cmd_serve(int argc, char **argv, const ct_config *cfg)
         .state_dir = cfg->state_dir,
         .connections = (int)threads,
         .metrics_window_sec = window,
+        .disk_guard = cfg->disk_guard,
     };
     ct_api *api = NULL;
     if (ct_api_create(&ao, &api, &err) != CT_OK) {

@@ -93,7 +93,8 @@ ct_code ct_config_load(ct_config *cfg, ct_err *err)
                          err)) ||
         (rc = get_string("CONTIMG_API_LISTEN", "127.0.0.1:8000", cfg->api_listen,
                          sizeof cfg->api_listen, err)) ||
-        (rc = get_string("CONTIMG_API_TOKEN", "", cfg->api_token, sizeof cfg->api_token, err)))
+        (rc = get_string("CONTIMG_API_TOKEN", "", cfg->api_token, sizeof cfg->api_token, err)) ||
+        (rc = get_double("CONTIMG_DISK_GUARD", 0.95, 0, 1, &cfg->disk_guard, err)))
         return rc;
     if (cfg->products_dir[0] == '\0' &&
         snprintf(cfg->products_dir, sizeof cfg->products_dir, "%s/products", cfg->state_dir) >=

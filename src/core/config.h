@@ -39,6 +39,7 @@ typedef struct ct_config {
     double calibrator_radius_deg;      /* CONTIMG_CALIBRATOR_RADIUS_DEG, default 1 */
     char api_listen[CT_NAME_MAX];      /* CONTIMG_API_LISTEN, default 127.0.0.1:8000 */
     char api_token[CT_PATH_MAX];       /* CONTIMG_API_TOKEN: the API's changes; "" = none */
+    double disk_guard; /* CONTIMG_DISK_GUARD: no claims at this fraction full (0.95) */
 } ct_config;
 
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */

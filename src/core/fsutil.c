@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 ct_code ct_mkdir_p(const char *dir, mode_t mode, ct_err *err)
@@ -161,6 +162,23 @@ ct_code ct_copy_file(const char *src, const char *dst, ct_err *err)
     if (rc != CT_OK)
         unlink(dst);
     return rc;
+}
+
+int ct_disk_usage(const char *path, double *total_bytes, double *free_bytes, double *used_ratio)
+{
+    struct statvfs v;
+    if (statvfs(path, &v) != 0)
+        return -1;
+    if (v.f_blocks == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    const double f = (double)v.f_frsize, used = (double)(v.f_blocks - v.f_bfree) * f,
+                 avail = (double)v.f_bavail * f;
+    *total_bytes = (double)v.f_blocks * f;
+    *free_bytes = avail;
+    *used_ratio = used + avail > 0 ? used / (used + avail) : 1;
+    return 0;
 }
 
 void ct_fsync_parent(const char *path)

@@ -30,6 +30,10 @@ int ct_fsync_path(const char *path, bool directory);
  * missing src, CT_EIO otherwise. */
 ct_code ct_copy_file(const char *src, const char *dst, ct_err *err);
 
+/* The filesystem holding path: its size, the bytes free to unprivileged users, and the
+ * fraction in use as df counts it (used / (used + available)). 0, or -1 (errno set). */
+int ct_disk_usage(const char *path, double *total_bytes, double *free_bytes, double *used_ratio);
+
 /* Best-effort fsync of the directory holding path, so a rename into it is
  * durable. Failures are ignored: the file is complete at its path either way. */
 void ct_fsync_parent(const char *path);
