@@ -404,6 +404,69 @@ static void route_products(cq_client *c, const ct_http_request *q, ct_http_respo
     reply(r, 200, json_pack("{s:s, s:o}", "kind", ct_products_kind_name(kind), "rows", rows));
 }
 
+/* POST: spawn a workflow (a DAG, one transaction); GET: the workflows, or (id) one's tasks. */
+static void route_workflows(ct_api *a, cq_client *c, const char *id, const ct_http_request *q,
+                            ct_http_response *r)
+{
+    ct_err e;
+    json_t *out = NULL;
+    if (strcmp(q->method, "POST") == 0) {
+        json_t *b = body_object(q, r);
+        if (b == NULL)
+            return;
+        const char *key;
+        const json_t *v;
+        json_object_foreach(b, key, v)
+        {
+            if (strcmp(key, "tasks") != 0 && strcmp(key, "queue_name") != 0) {
+                reply_error(r, 400, "invalid", "body: unknown key '%s'", key);
+                json_decref(b);
+                return;
+            }
+        }
+        const json_t *qn = json_object_get(b, "queue_name");
+        if (qn && !json_is_string(qn))
+            reply_error(r, 400, "invalid", "body: 'queue_name' has the wrong type");
+        else if (cq_spawn_workflow(c, qn ? json_string_value(qn) : a->queue,
+                                   json_object_get(b, "tasks"), &out, &e) != CT_OK)
+            reply_err(r, &e);
+        else
+            reply(r, 201, out);
+        json_decref(b);
+        return;
+    }
+    if (id == NULL) {
+        long limit;
+        if (!query_long(q, "limit", 1, 1000, 100, &limit, r))
+            return;
+        if (cq_workflows(c, limit, &out, &e) != CT_OK)
+            reply_err(r, &e);
+        else
+            reply(r, 200, json_pack("{s:o}", "workflows", out));
+        return;
+    }
+    if (!cq_uuid_valid(id)) {
+        reply_error(r, 404, "not_found", "no workflow %s: not a workflow id", id);
+        return;
+    }
+    cq_filter f = {.workflow_id = id, .limit = 1000, .spawn_order = true};
+    cq_task *t = NULL;
+    size_t n = 0;
+    if (cq_list(c, &f, &t, &n, &e) != CT_OK) {
+        reply_err(r, &e);
+        return;
+    }
+    if (n == 0) {
+        reply_error(r, 404, "not_found", "no workflow %s", id);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, cq_task_json(&t[i], false));
+    cq_tasks_free(t, n);
+    reply(r, 200, json_pack("{s:s, s:o}", "workflow_id", id, "tasks", arr));
+}
+
 /* GET: every schedule; POST: add or replace one; DELETE (name): remove it. */
 static void route_schedules(ct_api *a, cq_client *c, const char *name, const ct_http_request *q,
                             ct_http_response *r)
@@ -574,6 +637,7 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
         STATS,
         QUEUES,
         SCHEDULES,
+        WORKFLOWS,
         PRODUCTS,
         HEALTH,
         METRICS
@@ -601,6 +665,10 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
         route = SCHEDULES, method_ok = get || post;
     else if (absurd && n == 3 && strcmp(s[1], "schedules") == 0)
         route = SCHEDULES, method_ok = del;
+    else if (absurd && n == 2 && strcmp(s[1], "workflows") == 0)
+        route = WORKFLOWS, method_ok = get || post;
+    else if (absurd && n == 3 && strcmp(s[1], "workflows") == 0)
+        route = WORKFLOWS, method_ok = get;
     else if (ours && strcmp(s[1], "products") == 0)
         route = PRODUCTS, method_ok = get;
     else if (ours && strcmp(s[1], "quicklook") == 0)
@@ -647,6 +715,7 @@ void ct_api_handle(void *api, const ct_http_request *q, ct_http_response *r)
     case STATS: route_stats(c, s[2], r); break;
     case QUEUES: route_stats(c, NULL, r); break;
     case SCHEDULES: route_schedules(a, c, n == 3 ? s[2] : NULL, q, r); break;
+    case WORKFLOWS: route_workflows(a, c, n == 3 ? s[2] : NULL, q, r); break;
     case PRODUCTS: route_products(c, q, r); break;
     case HEALTH: route_health(a, c, r); break;
     case METRICS: route_metrics(a, c, r); break;

@@ -95,8 +95,9 @@ static const stmt_def stmts[S_COUNT] = {
                true},
     [S_LIST] = {"cq_list",
                 "SELECT " TASK_COLS " FROM absurd.tasks" LIST_WHERE
-                " ORDER BY created_at DESC, task_id LIMIT $5::bigint OFFSET $6::bigint",
-                6, true},
+                " ORDER BY CASE WHEN $7::boolean THEN seq END, created_at DESC, task_id"
+                " LIMIT $5::bigint OFFSET $6::bigint",
+                7, true},
     [S_LIST_COUNT] = {"cq_count", "SELECT count(*) FROM absurd.tasks" LIST_WHERE, 4, true},
     [S_REAP] = {"cq_reap", "SELECT task_id, action FROM absurd.reap_tasks($1)", 1, false},
     [S_STATS] = {"cq_stats",
@@ -1054,7 +1055,7 @@ ct_code cq_get(cq_client *c, const char *id, cq_task *out, ct_err *err)
 
 /* Checks f and makes the statement values of LIST_WHERE (v[0..3]), then limit and
  * offset (v[4], v[5], in lim and off). */
-static ct_code filter_values(cq_client *c, const cq_filter *f, const char *v[6], char lim[32],
+static ct_code filter_values(cq_client *c, const cq_filter *f, const char *v[7], char lim[32],
                              char off[32], ct_err *err)
 {
     ct_code rc;
@@ -1073,6 +1074,7 @@ static ct_code filter_values(cq_client *c, const cq_filter *f, const char *v[6],
     v[3] = f->workflow_id;
     v[4] = lim;
     v[5] = off;
+    v[6] = f->spawn_order ? "true" : "false";
     return CT_OK;
 }
 
@@ -1080,7 +1082,7 @@ ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct
 {
     *tasks = NULL;
     *n = 0;
-    const char *v[6];
+    const char *v[7];
     char lim[32], off[32];
     PGresult *r = NULL;
     ct_code rc = filter_values(c, f, v, lim, off, err);
@@ -1089,6 +1091,33 @@ ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct
         PQclear(r);
     }
     return rc;
+}
+
+ct_code cq_spawn_workflow(cq_client *c, const char *queue, const json_t *tasks, json_t **out,
+                          ct_err *err)
+{
+    *out = NULL;
+    if (!json_is_array(tasks))
+        return ct_fail(err, CT_EINVAL, "a workflow's tasks must be a JSON array");
+    char *t = json_dumps(tasks, JSON_COMPACT);
+    if (t == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    const char *v[2] = {queue, t};
+    /* One statement, one transaction: a lost connection leaves the outcome unknown. */
+    const ct_code rc =
+        cq_query_json(c, "cq_spawn_workflow", "SELECT absurd.spawn_workflow($1, $2::jsonb)::json",
+                      2, v, false, out, err);
+    free(t);
+    return rc;
+}
+
+ct_code cq_workflows(cq_client *c, long limit, json_t **out, ct_err *err)
+{
+    char n[32];
+    snprintf(n, sizeof n, "%ld", limit);
+    const char *v[1] = {n};
+    return cq_query_json(c, "cq_workflows", "SELECT absurd.workflows($1::int)::json", 1, v, true,
+                         out, err);
 }
 
 ct_code cq_set_max_pending(cq_client *c, const char *queue, long max_pending, ct_err *err)
@@ -1108,7 +1137,7 @@ ct_code cq_ping(cq_client *c, const char *queue, ct_err *err)
 ct_code cq_count(cq_client *c, const cq_filter *f, long *total, ct_err *err)
 {
     *total = 0;
-    const char *v[6];
+    const char *v[7];
     char lim[32], off[32];
     PGresult *r = NULL;
     ct_code rc = filter_values(c, f, v, lim, off, err);

@@ -124,6 +124,18 @@ ct_code cq_spawn(cq_client *c, const cq_spawn_opts *o, cq_uuid id_out, bool *cre
 ct_code cq_spawn_many(cq_client *c, const cq_spawn_opts *o, size_t n, cq_uuid *ids_out,
                       ct_err *err);
 
+/* A workflow: a DAG of tasks spawned into queue in one transaction, all or none, with one
+ * workflow id (sql/0008_workflows.sql): tasks is [{"key", "task_name", "params"?,
+ * "depends_on"?: [keys listed before it], "priority"?, "max_retries"?, "timeout_sec"?}].
+ * *out: {"workflow_id", "tasks": [{"key", "task_id"}]}. CT_EINVAL for a malformed graph,
+ * CT_EFULL past the queue's backpressure limit (nothing spawned). */
+ct_code cq_spawn_workflow(cq_client *c, const char *queue, const json_t *tasks, json_t **out,
+                          ct_err *err);
+
+/* The newest limit workflows: [{"workflow_id", "queue_name", "total", "completed", "open",
+ * "failed", "created_at"}]. */
+ct_code cq_workflows(cq_client *c, long limit, json_t **out, ct_err *err);
+
 /* --- Working on tasks ---------------------------------------------------- */
 
 /* Claims up to `limit` runnable tasks of `queue` for `worker_id` with a lease
@@ -195,9 +207,10 @@ typedef struct cq_filter {
     const char *workflow_id; /* NULL = all */
     long limit;              /* default 100 */
     long offset;
+    bool spawn_order; /* oldest first, in the order spawned (a batch's or workflow's own) */
 } cq_filter;
 
-/* Tasks matching f, newest first. */
+/* Tasks matching f, newest first (or as spawn_order says). */
 ct_code cq_list(cq_client *c, const cq_filter *f, cq_task **tasks, size_t *n, ct_err *err);
 
 /* How many tasks match f, its limit and offset aside: the total behind cq_list's pages. */
