@@ -647,10 +647,11 @@ static void reap(coordinator *c)
         json_t *f;
         json_array_foreach(fired, i, f)
         {
-            say(c, "fired     schedule %s due %s: task %s",
+            const char *why = json_string_value(json_object_get(f, "error"));
+            say(c, "%s schedule %s due %s: %s", why ? "unfired  " : "fired    ",
                 json_string_value(json_object_get(f, "name")),
                 json_string_value(json_object_get(f, "due")),
-                json_string_value(json_object_get(f, "task_id")));
+                why ? why : json_string_value(json_object_get(f, "task_id")));
         }
     }
     json_decref(fired);

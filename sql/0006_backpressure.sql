@@ -62,6 +62,10 @@ DECLARE
     v_n      bigint;
 BEGIN
     SELECT q.max_pending INTO v_max FROM absurd.queues q WHERE q.queue_name = p_queue;
+    IF v_max > 0 AND position('|' || p_queue || '|' IN
+                             coalesce(current_setting('absurd.admitted', true), '')) > 0 THEN
+        v_max := 0; /* the transaction's batch was admitted whole (admit_batch) */
+    END IF;
     IF v_max > 0 AND NOT (p_idempotency_key IS NOT NULL AND EXISTS (
            SELECT 1 FROM absurd.tasks t
             WHERE t.origin_queue = p_queue AND t.idempotency_key = p_idempotency_key)) THEN
@@ -85,4 +89,32 @@ BEGIN
         p_queue, p_task_name, p_params, p_priority, p_max_retries, p_timeout_sec,
         p_idempotency_key, p_depends_on, p_workflow_id, p_delay_sec, p_backoff_base_sec,
         p_backoff_max_sec);
+END $$;
+
+-- A batch of p_n spawns into p_queue in one transaction (cq_spawn_many, a workflow): the
+-- margin above assumes a transaction adds one task at a time, so a batch takes the
+-- exclusive lock once, up front, and is admitted whole -- its spawns then skip the check
+-- -- or refused whole (CT007) when p_n more would pass the limit. A batch's tasks whose
+-- idempotency keys are taken count too: it may be refused where it would just fit.
+CREATE FUNCTION absurd.admit_batch(p_queue text, p_n bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_max integer;
+    v_n   bigint;
+BEGIN
+    PERFORM absurd._require_queue(p_queue);
+    SELECT q.max_pending INTO v_max FROM absurd.queues q WHERE q.queue_name = p_queue;
+    IF v_max = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('absurd.admit:' || p_queue));
+    v_n := absurd._waiting(p_queue, v_max);
+    IF v_n + p_n > v_max THEN
+        RAISE EXCEPTION 'queue % is full: % tasks wait to be claimed, % more would pass its '
+                        'limit of % (contimg queue limit); nothing spawned',
+                        p_queue, v_n, p_n, v_max USING ERRCODE = 'CT007';
+    END IF;
+    PERFORM set_config('absurd.admitted',
+                       coalesce(current_setting('absurd.admitted', true), '') || '|' || p_queue ||
+                       '|', true);
 END $$;

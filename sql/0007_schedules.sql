@@ -29,6 +29,10 @@ DECLARE
     v absurd.schedules;
 BEGIN
     PERFORM absurd._require_queue(p_queue);
+    IF p_queue ~ '-dlq$' THEN
+        RAISE EXCEPTION 'a schedule cannot spawn into a dead-letter queue (%)', p_queue
+            USING ERRCODE = 'CT006';
+    END IF;
     INSERT INTO absurd.schedules AS s
         (schedule_name, cron, queue_name, task_name, params, enabled, next_run_at)
     VALUES (p_name, p_cron, p_queue, p_task_name, coalesce(p_params, '{}'),
@@ -41,7 +45,8 @@ BEGIN
     RETURN v;
 END $$;
 
--- Fires one due schedule: exactly once per due time. Returns the spawned task, or NULL when
+-- Fires one due schedule: exactly once per due time (CT007 when its queue is full: nothing
+-- fired, the schedule still due). Returns the spawned task, or NULL when
 -- another ticker fired it first (its next_run_at no longer p_due) or it was disabled.
 CREATE FUNCTION absurd.fire_schedule(p_name text, p_due timestamptz, p_next timestamptz)
 RETURNS uuid LANGUAGE plpgsql AS $$
@@ -56,7 +61,8 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    SELECT t.task_id INTO v_id FROM absurd.spawn_task(
+    -- Behind the queue's limit: a full queue rolls the fire back, and a later tick retries.
+    SELECT t.task_id INTO v_id FROM absurd.spawn_task_admitted(
         v.queue_name, v.task_name,
         v.params || jsonb_build_object('schedule', jsonb_build_object(
             'name', p_name, 'due', to_char(p_due AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))),

@@ -1,7 +1,7 @@
 -- 0008: workflows. A workflow is a DAG of tasks spawned in one transaction, all or none:
 -- each task names the tasks it depends on by their keys within the workflow, and they share
 -- one workflow_id (absurd.tasks.workflow_id). Spawned from outside, so behind the queue's
--- backpressure limit like any other spawn (absurd.spawn_task_admitted).
+-- backpressure limit, admitted or refused whole (absurd.admit_batch).
 --
 -- p_tasks: [{"key": K, "task_name": N, "params"?: {...}, "depends_on"?: [K, ...],
 --            "priority"?, "max_retries"?, "timeout_sec"?}, ...], each key once, every
@@ -22,6 +22,7 @@ BEGIN
     IF jsonb_typeof(p_tasks) IS DISTINCT FROM 'array' OR jsonb_array_length(p_tasks) = 0 THEN
         RAISE EXCEPTION 'a workflow needs a non-empty array of tasks' USING ERRCODE = 'CT006';
     END IF;
+    PERFORM absurd.admit_batch(p_queue, jsonb_array_length(p_tasks)); -- whole or not at all
     FOR t IN SELECT * FROM jsonb_array_elements(p_tasks) LOOP
         v_key := t->>'key';
         IF v_key IS NULL OR t->>'task_name' IS NULL THEN

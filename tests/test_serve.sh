@@ -246,6 +246,20 @@ s=$(call POST /absurd/workflows '{"tasks": [{"key": "a", "task_name": "wf-a"},
 check "a dependency on a key not listed before it: 400, all or none" 400 \
     "assert 'depends on' in j['error'], j" "$s"
 same "nothing of it spawned" "$before" "$(q "SELECT count(*) FROM absurd.tasks")"
+run "room for 3 more in the limited queue" "$CONTIMG" queue limit "$BP" \
+    $(($(q "SELECT count(*) FROM absurd.tasks WHERE queue_name = '$BP' AND status = 'pending'") + 3))
+wf() { # wf N: a chain of N tasks into $BP
+    local i t=""
+    for i in $(seq "$1"); do
+        t+="${t:+, }{\"key\": \"k$i\", \"task_name\": \"wf-bp\"$([ "$i" -gt 1 ] && echo ", \"depends_on\": [\"k$((i - 1))\"]")}"
+    done
+    echo "{\"queue_name\": \"$BP\", \"tasks\": [$t]}"
+}
+s=$(call POST /absurd/workflows "$(wf 4)" -H "$AUTH")
+check "a workflow of 4 where 3 fit: 503, refused whole" 503 "assert j['code'] == 'queue_full', j" "$s"
+same "none of its tasks spawned" 0 "$(q "SELECT count(*) FROM absurd.tasks WHERE task_name = 'wf-bp'")"
+s=$(call POST /absurd/workflows "$(wf 3)" -H "$AUTH")
+check "a workflow of 3: it fits" 201 "assert len(j['tasks']) == 3, j" "$s"
 s=$(call GET /absurd/workflows/00000000-0000-4000-8000-000000000000)
 check "an unknown workflow: 404" 404 "assert j['code'] == 'not_found', j" "$s"
 
@@ -259,6 +273,9 @@ assert j['next_run_at'][14:16] in ('00', '05', '10', '15', '20', '25', '30', '35
 s=$(call POST /absurd/schedules '{"name": "bad", "cron": "61 * * * *", "task_name": "x"}' \
     -H "$AUTH")
 check "a bad cron expression: 400, the field named" 400 "assert 'minute' in j['error'], j" "$s"
+s=$(call POST /absurd/schedules "{\"name\": \"dlq\", \"cron\": \"@daily\", \"task_name\": \"x\",
+    \"queue_name\": \"$Q-dlq\"}" -H "$AUTH")
+check "a schedule into a dead-letter queue: 400" 400 "assert 'dead-letter' in j['error'], j" "$s"
 s=$(call GET /absurd/schedules)
 check "list the schedules" 200 \
     "assert any(x['schedule_name'] == 'every-$$' for x in j['schedules']), j" "$s"

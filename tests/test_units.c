@@ -331,6 +331,8 @@ static void test_cron(void)
         {"0 0 * * 7", utc(2026, 12, 7, 0, 0), utc(2026, 12, 13, 0, 0)},   /* 7 is Sunday */
         {"5/20 1-3 * * *", utc(2026, 12, 7, 3, 45), utc(2026, 12, 8, 1, 5)},
         {"0,30 12 1 */6 *", utc(2026, 7, 1, 12, 30), utc(2027, 1, 1, 12, 0)},
+        /* "*" with a step leaves its day field unrestricted (Vixie): odd days AND Mondays */
+        {"0 0 */2 * 1", utc(2026, 12, 7, 0, 0), utc(2026, 12, 21, 0, 0)},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ct_cron c;

@@ -8,6 +8,7 @@
 #include "queue.h"
 #include "schedules.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* The status page, embedded from status.html (embed.cmake). */
 extern const char ct_status_html[];
@@ -78,8 +80,9 @@ static void reply(ct_http_response *r, int status, json_t *body)
     r->status = status;
     r->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    if (body && r->body == NULL) { /* out of memory: no body rather than half of one */
+    if (r->body == NULL) { /* the body could not be made: say so in the shape promised */
         r->status = 500;
+        r->body = strdup("{\"error\": \"the answer could not be made\", \"code\": \"internal\"}");
     }
 }
 
@@ -91,6 +94,11 @@ reply_error(ct_http_response *r, int status, const char *code, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* The message may quote the request (a path, a key) or be cut inside a character:
+     * bytes outside printable ASCII become '?', so it is always a valid JSON string. */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
     reply(r, status, json_pack("{s:s, s:s}", "error", msg, "code", code));
 }
 
@@ -267,8 +275,13 @@ static void route_spawn(ct_api *a, cq_client *c, const ct_http_request *q, ct_ht
         ct_err e;
         cq_task t;
         memset(&t, 0, sizeof t);
-        if (cq_spawn(c, &o, id, &created, &e) != CT_OK || cq_get(c, id, &t, &e) != CT_OK) {
+        if (cq_spawn(c, &o, id, &created, &e) != CT_OK) {
             reply_err(r, &e);
+        } else if (cq_get(c, id, &t, &e) != CT_OK) {
+            /* Spawned all the same: say so, or a client's retry would spawn it twice. */
+            reply(r, created ? 201 : 200,
+                  json_pack("{s:s, s:n, s:s, s:s, s:n, s:b}", "task_id", id, "status", "queue_name",
+                            o.queue, "task_name", o.name, "created_at", "created", created));
         } else {
             char when[40];
             cq_format_time(t.created_at, when, sizeof when);
@@ -450,9 +463,13 @@ static void route_workflows(ct_api *a, cq_client *c, const char *id, const ct_ht
         return;
     }
     cq_filter f = {.workflow_id = id, .limit = 1000, .spawn_order = true};
+    if (!query_long(q, "offset", 0, 1000000000, 0, &f.offset, r))
+        return;
     cq_task *t = NULL;
     size_t n = 0;
-    if (cq_list(c, &f, &t, &n, &e) != CT_OK) {
+    long total = 0;
+    if (cq_list(c, &f, &t, &n, &e) != CT_OK || cq_count(c, &f, &total, &e) != CT_OK) {
+        cq_tasks_free(t, n);
         reply_err(r, &e);
         return;
     }
@@ -464,7 +481,9 @@ static void route_workflows(ct_api *a, cq_client *c, const char *id, const ct_ht
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, cq_task_json(&t[i], false));
     cq_tasks_free(t, n);
-    reply(r, 200, json_pack("{s:s, s:o}", "workflow_id", id, "tasks", arr));
+    reply(
+        r, 200,
+        json_pack("{s:s, s:o, s:I}", "workflow_id", id, "tasks", arr, "total", (json_int_t)total));
 }
 
 /* GET: every schedule; POST: add or replace one; DELETE (name): remove it. */
@@ -543,22 +562,29 @@ static void route_quicklook(const ct_api *a, const ct_http_request *q, ct_http_r
                     path ? path : "");
         return;
     }
-    FILE *f = fopen(path, "rb");
+    /* The file opened is the one checked: the resolved path, no link followed at its end,
+     * and never blocking (a FIFO named *.png); a regular file only. */
+    char *real = realpath(path, NULL);
+    const int fd = real ? open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
     struct stat st;
     char *buf = NULL;
-    if (f && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        st.st_size <= (16 << 20) && (buf = malloc((size_t)st.st_size)) != NULL &&
-        fread(buf, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
+    ssize_t got = -1;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        st.st_size <= (16 << 20) && ct_path_check_roots(real, roots, 1, &e) == CT_OK &&
+        (buf = malloc((size_t)st.st_size)) != NULL)
+        got = read(fd, buf, (size_t)st.st_size);
+    if (got == st.st_size && got > 0) {
         r->status = 200;
         r->content_type = "image/png";
         r->body = buf;
-        r->body_len = (size_t)st.st_size;
+        r->body_len = (size_t)got;
     } else {
         free(buf);
         reply_error(r, 404, "not_found", "cannot read the quick look '%s'", path);
     }
-    if (f)
-        fclose(f);
+    if (fd >= 0)
+        close(fd);
+    free(real);
 }
 
 static void route_health(const ct_api *a, cq_client *c, ct_http_response *r)

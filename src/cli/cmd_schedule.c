@@ -123,6 +123,10 @@ static int schedule_simple(int argc, char **argv, const ct_config *cfg, const ch
                        json_string_value(json_object_get(r, "queue_name")),
                        json_string_value(json_object_get(r, "next_run_at")),
                        json_is_true(json_object_get(r, "enabled")) ? "yes" : "no");
+            else if (json_object_get(r, "error"))
+                printf("unfired   %s due %s: %s\n", json_string_value(json_object_get(r, "name")),
+                       json_string_value(json_object_get(r, "due")),
+                       json_string_value(json_object_get(r, "error")));
             else
                 printf("fired     %s due %s: task %s\n",
                        json_string_value(json_object_get(r, "name")),

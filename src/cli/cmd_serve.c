@@ -75,10 +75,16 @@ static void *tick_loop(void *arg)
         json_t *f;
         json_array_foreach(fired, i, f)
         {
-            printf("fired     schedule %s due %s: task %s\n",
-                   json_string_value(json_object_get(f, "name")),
-                   json_string_value(json_object_get(f, "due")),
-                   json_string_value(json_object_get(f, "task_id")));
+            if (json_object_get(f, "error"))
+                fprintf(stderr, "contimg serve: schedule %s due %s: %s\n",
+                        json_string_value(json_object_get(f, "name")),
+                        json_string_value(json_object_get(f, "due")),
+                        json_string_value(json_object_get(f, "error")));
+            else
+                printf("fired     schedule %s due %s: task %s\n",
+                       json_string_value(json_object_get(f, "name")),
+                       json_string_value(json_object_get(f, "due")),
+                       json_string_value(json_object_get(f, "task_id")));
         }
         fflush(stdout);
         json_decref(fired);

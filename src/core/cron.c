@@ -36,7 +36,7 @@ static bool field(const char *s, int lo, int hi, const char *const *names, int n
                   uint64_t *bits, int *any)
 {
     *bits = 0;
-    *any = strcmp(s, "*") == 0;
+    *any = s[0] == '*'; /* "*" and "*" with a step, as Vixie cron reads the day fields */
     const char *p = s;
     for (;;) {
         int a, b, step = 1;

@@ -135,7 +135,9 @@ ct_code ct_copy_file(const char *src, const char *dst, ct_err *err)
         close(in);
         return rc;
     }
-    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0777);
+    /* The source's mode, writable by its owner: the caller may rewrite part of the copy
+     * (a read-only raw file's flagged copy). */
+    int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (st.st_mode & 0777) | S_IWUSR);
     if (out < 0) {
         ct_code rc = ct_fail(err, CT_EIO, "%s: %s", dst, strerror(errno));
         close(in);

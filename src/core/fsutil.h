@@ -23,7 +23,7 @@ ct_code ct_absolute_path(const char *path, char *out, size_t size, ct_err *err);
 /* fsync of a file (or, with directory true, a directory). 0 or -1 (errno set). */
 int ct_fsync_path(const char *path, bool directory);
 
-/* Copies src's bytes into a new file at dst (which must not exist; its mode is src's).
+/* Copies src's bytes into a new file at dst (which must not exist; src's mode, owner-writable).
  * The kernel copies where it can (copy_file_range: no trip through user memory, and
  * shared extents on filesystems that offer them); otherwise read and write. Not synced:
  * the caller fsyncs before it renames. On failure dst is removed. CT_ENOTFOUND for a

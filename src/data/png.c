@@ -40,7 +40,7 @@ static int chunk(FILE *f, const char type[4], const uint8_t *data, size_t n)
 
 ct_code ct_png_write_gray(const char *path, int w, int h, const uint8_t *pix, ct_err *err)
 {
-    if (w < 1 || h < 1 || w > 65536 || h > 65536)
+    if (w < 1 || h < 1 || w > 16384 || h > 16384) /* one IDAT chunk, well under 2^31 bytes */
         return ct_fail(err, CT_EINVAL, "png: a %d x %d image", w, h);
     /* The raw scanlines: a filter byte (0: none) before each row. */
     const size_t row = (size_t)w + 1, raw_n = row * (size_t)h;

@@ -26,6 +26,9 @@
     "date_part('epoch', lease_expires_at), date_part('epoch', completed_at), "                     \
     "date_part('epoch', dead_lettered_at), wait_time_sec, execution_time_sec"
 
+/* The queue a spawn names none of (cq_spawn_defaults). */
+#define CQ_DEFAULT_QUEUE "dsa110-pipeline"
+
 /* A cq_filter: $1 queue, $2 task name, $3 status, $4 workflow id (NULL: any). */
 #define LIST_WHERE                                                                                 \
     " WHERE ($1::text IS NULL OR queue_name = $1)"                                                 \
@@ -632,7 +635,7 @@ void cq_set_reconnect_budget(cq_client *c, double seconds)
 cq_spawn_opts cq_spawn_defaults(void)
 {
     return (cq_spawn_opts){
-        .queue = "dsa110-pipeline",
+        .queue = CQ_DEFAULT_QUEUE,
         .priority = 0,
         .max_retries = 3,
         .timeout_sec = 3600,
@@ -680,7 +683,7 @@ static ct_code spawn_params_make(const cq_spawn_opts *o, spawn_params *p, ct_err
     snprintf(p->delay, sizeof p->delay, "%.17g", o->delay_sec);
     snprintf(p->base, sizeof p->base, "%.17g", o->backoff_base_sec);
     snprintf(p->max, sizeof p->max, "%.17g", o->backoff_max_sec);
-    const char *v[12] = {o->queue ? o->queue : "dsa110-pipeline",
+    const char *v[12] = {o->queue ? o->queue : CQ_DEFAULT_QUEUE,
                          o->name,
                          p->params,
                          p->priority,
@@ -764,6 +767,25 @@ ct_code cq_spawn_many(cq_client *c, const cq_spawn_opts *o, size_t n, cq_uuid *i
     rc = CT_OK;
     if (!PQsendQueryParams(c->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
         rc = ct_fail(err, CT_ECONNECT, "send: %s", PQerrorMessage(c->conn));
+    /* Backpressure for the batch as a whole, per queue it spawns into (sql/0006). */
+    for (size_t i = 0; rc == CT_OK && i < n; i++) {
+        const char *q = o[i].queue ? o[i].queue : CQ_DEFAULT_QUEUE;
+        bool seen = false;
+        size_t count = 0;
+        for (size_t k = 0; k < n && !seen; k++) {
+            const char *qk = o[k].queue ? o[k].queue : CQ_DEFAULT_QUEUE;
+            seen = k < i && strcmp(qk, q) == 0;
+            count += strcmp(qk, q) == 0;
+        }
+        if (seen)
+            continue;
+        char cnt[32];
+        snprintf(cnt, sizeof cnt, "%zu", count);
+        const char *v[2] = {q, cnt};
+        if (!PQsendQueryParams(c->conn, "SELECT absurd.admit_batch($1, $2::bigint)", 2, NULL, v,
+                               NULL, NULL, 0))
+            rc = ct_fail(err, CT_ECONNECT, "send: %s", PQerrorMessage(c->conn));
+    }
     for (size_t i = 0; rc == CT_OK && i < n; i += CHUNK) {
         size_t end = i + CHUNK < n ? i + CHUNK : n;
         for (size_t k = i; rc == CT_OK && k < end; k++) {

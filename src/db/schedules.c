@@ -57,7 +57,7 @@ ct_code ct_schedule_delete(cq_client *c, const char *name, ct_err *err)
     ct_code rc = cq_query_json(c, "schedule: delete",
                                "WITH d AS (DELETE FROM absurd.schedules WHERE schedule_name = $1"
                                " RETURNING 1) SELECT to_json(count(*)) FROM d",
-                               1, v, true, &n, err);
+                               1, v, false, &n, err);
     if (rc == CT_OK && json_integer_value(n) == 0)
         rc = ct_fail(err, CT_ENOTFOUND, "no schedule named '%s'", name);
     json_decref(n);
@@ -106,13 +106,17 @@ ct_code ct_schedule_tick(cq_client *c, json_t **fired, ct_err *err)
         snprintf(next_s, sizeof next_s, "%lld", (long long)(next >= 0 ? next : (int64_t)now));
         const char *v[3] = {name, at_s, next_s};
         json_t *id = NULL;
-        rc = cq_query_json(c, "schedule: fire",
-                           "SELECT coalesce(to_json(absurd.fire_schedule($1, "
-                           "to_timestamp($2::float8), to_timestamp($3::float8))), 'null'::json)",
-                           3, v, false, &id, err);
-        if (rc != CT_OK) {
-            json_decref(id);
-            break;
+        char when[40];
+        cq_format_time(at, when, sizeof when);
+        /* One schedule's failure (its queue full, say) leaves it due for a later tick and
+         * does not hold the others back: it is reported with them. */
+        if (cq_query_json(c, "schedule: fire",
+                          "SELECT coalesce(to_json(absurd.fire_schedule($1, "
+                          "to_timestamp($2::float8), to_timestamp($3::float8))), 'null'::json)",
+                          3, v, false, &id, &e) != CT_OK) {
+            json_array_append_new(
+                out, json_pack("{s:s, s:s, s:s}", "name", name, "due", when, "error", e.msg));
+            continue;
         }
         if (next < 0) {
             json_t *n = NULL;
@@ -124,8 +128,6 @@ ct_code ct_schedule_tick(cq_client *c, json_t **fired, ct_err *err)
             json_decref(n);
         }
         if (json_is_string(id)) {
-            char when[40];
-            cq_format_time(at, when, sizeof when);
             json_array_append_new(
                 out, json_pack("{s:s, s:s, s:O}", "name", name, "due", when, "task_id", id));
         }

@@ -34,7 +34,9 @@ ct_code ct_schedule_delete(cq_client *c, const char *name, ct_err *err);
 ct_code ct_schedule_list(cq_client *c, json_t **rows, ct_err *err);
 
 /* Fires every due schedule once. *fired (may be NULL): [{"name", "due", "task_id"}] of the
- * ones this call fired (a schedule another ticker fired first is not among them). */
+ * ones this call fired (a schedule another ticker fired first is not among them), and
+ * [{"name", "due", "error"}] for one that could not fire (its queue full, say: it stays
+ * due, for a later tick). Fails only when the due schedules cannot be read. */
 ct_code ct_schedule_tick(cq_client *c, json_t **fired, ct_err *err);
 
 #endif
