@@ -165,6 +165,8 @@ s=$(call GET /absurd/nothing)
 check "an unknown route: 404" 404 "assert 'no such endpoint' in j['error'], j" "$s"
 s=$(call PUT /absurd/tasks "" -H "$AUTH")
 check "a route's wrong method: 405" 405 "assert j['code'] == 'method_not_allowed', j" "$s"
+s=$(head -c 2000000 /dev/zero | tr '\0' ' ' >"$T/big"; call POST /absurd/tasks "@$T/big" -H "$AUTH")
+check "a body over 1 MiB: 413" 413 "assert 'too large' in j['error'], j" "$s"
 s=$(call GET "/absurd/tasks?limit=0")
 check "a limit out of range: 400" 400 "assert 'limit' in j['error'], j" "$s"
 start readonly

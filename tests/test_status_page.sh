@@ -33,7 +33,8 @@ server=$!
 for _ in $(seq 100); do grep -q "listening on" "$T/serve.out" && break; sleep 0.05; done
 PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$T/serve.out")
 B=http://127.0.0.1:$PORT
-browser() { chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=8000 "$@" \
+browser() { chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage \
+    --virtual-time-budget=8000 "$@" \
     2>>"$T/chromium.err"; }
 browser --dump-dom "$B/" >"$OUT/status-page.html"
 "/usr/bin/python3" - "$OUT/status-page.html" "$GROUP" $IDS <<'PY' && ok "the page, rendered: the run's tasks by id, completed; its image with QA and quick look" || bad "the page, rendered: see $OUT/status-page.html"

@@ -89,6 +89,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if ((b = calloc(1, sizeof *b)) == NULL)
             return MHD_NO;
         *con_cls = b;
+        /* A body announced too large is refused now, not read to its end first. */
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > d->max_body) {
+            ct_http_response r = {.status = MHD_HTTP_CONTENT_TOO_LARGE,
+                                  .body = error_body("request body too large")};
+            return send_response(c, &r);
+        }
         return MHD_YES;
     }
     if (*upload_size > 0) {

@@ -8,7 +8,8 @@
  * Threads: the handler is called on the server's worker threads, several at once; it must
  * be thread-safe. A request's fields live for the handler's call only.
  *
- * Errors from the server itself, before the handler: a body over the limit 413, an
+ * Errors from the server itself, before the handler: a body over the limit 413 (at once
+ * when its Content-Length says so), an
  * unsupported method 405 (only GET, HEAD, POST, PUT, DELETE reach the handler), each with
  * a JSON body {"error": ...}.
  */
