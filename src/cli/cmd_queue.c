@@ -1,4 +1,4 @@
-/* cmd_queue.c -- `contimg queue stats|create` and `contimg reap`. */
+/* cmd_queue.c -- `contimg queue stats|create|limit` and `contimg reap`. */
 #define _GNU_SOURCE
 #include "cli_util.h"
 #include "commands.h"

@@ -31,7 +31,7 @@ static int cmd_version(int argc, char **argv, const ct_config *cfg)
 static const cli_command commands[] = {
     {"db", "start, stop, inspect and migrate the database", cmd_db},
     {"task", "spawn, list, show, cancel, retry, claim and complete tasks", cmd_task},
-    {"queue", "queue statistics and registration", cmd_queue},
+    {"queue", "queue statistics, registration and backpressure limits", cmd_queue},
     {"reap", "return tasks of dead or timed-out workers to their queue", cmd_reap},
     {"simulate", "write a simulated DSA-110 observation (16 UVH5 subband files)", cmd_simulate},
     {"convert", "combine one observation's 16 subband files into one UVH5 file (MPI)", cmd_convert},
