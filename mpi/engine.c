@@ -647,11 +647,9 @@ static void reap(coordinator *c)
         json_t *f;
         json_array_foreach(fired, i, f)
         {
-            const char *why = json_string_value(json_object_get(f, "error"));
-            say(c, "%s schedule %s due %s: %s", why ? "unfired  " : "fired    ",
-                json_string_value(json_object_get(f, "name")),
-                json_string_value(json_object_get(f, "due")),
-                why ? why : json_string_value(json_object_get(f, "task_id")));
+            char line[1400];
+            ct_schedule_describe(f, line, sizeof line);
+            say(c, "%s", line);
         }
     }
     json_decref(fired);

@@ -76,18 +76,23 @@ check "a rerun exits 0" '[ $rc -eq 0 ] || { tail -20 "$T/rerun.log"; false; }'
 check_complete "after the drain and a rerun" 3
 
 # ---- observing: the time limit's USR2 drains and hands over to a successor ------------------
-job=$(sbatch --parsable --ntasks=3 --time=10 --output="$T/observing2.out" \
-    "$REPO/slurm/contimg-observing.sbatch")
-started=$SECONDS
-until grep -q "until drained\|on 3 ranks" "$T/observing2.out" 2>/dev/null ||
-    [ $((SECONDS - started)) -gt 60 ]; do
-    sleep 0.2
-done
-scancel --signal=USR2 --batch "$job"
-while squeue -h -j "$job" 2>/dev/null | grep -q .; do
-    [ $((SECONDS - started)) -gt 200 ] && break
-    sleep 0.5
-done
+# observe SIGNAL OUT: an observing allocation (3 tasks, 10 minutes) logging to OUT, sent
+# SIGNAL once its engine is up, waited out; sets job.
+observe() {
+    local started=$SECONDS
+    job=$(sbatch --parsable --ntasks=3 --time=10 --output="$2" \
+        "$REPO/slurm/contimg-observing.sbatch")
+    until grep -q "until drained\|on 3 ranks" "$2" 2>/dev/null ||
+        [ $((SECONDS - started)) -gt 60 ]; do
+        sleep 0.2
+    done
+    scancel --signal="$1" --batch "$job"
+    while squeue -h -j "$job" 2>/dev/null | grep -q .; do
+        [ $((SECONDS - started)) -gt 200 ] && break
+        sleep 0.5
+    done
+}
+observe USR2 "$T/observing2.out"
 next=$(sed -n 's/.*successor job \([0-9]*\) submitted.*/\1/p' "$T/observing2.out")
 check "USR2 (the time limit): the allocation drains, exits 0 and submits its successor (job ${next:-none})" \
     '[ "$(job_state "$job")" = "COMPLETED 0:0" ] && [ -n "$next" ] || { cat "$T/observing2.out"; false; }'
@@ -96,18 +101,7 @@ check "the successor: the same script, name, tasks and time limit, after this jo
     'grep -q "JobName=contimg-observing" <<<"$info" && grep -q "TimeLimit=00:10:00" <<<"$info" &&
      grep -q "NumTasks=3" <<<"$info" && grep -q "Command=$REPO/slurm/contimg-observing.sbatch" <<<"$info"'
 scancel "$next" 2>/dev/null
-job=$(sbatch --parsable --ntasks=3 --time=10 --output="$T/observing3.out" \
-    "$REPO/slurm/contimg-observing.sbatch")
-started=$SECONDS
-until grep -q "until drained\|on 3 ranks" "$T/observing3.out" 2>/dev/null ||
-    [ $((SECONDS - started)) -gt 60 ]; do
-    sleep 0.2
-done
-scancel --signal=USR1 --batch "$job"
-while squeue -h -j "$job" 2>/dev/null | grep -q .; do
-    [ $((SECONDS - started)) -gt 200 ] && break
-    sleep 0.5
-done
+observe USR1 "$T/observing3.out"
 check "USR1 (an operator): the allocation drains and stops, no successor" \
     '! grep -q "successor" "$T/observing3.out" && [ "$(squeue -h -n contimg-observing | wc -l)" = 0 ]'
 

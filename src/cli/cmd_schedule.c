@@ -123,15 +123,11 @@ static int schedule_simple(int argc, char **argv, const ct_config *cfg, const ch
                        json_string_value(json_object_get(r, "queue_name")),
                        json_string_value(json_object_get(r, "next_run_at")),
                        json_is_true(json_object_get(r, "enabled")) ? "yes" : "no");
-            else if (json_object_get(r, "error"))
-                printf("unfired   %s due %s: %s\n", json_string_value(json_object_get(r, "name")),
-                       json_string_value(json_object_get(r, "due")),
-                       json_string_value(json_object_get(r, "error")));
-            else
-                printf("fired     %s due %s: task %s\n",
-                       json_string_value(json_object_get(r, "name")),
-                       json_string_value(json_object_get(r, "due")),
-                       json_string_value(json_object_get(r, "task_id")));
+            else {
+                char line[1400];
+                ct_schedule_describe(r, line, sizeof line);
+                printf("%s\n", line);
+            }
         }
         if (which == 't')
             printf("schedule tick: %zu fired\n", json_array_size(out));

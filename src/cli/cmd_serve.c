@@ -75,16 +75,11 @@ static void *tick_loop(void *arg)
         json_t *f;
         json_array_foreach(fired, i, f)
         {
-            if (json_object_get(f, "error"))
-                fprintf(stderr, "contimg serve: schedule %s due %s: %s\n",
-                        json_string_value(json_object_get(f, "name")),
-                        json_string_value(json_object_get(f, "due")),
-                        json_string_value(json_object_get(f, "error")));
+            char line[1400];
+            if (ct_schedule_describe(f, line, sizeof line))
+                printf("%s\n", line);
             else
-                printf("fired     schedule %s due %s: task %s\n",
-                       json_string_value(json_object_get(f, "name")),
-                       json_string_value(json_object_get(f, "due")),
-                       json_string_value(json_object_get(f, "task_id")));
+                fprintf(stderr, "contimg serve: %s\n", line);
         }
         fflush(stdout);
         json_decref(fired);

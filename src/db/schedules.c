@@ -72,6 +72,16 @@ ct_code ct_schedule_list(cq_client *c, json_t **rows, ct_err *err)
                          0, NULL, true, rows, err);
 }
 
+bool ct_schedule_describe(const json_t *entry, char *out, size_t size)
+{
+    const char *why = json_string_value(json_object_get(entry, "error"));
+    snprintf(out, size, "%s schedule %s due %s: %s%s", why ? "unfired  " : "fired    ",
+             json_string_value(json_object_get(entry, "name")),
+             json_string_value(json_object_get(entry, "due")), why ? "" : "task ",
+             why ? why : json_string_value(json_object_get(entry, "task_id")));
+    return why == NULL;
+}
+
 ct_code ct_schedule_tick(cq_client *c, json_t **fired, ct_err *err)
 {
     if (fired)

@@ -39,4 +39,8 @@ ct_code ct_schedule_list(cq_client *c, json_t **rows, ct_err *err);
  * due, for a later tick). Fails only when the due schedules cannot be read. */
 ct_code ct_schedule_tick(cq_client *c, json_t **fired, ct_err *err);
 
+/* One entry of a tick's *fired as a log line: "fired     schedule NAME due DUE: task ID"
+ * or "unfired   schedule NAME due DUE: WHY". Returns whether it fired. */
+bool ct_schedule_describe(const json_t *entry, char *out, size_t size);
+
 #endif
