@@ -14,7 +14,9 @@ static const char builtin_chains[] =
     "                \"photometry\"],"
     " \"quick\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"imaging\", \"create-mosaic\"],"
     " \"calibrator\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"calibration-solve\"],"
-    " \"target\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"calibration-apply\", \"imaging\"]}";
+    " \"target\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"calibration-apply\", \"imaging\"],"
+    " \"nightly\": [\"mosaic-plan\","
+    "               {\"task\": \"create-mosaic\", \"config\": {\"tier\": \"science\"}}]}";
 
 /* Rewrites every step of root as {"task": name, "config": {...}}. */
 static ct_code normalize(json_t *root, const char *origin, ct_err *err)

@@ -13,6 +13,9 @@
  *              window of images is complete: the planner of sql/0003_mosaics.sql)
  *   calibrator convert -> flag-rfi -> calibration-solve
  *   target     convert -> flag-rfi -> calibration-apply -> imaging
+ *   nightly    mosaic-plan -> create-mosaic {tier science}: every complete
+ *              window of 100 images not yet mosaicked (the nightly-mosaic
+ *              schedule that `contimg db migrate` installs starts it)
  *
  * (convert is the task name convert-uvh5-to-ms.) A chains file replaces
  * them all: a JSON object of chain name to an array of steps, each step

@@ -4,8 +4,11 @@
 
 #include "calibration.h"
 #include "convert.h"
+#include "cron.h"
 #include "flagger.h"
 #include "fsutil.h"
+#include "groups.h"
+#include "housekeeping.h"
 #include "imaging.h"
 #include "mosaic.h"
 #include "mpiutil.h"
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 void ct_stage_outcome_free(ct_stage_outcome *o)
@@ -49,17 +53,25 @@ static ct_code require_str(const json_t *params, const char *section, const char
     return CT_OK;
 }
 
+/* Where a convert task's file goes: products_dir/vis/GROUP.hdf5. */
+static void convert_outputs(json_t *outputs, const char *group, const char *products_dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vis/%s.hdf5", products_dir, group);
+    json_object_set_new(outputs, "vis_path", json_string(path));
+}
+
 json_t *ct_stage_convert_params(const char *chain, const json_t *config, const char *group_id,
                                 const char *const files[16], const char *products_dir)
 {
     json_t *list = json_array();
     for (int i = 0; i < 16; i++)
         json_array_append_new(list, json_string(files[i]));
-    char vis[4096];
-    snprintf(vis, sizeof vis, "%s/vis/%s.hdf5", products_dir, group_id);
-    return json_pack("{s:s, s:o, s:{s:s, s:o}, s:{s:s}}", "chain", chain, "config",
+    json_t *outputs = json_object();
+    convert_outputs(outputs, group_id, products_dir);
+    return json_pack("{s:s, s:o, s:{s:s, s:o}, s:o}", "chain", chain, "config",
                      config ? json_incref((json_t *)config) : json_object(), "inputs", "group_id",
-                     group_id, "files", list, "outputs", "vis_path", vis);
+                     group_id, "files", list, "outputs", outputs);
 }
 
 json_t *ct_stage_next_params(const char *next, const json_t *params, const json_t *result,
@@ -364,6 +376,26 @@ static json_t *mosaic_follow(const ct_stage_follow *f, ct_err *err)
     json_t *config = step_config ? json_deep_copy(step_config) : json_object();
     return json_pack("{s:s, s:o, s:{s:s?, s:o}}", "name", CT_TASK_MOSAIC, "mosaic", m, "params",
                      "chain", chain, "config", config);
+}
+
+/* --- mosaic-plan ---------------------------------------------------------------------- */
+
+/* Nothing to compute: the planning is its commit's, where the chain's next step
+ * (create-mosaic, mosaic_follow) spawns every complete window of its tier not yet
+ * mosaicked. The nightly schedule starts the "nightly" chain with it. */
+static ct_code run_mosaic_plan(MPI_Comm comm, const json_t *params, const ct_config *cfg,
+                               ct_stage_outcome *out, ct_err *err)
+{
+    (void)comm;
+    (void)cfg;
+    if (json_string_value(json_object_get(params, "chain")) == NULL)
+        return ct_fail(err, CT_EINVAL,
+                       "mosaic-plan: params.chain names no chain (its next step, create-mosaic, "
+                       "does the planning)");
+    out->result =
+        result_new("the chain's next step plans the mosaics", json_object(), json_object());
+    out->continue_chain = true;
+    return CT_OK;
 }
 
 /* --- noop ------------------------------------------------------------------------- */
@@ -671,6 +703,91 @@ static void cal_apply_outputs(json_t *outputs, const char *group, const char *pr
     json_object_set_new(outputs, "vis_path", json_string(path));
 }
 
+/* --- Admission: the seed's convert shape ---------------------------------------------- */
+
+/* A group id as the products tables key it: YYYY-MM-DDTHH:MM:SS, a real UTC time. */
+static bool group_id_valid(const char *s)
+{
+    double t;
+    return strlen(s) == CT_TIMESTAMP_LEN && s[4] == '-' && s[7] == '-' && s[10] == 'T' &&
+           s[13] == ':' && s[16] == ':' && ct_time_parse_utc(s, &t);
+}
+
+/* The seed's convert task names a directory and a time window, not a group: inputs
+ * {input_path, start_time, end_time}. It becomes the one complete observation in that
+ * window, {group_id, files[16]}, found as ingest finds them; none, or more than one, is
+ * refused with what was there (a convert task makes one file). The seed's inputs are kept
+ * as params.seed_inputs, so the task still says what was asked. */
+static ct_code admit_convert(json_t *params, const ct_config *cfg, ct_err *err)
+{
+    json_t *in = json_object_get(params, "inputs");
+    const char *dir = json_string_value(json_object_get(in, "input_path"));
+    if (dir == NULL)
+        return CT_OK; /* contimg's own shape */
+    if (json_object_get(in, "files") || json_object_get(in, "group_id"))
+        return ct_fail(err, CT_EINVAL,
+                       "params.inputs: input_path (the seed's time window) and group_id/files "
+                       "(one group) exclude each other");
+    const char *from = json_string_value(json_object_get(in, "start_time"));
+    const char *to = json_string_value(json_object_get(in, "end_time"));
+    double t0, t1;
+    if (from == NULL || to == NULL || !ct_time_parse_utc(from, &t0) ||
+        !ct_time_parse_utc(to, &t1) || t1 < t0)
+        return ct_fail(err, CT_EINVAL,
+                       "params.inputs: input_path needs start_time <= end_time, UTC times "
+                       "YYYY-MM-DDTHH:MM:SS");
+    ct_code rc = ct_config_check_paths(cfg, &dir, 1, err);
+    if (rc != CT_OK) {
+        char why[CT_ERRMSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return ct_fail(err, CT_EINVAL, "params.inputs.input_path: outside_data_roots: %s", why);
+    }
+    ct_group *groups = NULL;
+    size_t n = 0, found = 0, incomplete = 0;
+    if ((rc = ct_groups_scan(dir, 60, &groups, &n, err)) != CT_OK) {
+        char why[CT_ERRMSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return ct_fail(err, CT_EINVAL, "params.inputs.input_path: %s", why);
+    }
+    const ct_group *g = NULL;
+    char problems[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (groups[i].unix_time < t0 || groups[i].unix_time > t1)
+            continue;
+        if (!ct_group_complete(&groups[i])) {
+            if (incomplete++ == 0) {
+                char what[200];
+                ct_group_problems(&groups[i], what, sizeof what);
+                snprintf(problems, sizeof problems, "; %s: %s", groups[i].id, what);
+            }
+            continue;
+        }
+        if (found++ == 0)
+            g = &groups[i];
+    }
+    if (found != 1) {
+        rc = found == 0 ? ct_fail(err, CT_EINVAL,
+                                  "no complete observation in %s between %s and %s (%zu "
+                                  "incomplete%s)",
+                                  dir, from, to, incomplete, problems)
+                        : ct_fail(err, CT_EINVAL,
+                                  "%zu observations in %s between %s and %s, from %s: a convert "
+                                  "task makes one; narrow the window, or let `contimg ingest` "
+                                  "spawn one per group",
+                                  found, dir, from, to, g->id);
+        ct_groups_free(groups, n);
+        return rc;
+    }
+    json_t *files = json_array();
+    for (int sb = 0; sb < CT_SUBBANDS; sb++)
+        json_array_append_new(files, json_string(g->subband[sb]->path));
+    json_object_set_new(params, "seed_inputs", json_deep_copy(in));
+    json_object_set_new(params, "inputs",
+                        json_pack("{s:s, s:o}", "group_id", g->id, "files", files));
+    ct_groups_free(groups, n);
+    return CT_OK;
+}
+
 /* --- The stage table ------------------------------------------------------------------ */
 
 /* Where an imaging task's images go: products_dir/images/GROUP-*.fits. */
@@ -686,22 +803,31 @@ static void imaging_outputs(json_t *outputs, const char *group, const char *prod
  * blocks of baseline-times and imaging grid slabs, all to any number of ranks;
  * a no-op runs on one), its run, the
  * outputs planned for it when a chain spawns it (NULL: none), how it follows a finished step of a
- * chain (NULL: one task, ct_stage_next_params), and what rank 0 resolves in its params from the
- * database first (NULL: nothing). A new stage is one row here and its run function
- * (docs/architecture.md). */
+ * chain (NULL: one task, ct_stage_next_params), what rank 0 resolves in its params from the
+ * database first (NULL: nothing), the params a spawn must hold (ct_stage_admit: "section.key"
+ * a string, "section.key[]" a list of strings) and its own admission step (NULL: none). A new
+ * stage is one row here and its run function (docs/architecture.md). */
 #define STAGE_TABLE(ROW)                                                                           \
-    ROW(CT_TASK_CONVERT, CT_STAGE_ANY_RANKS, run_convert, NULL, NULL, NULL)                        \
-    ROW(CT_TASK_CAL_SOLVE, CT_STAGE_ANY_RANKS, run_cal_solve, cal_solve_outputs, NULL, NULL)       \
+    ROW(CT_TASK_CONVERT, CT_STAGE_ANY_RANKS, run_convert, convert_outputs, NULL, NULL,             \
+        "inputs.group_id inputs.files[] outputs.vis_path", admit_convert)                          \
+    ROW(CT_TASK_CAL_SOLVE, CT_STAGE_ANY_RANKS, run_cal_solve, cal_solve_outputs, NULL, NULL,       \
+        "inputs.group_id inputs.vis_path outputs.caltable_path", NULL)                             \
     ROW(CT_TASK_CAL_APPLY, CT_STAGE_ANY_RANKS, run_cal_apply, cal_apply_outputs, NULL,             \
-        resolve_cal_apply)                                                                         \
-    ROW(CT_TASK_FLAG, CT_STAGE_ANY_RANKS, run_flag, flag_outputs, NULL, NULL)                      \
-    ROW(CT_TASK_IMAGING, CT_STAGE_ANY_RANKS, run_imaging, imaging_outputs, NULL, NULL)             \
-    ROW(CT_TASK_MOSAIC, CT_STAGE_ANY_RANKS, run_mosaic, NULL, mosaic_follow, NULL)                 \
-    ROW(CT_TASK_NOOP, 1, run_noop, NULL, NULL, NULL)
+        resolve_cal_apply, "inputs.group_id inputs.vis_path outputs.vis_path", NULL)               \
+    ROW(CT_TASK_FLAG, CT_STAGE_ANY_RANKS, run_flag, flag_outputs, NULL, NULL,                      \
+        "inputs.group_id inputs.vis_path outputs.vis_path", NULL)                                  \
+    ROW(CT_TASK_IMAGING, CT_STAGE_ANY_RANKS, run_imaging, imaging_outputs, NULL, NULL,             \
+        "inputs.group_id inputs.vis_path outputs.image_prefix", NULL)                              \
+    ROW(CT_TASK_MOSAIC, CT_STAGE_ANY_RANKS, run_mosaic, NULL, mosaic_follow, NULL,                 \
+        "inputs.mosaic_id inputs.images[] outputs.prefix", NULL)                                   \
+    ROW(CT_TASK_MOSAIC_PLAN, 1, run_mosaic_plan, NULL, NULL, NULL, "", NULL)                       \
+    ROW(CT_TASK_HOUSEKEEPING, 1, ct_housekeeping_run, NULL, NULL, ct_housekeeping_resolve, "",     \
+        ct_housekeeping_admit)                                                                     \
+    ROW(CT_TASK_NOOP, 1, run_noop, NULL, NULL, NULL, "", NULL)
 
-#define STAGE_ROW(name, ranks, run, outputs, follow, resolve)                                      \
-    {name, ranks, run, outputs, follow, resolve},
-#define STAGE_NAME(name, ranks, run, outputs, follow, resolve) name,
+#define STAGE_ROW(name, ranks, run, outputs, follow, resolve, keys, admit)                         \
+    {name, ranks, run, outputs, follow, resolve, keys, admit},
+#define STAGE_NAME(name, ranks, run, outputs, follow, resolve, keys, admit) name,
 static const ct_stage stage_table[] = {STAGE_TABLE(STAGE_ROW)};
 static const char *const stage_names[] = {STAGE_TABLE(STAGE_NAME) NULL};
 #undef STAGE_ROW
@@ -729,6 +855,151 @@ int ct_stage_max_ranks(const char *task_name)
 {
     const ct_stage *st = ct_stage_find(task_name);
     return st ? st->max_ranks : 1;
+}
+
+/* --- Admission ---------------------------------------------------------------------------- */
+
+/* The observation a file is named after (GROUP.hdf5, GROUP.flagged.hdf5, the seed's
+ * GROUP.ms), or false. */
+static bool group_from_name(const char *path, char id[CT_TIMESTAMP_LEN + 1])
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(id, CT_TIMESTAMP_LEN + 1, "%s", base);
+    return group_id_valid(id);
+}
+
+/* Whether params holds key ("section.name" a non-empty string, "section.name[]" a non-empty
+ * list of them): key is its first len bytes. */
+static bool has_key(const json_t *params, const char *key, size_t len)
+{
+    char section[32], name[64];
+    const char *dot = memchr(key, '.', len);
+    if (dot == NULL || (size_t)(dot - key) >= sizeof section ||
+        len - (size_t)(dot - key) >= sizeof name)
+        return false;
+    snprintf(section, sizeof section, "%.*s", (int)(dot - key), key);
+    snprintf(name, sizeof name, "%.*s", (int)(len - (size_t)(dot - key) - 1), dot + 1);
+    const bool list = strstr(name, "[]") != NULL;
+    if (list)
+        *strstr(name, "[]") = '\0';
+    const json_t *v = json_object_get(json_object_get(params, section), name);
+    if (!list)
+        return json_string_value(v) && json_string_value(v)[0];
+    size_t i;
+    const json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        if (!json_string_value(e) || !json_string_value(e)[0])
+            return false;
+    }
+    return json_array_size(v) > 0;
+}
+
+ct_code ct_stage_admit(const char *task_name, json_t *params, const ct_config *cfg, char *key,
+                       size_t key_size, ct_err *err)
+{
+    if (key_size > 0)
+        key[0] = '\0';
+    const ct_stage *st = ct_stage_find(task_name);
+    if (st == NULL)
+        return CT_OK; /* another worker's kind: not ours to judge */
+    if (!json_is_object(params))
+        return ct_fail(err, CT_EINVAL, "%s: params must be a JSON object", task_name);
+    static const char *const sections[] = {"inputs", "outputs", "config"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(params, sections[i]);
+        if (v && !json_is_object(v))
+            return ct_fail(err, CT_EINVAL, "%s: params.%s must be an object", task_name,
+                           sections[i]);
+        if (v == NULL && i < 2 && st->spawn_keys[0])
+            json_object_set_new(params, sections[i], json_object());
+    }
+    ct_code rc;
+    if (st->admit && (rc = st->admit(params, cfg, err)) != CT_OK)
+        return rc;
+    json_t *in = json_object_get(params, "inputs");
+    /* The seed names the observation a stage reads ms_path; here it is a UVH5 file. */
+    const char *ms = json_string_value(json_object_get(in, "ms_path"));
+    if (ms && strstr(st->spawn_keys, "inputs.vis_path")) {
+        struct stat sb;
+        if (stat(ms, &sb) == 0 && S_ISDIR(sb.st_mode))
+            return ct_fail(err, CT_EINVAL,
+                           "%s: params.inputs.ms_path %s is a directory (a CASA Measurement "
+                           "Set); contimg reads the UVH5 file convert-uvh5-to-ms wrote",
+                           task_name, ms);
+        if (json_object_get(in, "vis_path") == NULL)
+            json_object_set_new(in, "vis_path", json_string(ms));
+        json_object_del(in, "ms_path");
+    }
+    const char *vis = json_string_value(json_object_get(in, "vis_path"));
+    char id[CT_TIMESTAMP_LEN + 1];
+    if (strstr(st->spawn_keys, "inputs.group_id") && !json_object_get(in, "group_id") && vis &&
+        group_from_name(vis, id))
+        json_object_set_new(in, "group_id", json_string(id));
+    const char *group = json_string_value(json_object_get(in, "group_id"));
+    if (group && !group_id_valid(group))
+        return ct_fail(err, CT_EINVAL,
+                       "%s: params.inputs.group_id '%s' is not an observation's UTC time "
+                       "stamp YYYY-MM-DDTHH:MM:SS",
+                       task_name, group);
+    if (group && st->plan_outputs) {
+        /* What a chain would plan, where the spawn names nothing. */
+        json_t *planned = json_object();
+        st->plan_outputs(planned, group, cfg->products_dir);
+        json_object_update_missing(json_object_get(params, "outputs"), planned);
+        json_decref(planned);
+    }
+    for (const char *k = st->spawn_keys; *k;) {
+        const size_t len = strcspn(k, " ");
+        if (!has_key(params, k, len))
+            return ct_fail(err, CT_EINVAL,
+                           "%s: params.%.*s is missing or empty (the task needs %s; outputs "
+                           "not given are planned under the products directory from "
+                           "inputs.group_id, and the seed's inputs.ms_path is taken for "
+                           "inputs.vis_path)",
+                           task_name, (int)len, k, st->spawn_keys);
+        k += len + (k[len] == ' ');
+    }
+    if (strcmp(task_name, CT_TASK_CONVERT) == 0) {
+        const json_t *files = json_object_get(in, "files");
+        const char *paths[64];
+        size_t n = json_array_size(files);
+        if (n > 64)
+            return ct_fail(err, CT_EINVAL, "%s: params.inputs.files lists %zu files (at most 64)",
+                           task_name, n);
+        for (size_t i = 0; i < n; i++)
+            paths[i] = json_string_value(json_array_get(files, i));
+        if (ct_config_check_paths(cfg, paths, n, err) != CT_OK) {
+            char why[CT_ERRMSG_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return ct_fail(err, CT_EINVAL, "%s: outside_data_roots: %s", task_name, why);
+        }
+        if (key_size > 0)
+            snprintf(key, key_size, "%s", group); /* ingest's key: one convert per group */
+    }
+    return CT_OK;
+}
+
+void ct_stage_planned_vis_paths(const char *group, const char *products_dir, json_t *paths)
+{
+    for (size_t i = 0; i < sizeof stage_table / sizeof stage_table[0]; i++) {
+        if (stage_table[i].plan_outputs == NULL)
+            continue;
+        json_t *o = json_object();
+        stage_table[i].plan_outputs(o, group, products_dir);
+        const char *v = json_string_value(json_object_get(o, "vis_path"));
+        bool listed = false;
+        size_t j;
+        const json_t *p;
+        json_array_foreach(paths, j, p)
+        {
+            listed = listed || (v && strcmp(json_string_value(p), v) == 0);
+        }
+        if (v && !listed)
+            json_array_append_new(paths, json_string(v));
+        json_decref(o);
+    }
 }
 
 json_t *ct_stage_follow_spawns(const ct_stage_follow *f, ct_err *err)

@@ -41,6 +41,11 @@
  *                       works on the flagged file. More than max_fraction (0.5)
  *                       flagged is its quality gate: status qa_failed, nothing
  *                       written, the chain stops (as convert's gate).
+ *   mosaic-plan         the head of the "nightly" chain (params {chain}): nothing
+ *                       to run; its commit spawns the next step's create-mosaic
+ *                       windows (the nightly-mosaic schedule starts it).
+ *   housekeeping        retention of products and logs, and rows whose files are
+ *                       gone (housekeeping.h); one rank, its plan resolved on rank 0.
  *   noop                does nothing (config {sleep_sec}): the engine's own
  *                       overhead, measured by bench/engine.
  *
@@ -60,13 +65,14 @@
 #include <mpi.h>
 #include <stdbool.h>
 
-#define CT_TASK_CONVERT   "convert-uvh5-to-ms"
-#define CT_TASK_IMAGING   "imaging"
-#define CT_TASK_MOSAIC    "create-mosaic"
-#define CT_TASK_NOOP      "noop"
-#define CT_TASK_CAL_SOLVE "calibration-solve"
-#define CT_TASK_CAL_APPLY "calibration-apply"
-#define CT_TASK_FLAG      "flag-rfi"
+#define CT_TASK_CONVERT     "convert-uvh5-to-ms"
+#define CT_TASK_IMAGING     "imaging"
+#define CT_TASK_MOSAIC      "create-mosaic"
+#define CT_TASK_NOOP        "noop"
+#define CT_TASK_CAL_SOLVE   "calibration-solve"
+#define CT_TASK_CAL_APPLY   "calibration-apply"
+#define CT_TASK_FLAG        "flag-rfi"
+#define CT_TASK_MOSAIC_PLAN "mosaic-plan"
 
 typedef struct ct_stage_outcome {
     json_t *result;      /* {"status", "outputs", "message", "errors", "metrics"} */
@@ -104,6 +110,12 @@ typedef struct ct_stage {
      * (calibration-apply's caltable, from the registry's fallback chain).
      * A failure fails the task with err's category. NULL: nothing. */
     ct_code (*resolve)(cq_client *db, const ct_config *cfg, json_t *params, ct_err *err);
+    /* What a spawn's params must hold, space-separated: "section.key" a non-empty string,
+     * "section.key[]" a non-empty list of them (ct_stage_admit). */
+    const char *spawn_keys;
+    /* The stage's own admission step before the keys are checked (convert: the seed's time
+     * window made one group). NULL: none. */
+    ct_code (*admit)(json_t *params, const ct_config *cfg, ct_err *err);
 } ct_stage;
 
 /* The row of a task kind; NULL for a kind no stage runs. */
@@ -126,6 +138,27 @@ ct_code ct_stage_run(MPI_Comm comm, const char *task_name, const json_t *params,
 
 /* How the queue treats a failed stage (see the top of this file). */
 ct_category ct_stage_category(const ct_err *err);
+
+/* Before a task is spawned (the API, `contimg task spawn`): its params checked against its
+ * stage's contract and completed, so that what the stage would refuse is refused at once
+ * (CT_EINVAL, with the reason) and never fails later:
+ *   - the seed's shapes translated: inputs.ms_path is inputs.vis_path (a directory, a CASA
+ *     Measurement Set, is refused); convert's inputs {input_path, start_time, end_time} are
+ *     the one complete observation in that window, {group_id, files} (admit_convert);
+ *   - a missing inputs.group_id read from the input's name (YYYY-MM-DDTHH:MM:SS...), and a
+ *     group id that is not such a time stamp refused (the products tables key on it);
+ *   - outputs not given planned under cfg->products_dir, as a chain plans them;
+ *   - every key of the stage's spawn_keys present; convert's files inside
+ *     CONTIMG_DATA_ROOTS.
+ * key (key_size bytes): the idempotency key a spawn naming none should take ("" for none;
+ * convert's is its group id, as ingest's, so the two never convert one group twice). Kinds
+ * no stage runs pass unchanged: another worker may run them. */
+ct_code ct_stage_admit(const char *task_name, json_t *params, const ct_config *cfg, char *key,
+                       size_t key_size, ct_err *err);
+
+/* Appends to paths (a JSON array of strings) every visibility file a chain plans for group
+ * under products_dir (convert's, the flagged and calibrated copies), each once. */
+void ct_stage_planned_vis_paths(const char *group, const char *products_dir, json_t *paths);
 
 /* The params of a convert task for one observation group (ingest). */
 json_t *ct_stage_convert_params(const char *chain, const json_t *config, const char *group_id,

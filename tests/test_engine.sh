@@ -91,7 +91,7 @@ simulate "$T/bad" 2026-11-22T11:05:09
 head -c 4096 /dev/urandom >"$T/bad/2026-11-22T11:00:00_sb05.hdf5" # damaged on disk
 ABSURD_RETRY_BACKOFF_BASE=3 "$CONTIMG" ingest "$T/bad" >/dev/null
 corrupt=$(q "SELECT task_id FROM absurd.tasks WHERE idempotency_key = '2026-11-22T11:00:00'")
-dependent=$("$CONTIMG" task spawn --name imaging --depends-on "$corrupt" --params '{}')
+dependent=$("$CONTIMG" task spawn --name imaging --no-check --depends-on "$corrupt" --params '{}')
 # The second group's images cannot be written at first: a file stands where their
 # directory must be (a disk not mounted yet). That is transient and retried.
 mkdir -p "$CONTIMG_STATE_DIR/products"

@@ -175,6 +175,87 @@ s=$(B=http://127.0.0.1:$RO call POST /absurd/tasks '{"task_name": "noop"}' -H "$
 check "a server without CONTIMG_API_TOKEN refuses changes: 403" 403 \
     "assert 'CONTIMG_API_TOKEN' in j['error'], j" "$s"
 
+# ---- 2b. the seed's params: translated, or refused at spawn --------------------------------
+# params_of ID: the task's params as stored
+params_of() { q "SELECT params FROM absurd.tasks WHERE task_id = '$1'"; }
+s=$(call POST /absurd/tasks '{"task_name": "imaging",
+    "params": {"inputs": {"ms_path": "/data/2026-12-01T10:00:00.hdf5"}}}' -H "$AUTH")
+check "imaging with the seed's ms_path: 201" 201 "assert j['task_name'] == 'imaging', j" "$s"
+ID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["task_id"])' "$T/body")
+"$PY" - "$(params_of "$ID")" <<'PY' && ok "translated: vis_path, the group from the name, the images planned" || bad "imaging params: $(params_of "$ID")"
+import json, sys
+p = json.loads(sys.argv[1])
+assert p['inputs'] == {'vis_path': '/data/2026-12-01T10:00:00.hdf5',
+                       'group_id': '2026-12-01T10:00:00'}, p
+assert p['outputs']['image_prefix'].endswith('/images/2026-12-01T10:00:00'), p
+PY
+before=$(q "SELECT count(*) FROM absurd.tasks WHERE queue_name = '$Q'")
+# refused BODY DESCRIPTION ASSERTIONS: the spawn answers 400 and its body passes
+refused() {
+    local s
+    s=$(call POST /absurd/tasks "$1" -H "$AUTH")
+    check "$2" 400 "$3" "$s"
+}
+refused '{"task_name": "imaging", "params": {"inputs": {"ms_path": "/data/obs.hdf5"}}}' \
+    "imaging of a file not named by its time and no group_id: 400, the key named" \
+    "assert j['code'] == 'invalid_argument' and 'params.inputs.group_id is missing' in j['error'], j"
+mkdir -p "$T/2026-12-01T10:05:00.ms"
+refused "{\"task_name\": \"imaging\", \"params\": {\"inputs\": {\"ms_path\": \"$T/2026-12-01T10:05:00.ms\"}}}" \
+    "imaging of a CASA Measurement Set (a directory): 400, said so" \
+    "assert 'Measurement Set' in j['error'], j"
+refused '{"task_name": "flag-rfi", "params": {"inputs": {"group_id": "last night", "vis_path": "/v.hdf5"}}}' \
+    "a group id that is not a time stamp: 400 (the products tables would refuse it)" \
+    "assert 'YYYY-MM-DDTHH:MM:SS' in j['error'], j"
+refused '{"task_name": "create-mosaic", "params": {"inputs": {"mosaic_id": "m1"}}}' \
+    "create-mosaic without images: 400" "assert 'inputs.images[]' in j['error'], j"
+# The seed's convert: a directory and a window, made the one complete group inside it.
+mkdir -p "$T/incoming"
+for sb in $(seq -w 0 15); do
+    : >"$T/incoming/2026-12-01T10:00:0$((10#$sb % 3))_sb$sb.hdf5"
+    : >"$T/incoming/2026-12-01T10:05:00_sb$sb.hdf5"
+done
+rm "$T/incoming/2026-12-01T10:05:00_sb07.hdf5"
+seed_convert() {
+    echo "{\"task_name\": \"convert-uvh5-to-ms\", \"params\": {\"inputs\": {\"input_path\": \"$T/incoming\", \"start_time\": \"$1\", \"end_time\": \"$2\"}}}"
+}
+s=$(call POST /absurd/tasks "$(seed_convert 2026-12-01T09:59:00 2026-12-01T10:10:00Z)" -H "$AUTH")
+check "convert with the seed's window: 201 (one complete group in it; the other lacks sb07)" \
+    201 "assert j['task_name'] == 'convert-uvh5-to-ms', j" "$s"
+ID=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["task_id"])' "$T/body")
+"$PY" - "$(params_of "$ID")" "$T/incoming" <<'PY' && ok "translated: the group, its 16 files in subband order, the file planned, the seed's inputs kept" || bad "convert params: $(params_of "$ID")"
+import json, sys
+p, d = json.loads(sys.argv[1]), sys.argv[2]
+assert p['inputs']['group_id'] == '2026-12-01T10:00:00', p
+assert p['inputs']['files'] == ['%s/2026-12-01T10:00:0%d_sb%02d.hdf5' % (d, s % 3, s)
+                                for s in range(16)], p['inputs']['files']
+assert p['outputs']['vis_path'].endswith('/vis/2026-12-01T10:00:00.hdf5'), p
+assert p['seed_inputs']['input_path'] == d, p
+PY
+same "keyed by its group, as ingest keys it" "2026-12-01T10:00:00" \
+    "$(q "SELECT idempotency_key FROM absurd.tasks WHERE task_id = '$ID'")"
+s=$(call POST /absurd/tasks "$(seed_convert 2026-12-01T09:00:00 2026-12-01T10:01:00)" -H "$AUTH")
+check "the same group again through another window: 200, the same task" 200 \
+    "assert j['task_id'] == '$ID' and j['created'] is False, j" "$s"
+refused "$(seed_convert 2026-12-01T10:04:00 2026-12-01T10:06:00)" \
+    "a window holding only an incomplete group: 400, what is missing" \
+    "assert 'no complete observation' in j['error'] and 'sb07' in j['error'], j"
+: >"$T/incoming/2026-12-01T10:05:00_sb07.hdf5"
+refused "$(seed_convert 2026-12-01T09:00:00 2026-12-01T11:00:00)" \
+    "a window holding two: 400, a convert task makes one" "assert '2 observations' in j['error'], j"
+refused "$(seed_convert 2026-12-01T11:00:00 2026-12-01T10:00:00)" \
+    "a window that ends before it starts: 400" "assert 'start_time <= end_time' in j['error'], j"
+s=$(call POST /absurd/workflows '{"tasks": [{"key": "a", "task_name": "noop"},
+    {"key": "b", "task_name": "imaging", "depends_on": ["a"]}]}' -H "$AUTH")
+check "a workflow with a task its stage would refuse: 400" 400 \
+    "assert 'imaging' in j['error'], j" "$s"
+same "nothing of the refused spawns in the table" "$((before + 1))" \
+    "$(q "SELECT count(*) FROM absurd.tasks WHERE queue_name = '$Q'")"
+expect_exit 2 "params.inputs.group_id is missing" "the CLI refuses the same: exit 2" \
+    "$CONTIMG" task spawn --name imaging \
+    --params '{"inputs": {"vis_path": "/data/obs.hdf5"}}'
+run "with --no-check it spawns as given" "$CONTIMG" task spawn --name imaging --no-check \
+    --params '{"inputs": {"vis_path": "/data/obs.hdf5"}}'
+
 # ---- 3. 50 clients at once ---------------------------------------------------------------
 before=$(q "SELECT count(*) FROM absurd.tasks WHERE queue_name = '$Q'")
 for k in $(seq 50); do echo "k$k"; echo "k$k"; done >"$T/keys"

@@ -356,6 +356,40 @@ static void test_cron(void)
     CHECK(ct_cron_next(&never, 0) == -1, "February 30th never comes");
 }
 
+/* UTC times as the seed's params write them, and what is not one. */
+static void test_time_parse(void)
+{
+    const struct {
+        const char *s;
+        double want;
+    } good[] = {
+        {"2026-12-07T14:30:00", (double)utc(2026, 12, 7, 14, 30)},
+        {"2026-12-07 14:30:00", (double)utc(2026, 12, 7, 14, 30)},
+        {"2026-12-07T14:30:00Z", (double)utc(2026, 12, 7, 14, 30)},
+        {"2026-12-07T14:30:00+00:00", (double)utc(2026, 12, 7, 14, 30)},
+        {"2026-12-07T14:30:12.25Z", (double)utc(2026, 12, 7, 14, 30) + 12.25},
+        {"2028-02-29T00:00:00", (double)utc(2028, 2, 29, 0, 0)},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        double t = -1;
+        CHECK(ct_time_parse_utc(good[i].s, &t) && t == good[i].want, "'%s' is %.2f, not %.2f",
+              good[i].s, good[i].want, t);
+    }
+    const char *bad[] = {"",
+                         "2026-12-07",
+                         "2026-12-07T14:30",
+                         "2026-12-07T14:30:00+01:00",
+                         "2026-12-07T14:30:00 UTC",
+                         "2026-12-07T14:30:00.",
+                         "2026-13-07T14:30:00",
+                         "yesterday",
+                         NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        double t;
+        CHECK(!ct_time_parse_utc(bad[i], &t), "'%s' refused", bad[i] ? bad[i] : "NULL");
+    }
+}
+
 int main(void)
 {
     RUN(test_uuid_and_names);
@@ -371,5 +405,6 @@ int main(void)
     RUN(test_migrations_embedded);
     RUN(test_lzf_decode);
     RUN(test_cron);
+    RUN(test_time_parse);
     return tu_finish();
 }

@@ -30,6 +30,8 @@ extern const char ct_status_html[];
 struct ct_api {
     char *conninfo, *queue, *token, *products_dir, *state_dir, *staging;
     double window_sec, disk_guard;
+    ct_code (*admit)(void *, const char *, json_t *, char *, size_t, ct_err *);
+    void *admit_ctx;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     cq_client **idle; /* connections free to borrow */
@@ -256,6 +258,23 @@ static bool spawn_opts(const ct_api *a, const json_t *b, cq_spawn_opts *o, const
     return true;
 }
 
+/* *out: a copy of params ({} when NULL) as the server's admission step leaves it; false
+ * (400 answered) when it refuses them. */
+static bool admit(const ct_api *a, const char *name, const json_t *params, json_t **out, char *key,
+                  size_t key_size, ct_http_response *r)
+{
+    key[0] = '\0';
+    *out = params ? json_deep_copy(params) : json_object();
+    ct_err e;
+    if (a->admit && a->admit(a->admit_ctx, name, *out, key, key_size, &e) != CT_OK) {
+        reply_err(r, &e);
+        json_decref(*out);
+        *out = NULL;
+        return false;
+    }
+    return true;
+}
+
 static void task_reply(ct_http_response *r, int status, const cq_task *t)
 {
     reply(r, status, cq_task_json(t, false));
@@ -269,10 +288,16 @@ static void route_spawn(ct_api *a, cq_client *c, const ct_http_request *q, ct_ht
         return;
     const char *deps[MAX_DEPS];
     cq_spawn_opts o;
-    if (spawn_opts(a, b, &o, deps, MAX_DEPS, r)) {
+    json_t *params = NULL;
+    char key[CQ_KEY_MAX];
+    ct_err e;
+    if (spawn_opts(a, b, &o, deps, MAX_DEPS, r) &&
+        admit(a, o.name, o.params, &params, key, sizeof key, r)) {
+        o.params = params;
+        if (o.idempotency_key == NULL && key[0])
+            o.idempotency_key = key;
         cq_uuid id;
         bool created = false;
-        ct_err e;
         cq_task t;
         memset(&t, 0, sizeof t);
         if (cq_spawn(c, &o, id, &created, &e) != CT_OK) {
@@ -292,6 +317,7 @@ static void route_spawn(ct_api *a, cq_client *c, const ct_http_request *q, ct_ht
             cq_task_free(&t);
         }
     }
+    json_decref(params);
     json_decref(b);
 }
 
@@ -438,13 +464,32 @@ static void route_workflows(ct_api *a, cq_client *c, const char *id, const ct_ht
             }
         }
         const json_t *qn = json_object_get(b, "queue_name");
-        if (qn && !json_is_string(qn))
+        json_t *tasks = json_object_get(b, "tasks");
+        size_t i;
+        json_t *t;
+        bool admitted = true;
+        json_array_foreach(tasks, i, t)
+        {
+            const char *name = json_string_value(json_object_get(t, "task_name"));
+            json_t *params = NULL;
+            char ignored[CQ_KEY_MAX]; /* a workflow's tasks are keyed by the workflow */
+            if (!name || !json_is_object(t))
+                continue; /* the workflow's own check says what is wrong */
+            if (!(admitted = admit(a, name, json_object_get(t, "params"), &params, ignored,
+                                   sizeof ignored, r)))
+                break;
+            json_object_set_new(t, "params", params);
+        }
+        if (!admitted) {
+            /* answered: 400 with the reason */
+        } else if (qn && !json_is_string(qn)) {
             reply_error(r, 400, "invalid", "body: 'queue_name' has the wrong type");
-        else if (cq_spawn_workflow(c, qn ? json_string_value(qn) : a->queue,
-                                   json_object_get(b, "tasks"), &out, &e) != CT_OK)
+        } else if (cq_spawn_workflow(c, qn ? json_string_value(qn) : a->queue, tasks, &out, &e) !=
+                   CT_OK) {
             reply_err(r, &e);
-        else
+        } else {
             reply(r, 201, out);
+        }
         json_decref(b);
         return;
     }
@@ -539,12 +584,18 @@ static void route_schedules(ct_api *a, cq_client *c, const char *name, const ct_
             return;
         }
     }
-    if (!sname || !cron || !task)
+    json_t *checked = NULL; /* what each firing will spawn, checked now; stored as given */
+    char ignored[CQ_KEY_MAX];
+    if (!sname || !cron || !task) {
         reply_error(r, 400, "invalid", "body: name, cron and task_name are required");
-    else if (ct_schedule_put(c, sname, cron, queue, task, params, enabled, &out, &e) != CT_OK)
+    } else if (!admit(a, task, params, &checked, ignored, sizeof ignored, r)) {
+        /* answered: 400 with the reason */
+    } else if (ct_schedule_put(c, sname, cron, queue, task, params, enabled, &out, &e) != CT_OK) {
         reply_err(r, &e);
-    else
+    } else {
         reply(r, 201, out);
+    }
+    json_decref(checked);
     json_decref(b);
 }
 
@@ -793,6 +844,8 @@ ct_code ct_api_create(const ct_api_opts *o, ct_api **out, ct_err *err)
     a->max = o->connections;
     a->window_sec = o->metrics_window_sec;
     a->disk_guard = o->disk_guard;
+    a->admit = o->admit;
+    a->admit_ctx = o->admit_ctx;
     a->idle = calloc((size_t)a->max, sizeof *a->idle);
     a->conninfo = strdup(o->conninfo);
     a->queue = strdup(o->queue);

@@ -34,6 +34,8 @@
 #include "error.h"
 #include "httpd.h"
 
+#include <jansson.h>
+
 typedef struct ct_api_opts {
     const char *conninfo;      /* the queue's database */
     const char *queue;         /* the default queue: health, spawns naming none */
@@ -43,6 +45,13 @@ typedef struct ct_api_opts {
     int connections;           /* database connections at most (>= 1) */
     double metrics_window_sec; /* the summaries' quantiles cover this (3600) */
     double disk_guard;         /* the engines' CONTIMG_DISK_GUARD, reported as a metric */
+    /* Run on each spawned task's params (a copy it may complete; tasks of a workflow too)
+     * before the spawn: a failure is 400 with its message, so a task its stage would refuse
+     * never enters the queue. key: the idempotency key a spawn naming none takes ("" none).
+     * NULL: spawned as given. (`contimg serve` passes the stage table's, ct_stage_admit.) */
+    ct_code (*admit)(void *ctx, const char *task_name, json_t *params, char *key, size_t key_size,
+                     ct_err *err);
+    void *admit_ctx;
 } ct_api_opts;
 
 typedef struct ct_api ct_api;

@@ -4,22 +4,25 @@
 #include "database.h"
 #include "migrate.h"
 #include "pgcluster.h"
+#include "schedules.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 /* Parses [--json] [--help] for the db subcommands. Returns -1 to go on. */
-static int parse_simple(int argc, char **argv, const char *usage, bool *json)
+/* --help, and the one flag --FLAG (NULL: none) that sets *set. */
+static int parse_simple(int argc, char **argv, const char *usage, const char *flag, bool *set)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0, 0, 0, 0}};
+    const struct option opts[] = {{flag ? flag : "help", no_argument, NULL, flag ? 'f' : 'h'},
+                                  {"help", no_argument, NULL, 'h'},
+                                  {0, 0, 0, 0}};
     optind = 0;
     opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (ch == 'j' && json != NULL) {
-            *json = true;
+        if (ch == 'f') {
+            *set = true;
         } else if (ch == 'h') {
             printf("%s\n", usage);
             return EXIT_OK;
@@ -47,7 +50,7 @@ static int db_start(int argc, char **argv, const ct_config *cfg)
                           "usage: contimg db start\n\n"
                           "Creates (first time) and starts the private PostgreSQL cluster under\n"
                           "the state directory ($CONTIMG_STATE_DIR, default ./var). Idempotent.",
-                          NULL);
+                          NULL, NULL);
     if (rc >= 0)
         return rc;
     if (cfg->database_url[0])
@@ -68,8 +71,8 @@ static int db_start(int argc, char **argv, const ct_config *cfg)
 
 static int db_stop(int argc, char **argv, const ct_config *cfg)
 {
-    int rc =
-        parse_simple(argc, argv, "usage: contimg db stop\n\nStops the private PostgreSQL.", NULL);
+    int rc = parse_simple(argc, argv, "usage: contimg db stop\n\nStops the private PostgreSQL.",
+                          NULL, NULL);
     if (rc >= 0)
         return rc;
     if (cfg->database_url[0])
@@ -93,7 +96,7 @@ static int db_status(int argc, char **argv, const ct_config *cfg)
                           "usage: contimg db status [--json]\n\n"
                           "Says whether the database is reachable and its schema version.\n"
                           "Exit 0 when reachable, 3 when not.",
-                          &json);
+                          "json", &json);
     if (rc >= 0)
         return rc;
     ct_err err;
@@ -151,7 +154,7 @@ static int db_url(int argc, char **argv, const ct_config *cfg)
                           "usage: contimg db url\n\n"
                           "Prints the database URL (any password removed) for psql and other "
                           "clients.",
-                          NULL);
+                          NULL, NULL);
     if (rc >= 0)
         return rc;
     ct_err err;
@@ -164,13 +167,67 @@ static int db_url(int argc, char **argv, const ct_config *cfg)
     return EXIT_OK;
 }
 
+/* The schedules a fresh installation has (docs/operations.md): housekeeping at 03:30 UTC,
+ * and at 15:00 UTC (the morning after the night at OVRO) the nightly chain, whose planning
+ * step spawns the night's science-tier mosaics. */
+static const struct {
+    const char *name, *cron, *task, *params;
+} default_schedules[] = {
+    {"housekeeping", "30 3 * * *", "housekeeping", "{}"},
+    {"nightly-mosaic", "0 15 * * *", "mosaic-plan", "{\"chain\": \"nightly\"}"},
+};
+
+/* Adds each default schedule that does not exist yet, for cfg's queue (registered if it is
+ * not). An operator's change stands, a disabled schedule included; a removed one is added
+ * again, so the way to turn a default off is to disable it. */
+static ct_code add_default_schedules(const ct_config *cfg, ct_err *err)
+{
+    cq_client *c = NULL;
+    json_t *have = NULL;
+    ct_code rc;
+    if ((rc = cli_connect(cfg, &c, err)) != CT_OK || (rc = cq_create_queue(c, cfg->queue, err)) ||
+        (rc = ct_schedule_list(c, &have, err))) {
+        cq_disconnect(c);
+        return rc;
+    }
+    for (size_t i = 0; rc == CT_OK && i < sizeof default_schedules / sizeof *default_schedules;
+         i++) {
+        bool exists = false;
+        size_t j;
+        const json_t *row;
+        json_array_foreach(have, j, row)
+        {
+            exists = exists || strcmp(json_string_value(json_object_get(row, "schedule_name")),
+                                      default_schedules[i].name) == 0;
+        }
+        if (exists)
+            continue;
+        json_t *params = json_loads(default_schedules[i].params, 0, NULL);
+        rc = ct_schedule_put(c, default_schedules[i].name, default_schedules[i].cron, cfg->queue,
+                             default_schedules[i].task, params, true, NULL, err);
+        json_decref(params);
+        if (rc == CT_OK)
+            printf("default schedule %s: %s '%s' into queue %s\n", default_schedules[i].name,
+                   default_schedules[i].task, default_schedules[i].cron, cfg->queue);
+    }
+    json_decref(have);
+    cq_disconnect(c);
+    return rc;
+}
+
 static int db_migrate(int argc, char **argv, const ct_config *cfg)
 {
+    bool no_defaults = false;
     int rc = parse_simple(argc, argv,
-                          "usage: contimg db migrate\n\n"
+                          "usage: contimg db migrate [--no-default-schedules]\n\n"
                           "Applies the schema migrations not yet applied, each in a transaction.\n"
-                          "Safe to run at any time and concurrently.",
-                          NULL);
+                          "Safe to run at any time and concurrently. Then adds the default\n"
+                          "schedules that do not exist yet, for $ABSURD_QUEUE_NAME: housekeeping\n"
+                          "(30 3 * * *) and nightly-mosaic (0 15 * * *), UTC. A schedule of that\n"
+                          "name, changed or disabled by an operator, is left as it is (a removed\n"
+                          "one comes back: disable it instead).\n\n"
+                          "  --no-default-schedules  add none (a test database, a second queue)",
+                          "no-default-schedules", &no_defaults);
     if (rc >= 0)
         return rc;
     ct_err err;
@@ -182,6 +239,8 @@ static int db_migrate(int argc, char **argv, const ct_config *cfg)
         return cli_report(&err);
     printf("schema at version %d (%d migration%s applied now)\n", version, applied,
            applied == 1 ? "" : "s");
+    if (!no_defaults && add_default_schedules(cfg, &err) != CT_OK)
+        return cli_report(&err);
     return EXIT_OK;
 }
 

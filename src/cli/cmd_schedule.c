@@ -3,6 +3,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "schedules.h"
+#include "stages.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -56,7 +57,12 @@ static int schedule_add(int argc, char **argv, const ct_config *cfg)
     ct_err err;
     json_t *row = NULL;
     int rc = EXIT_OK;
-    if (cli_connect(cfg, &c, &err) != CT_OK ||
+    /* What each firing will spawn, checked now as a spawn is (stored as given). */
+    json_t *checked = json_deep_copy(params);
+    char ignored[CQ_KEY_MAX];
+    const ct_code admitted = ct_stage_admit(task, checked, cfg, ignored, sizeof ignored, &err);
+    json_decref(checked);
+    if (admitted != CT_OK || cli_connect(cfg, &c, &err) != CT_OK ||
         ct_schedule_put(c, argv[optind], cron, queue, task, params, enabled, &row, &err) != CT_OK)
         rc = cli_report(&err);
     else if (json)

@@ -6,6 +6,7 @@
 #include "database.h"
 #include "httpd.h"
 #include "schedules.h"
+#include "stages.h"
 
 #include <getopt.h>
 #include <pthread.h>
@@ -31,6 +32,13 @@ static const char usage[] =
     "                      once each however many servers and engines tick\n\n"
     "Prints 'listening on http://HOST:PORT' once it is. Exit 0 after a signal; 3 when the\n"
     "database is not there; 1 when the address cannot be bound; 2 for bad options.";
+
+/* The API's admission step: the stage table's contract (stages.h). */
+static ct_code admit_task(void *cfg, const char *task_name, json_t *params, char *key,
+                          size_t key_size, ct_err *err)
+{
+    return ct_stage_admit(task_name, params, cfg, key, key_size, err);
+}
 
 /* The schedules' ticker: its own connection, a tick every `every` seconds until stopped. */
 typedef struct ticker {
@@ -137,6 +145,8 @@ int cmd_serve(int argc, char **argv, const ct_config *cfg)
         .connections = (int)threads,
         .metrics_window_sec = window,
         .disk_guard = cfg->disk_guard,
+        .admit = admit_task,
+        .admit_ctx = (void *)cfg,
     };
     ct_api *api = NULL;
     if (ct_api_create(&ao, &api, &err) != CT_OK) {

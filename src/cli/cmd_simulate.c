@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "cli_util.h"
 #include "commands.h"
+#include "cron.h"
 #include "fsutil.h"
 #include "simulate.h"
 
@@ -46,16 +47,6 @@ static const char usage[] =
     "  --flag-fraction F         flag this fraction of samples at random (default 0)\n"
     "  --uvw-float32             store uvw as float32, as the correlator does (default\n"
     "                            float64, which pyuvdata's checks require)";
-
-static bool parse_iso(const char *s, double *unix_sec)
-{
-    struct tm tm = {0};
-    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (end == NULL || (*end != '\0' && strcmp(end, "Z") != 0))
-        return false;
-    *unix_sec = (double)timegm(&tm);
-    return true;
-}
 
 /* Reads a sources file; *out is malloc'd. */
 static int read_sources(const char *path, bool relative, ct_source **out, size_t *n)
@@ -147,7 +138,7 @@ int cmd_simulate(int argc, char **argv, const ct_config *cfg)
         case 'h': printf("%s\n", usage); return EXIT_OK;
         case 'o': sim.out_dir = optarg; break;
         case 's':
-            if (!parse_iso(optarg, &sim.start_unix))
+            if (!ct_time_parse_utc(optarg, &sim.start_unix))
                 return cli_usage_error("--start must be YYYY-MM-DDTHH:MM:SS (UTC), got '%s'",
                                        optarg);
             have_start = true;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "cli_util.h"
 #include "commands.h"
+#include "stages.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -88,7 +89,7 @@ typedef struct spawn_ctx {
     json_t *params;
     char *deps_text;
     const char **deps;
-    bool json;
+    bool json, unchecked;
 } spawn_ctx;
 
 static int spawn_opt(int ch, const char *arg, void *p)
@@ -170,6 +171,7 @@ static int spawn_opt(int ch, const char *arg, void *p)
         s->o.backoff_max_sec = d;
         return -1;
     case 'j': s->json = true; return -1;
+    case 'U': s->unchecked = true; return -1;
     }
     return cli_usage_error("unexpected option");
 }
@@ -189,12 +191,17 @@ static int task_spawn(int argc, char **argv, const ct_config *cfg)
                                          {"backoff-base", required_argument, NULL, 'b'},
                                          {"backoff-max", required_argument, NULL, 'B'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"no-check", no_argument, NULL, 'U'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     static const char usage[] =
         "usage: contimg task spawn --name NAME [options]\n\n"
         "Adds a task to a queue and prints its id. With an idempotency key that\n"
-        "is already taken in the queue, prints the existing task's id instead.\n\n"
+        "is already taken in the queue, prints the existing task's id instead.\n"
+        "The params of a kind the engine runs are checked first, as the API checks\n"
+        "them: the seed's shapes translated (inputs.ms_path; convert's input_path,\n"
+        "start_time, end_time), outputs planned when absent, and a task its stage\n"
+        "would refuse refused now (exit 2, nothing spawned).\n\n"
         "  --name NAME              task name, e.g. convert-uvh5-to-ms (required)\n"
         "  --queue Q                queue (default $ABSURD_QUEUE_NAME or dsa110-pipeline)\n"
         "  --params JSON            a JSON object (default {})\n"
@@ -207,7 +214,9 @@ static int task_spawn(int argc, char **argv, const ct_config *cfg)
         "  --delay S                not claimable for S seconds\n"
         "  --backoff-base S         first retry delay; doubles per attempt (default 10)\n"
         "  --backoff-max S          retry delay cap (default 900)\n"
-        "  --json                   print {\"task_id\": ..., \"created\": ...}";
+        "  --json                   print {\"task_id\": ..., \"created\": ...}\n"
+        "  --no-check               spawn the params as given (the stage judges them when\n"
+        "                           it runs)";
     spawn_ctx s = {.o = cq_spawn_defaults()};
     s.o.queue = cfg->queue;
     s.o.max_retries = cfg->max_retries;
@@ -220,12 +229,22 @@ static int task_spawn(int argc, char **argv, const ct_config *cfg)
     if (rc < 0 && s.o.name == NULL)
         rc = cli_usage_error("task spawn: --name is required");
     if (rc < 0) {
+        if (s.params == NULL)
+            s.params = json_object();
         s.o.params = s.params;
         cq_client *c = NULL;
         ct_err err;
         cq_uuid id;
+        char key[CQ_KEY_MAX] = "";
         bool created = false;
-        if (cli_connect(cfg, &c, &err) != CT_OK || cq_spawn(c, &s.o, id, &created, &err) != CT_OK) {
+        const ct_code admitted =
+            s.unchecked ? CT_OK : ct_stage_admit(s.o.name, s.params, cfg, key, sizeof key, &err);
+        if (admitted == CT_OK && s.o.idempotency_key == NULL && key[0])
+            s.o.idempotency_key = key;
+        if (admitted != CT_OK) {
+            rc = cli_report(&err);
+        } else if (cli_connect(cfg, &c, &err) != CT_OK ||
+                   cq_spawn(c, &s.o, id, &created, &err) != CT_OK) {
             rc = cli_report(&err);
         } else if (s.json) {
             cli_print_json(json_pack("{s:s, s:b}", "task_id", id, "created", created));

@@ -94,8 +94,15 @@ ct_code ct_config_load(ct_config *cfg, ct_err *err)
         (rc = get_string("CONTIMG_API_LISTEN", "127.0.0.1:8000", cfg->api_listen,
                          sizeof cfg->api_listen, err)) ||
         (rc = get_string("CONTIMG_API_TOKEN", "", cfg->api_token, sizeof cfg->api_token, err)) ||
-        (rc = get_double("CONTIMG_DISK_GUARD", 0.95, 0, 1, &cfg->disk_guard, err)))
+        (rc = get_double("CONTIMG_DISK_GUARD", 0.95, 0, 1, &cfg->disk_guard, err)) ||
+        (rc = get_double("CONTIMG_RETAIN_VIS_DAYS", 7, 0, 1e5, &cfg->retain_vis_days, err)) ||
+        (rc = get_double("CONTIMG_RETAIN_IMAGE_DAYS", 30, 0, 1e5, &cfg->retain_image_days, err)) ||
+        (rc = get_double("CONTIMG_RETAIN_LOG_DAYS", 14, 0, 1e5, &cfg->retain_log_days, err)) ||
+        (rc = get_string("CONTIMG_LOGS_DIR", "", cfg->logs_dir, sizeof cfg->logs_dir, err)))
         return rc;
+    if (cfg->logs_dir[0] == '\0' && snprintf(cfg->logs_dir, sizeof cfg->logs_dir, "%s/logs",
+                                             cfg->state_dir) >= (int)sizeof cfg->logs_dir)
+        return ct_fail(err, CT_EINVAL, "CONTIMG_STATE_DIR is too long");
     if (cfg->products_dir[0] == '\0' &&
         snprintf(cfg->products_dir, sizeof cfg->products_dir, "%s/products", cfg->state_dir) >=
             (int)sizeof cfg->products_dir)

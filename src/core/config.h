@@ -40,6 +40,12 @@ typedef struct ct_config {
     char api_listen[CT_NAME_MAX];      /* CONTIMG_API_LISTEN, default 127.0.0.1:8000 */
     char api_token[CT_PATH_MAX];       /* CONTIMG_API_TOKEN: the API's changes; "" = none */
     double disk_guard; /* CONTIMG_DISK_GUARD: no claims at this fraction full (0.95) */
+    /* Housekeeping's retention in days (0: kept for ever): visibility files (7), images
+     * (30) and the log files in logs_dir (14). */
+    double retain_vis_days;     /* CONTIMG_RETAIN_VIS_DAYS */
+    double retain_image_days;   /* CONTIMG_RETAIN_IMAGE_DAYS */
+    double retain_log_days;     /* CONTIMG_RETAIN_LOG_DAYS */
+    char logs_dir[CT_PATH_MAX]; /* CONTIMG_LOGS_DIR, default STATE_DIR/logs */
 } ct_config;
 
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */

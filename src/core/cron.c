@@ -160,3 +160,26 @@ int64_t ct_cron_next(const ct_cron *c, int64_t after)
     }
     return -1;
 }
+
+bool ct_time_parse_utc(const char *s, double *unix_sec)
+{
+    struct tm tm = {0};
+    const char *end = s ? strptime(s, "%Y-%m-%d", &tm) : NULL;
+    if (end == NULL || (*end != 'T' && *end != ' '))
+        return false;
+    end = strptime(end + 1, "%H:%M:%S", &tm);
+    if (end == NULL)
+        return false;
+    double frac = 0;
+    if (*end == '.') {
+        char *after;
+        frac = strtod(end, &after);
+        if (after == end + 1)
+            return false;
+        end = after;
+    }
+    if (*end != '\0' && strcmp(end, "Z") != 0 && strcmp(end, "+00:00") != 0)
+        return false;
+    *unix_sec = (double)timegm(&tm) + frac;
+    return true;
+}

@@ -1,9 +1,10 @@
 /*
- * cron.h -- cron expressions: when a schedule is next due.
+ * cron.h -- cron expressions: when a schedule is next due; UTC times as people write them.
  *
  * Owns: parsing the five fields "minute hour day-of-month month day-of-week" (UTC) and
  * the macros @hourly, @daily (@midnight), @weekly, @monthly, @yearly (@annually); the
- * next time a parsed expression matches. Does not own: what a schedule does (queue.h).
+ * next time a parsed expression matches; reading an ISO 8601 UTC time. Does not own: what
+ * a schedule does (queue.h).
  *
  * Each field takes "*", a number, a range a-b, a step (star, slash, n) or a-b/n, and lists of those
  * separated by commas; months and days of the week also by their three-letter English
@@ -15,6 +16,7 @@
 
 #include "error.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct ct_cron {
@@ -32,5 +34,10 @@ ct_code ct_cron_parse(const char *expr, ct_cron *out, ct_err *err);
 /* The first whole minute strictly after `after` (Unix seconds, UTC) that the expression
  * matches; -1 when none within the next 5 years (e.g. "0 0 30 2 *", February 30th). */
 int64_t ct_cron_next(const ct_cron *c, int64_t after);
+
+/* "YYYY-MM-DDTHH:MM:SS" (or a space for the T), optionally with fractional seconds and
+ * "Z" or "+00:00", as Unix seconds; false for anything else (other offsets included:
+ * the pipeline's times are UTC). */
+bool ct_time_parse_utc(const char *s, double *unix_sec);
 
 #endif

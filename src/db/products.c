@@ -113,6 +113,19 @@ ct_code ct_products_register_caltable(cq_client *c, const json_t *row, json_t **
     return rc;
 }
 
+ct_code ct_products_retention_plan(cq_client *c, const json_t *days, json_t **out, ct_err *err)
+{
+    char *text = json_dumps(days, JSON_COMPACT);
+    if (text == NULL)
+        return ct_fail(err, CT_ENOMEM, "products.retention_plan: out of memory");
+    const char *params[1] = {text};
+    ct_code rc =
+        cq_query_json(c, "products.retention_plan", "SELECT products.retention_plan($1::jsonb)", 1,
+                      params, true, out, err);
+    free(text);
+    return rc;
+}
+
 ct_code ct_products_find_caltable(cq_client *c, const char *time_iso, double stale_hours,
                                   json_t **out, ct_err *err)
 {

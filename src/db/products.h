@@ -51,6 +51,13 @@ ct_code ct_products_register_caltable(cq_client *c, const json_t *row, json_t **
 ct_code ct_products_find_caltable(cq_client *c, const char *time_iso, double stale_hours,
                                   json_t **out, ct_err *err);
 
+/* What housekeeping looks at (products.retention_plan, sql/0009_housekeeping.sql): days
+ * {"visibilities": d, "images": d} (0 or absent: kept); *out {"as_of" (Unix seconds, the
+ * database's clock), "rows": [{"kind", "key", "path", "updated_at", "expired"}]}: every
+ * row not yet expired, and whether retention says its files go (never one an unfinished
+ * task reads). */
+ct_code ct_products_retention_plan(cq_client *c, const json_t *days, json_t **out, ct_err *err);
+
 /* The mosaic planner's windows over the registered images that passed QA
  * (products.plan_mosaics): tier "quicklook", "science" or "deep";
  * per_mosaic images a window (0: the tier's most) overlapping by overlap;

@@ -232,6 +232,11 @@ static double max_abs(const double *a, size_t n)
 }
 
 /* Writes the six images and, with export_vis, the rows as imaged. */
+/* Keep in step with write_products below, which writes them. */
+const char *const ct_imaging_outputs[] = {"dirty.fits",    "psf.fits",   "model.fits",
+                                          "residual.fits", "image.fits", "image-pb.fits",
+                                          "image.png",     NULL};
+
 static ct_code write_products(const ct_image_opts *o, const ct_image_result *r, const products *p,
                               const char *object, ct_err *err)
 {

@@ -138,4 +138,8 @@ ct_code ct_image_observation(MPI_Comm comm, const char *visfile, const ct_image_
  * memory. */
 json_t *ct_image_result_json(const ct_image_result *r);
 
+/* Every file imaging writes for an output prefix, as PREFIX-NAME (NULL-terminated): what
+ * housekeeping removes with an image past its retention. */
+extern const char *const ct_imaging_outputs[];
+
 #endif
