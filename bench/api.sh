@@ -61,7 +61,7 @@ if [ -n "${CONTIMG_STATE_DIR:-}" ] && ! "$contimg" db status >/dev/null 2>&1; th
     "$contimg" db start >/dev/null
     started=true
 fi
-"$contimg" db migrate >/dev/null
+"$contimg" db migrate --no-default-schedules >/dev/null
 Q=$tag-http
 "$contimg" queue create "$Q" >/dev/null
 # Backpressure as deployed: the default limit (1000 waiting), each spawn paying for its

@@ -39,7 +39,7 @@ finish() {
     [ -n "$keep" ] || rm -rf "$W"
 }
 trap finish EXIT
-"$B" db start >/dev/null && "$B" db migrate >/dev/null || exit 1
+"$B" db start >/dev/null && "$B" db migrate --no-default-schedules >/dev/null || exit 1
 url=$("$B" db url)
 cat >"$W/chains.json" <<J
 {"quick": ["convert-uvh5-to-ms",

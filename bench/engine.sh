@@ -66,7 +66,7 @@ for k in sys.argv[2].split("."):
 print("null" if v is None else v)' "$1" "$2"
 }
 "$contimg" db start >/dev/null
-"$contimg" db migrate >/dev/null
+"$contimg" db migrate --no-default-schedules >/dev/null
 url=$("$contimg" db url)
 sql() { psql "$url" -XAtq -c "$1"; }
 echo "engine benchmark on $(nproc) cores; database $url"

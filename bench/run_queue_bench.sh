@@ -85,7 +85,7 @@ if ! $external; then
         "$contimg" db start >/dev/null
         started=true
     fi
-    "$contimg" db migrate >/dev/null
+    "$contimg" db migrate --no-default-schedules >/dev/null
 fi
 url=$("$contimg" db url)
 results=$tmp/results.jsonl

@@ -118,6 +118,13 @@ static json_t *run_unit(MPI_Comm comm, long slot, const char *name, const json_t
                         ct_code_name(rc), "category", ct_category_name(ct_stage_category(&err)),
                         "message", err.msg);
     }
+    if (msg == NULL) /* the coordinator waits for an answer: one it can always take */
+        msg = json_pack("{s:I, s:b, s:s, s:s, s:s}", "slot", (json_int_t)slot, "ok", 0, "code",
+                        ct_code_name(CT_EINVAL), "category", ct_category_name(CT_CAT_PERMANENT),
+                        "message",
+                        rc == CT_OK ? "the stage's outcome is not valid JSON (a string that is "
+                                      "not UTF-8?)"
+                                    : "the stage's error message could not be encoded");
     json_object_set_new(msg, "seconds", json_real(mono_now() - t0));
     return msg;
 }
@@ -323,12 +330,43 @@ static ct_code apply_entry(coordinator *c, const json_t *e, bool replay, ct_err 
     return rc;
 }
 
+/* Whether the database refused a commit for what it holds -- a row a constraint rejects
+ * (SQLSTATE class 22 or 23: a group id that is not a time stamp, a path twice) or a shape
+ * commit_task refuses -- rather than because the task is no longer ours. Redoing the task
+ * would only be refused again. */
+static bool commit_refused(const json_t *entry, ct_code rc, const ct_err *err)
+{
+    return strcmp(json_string_value(json_object_get(entry, "kind")), "commit") == 0 &&
+           (rc == CT_EINVAL || strncmp(err->sqlstate, "22", 2) == 0 ||
+            strncmp(err->sqlstate, "23", 2) == 0);
+}
+
 /* Counts a settled entry (the database took it, or refused it because the task
- * is no longer ours) and stops keeping its lease. */
+ * is no longer ours) and stops keeping its lease. A commit refused for what it holds
+ * fails the task instead, permanent, with the database's reason: the task would otherwise
+ * stay claimed and be redone, and refused, until it dead-letters with the cause lost. */
 static void account(coordinator *c, const json_t *entry, ct_code rc, const ct_err *err,
                     const char *from)
 {
     const char *id = json_string_value(json_object_get(entry, "task_id"));
+    ct_err e2;
+    if (rc != CT_OK && commit_refused(entry, rc, err)) {
+        char why[CT_ERRMSG_MAX + 64];
+        snprintf(why, sizeof why, "the database refused the task's commit: %s", err->msg);
+        json_t *fail =
+            json_pack("{s:s, s:O, s:O, s:O, s:s, s:s}", "kind", "fail", "task_id",
+                      json_object_get(entry, "task_id"), "token", json_object_get(entry, "token"),
+                      "name", json_object_get(entry, "name"), "category",
+                      ct_category_name(CT_CAT_PERMANENT), "message", why);
+        rc = apply_entry(c, fail, false, &e2);
+        json_decref(fail);
+        if (rc == CT_OK) {
+            c->sum->failed++;
+            ct_leases_remove(c->leases, id);
+            return;
+        }
+        err = &e2;
+    }
     if (rc == CT_OK) {
         if (strcmp(json_string_value(json_object_get(entry, "kind")), "fail") == 0)
             c->sum->failed++;
@@ -414,10 +452,11 @@ static void take_result(coordinator *c, slot *s, json_t *msg)
                              : json_array();
         json_object_set_new(result, "seconds", json_real(secs));
         json_t *products = json_object_get(msg, "products");
-        json_t *entry =
-            json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o}", "kind", "commit", "task_id", t->id,
-                      "token", t->claim_token, "name", t->name, "result", result, "products",
-                      json_is_object(products) ? products : json_object(), "spawns", spawns);
+        /* "o" takes the reference: a task without products must not leak its {}. */
+        json_t *entry = json_pack(
+            "{s:s, s:s, s:s, s:s, s:O, s:o, s:o}", "kind", "commit", "task_id", t->id, "token",
+            t->claim_token, "name", t->name, "result", result, "products",
+            json_is_object(products) ? json_incref(products) : json_object(), "spawns", spawns);
         settle(c, entry);
         json_decref(entry);
     } else {
@@ -564,9 +603,9 @@ static size_t claim_and_start(coordinator *c)
             cq_task_free(&tasks[i]);
             continue;
         }
-        /* What only the database knows, before the ranks see the params. */
-        const ct_stage *st = ct_stage_find(tasks[i].name);
-        if (st && st->resolve && st->resolve(c->db, c->cfg, tasks[i].params, &err) != CT_OK) {
+        /* Its paths checked, and what only the database knows, before the ranks see the
+         * params. */
+        if (ct_stage_prepare(c->db, c->cfg, tasks[i].name, tasks[i].params, &err) != CT_OK) {
             json_t *entry =
                 json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "kind", "fail", "task_id", tasks[i].id,
                           "token", tasks[i].claim_token, "name", tasks[i].name, "category",

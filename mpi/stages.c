@@ -15,6 +15,7 @@
 #include "products.h"
 #include "queue.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
@@ -66,7 +67,10 @@ json_t *ct_stage_convert_params(const char *chain, const json_t *config, const c
 {
     json_t *list = json_array();
     for (int i = 0; i < 16; i++)
-        json_array_append_new(list, json_string(files[i]));
+        if (json_array_append_new(list, json_string(files[i])) != 0) {
+            json_decref(list); /* a name that is not UTF-8 */
+            return NULL;
+        }
     json_t *outputs = json_object();
     convert_outputs(outputs, group_id, products_dir);
     return json_pack("{s:s, s:o, s:{s:s, s:o}, s:o}", "chain", chain, "config",
@@ -409,9 +413,10 @@ static ct_code run_noop(MPI_Comm comm, const json_t *params, const ct_config *cf
     double sec = s ? json_number_value(s) : 0;
     if (s && (!json_is_number(s) || sec < 0 || sec > 86400))
         return ct_fail(err, CT_EINVAL, "config.sleep_sec must be a number of seconds");
-    if (sec > 0) {
+    if (sec > 0) { /* the whole time: a signal (a forwarded drain) does not cut it short */
         struct timespec ts = {(time_t)sec, (long)((sec - floor(sec)) * 1e9)};
-        nanosleep(&ts, NULL);
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
     }
     out->result = result_new("nothing to do", json_object(), json_object());
     out->continue_chain = true;
@@ -857,6 +862,60 @@ int ct_stage_max_ranks(const char *task_name)
     return st ? st->max_ranks : 1;
 }
 
+/* --- Paths in params ---------------------------------------------------------------------- */
+
+/* Every path a task's params name, as any database client may have written them: each
+ * output inside the products directory (ct_path_check_output: no traversal, no link out,
+ * never a link or directory where a file goes), each input -- a string member named
+ * *_path, the lists files and images -- inside the data roots. An input that does not
+ * exist (yet) is the stage's to report. */
+static ct_code check_paths(const json_t *params, const ct_config *cfg, ct_err *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(params, "outputs"), key, v)
+    {
+        if (json_is_string(v) &&
+            ct_path_check_output(json_string_value(v), cfg->products_dir, err) != CT_OK) {
+            char why[CT_ERRMSG_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return ct_fail(err, CT_EINVAL, "params.outputs.%s: %s", key, why);
+        }
+    }
+    json_object_foreach(json_object_get(params, "inputs"), key, v)
+    {
+        const size_t n = strlen(key);
+        const bool one = json_is_string(v) && n > 5 && strcmp(key + n - 5, "_path") == 0;
+        const bool list =
+            json_is_array(v) && (strcmp(key, "files") == 0 || strcmp(key, "images") == 0);
+        for (size_t i = 0; (one && i == 0) || (list && i < json_array_size(v)); i++) {
+            const char *path = json_string_value(one ? v : json_array_get(v, i));
+            if (path == NULL)
+                continue; /* the stage says what it wants */
+            ct_code rc = ct_config_check_paths(cfg, &path, 1, err);
+            if (rc != CT_OK && rc != CT_ENOTFOUND) {
+                char why[CT_ERRMSG_MAX];
+                snprintf(why, sizeof why, "%s", err->msg);
+                return ct_fail(err, CT_EINVAL, "params.inputs.%s: outside_data_roots: %s", key,
+                               why);
+            }
+        }
+    }
+    return CT_OK;
+}
+
+ct_code ct_stage_prepare(cq_client *db, const ct_config *cfg, const char *task_name, json_t *params,
+                         ct_err *err)
+{
+    const ct_stage *st = ct_stage_find(task_name);
+    if (st == NULL || !json_is_object(params))
+        return CT_OK; /* ct_stage_run refuses it, with its own message */
+    ct_code rc = check_paths(params, cfg, err);
+    if (rc == CT_OK && st->resolve)
+        rc = st->resolve(db, cfg, params, err);
+    return rc;
+}
+
 /* --- Admission ---------------------------------------------------------------------------- */
 
 /* The observation a file is named after (GROUP.hdf5, GROUP.flagged.hdf5, the seed's
@@ -961,23 +1020,17 @@ ct_code ct_stage_admit(const char *task_name, json_t *params, const ct_config *c
                            task_name, (int)len, k, st->spawn_keys);
         k += len + (k[len] == ' ');
     }
-    if (strcmp(task_name, CT_TASK_CONVERT) == 0) {
-        const json_t *files = json_object_get(in, "files");
-        const char *paths[64];
-        size_t n = json_array_size(files);
-        if (n > 64)
-            return ct_fail(err, CT_EINVAL, "%s: params.inputs.files lists %zu files (at most 64)",
-                           task_name, n);
-        for (size_t i = 0; i < n; i++)
-            paths[i] = json_string_value(json_array_get(files, i));
-        if (ct_config_check_paths(cfg, paths, n, err) != CT_OK) {
-            char why[CT_ERRMSG_MAX];
-            snprintf(why, sizeof why, "%s", err->msg);
-            return ct_fail(err, CT_EINVAL, "%s: outside_data_roots: %s", task_name, why);
-        }
-        if (key_size > 0)
-            snprintf(key, key_size, "%s", group); /* ingest's key: one convert per group */
+    const json_t *files = json_object_get(in, "files");
+    if (json_array_size(files) > 64)
+        return ct_fail(err, CT_EINVAL, "%s: params.inputs.files lists %zu files (at most 64)",
+                       task_name, json_array_size(files));
+    if (check_paths(params, cfg, err) != CT_OK) {
+        char why[CT_ERRMSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return ct_fail(err, CT_EINVAL, "%s: %s", task_name, why);
     }
+    if (strcmp(task_name, CT_TASK_CONVERT) == 0 && key_size > 0)
+        snprintf(key, key_size, "%s", group); /* ingest's key: one convert per group */
     return CT_OK;
 }
 

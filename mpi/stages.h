@@ -118,6 +118,13 @@ typedef struct ct_stage {
     ct_code (*admit)(json_t *params, const ct_config *cfg, ct_err *err);
 } ct_stage;
 
+/* Rank 0, on a claimed task's params before its ranks get them: every path they name
+ * checked (outputs inside cfg->products_dir, inputs inside the data roots: any database
+ * client can write params), then the row's resolve. A failure fails the task with err's
+ * category (CT_EINVAL, permanent, for a path). */
+ct_code ct_stage_prepare(cq_client *db, const ct_config *cfg, const char *task_name, json_t *params,
+                         ct_err *err);
+
 /* The row of a task kind; NULL for a kind no stage runs. */
 const ct_stage *ct_stage_find(const char *task_name);
 
@@ -148,8 +155,8 @@ ct_category ct_stage_category(const ct_err *err);
  *   - a missing inputs.group_id read from the input's name (YYYY-MM-DDTHH:MM:SS...), and a
  *     group id that is not such a time stamp refused (the products tables key on it);
  *   - outputs not given planned under cfg->products_dir, as a chain plans them;
- *   - every key of the stage's spawn_keys present; convert's files inside
- *     CONTIMG_DATA_ROOTS.
+ *   - every key of the stage's spawn_keys present; the paths as ct_stage_prepare checks
+ *     them (outputs inside the products directory, inputs inside CONTIMG_DATA_ROOTS).
  * key (key_size bytes): the idempotency key a spawn naming none should take ("" for none;
  * convert's is its group id, as ingest's, so the two never convert one group twice). Kinds
  * no stage runs pass unchanged: another worker may run them. */
@@ -160,7 +167,8 @@ ct_code ct_stage_admit(const char *task_name, json_t *params, const ct_config *c
  * under products_dir (convert's, the flagged and calibrated copies), each once. */
 void ct_stage_planned_vis_paths(const char *group, const char *products_dir, json_t *paths);
 
-/* The params of a convert task for one observation group (ingest). */
+/* The params of a convert task for one observation group (ingest); NULL when a file name
+ * is not UTF-8 (JSON cannot hold it). */
 json_t *ct_stage_convert_params(const char *chain, const json_t *config, const char *group_id,
                                 const char *const files[16], const char *products_dir);
 

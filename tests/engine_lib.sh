@@ -49,7 +49,7 @@ simulate "$T/obs3" 2026-11-22T10:10:18
 fresh() {
     export CONTIMG_STATE_DIR=$T/$1
     STATES+=("$CONTIMG_STATE_DIR")
-    "$CONTIMG" db start >/dev/null && "$CONTIMG" db migrate >/dev/null || bad "database for $1"
+    "$CONTIMG" db start >/dev/null && "$CONTIMG" db migrate --no-default-schedules >/dev/null || bad "database for $1"
     URL=$("$CONTIMG" db url)
 }
 q() { psql "$URL" -XAtq -c "$1"; }

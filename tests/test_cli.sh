@@ -215,6 +215,17 @@ check_eq "show: name" cli-a "$(jget "$OUT" 'd["task_name"]')"
 check_eq "show: attempt 0" 0 "$(jget "$OUT" 'd["attempt"]')"
 run task show "$A"
 check "show (text) prints the status" '[ "$RC" -eq 0 ] && [[ $OUT == *pending* ]]'
+# Params too long or awkward for a command line: from a file, or from standard input.
+printf '{"name": "caf\xe9"}' >"$TMP/latin1.json"
+echo '{"from": "file", "n": [1, 2]}' >"$TMP/params.json"
+QP=$Q-params
+"$BIN" queue create "$QP" >/dev/null
+run task spawn --queue "$QP" --name cli-f --params "@$TMP/params.json" --json
+run task show "$(jget "$OUT" 'd["task_id"]')" --json
+check_eq "--params @FILE: the file's object" '{"from":"file","n":[1,2]}' "$(jget "$OUT" 'd["params"]')"
+F=$(echo '{"from": "stdin"}' | "$BIN" task spawn --queue "$QP" --name cli-f --params -)
+run task show "$F" --json
+check_eq "--params -: standard input's object" '{"from":"stdin"}' "$(jget "$OUT" 'd["params"]')"
 
 KEY=cli-key-$$
 run task spawn --queue "$Q" --name cli-k --idempotency-key "$KEY" --json
@@ -356,6 +367,12 @@ check_eq "list --queue $DLQ shows it" "[\"$R\"]" "$(jget "$OUT" '[t["task_id"] f
 run task list --queue "$Q" --status failed --json
 check_eq "it is no longer in $Q" 0 "$(jget "$OUT" 'len(d)')"
 expect_err 2 "spawn into a dead-letter queue" task spawn --queue "$DLQ" --name "$BAD"
+expect_err 2 "params that are not UTF-8 (a usage error, not the database's)" \
+    task spawn --queue "$QP" --name cli-u --params @"$TMP/latin1.json"
+expect_err 2 "an idempotency key that is not UTF-8" \
+    task spawn --queue "$QP" --name cli-u --idempotency-key $'caf\xe9'
+expect_err 2 "a params file that is not there" task spawn --queue "$QP" --name cli-u \
+    --params @"$TMP/no-such.json"
 
 run task retry "$R"
 check "retry exits 0" '[ "$RC" -eq 0 ]'
@@ -613,7 +630,7 @@ check "no cluster: db status exits 3" '[ "$RC" -eq 3 ]'
 
 # ---------------------------------------------------------------------------
 echo "# migrate again"
-run db migrate
+run db migrate --no-default-schedules
 check "db migrate again exits 0" '[ "$RC" -eq 0 ]'
 check "db migrate again applies 0 migrations" '[[ $OUT == *"(0 migrations applied"* ]]'
 run db status

@@ -68,6 +68,14 @@ assert d["n_ranks"] == 4 and d["qa"]["passed"] and d["nfreqs"] == 64, d
 check "1-rank and 4-rank outputs are byte-identical" cmp -s "$T/out/one.h5" "$T/out/four.h5"
 "${MPIRUN[@]}" -np 3 "$CONTIMG" convert "$T/g" --out "$T/out/three.h5" >/dev/null 2>&1
 check "3-rank output is byte-identical too" cmp -s "$T/out/one.h5" "$T/out/three.h5"
+# A long output path (here 330 bytes; products directories are wherever a site mounts
+# them): Open MPI's lockedfile component aborted the job past about 240 bytes.
+long=$T/long/$(printf 'd%.0s' $(seq 120))/$(printf 'e%.0s' $(seq 120))
+mkdir -p "$long"
+"${MPIRUN[@]}" -np 2 "$CONTIMG" convert "$T/g" --out "$long/long-path.h5" >"$T/long.out" 2>&1
+rc=$?
+check "a ${#long}-byte output directory under mpirun: converted, the same bytes (rc=$rc: $(tail -2 "$T/long.out"))" \
+    cmp -s "$T/out/one.h5" "$long/long-path.h5"
 check "no temporary files left in the output directory" \
     test "$(ls "$T/out" | sort | tr '\n' ' ')" = "four.h5 one.h5 three.h5 "
 echo "timing: 1 rank $(echo "$t1 - $t0" | bc) s, 4 ranks $(echo "$t2 - $t1" | bc) s (wall, incl. startup)"

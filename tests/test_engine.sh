@@ -20,6 +20,38 @@ out=$("$CONTIMG" ingest "$T/obs3")
 check "ingesting again spawns nothing" '[[ $out == *"0 spawned, 3 already queued"* ]]'
 check "the idempotency key is the group id" \
     '[ "$(q "SELECT string_agg(idempotency_key, '"'"','"'"' ORDER BY idempotency_key) FROM absurd.tasks")" = "2026-11-22T10:00:00,2026-11-22T10:05:09,2026-11-22T10:10:18" ]'
+# One bad group does not stop ingestion: a group with a file outside the data roots, and
+# one in a directory whose name is not UTF-8, are each skipped with a line on stderr while
+# the good group beside them is spawned (exit 2: something was skipped); the same
+# observation in another directory is said to be queued already.
+Q2=ingest-skip
+"$CONTIMG" queue create $Q2 >/dev/null
+mkdir -p "$T/mixed" "$T/outside" "$T/"$'\xff'
+for sb in $(seq -w 0 15); do
+    cp "$T/obs3/2026-11-22T10:00:00_sb$sb.hdf5" "$T/mixed/2026-11-22T12:00:00_sb$sb.hdf5"
+    cp "$T/obs3/2026-11-22T10:00:00_sb$sb.hdf5" "$T/mixed/2026-11-22T12:05:00_sb$sb.hdf5"
+    cp "$T/obs3/2026-11-22T10:00:00_sb$sb.hdf5" "$T/"$'\xff'"/2026-11-22T12:10:00_sb$sb.hdf5"
+done
+mv "$T/mixed/2026-11-22T12:05:00_sb03.hdf5" "$T/outside/sb03.hdf5"
+ln -s "$T/outside/sb03.hdf5" "$T/mixed/2026-11-22T12:05:00_sb03.hdf5"
+ABSURD_QUEUE_NAME=$Q2 CONTIMG_DATA_ROOTS=$T/mixed "$CONTIMG" ingest "$T/mixed" >"$T/skip.out" 2>"$T/skip.err"
+rc=$?
+check "a group with a file outside the data roots is skipped, the good one spawned, exit 2" \
+    '[ $rc -eq 2 ] && grep -q "skipped group 2026-11-22T12:05:00: .*outside the configured data roots" "$T/skip.err" &&
+     grep -q "1 spawned, 0 already queued, 0 incomplete, 1 skipped" "$T/skip.out" &&
+     [ "$(q "SELECT string_agg(idempotency_key, '"'"','"'"') FROM absurd.tasks WHERE queue_name = '"'"'$Q2'"'"'")" = 2026-11-22T12:00:00 ]'
+ABSURD_QUEUE_NAME=$Q2 "$CONTIMG" ingest "$T/"$'\xff' >"$T/skip.out" 2>"$T/skip.err"
+rc=$?
+check "a group in a directory whose name is not UTF-8: skipped, said, never spawned with no files" \
+    '[ $rc -eq 2 ] && grep -q "skipped group 2026-11-22T12:10:00: a file name is not valid UTF-8" "$T/skip.err" &&
+     [ "$(q "SELECT count(*) FROM absurd.tasks WHERE queue_name = '"'"'$Q2'"'"'")" = 1 ]'
+mkdir -p "$T/copy"
+cp "$T/mixed/2026-11-22T12:00:00_sb"*.hdf5 "$T/copy/"
+ABSURD_QUEUE_NAME=$Q2 "$CONTIMG" ingest "$T/copy" >"$T/skip.out" 2>"$T/skip.err"
+rc=$?
+check "the same observation in another directory: queued already, and said so" \
+    '[ $rc -eq 0 ] && grep -q "group 2026-11-22T12:00:00 in $T/copy is already queued from another directory" "$T/skip.err"'
+q "DELETE FROM absurd.tasks WHERE queue_name = '$Q2'"
 # Inputs must lie in the data roots; outputs, planned under the products directory, are
 # created by the run.
 CONTIMG_DATA_ROOTS=$T/obs3:$CONTIMG_STATE_DIR \
@@ -92,6 +124,19 @@ head -c 4096 /dev/urandom >"$T/bad/2026-11-22T11:00:00_sb05.hdf5" # damaged on d
 ABSURD_RETRY_BACKOFF_BASE=3 "$CONTIMG" ingest "$T/bad" >/dev/null
 corrupt=$(q "SELECT task_id FROM absurd.tasks WHERE idempotency_key = '2026-11-22T11:00:00'")
 dependent=$("$CONTIMG" task spawn --name imaging --no-check --depends-on "$corrupt" --params '{}')
+# A task whose outcome the database refuses at commit (a group id the products table's
+# check rejects; spawned unchecked, as any database client could): failed, permanent, with
+# the database's reason -- not left claimed to be redone until its cause is lost.
+files=$(printf '"%s",' "$T"/bad/2026-11-22T11:05:09_sb*.hdf5)
+refused=$("$CONTIMG" task spawn --name convert-uvh5-to-ms --no-check --params \
+    "{\"inputs\": {\"group_id\": \"not-a-time\", \"files\": [${files%,}]},
+      \"outputs\": {\"vis_path\": \"$CONTIMG_STATE_DIR/products/vis/refused.hdf5\"}}")
+# Outputs that name a file outside the products directory: refused before anything is
+# written (any database client can write params; the engine runs as whoever started it).
+echo precious >"$T/victim.txt"
+victim=$("$CONTIMG" task spawn --name convert-uvh5-to-ms --no-check --params \
+    "{\"inputs\": {\"group_id\": \"2026-11-22T11:05:09\", \"files\": [${files%,}]},
+      \"outputs\": {\"vis_path\": \"$T/victim.txt\"}}")
 # The second group's images cannot be written at first: a file stands where their
 # directory must be (a disk not mounted yet). That is transient and retried.
 mkdir -p "$CONTIMG_STATE_DIR/products"
@@ -112,6 +157,15 @@ check "corrupt input fails as corrupt_input on its first attempt, dead-lettered,
               FROM absurd.tasks WHERE task_id = '"'"'$corrupt'"'"'")" = "failed corrupt_input 1 dsa110-pipeline-dlq" ]'
 check "the error names the damaged file" \
     '[[ "$(q "SELECT error FROM absurd.tasks WHERE task_id = '"'"'$corrupt'"'"'")" == *sb05* ]]'
+check "a commit the database refuses fails the task, permanent, first attempt, with the reason" \
+    '[ "$(q "SELECT status || '"'"' '"'"' || error_category || '"'"' '"'"' || attempt
+              FROM absurd.tasks WHERE task_id = '"'"'$refused'"'"'")" = "failed permanent 1" ] &&
+     [[ "$(q "SELECT error FROM absurd.tasks WHERE task_id = '"'"'$refused'"'"'")" == *"refused the task'"'"'s commit"*"SQLSTATE 23514"* ]]'
+check "an output outside the products directory: failed, permanent, first attempt; the file untouched" \
+    '[ "$(q "SELECT status || '"'"' '"'"' || error_category || '"'"' '"'"' || attempt
+              FROM absurd.tasks WHERE task_id = '"'"'$victim'"'"'")" = "failed permanent 1" ] &&
+     [ "$(cat "$T/victim.txt")" = precious ] &&
+     [[ "$(q "SELECT error FROM absurd.tasks WHERE task_id = '"'"'$victim'"'"'")" == *"outside the products directory"* ]]'
 check "its dependent is cancelled as dependency_failed" \
     '[ "$(q "SELECT status || '"'"' '"'"' || error_category FROM absurd.tasks WHERE task_id = '"'"'$dependent'"'"'")" = "cancelled dependency_failed" ]'
 check "the transient failure was retried after its backoff and completed on attempt 2" \

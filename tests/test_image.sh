@@ -88,6 +88,17 @@ run "3 threads give the 1-thread images" "${CHECK[@]}" same "$T/one" "$T/t3"
 "${MPIRUN[@]}" --bind-to none -np 2 "$CONTIMG" image "$T/obs.hdf5" --out "$T/r2t2" "${IMG[@]}" \
     --threads 2 >/dev/null 2>"$T/r2t2.err" || bad "image on 2 ranks x 2 threads: $(cat "$T/r2t2.err")"
 run "2 ranks x 2 threads give the 1-rank images" "${CHECK[@]}" same "$T/one" "$T/r2t2"
+# A set that cannot be finished (a directory stands where its quick look goes) leaves none
+# of its files under their names: an image is all its files or none, and nothing staged.
+mkdir -p "$T/partial/p-image.png"
+if "$CONTIMG" image "$T/obs.hdf5" --out "$T/partial/p" "${IMG[@]}" --threads 1 >/dev/null \
+    2>"$T/partial.err"; then
+    bad "imaging into a blocked quick look succeeded"
+elif [ "$(cd "$T/partial" && find . -type f | wc -l)" -ne 0 ]; then
+    bad "a failed image set left files: $(cd "$T/partial" && find . -type f | tr '\n' ' ')"
+else
+    ok "a failed image set leaves no file: $(head -c 120 "$T/partial.err")"
+fi
 
 # ---- noise only: the radiometer equation -------------------------------------------------
 echo "0 0 0" >"$T/none.txt"

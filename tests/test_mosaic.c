@@ -398,6 +398,31 @@ static void test_bad_input(void)
               err.category == CT_CAT_CORRUPT_INPUT && strstr(err.msg, "field-nan"),
           "an image with no finite pixel: %s", err.msg);
 
+    /* Not FITS at all (text, noise, a file cut short): corrupt input, not retried -- it was
+     * transient, and retried four times. */
+    const char *junk[3] = {"not fits, a note\n", NULL, NULL};
+    for (int k = 0; k < 3; k++) {
+        path_of(other, sizeof other, k == 0 ? "note.fits" : k == 1 ? "noise.fits" : "cut.fits");
+        FILE *f = fopen(other, "wb");
+        if (k == 0)
+            fputs(junk[0], f);
+        for (int b = 0; k == 1 && b < 10000; b++)
+            fputc((b * 7919) & 0xff, f);
+        if (k == 2) { /* the first 3000 bytes of a good image */
+            FILE *g = fopen(fa, "rb");
+            char buf[3000];
+            size_t got = g ? fread(buf, 1, sizeof buf, g) : 0;
+            fwrite(buf, 1, got, f);
+            if (g)
+                fclose(g);
+        }
+        fclose(f);
+        const char *bad[2] = {fa, other};
+        CHECK(ct_mosaic_make(MPI_COMM_SELF, bad, 2, &o, &r, &err) == CT_EINVAL &&
+                  err.category == CT_CAT_CORRUPT_INPUT && strstr(err.msg, other),
+              "not FITS (%d): %s", k, err.msg);
+    }
+
     snprintf(file, sizeof file, "%s.fits", out);
     CHECK(access(file, F_OK) != 0, "nothing written for refused mosaics");
     snprintf(file, sizeof file, "%s-tile000.fits", out);

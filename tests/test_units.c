@@ -15,10 +15,13 @@
 #include "queue.h"
 #include "testutil.h"
 
+#include <jansson.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void test_uuid_and_names(void)
 {
@@ -117,6 +120,26 @@ static void test_error_message_utf8(void)
             i += w ? w : 1;
         }
         CHECK(ok, "shift %d: a cut message of %zu bytes is valid UTF-8", shift, len);
+    }
+    /* Bytes that are not UTF-8 inside the text (a directory's name, another message cut
+     * short in a smaller buffer, an overlong form, a surrogate) become '?', so the message
+     * always goes into JSON: the engine's messages between ranks, the queue's results. */
+    const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"dir \xff\xfe/x.hdf5: missing", "dir ?"
+                                         "?/x.hdf5: missing"}, /* no trigraph */
+        {"cut \xe6\x97: then more", "cut ??: then more"},
+        {"overlong \xc0\xaf, surrogate \xed\xa0\x80", "overlong ??, surrogate ???"},
+        {"fine \xc3\xa9\xe6\x97\xa5\xf0\x9f\x94\xad", "fine \xc3\xa9\xe6\x97\xa5\xf0\x9f\x94\xad"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ct_err err;
+        ct_fail(&err, CT_EIO, "%s", cases[i].in);
+        json_t *j = json_string(err.msg);
+        CHECK(strcmp(err.msg, cases[i].want) == 0 && j != NULL, "case %zu: '%s' as JSON", i,
+              err.msg);
+        json_decref(j);
     }
 }
 
@@ -269,6 +292,78 @@ static void test_paths(void)
     CHECK(strcmp(out, "/a/c/d") == 0, "normalized: %s", out);
     CHECK_OK(ct_absolute_path("/..", out, sizeof out, &err), err);
     CHECK(strcmp(out, "/") == 0, "root: %s", out);
+
+    /* A killed writer's temporaries: those of the output named, and only those, go -- also
+     * when the prefix ends with the marker's own dot, as convert's "GROUP.hdf5." does. */
+    char dir[] = "/tmp/ct-temps-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    const char *names[] = {"X.hdf5", "X.hdf5.tmp-12-3", "X.hdf5.tmp-4", "Y.hdf5.tmp-12-3",
+                           "X.hdf5.bak"};
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(out, sizeof out, "%s/%s", dir, names[i]);
+        FILE *f = fopen(out, "w");
+        CHECK(f != NULL, "create %s", out);
+        if (f)
+            fclose(f);
+    }
+    size_t removed = 0;
+    CHECK_OK(ct_remove_stale_temps(dir, "X.hdf5.", &removed, &err), err);
+    CHECK(removed == 2, "two temporaries of X.hdf5 removed, not %zu", removed);
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(out, sizeof out, "%s/%s", dir, names[i]);
+        const bool gone = access(out, F_OK) != 0;
+        CHECK(gone == (i == 1 || i == 2), "%s %s", names[i], gone ? "removed" : "kept");
+        unlink(out);
+    }
+
+    /* Outputs: inside the products directory, however the path or the disk tries to lead
+     * out of it. */
+    char root[200], buf[3][300];
+    snprintf(root, sizeof root, "%s/products", dir);
+    snprintf(buf[0], sizeof buf[0], "%s/products/vis/dir", dir);
+    CHECK_OK(ct_mkdir_p(buf[0], 0755, &err), err);
+    snprintf(buf[1], sizeof buf[1], "%s/products/vis/ours.hdf5", dir);
+    FILE *f = fopen(buf[1], "w");
+    if (f)
+        fclose(f);
+    snprintf(buf[2], sizeof buf[2], "%s/products/out", dir);
+    CHECK(symlink("/tmp", buf[2]) == 0, "symlink");
+    snprintf(buf[2], sizeof buf[2], "%s/products/vis/link.hdf5", dir);
+    CHECK(symlink(buf[1], buf[2]) == 0, "symlink");
+    const struct {
+        const char *rel; /* under dir; NULL: the path as given */
+        const char *abs;
+        bool ok;
+    } outs[] = {
+        {"products/vis/new/x.hdf5", NULL, true},
+        {"products/vis/ours.hdf5", NULL, true},    /* a rerun replaces its own file */
+        {"products/images/G", NULL, true},         /* a prefix */
+        {"products/vis/../../etc/x", NULL, false}, /* traversal */
+        {"products/./vis/x", NULL, false},
+        {"products/out/x.hdf5", NULL, false},    /* a link leads out */
+        {"products/vis/link.hdf5", NULL, false}, /* a link stands where the file goes */
+        {"products/vis/dir", NULL, false},       /* so does a directory */
+        {"products", NULL, false},               /* the directory itself */
+        {"elsewhere/x.hdf5", NULL, false},
+        {NULL, "relative/x.hdf5", false},
+        {NULL, "/etc/passwd", false},
+    };
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+        if (outs[i].rel)
+            snprintf(out, sizeof out, "%s/%s", dir, outs[i].rel);
+        else
+            snprintf(out, sizeof out, "%s", outs[i].abs);
+        const ct_code rc = ct_path_check_output(out, root, &err);
+        CHECK((rc == CT_OK) == outs[i].ok, "output %s: %s", out, rc ? err.msg : "allowed");
+    }
+    /* Before the products directory is made, its own ancestors lead into it. */
+    snprintf(root, sizeof root, "%s/new-products", dir);
+    snprintf(out, sizeof out, "%s/new-products/vis/x.hdf5", dir);
+    CHECK_OK(ct_path_check_output(out, root, &err), err);
+    snprintf(out, sizeof out, "%s/products/x.hdf5", dir);
+    CHECK(ct_path_check_output(out, root, &err) == CT_EINVAL, "a sibling is outside");
+    snprintf(out, sizeof out, "rm -rf '%s'", dir);
+    CHECK(system(out) == 0, "clean up");
 }
 
 static void test_migrations_embedded(void)

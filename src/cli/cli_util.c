@@ -200,3 +200,22 @@ int cli_rank_usage_error(int rank, const char *fmt, ...)
     va_end(ap);
     return code;
 }
+
+/* text is the JSON itself, or @FILE (the file's contents), or - (standard input): params
+ * too long or too awkward for a command line. */
+int cli_parse_json_object(const char *what, const char *text, json_t **out)
+{
+    json_error_t je;
+    json_t *v = text[0] == '@'           ? json_load_file(text + 1, JSON_REJECT_DUPLICATES, &je)
+                : strcmp(text, "-") == 0 ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &je)
+                                         : json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    if (v == NULL)
+        return cli_usage_error("%s is not valid JSON: %s (%s line %d, character %d)", what, je.text,
+                               text[0] == '@' ? text + 1 : "", je.line, je.position);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return cli_usage_error("%s must be a JSON object, like {\"key\": \"value\"}", what);
+    }
+    *out = v;
+    return -1;
+}

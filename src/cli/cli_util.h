@@ -60,6 +60,10 @@ int cli_dispatch(const char *prog, const char *usage, const cli_command *cmds, i
 bool cli_parse_long(const char *s, long lo, long hi, long *out);
 bool cli_parse_double(const char *s, double lo, double hi, double *out);
 
+/* A JSON object for option what from text: the JSON itself, @FILE (read from the file) or
+ * - (standard input). -1 with *out set; EXIT_USAGE, said, when it is not one. */
+int cli_parse_json_object(const char *what, const char *text, json_t **out);
+
 /* True when argv has -h or --help among its options. */
 bool cli_wants_help(int argc, char **argv);
 

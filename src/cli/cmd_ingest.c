@@ -21,7 +21,10 @@ static const char usage[] =
     "the first task of their chain (convert-uvh5-to-ms), keyed by the group id: a\n"
     "group already ingested spawns nothing new. Outputs are planned under\n"
     "CONTIMG_PRODUCTS_DIR. When the queue is full (its waiting tasks at its limit:\n"
-    "contimg queue limit) ingest waits for room, 1 s doubling to 30 s, and says so.\n\n"
+    "contimg queue limit) ingest waits for room, 1 s doubling to 30 s, and says so.\n"
+    "A group that cannot be spawned for what it is (outside CONTIMG_DATA_ROOTS, a\n"
+    "name that is not UTF-8, a damaged header) is skipped with one line on stderr and\n"
+    "the rest go on; exit 2 when one was (0 otherwise), --watch keeps watching.\n\n"
     "  --watch               keep scanning every interval until SIGINT/SIGTERM\n"
     "  --interval SECONDS    time between scans with --watch (default 10)\n"
     "  --chain NAME          the chain to start (default CONTIMG_CHAIN, quick); auto: a\n"
@@ -41,7 +44,7 @@ typedef struct ingest_ctx {
     const ct_chains *chains;
     bool auto_chain; /* --chain auto: calibrator transits on "calibrator", the rest on "target" */
     double tolerance;
-    long spawned, existing, incomplete;
+    long spawned, existing, incomplete, skipped;
 } ingest_ctx;
 
 static volatile sig_atomic_t stop_watching = 0;
@@ -77,6 +80,8 @@ static ct_code spawn_group(ingest_ctx *x, const ct_group *g, ct_err *err)
     }
     json_t *params =
         ct_stage_convert_params(x->chain, x->first_config, g->id, files, x->products_dir);
+    if (params == NULL) /* JSON holds UTF-8 only: such a group would lose its files */
+        return ct_fail(err, CT_EINVAL, "a file name is not valid UTF-8 (%s)", files[0]);
     cq_spawn_opts o = cq_spawn_defaults();
     o.queue = x->cfg->queue;
     o.name = x->first_task;
@@ -107,6 +112,23 @@ static ct_code spawn_group(ingest_ctx *x, const ct_group *g, ct_err *err)
                why);
     } else {
         x->existing++;
+        /* The key is the observation's time stamp: the same group in another directory (a
+         * copy, a second correlator dump) is the task already queued -- said, not merged
+         * in silence. */
+        cq_task t;
+        const char *first = NULL;
+        if (cq_get(x->db, id, &t, err) == CT_OK) {
+            first = json_string_value(
+                json_array_get(json_object_get(json_object_get(t.params, "inputs"), "files"), 0));
+            const size_t n = strlen(x->dir);
+            if (first && !(strncmp(first, x->dir, n) == 0 && first[n] == '/' &&
+                           strchr(first + n + 1, '/') == NULL))
+                fprintf(stderr,
+                        "contimg: ingest: group %s in %s is already queued from another "
+                        "directory (%s, task %s); not spawned again\n",
+                        g->id, x->dir, first, id);
+            cq_task_free(&t);
+        }
     }
     return CT_OK;
 }
@@ -121,6 +143,14 @@ static ct_code scan_once(ingest_ctx *x, ct_err *err)
     for (size_t i = 0; i < n && rc == CT_OK; i++) {
         if (ct_group_complete(&groups[i])) {
             rc = spawn_group(x, &groups[i], err);
+            /* A group that cannot be spawned for what it is (a file outside the data roots,
+             * a name that is not UTF-8, a damaged header) is skipped, said, and left on disk;
+             * the groups beside it go on. Trouble with the database stops the scan. */
+            if (rc == CT_EINVAL || rc == CT_EIO || rc == CT_ENOTFOUND) {
+                fprintf(stderr, "contimg: ingest: skipped group %s: %s\n", groups[i].id, err->msg);
+                x->skipped++;
+                rc = CT_OK;
+            }
         } else {
             char why[512];
             ct_group_problems(&groups[i], why, sizeof why);
@@ -220,7 +250,7 @@ int cmd_ingest(int argc, char **argv, const ct_config *cfg)
     ct_chains_free(chains);
     if (rc != CT_OK)
         return cli_report(&err);
-    printf("ingest %s: %ld spawned, %ld already queued, %ld incomplete\n", x.dir, x.spawned,
-           x.existing, x.incomplete);
-    return EXIT_OK;
+    printf("ingest %s: %ld spawned, %ld already queued, %ld incomplete, %ld skipped\n", x.dir,
+           x.spawned, x.existing, x.incomplete, x.skipped);
+    return x.skipped ? EXIT_USAGE : EXIT_OK;
 }

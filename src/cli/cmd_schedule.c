@@ -13,7 +13,7 @@ static int schedule_add(int argc, char **argv, const ct_config *cfg)
 {
     static const char usage[] =
         "usage: contimg schedule add NAME --cron EXPR --task TASK_NAME [--queue Q]\n"
-        "                            [--params JSON] [--disabled]\n\n"
+        "                            [--params JSON|@FILE|-] [--disabled]\n\n"
         "Adds (or replaces) a schedule: one TASK_NAME task into Q (default\n"
         "$ABSURD_QUEUE_NAME) each time EXPR comes due, with PARAMS and\n"
         "{\"schedule\": {\"name\", \"due\"}}, exactly once per due time however many\n"
@@ -47,12 +47,10 @@ static int schedule_add(int argc, char **argv, const ct_config *cfg)
     }
     if (optind + 1 != argc || !cron || !task)
         return cli_usage_error("schedule add: NAME, --cron and --task are required; see --help");
-    json_error_t je;
-    json_t *params = json_loads(params_s, 0, &je);
-    if (!json_is_object(params)) {
-        json_decref(params);
-        return cli_usage_error("schedule add: --params must be a JSON object");
-    }
+    json_t *params = NULL;
+    const int bad = cli_parse_json_object("--params", params_s, &params);
+    if (bad >= 0)
+        return bad;
     cq_client *c = NULL;
     ct_err err;
     json_t *row = NULL;

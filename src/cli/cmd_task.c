@@ -67,21 +67,6 @@ static int check_queue_name(const char *q)
 }
 
 /* Parses a JSON object option. */
-static int parse_json_object(const char *what, const char *text, json_t **out)
-{
-    json_error_t je;
-    json_t *v = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-    if (v == NULL)
-        return cli_usage_error("%s is not valid JSON: %s (at character %d)", what, je.text,
-                               je.position);
-    if (!json_is_object(v)) {
-        json_decref(v);
-        return cli_usage_error("%s must be a JSON object, like {\"key\": \"value\"}", what);
-    }
-    *out = v;
-    return -1;
-}
-
 /* --- spawn ------------------------------------------------------------------ */
 
 typedef struct spawn_ctx {
@@ -109,7 +94,7 @@ static int spawn_opt(int ch, const char *arg, void *p)
     case 'p':
         json_decref(s->params);
         s->params = NULL;
-        return parse_json_object("--params", arg, &s->params);
+        return cli_parse_json_object("--params", arg, &s->params);
     case 'P':
         if (!cli_parse_long(arg, 0, 1000000, &v))
             return cli_usage_error("--priority must be a whole number 0..1000000, got '%s'", arg);
@@ -204,7 +189,8 @@ static int task_spawn(int argc, char **argv, const ct_config *cfg)
         "would refuse refused now (exit 2, nothing spawned).\n\n"
         "  --name NAME              task name, e.g. convert-uvh5-to-ms (required)\n"
         "  --queue Q                queue (default $ABSURD_QUEUE_NAME or dsa110-pipeline)\n"
-        "  --params JSON            a JSON object (default {})\n"
+        "  --params JSON|@FILE|-    a JSON object (default {}): given, read from FILE, or\n"
+        "                           from standard input\n"
         "  --priority P             0..1000000, higher is claimed first (default 0)\n"
         "  --max-retries R          automatic retries after the first attempt (default 3)\n"
         "  --timeout S              seconds a claim may run (default 3600)\n"

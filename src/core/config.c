@@ -121,10 +121,11 @@ ct_code ct_config_check_paths(const ct_config *cfg, const char *const *paths, si
         return CT_OK;
     char copy[CT_PATH_MAX];
     memcpy(copy, cfg->data_roots, sizeof copy);
-    const char *roots[64];
-    size_t nroots = 0;
+    /* The products directory is always one: later stages read what earlier ones wrote. */
+    const char *roots[65] = {cfg->products_dir};
+    size_t nroots = 1;
     char *save = NULL;
-    for (char *r = strtok_r(copy, ":", &save); r && nroots < 64; r = strtok_r(NULL, ":", &save))
+    for (char *r = strtok_r(copy, ":", &save); r && nroots < 65; r = strtok_r(NULL, ":", &save))
         roots[nroots++] = r;
     for (size_t i = 0; i < n; i++) {
         ct_code rc = ct_path_check_roots(paths[i], roots, nroots, err);

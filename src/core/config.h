@@ -51,8 +51,8 @@ typedef struct ct_config {
 /* Fills *cfg from the environment; a malformed value is CT_EINVAL naming it. */
 ct_code ct_config_load(ct_config *cfg, ct_err *err);
 
-/* Checks that every path lies inside one of CONTIMG_DATA_ROOTS (symlinks and
- * ".." resolved). With no roots configured every path is allowed. */
+/* Checks that every path lies inside one of CONTIMG_DATA_ROOTS or the products directory
+ * (symlinks and ".." resolved). With no roots configured every path is allowed. */
 ct_code ct_config_check_paths(const ct_config *cfg, const char *const *paths, size_t n,
                               ct_err *err);
 

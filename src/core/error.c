@@ -5,18 +5,38 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The message as one line, and valid UTF-8 where it was cut: vsnprintf stops
- * at a byte count, possibly inside a multi-byte character, and JSON (the
- * queue's results, the engine's messages) refuses such a string. */
+/* The length of the valid UTF-8 sequence at p (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), 0 when none starts there. */
+static size_t utf8_len(const unsigned char *p)
+{
+    const unsigned char c = p[0];
+    if (c < 0x80)
+        return 1;
+    const unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    const unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    const size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+                     : c >= 0xE0 && c <= 0xEF ? 3
+                     : c >= 0xF0 && c <= 0xF4 ? 4
+                                              : 0;
+    if (n == 0 || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t k = 2; k < n; k++)
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* The message as one line of valid UTF-8. vsnprintf stops at a byte count, possibly
+ * inside a multi-byte character, and the text formatted into it may carry bytes that are
+ * not UTF-8 at all (a directory's name, a string read from a damaged file, another
+ * message cut short in a smaller buffer): JSON -- the queue's results, the engine's
+ * messages between ranks -- refuses such a string, so each such byte becomes '?', and a
+ * character cut at the end is dropped. */
 static void tidy(ct_err *err, int full_len)
 {
-    for (char *p = err->msg; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
     size_t n = strlen(err->msg);
     if (full_len >= 0 && (size_t)full_len >= sizeof err->msg) {
-        /* Back to the last character's first byte, then keep it only if it
-         * is whole. */
+        /* Back to the last character's first byte, then keep it only if it is whole. */
         size_t k = n;
         while (k > 0 && ((unsigned char)err->msg[k - 1] & 0xC0) == 0x80)
             k--;
@@ -27,6 +47,15 @@ static void tidy(ct_err *err, int full_len)
                 n = k - 1;
         }
         err->msg[n] = '\0';
+    }
+    for (size_t i = 0; i < n;) {
+        unsigned char *p = (unsigned char *)err->msg + i;
+        const size_t w = utf8_len(p);
+        if (w == 0)
+            *p = '?';
+        else if (*p == '\n' || *p == '\r')
+            *p = ' ';
+        i += w ? w : 1;
     }
     /* Trailing blanks come from libpq messages that end in a newline. */
     while (n > 0 && err->msg[n - 1] == ' ')
@@ -39,6 +68,7 @@ static ct_code vfail(ct_err *err, ct_category category, ct_code code, const char
         return code;
     err->code = code;
     err->category = category;
+    err->sqlstate[0] = '\0';
     const int len = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     tidy(err, len);
     return code;
@@ -73,6 +103,7 @@ void ct_err_clear(ct_err *err)
         err->code = CT_OK;
         err->category = CT_CAT_TRANSIENT;
         err->msg[0] = '\0';
+        err->sqlstate[0] = '\0';
     }
 }
 

@@ -46,6 +46,9 @@ typedef struct ct_err {
     ct_code code;
     ct_category category;
     char msg[CT_ERRMSG_MAX];
+    /* The database's SQLSTATE when PostgreSQL itself raised the error ("" otherwise): what
+     * tells a refusal of the data (class 22, 23) from trouble reaching it. */
+    char sqlstate[6];
 } ct_err;
 
 /* Sets *err (when non-NULL) and returns code. The message is one line:

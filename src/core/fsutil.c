@@ -213,7 +213,10 @@ ct_code ct_remove_stale_temps(const char *dir, const char *name_prefix, size_t *
     size_t plen = strlen(name_prefix);
     ct_code rc = CT_OK;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (strncmp(e->d_name, name_prefix, plen) != 0 || strstr(e->d_name + plen, ".tmp-") == NULL)
+        /* The marker may begin at the prefix's last character: convert's prefix
+         * "GROUP.hdf5." ends with the dot of "GROUP.hdf5.tmp-PID". */
+        if (strncmp(e->d_name, name_prefix, plen) != 0 ||
+            strstr(e->d_name + (plen > 0 ? plen - 1 : 0), ".tmp-") == NULL)
             continue;
         char path[4096];
         struct stat st;
@@ -231,6 +234,14 @@ ct_code ct_remove_stale_temps(const char *dir, const char *name_prefix, size_t *
     return rc;
 }
 
+/* Whether real (a real path) is root (a real path) or lies below it. */
+static bool path_within(const char *real, const char *root)
+{
+    const size_t len = strlen(root);
+    return strcmp(root, "/") == 0 ||
+           (strncmp(real, root, len) == 0 && (real[len] == '\0' || real[len] == '/'));
+}
+
 ct_code ct_path_check_roots(const char *path, const char *const *roots, size_t n, ct_err *err)
 {
     char real[PATH_MAX];
@@ -241,10 +252,71 @@ ct_code ct_path_check_roots(const char *path, const char *const *roots, size_t n
         char root[PATH_MAX];
         if (realpath(roots[i], root) == NULL)
             continue;
-        size_t len = strlen(root);
-        if (strcmp(root, "/") == 0 ||
-            (strncmp(real, root, len) == 0 && (real[len] == '\0' || real[len] == '/')))
+        if (path_within(real, root))
             return CT_OK;
     }
     return ct_fail(err, CT_EINVAL, "%s is outside the configured data roots", path);
+}
+
+/* p (absolute, lexically clean) with its deepest existing part resolved (links followed)
+ * and the rest, which does not exist and so holds no link, as written. *leaf: p itself
+ * exists (its lstat in *st). */
+static bool resolve_existing(const char *p, char out[PATH_MAX], struct stat *st, bool *leaf)
+{
+    char probe[PATH_MAX], real[PATH_MAX];
+    snprintf(probe, sizeof probe, "%s", p);
+    size_t cut = strlen(probe);
+    *leaf = true;
+    while (lstat(probe, st) != 0) {
+        if (errno != ENOENT && errno != ENOTDIR) /* a file where a directory goes: the
+                                                    writer finds out, and says so */
+            return false;
+        char *slash = strrchr(probe, '/');
+        if (slash == NULL || slash == probe) {
+            probe[1] = '\0';
+            cut = 1;
+            *leaf = false;
+            break;
+        }
+        *slash = '\0';
+        cut = (size_t)(slash - probe);
+        *leaf = false;
+    }
+    if (realpath(probe, real) == NULL)
+        return false;
+    const char *rest = p + cut;
+    return snprintf(out, PATH_MAX, "%s%s", strcmp(real, "/") == 0 && *rest == '/' ? "" : real,
+                    rest) < PATH_MAX;
+}
+
+ct_code ct_path_check_output(const char *path, const char *root, ct_err *err)
+{
+    char croot[PATH_MAX], rroot[PATH_MAX], rpath[PATH_MAX];
+    if (path[0] != '/')
+        return ct_fail(err, CT_EINVAL, "output %s: not an absolute path", path);
+    if (strlen(path) >= PATH_MAX)
+        return ct_fail(err, CT_EINVAL, "output %.200s...: the path is too long", path);
+    for (const char *p = path; *p;) {
+        const size_t n = strcspn(p, "/");
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return ct_fail(err, CT_EINVAL, "output %s: '.' and '..' are not allowed", path);
+        p += n + (p[n] == '/');
+    }
+    ct_code rc = ct_absolute_path(root, croot, sizeof croot, err);
+    if (rc != CT_OK)
+        return rc;
+    struct stat st, rst;
+    bool leaf, root_leaf;
+    if (!resolve_existing(path, rpath, &st, &leaf) ||
+        !resolve_existing(croot, rroot, &rst, &root_leaf))
+        return ct_fail(err, CT_EINVAL, "output %s: %s", path, strerror(errno));
+    if (leaf && !S_ISREG(st.st_mode))
+        return ct_fail(err, CT_EINVAL, "output %s: %s stands there, not a file of ours", path,
+                       S_ISLNK(st.st_mode)   ? "a symbolic link"
+                       : S_ISDIR(st.st_mode) ? "a directory"
+                                             : "something else");
+    if (!path_within(rpath, rroot) || strcmp(rpath, rroot) == 0)
+        return ct_fail(err, CT_EINVAL, "output %s: outside the products directory %s%s", path,
+                       croot, strcmp(rpath, path) != 0 ? " (a link leads out)" : "");
+    return CT_OK;
 }

@@ -51,4 +51,12 @@ ct_code ct_remove_stale_temps(const char *dir, const char *name_prefix, size_t *
  * naming the path when it does not; CT_ENOTFOUND when it does not exist. */
 ct_code ct_path_check_roots(const char *path, const char *const *roots, size_t n, ct_err *err);
 
+/* Whether path may be written as an output under root (the products directory): absolute,
+ * without "." or ".." components, lexically inside root, and, where it already exists in
+ * part, resolving inside root's real path (no link leads out); the path itself, when
+ * there, is a regular file (rename replaces it; a link or directory there is not ours).
+ * CT_EINVAL naming the path and what is wrong. Guards every output a task's params name:
+ * any database client can write those. */
+ct_code ct_path_check_output(const char *path, const char *root, ct_err *err);
+
 #endif

@@ -61,6 +61,11 @@ int ct_mpi_cpu_share(MPI_Comm sharing)
 
 void ct_mpi_prepare_env(void)
 {
+    /* No shared file pointers are used; the lockedfile component overflows a fixed buffer
+     * on a path past about 240 bytes (measured with Open MPI 4.1: a 234-byte output and its
+     * temporary name abort the job with "buffer overflow detected"). An operator's own
+     * choice stands. */
+    setenv("OMPI_MCA_sharedfp", "^lockedfile", 0);
     if (getenv("PMIX_MCA_psec"))
         return;
     int answered = 0;

@@ -32,7 +32,10 @@ int ct_mpi_cpu_share(MPI_Comm sharing);
  * When munged's socket does not answer, munge cannot be used anyway, so
  * this leaves it out (PMIX_MCA_psec=^munge); a PMIX_MCA_psec already set,
  * or a munged that answers, is left alone. mpirun's own start is its
- * environment's: scripts export the same variable (tests/CMakeLists.txt). */
+ * environment's: scripts export the same variable (tests/CMakeLists.txt).
+ * It also leaves out Open MPI's lockedfile shared-file-pointer component
+ * (OMPI_MCA_sharedfp=^lockedfile, unless set), which aborts the job on a long
+ * path: contimg uses no shared file pointer. */
 void ct_mpi_prepare_env(void);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Keywords this module writes itself (or cfitsio writes for it): a caller's
@@ -158,7 +159,15 @@ static ct_code fits_fail(ct_err *err, int status, const char *what, const char *
     size_t n = strlen(detail);
     while (n > 0 && (detail[n - 1] == ' ' || detail[n - 1] == ':'))
         detail[--n] = '\0';
-    return ct_fail(err, CT_EIO, "%s %s: %s (cfitsio %d)%s%s%s%s", what, path, text, status,
+    /* What the file holds (a header cfitsio cannot parse, data past a file cut short or
+     * never FITS) fails the same way again: corrupt input, CT_EINVAL. Trouble reaching the
+     * file is CT_EIO and worth a retry. */
+    struct stat st;
+    const bool short_file = (status == END_OF_FILE || status == READ_ERROR) && path &&
+                            stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+                            (st.st_size == 0 || st.st_size % 2880 != 0);
+    const ct_code code = (status >= 200 && status < 500) || short_file ? CT_EINVAL : CT_EIO;
+    return ct_fail(err, code, "%s %s: %s (cfitsio %d)%s%s%s%s", what, path, text, status,
                    detail[0] ? ": " : "", detail, errnum ? ": " : "",
                    errnum ? strerror(errnum) : "");
 }

@@ -82,8 +82,9 @@ typedef struct ct_fits_image_info {
 /* Reads an image in the layout above into *info and a malloc'd
  * data[ny][nx] (*data_out; the caller frees it), or only its header when
  * data_out is NULL. CT_ENOTFOUND when path
- * does not exist, CT_EINVAL when the file is not such an image (axes, WCS),
- * CT_EIO for any other cfitsio failure, CT_ENOMEM. */
+ * does not exist, CT_EINVAL when the file is not such an image (axes, WCS) or
+ * not FITS at all (a header cfitsio cannot parse, a file cut short), CT_EIO for
+ * any other cfitsio failure (reaching the file), CT_ENOMEM. */
 ct_code ct_fits_read_image(const char *path, ct_fits_image_info *info, float **data_out,
                            ct_err *err);
 

@@ -206,8 +206,8 @@ static ct_code result_error(const PGresult *r, const char *what, ct_err *err)
             {"CT004", CT_ESTATE},    {"CT005", CT_EUNKNOWN_QUEUE}, {"CT006", CT_EINVAL},
             {"CT007", CT_EFULL},     {"22P02", CT_EINVAL},         {"23514", CT_EINVAL},
             {"22001", CT_EINVAL},    {"22023", CT_EINVAL},         {"22003", CT_EINVAL},
-            {"22P04", CT_EINVAL},    {"23505", CT_ESTATE},         {"42P01", CT_ESTATE},
-            {"42883", CT_ESTATE},    {"3F000", CT_ESTATE},
+            {"22P04", CT_EINVAL},    {"22021", CT_EINVAL},         {"23505", CT_ESTATE},
+            {"42P01", CT_ESTATE},    {"42883", CT_ESTATE},         {"3F000", CT_ESTATE},
         };
         for (size_t i = 0; i < sizeof map / sizeof *map; i++)
             if (strcmp(state, map[i].state) == 0)
@@ -217,9 +217,15 @@ static ct_code result_error(const PGresult *r, const char *what, ct_err *err)
     }
     if (code == CT_ESTATE && state != NULL &&
         (strcmp(state, "42P01") == 0 || strcmp(state, "42883") == 0 || strcmp(state, "3F000") == 0))
-        return ct_fail(err, code, "%s: the queue schema is missing (run `contimg db migrate`): %s",
-                       what, msg);
-    return ct_fail(err, code, "%s: %s", what, msg);
+        ct_fail(err, code, "%s: the queue schema is missing (run `contimg db migrate`): %s", what,
+                msg);
+    else if (state != NULL && strncmp(state, "CT", 2) != 0) /* PostgreSQL's own: say which */
+        ct_fail(err, code, "%s: %s (SQLSTATE %s)", what, msg, state);
+    else
+        ct_fail(err, code, "%s: %s", what, msg);
+    if (err != NULL && state != NULL && strncmp(state, "CT", 2) != 0)
+        snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state);
+    return code;
 }
 
 /* What every new session needs: quiet notices, and LISTEN when waiting. */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define ARCSEC (M_PI / 180.0 / 3600.0)
@@ -232,7 +233,7 @@ static double max_abs(const double *a, size_t n)
 }
 
 /* Writes the six images and, with export_vis, the rows as imaged. */
-/* Keep in step with write_products below, which writes them. */
+/* The FITS files in the order write_products holds their pixels, then the quick look. */
 const char *const ct_imaging_outputs[] = {"dirty.fits",    "psf.fits",   "model.fits",
                                           "residual.fits", "image.fits", "image-pb.fits",
                                           "image.png",     NULL};
@@ -273,30 +274,52 @@ static ct_code write_products(const ct_image_opts *o, const ct_image_result *r, 
         .extra = qa,
         .n_extra = (int)(sizeof qa / sizeof qa[0]),
     };
+    /* In ct_imaging_outputs' order: its FITS files, then the quick look. */
     const struct {
-        const char *suffix;
         const double *img;
         const char *bunit;
     } files[] = {
-        {"dirty", p->dirty, NULL},       {"psf", p->psf, NULL},
-        {"model", p->model, "JY/PIXEL"}, {"residual", p->residual, NULL},
-        {"image", p->restored, NULL},    {"image-pb", p->pbcor, NULL},
+        {p->dirty, NULL},    {p->psf, NULL},      {p->model, "JY/PIXEL"},
+        {p->residual, NULL}, {p->restored, NULL}, {p->pbcor, NULL},
     };
+    /* The set is all there or none of it: each file is written (atomically) under a staged
+     * name, and the staged files are renamed to their names only once every one is written.
+     * A failure removes what was staged and leaves the files of an earlier run as they were;
+     * a crash leaves staged names, which hold ".tmp-" and go when the task is run again. */
+    enum { NFILES = sizeof files / sizeof files[0] + 1 };
+    char final[NFILES][4096], staged[NFILES][4200];
+    size_t n = 0;
     ct_code rc = CT_OK;
-    char path[4096];
-    for (size_t i = 0; rc == CT_OK && i < sizeof files / sizeof files[0]; i++) {
-        if (snprintf(path, sizeof path, "%s-%s.fits", o->out_prefix, files[i].suffix) >=
-            (int)sizeof path)
+    for (size_t i = 0; i < NFILES; i++) {
+        if (snprintf(final[i], sizeof final[i], "%s-%s", o->out_prefix, ct_imaging_outputs[i]) >=
+                (int)sizeof final[i] ||
+            snprintf(staged[i], sizeof staged[i], "%s.tmp-%ld-set", final[i], (long)getpid()) >=
+                (int)sizeof staged[i])
             return ct_fail(err, CT_EINVAL, "imaging: output prefix too long");
-        d.bunit = files[i].bunit;
-        rc = write_fits(path, &d, files[i].img, err);
+    }
+    for (; rc == CT_OK && n < NFILES - 1; n++) {
+        d.bunit = files[n].bunit;
+        rc = write_fits(staged[n], &d, files[n].img, err);
     }
     /* The restored image's quick look, as a FITS viewer shows it (RA to the left), for the
      * status page of `contimg serve`. */
-    if (rc == CT_OK &&
-        snprintf(path, sizeof path, "%s-image.png", o->out_prefix) < (int)sizeof path)
-        rc = ct_png_quicklook(path, p->restored, r->nx, r->ny, r->qa.rms_jy, r->qa.peak_jy, 512, 1,
-                              err);
+    if (rc == CT_OK && (rc = ct_png_quicklook(staged[n], p->restored, r->nx, r->ny, r->qa.rms_jy,
+                                              r->qa.peak_jy, 512, 1, err)) == CT_OK)
+        n++;
+    for (size_t i = 0; rc == CT_OK && i < n; i++) { /* what would refuse a rename, first */
+        struct stat st;
+        if (lstat(final[i], &st) == 0 && !S_ISREG(st.st_mode))
+            rc = ct_fail(err, CT_EINVAL, "imaging: %s stands where %s goes",
+                         S_ISDIR(st.st_mode) ? "a directory" : "something not a file", final[i]);
+    }
+    for (size_t i = 0; rc == CT_OK && i < n; i++)
+        if (rename(staged[i], final[i]) != 0)
+            rc = ct_fail(err, CT_EIO, "imaging: cannot rename %s to %s: %s", staged[i], final[i],
+                         strerror(errno));
+    if (rc == CT_OK)
+        ct_fsync_parent(final[0]);
+    for (size_t i = 0; rc != CT_OK && i < n; i++)
+        unlink(staged[i]);
     return rc;
 }
 
