@@ -13,12 +13,14 @@
 #include "stages.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -781,7 +783,9 @@ static ct_code coordinator_loop(coordinator *c, ct_err *err)
                                                         &left, &next, err);
             if (rc == CT_OK && left == 0 && !c->journal_pending)
                 return CT_OK;
-            idle_wait(c, isnan(next) ? c->cfg->poll_interval_sec : fmax(next, 0.01));
+            if (rc == CT_OK && !isnan(next) && next <= 0)
+                reap(c); /* a lease that ran out (its holder died): the task comes back now */
+            idle_wait(c, isnan(next) ? c->cfg->poll_interval_sec : fmax(next, 0.1));
             continue;
         }
         idle_wait(c, c->cfg->poll_interval_sec);
@@ -866,6 +870,10 @@ ct_code ct_engine_run(MPI_Comm comm, const ct_config *cfg, const ct_engine_opts 
         }
         for (int r = 1; r < size; r++)
             MPI_Send(NULL, 0, MPI_CHAR, r, TAG_STOP, comm);
+        const struct mallinfo2 mi = mallinfo2();
+        struct rusage ru;
+        local.heap_bytes = (long)(mi.uordblks + mi.hblkhd);
+        local.peak_rss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
     } else {
         rc = worker_loop(comm, cfg);
     }

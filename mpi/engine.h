@@ -44,6 +44,10 @@ typedef struct ct_engine_summary {
     long claimed, completed, failed, released, dropped, journaled, replayed, reaped;
     bool signalled; /* a drain was requested by a signal */
     double seconds;
+    /* Rank 0's heap in use once the coordinator has freed what it holds (glibc's count):
+     * what a run leaks grows it, so two runs of different lengths tell (bench/engine, the
+     * load run); the peak resident size is the process's. */
+    long heap_bytes, peak_rss_kb;
 } ct_engine_summary;
 
 /* Sets the process's handlers for SIGTERM, SIGINT and SIGUSR1 to request a

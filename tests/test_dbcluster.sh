@@ -61,6 +61,9 @@ check "status when running exits 0" [ $? -eq 0 ]
 sock=$(psql "$("$CONTIMG" db url)" -Atc "show unix_socket_directories")
 check "socket directory is mode 0700" [ "$(stat -c %a "$sock")" = "700" ]
 check "no TCP listener" [ -z "$(psql "$("$CONTIMG" db url)" -Atc "show listen_addresses")" ]
+# Authentication trusts the socket alone: no host (TCP) and no replication lines, latent or not.
+hba=$(psql "$("$CONTIMG" db url)" -Atc "SELECT string_agg(type || ' ' || array_to_string(database, ',') || ' ' || auth_method, '|') FROM pg_hba_file_rules")
+check "pg_hba: the socket only ($hba)" [ "$hba" = "local all trust" ]
 
 # Stop twice, start again: data kept.
 id=$("$CONTIMG" task spawn --name persisted)

@@ -79,12 +79,14 @@ static int run_body(int argc, char **argv, const ct_config *cfg)
     if (rank != 0)
         return cli_exit_code(rc);
     if (json) {
-        json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f}", "claimed",
-                              (json_int_t)s.claimed, "completed", (json_int_t)s.completed, "failed",
-                              (json_int_t)s.failed, "released", (json_int_t)s.released, "dropped",
-                              (json_int_t)s.dropped, "journaled", (json_int_t)s.journaled,
-                              "replayed", (json_int_t)s.replayed, "reaped", (json_int_t)s.reaped,
-                              "signalled", s.signalled, "seconds", s.seconds);
+        json_t *j =
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:f, s:I, s:I}", "claimed",
+                      (json_int_t)s.claimed, "completed", (json_int_t)s.completed, "failed",
+                      (json_int_t)s.failed, "released", (json_int_t)s.released, "dropped",
+                      (json_int_t)s.dropped, "journaled", (json_int_t)s.journaled, "replayed",
+                      (json_int_t)s.replayed, "reaped", (json_int_t)s.reaped, "signalled",
+                      s.signalled, "seconds", s.seconds, "heap_bytes", (json_int_t)s.heap_bytes,
+                      "peak_rss_kb", (json_int_t)s.peak_rss_kb);
         cli_print_json(j);
     } else if (!o.quiet) {
         printf("engine done in %.1f s: %ld claimed, %ld completed, %ld failed, %ld released, "

@@ -213,11 +213,11 @@ static ct_code run_tool(const ct_pgcluster *pg, const char *const argv[], const 
     return ct_proc_run(argv, &o, status, err);
 }
 
-/* Appends and fsyncs: the settings must be on disk before the rename
- * that makes the cluster visible. */
-static ct_code append_file(const char *path, const char *text, ct_err *err)
+/* Appends (or, with replace, writes anew) and fsyncs: the settings must be on disk before
+ * the rename that makes the cluster visible. */
+static ct_code write_conf(const char *path, const char *text, bool replace, ct_err *err)
 {
-    FILE *f = fopen(path, "a");
+    FILE *f = fopen(path, replace ? "w" : "a");
     if (f == NULL)
         return ct_fail(err, CT_EIO, "open %s: %s", path, strerror(errno));
     int bad = fputs(text, f) < 0;
@@ -257,7 +257,17 @@ static ct_code initialize(ct_pgcluster *pg, ct_err *err)
              "unix_socket_permissions = 0700\n"
              "max_connections = 200\n",
              pg->sock);
-    if ((rc = append_file(conf, text, err)) != CT_OK)
+    if ((rc = write_conf(conf, text, false, err)) != CT_OK)
+        return rc;
+    /* initdb's --auth=trust also trusts TCP from 127.0.0.1 and ::1 and replication: latent
+     * (nothing listens on TCP) until someone sets listen_addresses. Only the socket, whose
+     * directory only the server's OS user (and root) may enter, is trusted. */
+    snprintf(conf, sizeof conf, "%s/pg_hba.conf", tmp);
+    if ((rc = write_conf(conf,
+                         "# contimg private cluster: the Unix socket only (its directory is\n"
+                         "# 0700, the server's OS user's); no TCP, no replication.\n"
+                         "local all all trust\n",
+                         true, err)) != CT_OK)
         return rc;
     if (rename(tmp, pg->data) != 0)
         return ct_fail(err, CT_EIO, "rename %s: %s", tmp, strerror(errno));

@@ -179,9 +179,10 @@ ct_code cq_commit(cq_client *c, const char *id, const char *token, const json_t 
                   const json_t *products, const json_t *spawns, bool allow_expired,
                   json_t **spawned, ct_err *err);
 
-/* How many pending or retrying tasks of queue (restricted to task_names,
- * NULL-terminated, when not NULL) a draining engine must still wait for,
- * and in how many seconds the earliest becomes available (NAN: none). */
+/* How many pending, retrying or claimed tasks of queue (restricted to task_names,
+ * NULL-terminated, when not NULL) a draining engine must still wait for, and in how
+ * many seconds the earliest becomes available, or a claim's lease runs out (NAN: none):
+ * a task whose holder died comes back to the drain (sql/0010_drain.sql). */
 ct_code cq_outstanding(cq_client *c, const char *queue, const char *const *task_names,
                        long *n_outstanding, double *next_available_sec, ct_err *err);
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# run_fuzz.sh CONTIMG FUZZ_DIR [MUTATIONS] -- each fuzz target (fuzz.h) on its seeds and
+# MUTATIONS (default 10000) deterministic mutations of them: the short form the suite runs
+# on every commit, under the release and the ASan builds. The seeds are made here -- a
+# small simulated observation (two of its subband files and their combination) and images
+# of it -- and, for the parsers, the texts in tests/fuzz/corpus/params. A crash keeps its
+# input as FUZZ_DIR/crash-TARGET.bin, which libFuzzer replays (bench/README.md).
+set -u
+CONTIMG=${1:?usage: run_fuzz.sh CONTIMG FUZZ_DIR [MUTATIONS]}
+BIN=${2:?usage: run_fuzz.sh CONTIMG FUZZ_DIR [MUTATIONS]}
+N=${3:-10000}
+HERE=$(cd "$(dirname "$0")" && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export CONTIMG_PRODUCTS_DIR=$T/products HDF5_USE_FILE_LOCKING=FALSE
+mkdir -p "$T/uvh5" "$T/fits"
+"$CONTIMG" simulate --out "$T/obs" --start 2026-11-22T10:00:00 --dec 55 --antennas 6 --times 2 \
+    --channels-per-subband 1 >/dev/null &&
+    cp "$T/obs/"*_sb00.hdf5 "$T/obs/"*_sb07.hdf5 "$T/uvh5/" &&
+    "$CONTIMG" convert "$T/obs" --out "$T/uvh5/combined.hdf5" >/dev/null &&
+    "$CONTIMG" image "$T/uvh5/combined.hdf5" --out "$T/img" --size 64 --niter 10 \
+        >/dev/null && cp "$T/img-image.fits" "$T/img-model.fits" "$T/fits/" ||
+    { echo "FAIL: the seeds could not be made" >&2; exit 1; }
+status=0
+for t in uvh5 fits params; do
+    corpus=$T/$t
+    [ $t = params ] && corpus=$HERE/corpus/params
+    if "$BIN/fuzz_$t" -n "$N" -s 1 -o "$T/crash-$t.bin" "$corpus" >"$T/$t.out" 2>&1; then
+        echo "ok   fuzz_$t: $(tail -1 "$T/$t.out")"
+    else
+        cp "$T/crash-$t.bin" "$BIN/crash-$t.bin" 2>/dev/null
+        echo "FAIL: fuzz_$t (input kept as $BIN/crash-$t.bin): $(tail -5 "$T/$t.out")" >&2
+        status=1
+    fi
+done
+exit $status
