@@ -843,6 +843,17 @@ const char *const *ct_stage_names(void)
     return stage_names;
 }
 
+size_t ct_stage_single_rank_names(const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof stage_table / sizeof stage_table[0] && n + 1 < cap; i++)
+        if (stage_table[i].max_ranks == 1)
+            out[n++] = stage_table[i].name;
+    if (cap > 0)
+        out[n] = NULL;
+    return n;
+}
+
 const ct_stage *ct_stage_find(const char *task_name)
 {
     for (size_t i = 0; task_name && i < sizeof stage_table / sizeof stage_table[0]; i++)

@@ -130,6 +130,11 @@ const ct_stage *ct_stage_find(const char *task_name);
 
 /* The kinds the engine claims, NULL-terminated, in table order. */
 const char *const *ct_stage_names(void);
+
+/* Those of them that run on one rank (no-ops, housekeeping, the mosaic planner) -- what
+ * ranks short of a whole group can still take -- into out, NULL-terminated (at most cap - 1
+ * names); returns how many. */
+size_t ct_stage_single_rank_names(const char **out, size_t cap);
 bool ct_stage_known(const char *task_name);
 
 /* How many ranks a task of this kind can use (at least 1). */

@@ -273,6 +273,18 @@ check "a drain waits out the dead job's lease, takes the task back and runs it (
     '[ $rc -eq 0 ] && [ "$(q "SELECT status || '"'"' '"'"' || attempt FROM absurd.tasks WHERE task_id = '"'"'$dead'"'"'")" = "completed 2" ] ||
      { tail -5 "$T/dead2.log"; false; }'
 
+# ---- short tasks side by side: ranks short of a whole group take the one-rank kinds ----------
+# (-np 3 is two workers, one group of two: two no-ops ran one after the other.)
+fresh sidebyside
+"$CONTIMG" queue create dsa110-pipeline >/dev/null
+for i in 1 2; do
+    "$CONTIMG" task spawn --name noop --params '{"config": {"sleep_sec": 2}}' >/dev/null
+done
+"${MPIRUN[@]}" -np 3 "$CONTIMG" run --drain >"$T/side.log" 2>&1 || bad "side by side: $(tail -3 "$T/side.log")"
+check "two no-ops on -np 3 run at the same time, one rank each" \
+    '[ "$(q "SELECT count(*) = 2 AND max(claimed_at) < min(completed_at) FROM absurd.tasks WHERE status = '"'"'completed'"'"'")" = t ] ||
+     { q "SELECT claimed_at, completed_at FROM absurd.tasks"; false; }'
+
 # ---- least privilege: the engine needs no ownership of the schema ---------------------------
 fresh roles
 q "CREATE ROLE engine1 LOGIN IN ROLE contimg_engine; CREATE ROLE viewer1 LOGIN IN ROLE contimg_reader"

@@ -99,5 +99,9 @@ static int run_body(int argc, char **argv, const ct_config *cfg)
 
 int cmd_run(int argc, char **argv, const ct_config *cfg)
 {
+    /* Before MPI_Init, which takes a few hundred ms: a drain asked for while the job starts
+     * is a drain, not a death by the signal's default action (the fault harness's TERM
+     * 50 ms into a run killed rank 0). run_body catches them again after MPI_Init. */
+    ct_engine_catch_signals();
     return cli_mpi_main("run", run_body, argc, argv, cfg);
 }

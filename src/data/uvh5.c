@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -1638,8 +1639,62 @@ static hid_t reproducible_dcpl(void)
     return pl;
 }
 
+/* The bytes a combined file of h takes at least: its three Data arrays and the
+ * per-baseline-time header arrays -- a little less than the whole file, whose metadata
+ * (a few kB) comes on top. */
+static off_t planned_bytes(const ct_uvh5_header *h)
+{
+    const off_t per_blt = (off_t)h->Nfreqs * h->Npols * (8 + 1 + 4) + 56;
+    return (off_t)h->Nblts * per_blt;
+}
+
+/* Room on the disk for a parallel file, taken before HDF5 writes anything. HDF5 1.10 does
+ * not survive a failed flush at close: H5Fclose fails and leaves a half-freed file in its
+ * ID table, which the library's own shutdown in MPI_Finalize then dereferences -- every rank
+ * crashed at exit after a conversion met a full products disk (the fault harness,
+ * tests/faults). So rank 0 first gives the planned bytes to a sibling file (nothing to undo
+ * if the disk is full: no HDF5 file exists yet), and hands them to the real file as soon as
+ * it exists. The reservation ends short of the file's end, so the metadata HDF5 flushes
+ * at close (low offsets, allocated first) always has its room; only the tail of the last
+ * array can still meet a full disk, a plain write error. A filesystem without
+ * posix_fallocate (EOPNOTSUPP, EINVAL) is written unreserved. */
+static ct_code reserve_hold(const char *reserve, off_t bytes, int *fd, ct_err *err)
+{
+    *fd = open(reserve, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return ct_fail(err, CT_EIO, "%s: %s", reserve, strerror(errno));
+    int e = bytes > 0 ? posix_fallocate(*fd, 0, bytes) : 0;
+    if (e == 0)
+        return CT_OK;
+    close(*fd);
+    *fd = -1;
+    unlink(reserve);
+    if (e == EOPNOTSUPP || e == EINVAL)
+        return CT_OK;
+    return ct_fail(err, CT_EIO, "no room for %.1f MB beside %s: %s", (double)bytes / 1e6, reserve,
+                   strerror(e));
+}
+
+static ct_code reserve_hand_over(const char *reserve, int fd, const char *path, off_t bytes,
+                                 ct_err *err)
+{
+    if (fd < 0)
+        return CT_OK;
+    unlink(reserve);
+    close(fd);
+    int out = open(path, O_WRONLY | O_CLOEXEC);
+    int e = out < 0 ? errno : posix_fallocate(out, 0, bytes);
+    if (out >= 0)
+        close(out);
+    if (e == 0 || e == EOPNOTSUPP || e == EINVAL)
+        return CT_OK;
+    return ct_fail(err, CT_EIO, "no room for %.1f MB at %s: %s", (double)bytes / 1e6, path,
+                   strerror(e));
+}
+
 static ct_code pcreate_body(ct_uvh5_file *f, MPI_Comm comm, const ct_uvh5_header *h, ct_err *err)
 {
+
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
@@ -1649,8 +1704,30 @@ static ct_code pcreate_body(ct_uvh5_file *f, MPI_Comm comm, const ct_uvh5_header
         err_restore(es);
         return io_fail(err, f->tmp_path, "cannot set up parallel file access");
     }
-    ct_code crc = create_file(f, fapl, err);
-    if (crc != CT_OK)
+    int me;
+    MPI_Comm_rank(comm, &me);
+    const off_t need = planned_bytes(h);
+    char reserve[PATH_MAX + 16];
+    int rfd = -1;
+    ct_code crc = CT_OK;
+    if (me == 0) {
+        if (snprintf(reserve, sizeof reserve, "%s.reserve", f->tmp_path) >= (int)sizeof reserve)
+            crc = ct_fail(err, CT_EINVAL, "uvh5: output path too long: %s", f->tmp_path);
+        else
+            crc = reserve_hold(reserve, need, &rfd, err);
+    }
+    if ((crc = ct_mpi_agree(comm, crc, err)) != CT_OK) {
+        H5Pclose(fapl);
+        return crc;
+    }
+    crc = create_file(f, fapl, err);
+    if (me == 0 && crc == CT_OK)
+        crc = reserve_hand_over(reserve, rfd, f->tmp_path, need, err);
+    else if (me == 0 && rfd >= 0) {
+        unlink(reserve);
+        close(rfd);
+    }
+    if ((crc = ct_mpi_agree(comm, crc, err)) != CT_OK)
         return crc;
 
     wprops p = {untimed_plist(H5P_GROUP_CREATE), reproducible_dcpl()};

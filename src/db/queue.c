@@ -615,7 +615,12 @@ ct_code cq_connect(const char *conninfo, cq_client **out, ct_err *err)
         return rc;
     }
     if (!session_setup(c)) {
-        ct_code rc = ct_fail(err, CT_EDB, "session setup failed: %s", PQerrorMessage(c->conn));
+        /* A server that went away between the connect and the setup (it crashed: the
+         * fault harness) is unavailable, exit 3, not a database error of ours. */
+        ct_code code = PQstatus(c->conn) == CONNECTION_BAD ? CT_ECONNECT : CT_EDB;
+        ct_code rc = ct_fail(err, code, "%s: %s",
+                             code == CT_ECONNECT ? "database unavailable" : "session setup failed",
+                             PQerrorMessage(c->conn));
         cq_disconnect(c);
         return rc;
     }
