@@ -24,11 +24,14 @@
 #include "sky.h"
 #include "testutil.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEG     (M_PI / 180.0)
@@ -430,6 +433,46 @@ static void test_bad_input(void)
     (void)fb;
 }
 
+/* A mosaic that fails once some of its files are written leaves none of them: here rank 0
+ * cannot write the assembled weight map (a directory stands at its staged name), after
+ * every tile is written. Its tiles used to stay behind under their final names, without a
+ * row to own them. */
+static void test_failed_write_leaves_nothing(void)
+{
+    char fa[4200], fb[4200], prefix[4200], block[4300];
+    path_of(fa, sizeof fa, "field-a.fits");
+    path_of(fb, sizeof fb, "field-b.fits");
+    path_of(prefix, sizeof prefix, "failing");
+    const char *inputs[2] = {fa, fb};
+    if (rank == 0) {
+        snprintf(block, sizeof block, "%s-weight.fits.tmp-%ld-set", prefix, (long)getpid());
+        CHECK(mkdir(block, 0700) == 0, "the blocking directory %s", block);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    ct_mosaic_opts o;
+    ct_mosaic_opts_default(&o);
+    o.out_prefix = prefix;
+    ct_mosaic_result r;
+    ct_err err;
+    ct_code rc = ct_mosaic_make(MPI_COMM_WORLD, inputs, 2, &o, &r, &err);
+    CHECK(rc != CT_OK, "the mosaic fails on every rank (%s)", err.msg);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) {
+        DIR *d = opendir(dir);
+        int left = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL)
+            if (strncmp(e->d_name, "failing", 7) == 0 && strstr(block, e->d_name) == NULL) {
+                fprintf(stderr, "  left behind: %s\n", e->d_name);
+                left++;
+            }
+        if (d)
+            closedir(d);
+        CHECK(d != NULL && left == 0, "no tile, map or staged file left (%d)", left);
+        rmdir(block);
+    }
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -442,6 +485,7 @@ int main(int argc, char **argv)
     dir = argv[1];
     RUN(test_mosaic);
     RUN(test_bad_input);
+    RUN(test_failed_write_leaves_nothing);
     int failed = tu_failed, any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     int rc = tu_finish();

@@ -550,6 +550,55 @@ static void tile_path(char *out, size_t size, const char *prefix, int t, int map
     snprintf(out, size, "%s-tile%03d%s.fits", prefix, t, map_suffix[map]);
 }
 
+/* A mosaic's files appear together or not at all: each map is written (atomically) under
+ * its staged name, and the staged files become their names only once every rank has
+ * written all of its own (publish). A failure removes what was staged and leaves an
+ * earlier run's files as they were -- a failed attempt used to leave final-named tiles
+ * without a row. A crash leaves staged names, which hold ".tmp-" and go with the stage's
+ * stale temporaries when the task runs again. */
+static void staged_path(char *out, size_t size, const char *final)
+{
+    snprintf(out, size, "%s.tmp-%ld-set", final, (long)getpid());
+}
+
+static ct_code write_staged(const char *final, const ct_fits_image_desc *d, const float *data,
+                            ct_err *err)
+{
+    char staged[4096 + 64];
+    staged_path(staged, sizeof staged, final);
+    return ct_fits_write_image(staged, d, data, err);
+}
+
+static void publish_one(const char *final, bool keep, ct_code *rc, ct_err *err)
+{
+    char staged[4096 + 64];
+    staged_path(staged, sizeof staged, final);
+    if (keep && *rc == CT_OK && rename(staged, final) != 0)
+        *rc = ct_fail(err, CT_EIO, "mosaic: cannot rename %s to %s: %s", staged, final,
+                      strerror(errno));
+    else if (!keep || *rc != CT_OK)
+        unlink(staged);
+}
+
+/* Renames (keep) or removes this rank's staged files: its tiles' maps, and on rank 0 the
+ * assembled maps. Local: the caller agrees on the outcome. */
+static ct_code publish(const char *prefix, const ct_mosaic_result *res, int rank, bool keep,
+                       ct_err *err)
+{
+    ct_code rc = CT_OK;
+    char final[4096 + 32];
+    for (int t = 0; res->tiles && t < res->n_tiles; t++)
+        for (int map = 0; map < 3 && res->tiles[t].rank == rank; map++) {
+            tile_path(final, sizeof final, prefix, t, map);
+            publish_one(final, keep, &rc, err);
+        }
+    for (int map = 0; map < 3 && rank == 0 && (res->assembled || !keep); map++) {
+        snprintf(final, sizeof final, "%s%s.fits", prefix, map_suffix[map]);
+        publish_one(final, keep, &rc, err);
+    }
+    return rc;
+}
+
 /* The header of map `map` for the pixels starting at (x0, y0). */
 static void map_desc(ct_fits_image_desc *d, ct_fits_keyword *kw, const grid *gr, const input *in,
                      int n_in, const ct_mosaic_result *res, int map, int x0, int y0, int nx, int ny)
@@ -672,7 +721,7 @@ static ct_code assemble(MPI_Comm comm, const grid *gr, const input *in, int n_in
         map_desc(&d, kw, gr, in, n_in, res, map, 0, 0, gr->nx, gr->ny);
         char path[4096 + 32];
         snprintf(path, sizeof path, "%s%s.fits", prefix, map_suffix[map]);
-        rc = ct_fits_write_image(path, &d, all, err);
+        rc = write_staged(path, &d, all, err);
     }
     free(all);
     free(scratch);
@@ -902,7 +951,7 @@ ct_code ct_mosaic_make(MPI_Comm comm, const char *const *images, int n_images,
                      acc[t].ny);
             char path[4096 + 32];
             tile_path(path, sizeof path, o->out_prefix, t, map);
-            rc = ct_fits_write_image(path, &d, maps + map * np, err);
+            rc = write_staged(path, &d, maps + map * np, err);
         }
         if (assemble_it)
             tile_maps[t] = maps; /* until rank 0 has it */
@@ -931,6 +980,12 @@ ct_code ct_mosaic_make(MPI_Comm comm, const char *const *images, int n_images,
     MPI_Bcast(&res->noise_med_jy, 1, MPI_DOUBLE, 0, comm);
 
 out:
+    /* Every rank reaches here on every path (the failures above are agreed), so the
+     * staged files are published or removed everywhere together. */
+    if (rc == CT_OK)
+        rc = ct_mpi_agree(comm, publish(o->out_prefix, res, rank, true, err), err);
+    else
+        publish(o->out_prefix, res, rank, false, NULL);
     for (int t = 0; acc && t < n_tiles; t++) {
         free(acc[t].num);
         free(acc[t].den);
