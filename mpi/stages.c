@@ -14,6 +14,7 @@
 #include "mpiutil.h"
 #include "products.h"
 #include "queue.h"
+#include "uvh5.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void ct_stage_outcome_free(ct_stage_outcome *o)
 {
@@ -915,6 +917,33 @@ static ct_code check_paths(const json_t *params, const ct_config *cfg, ct_err *e
     return CT_OK;
 }
 
+/* The task's UVH5 inputs that exist -- a subband group's files, a visibility file -- opened
+ * in a child process first (ct_uvh5_probe): a file that would crash HDF5 fails the task as
+ * corrupt input here, on rank 0, instead of killing the ranks that read it and with them
+ * every task of the job. A missing file is left to the stage, which says so. */
+static ct_code probe_inputs(const json_t *params, ct_err *err)
+{
+    const json_t *in = json_object_get(params, "inputs");
+    const json_t *files = json_object_get(in, "files");
+    const char *one = json_string_value(json_object_get(in, "vis_path"));
+    size_t n = json_array_size(files) + (one != NULL);
+    const char **paths = calloc(n + 1, sizeof *paths);
+    if (paths == NULL)
+        return ct_fail(err, CT_ENOMEM, "out of memory");
+    size_t k = 0, i;
+    const json_t *f;
+    json_array_foreach(files, i, f)
+    {
+        if (json_string_value(f) && access(json_string_value(f), R_OK) == 0)
+            paths[k++] = json_string_value(f);
+    }
+    if (one != NULL && access(one, R_OK) == 0)
+        paths[k++] = one;
+    ct_code rc = ct_uvh5_probe(paths, k, err);
+    free(paths);
+    return rc;
+}
+
 ct_code ct_stage_prepare(cq_client *db, const ct_config *cfg, const char *task_name, json_t *params,
                          ct_err *err)
 {
@@ -922,6 +951,8 @@ ct_code ct_stage_prepare(cq_client *db, const ct_config *cfg, const char *task_n
     if (st == NULL || !json_is_object(params))
         return CT_OK; /* ct_stage_run refuses it, with its own message */
     ct_code rc = check_paths(params, cfg, err);
+    if (rc == CT_OK)
+        rc = probe_inputs(params, err);
     if (rc == CT_OK && st->resolve)
         rc = st->resolve(db, cfg, params, err);
     return rc;

@@ -121,8 +121,15 @@ mkdir -p "$T/bad"
 simulate "$T/bad" 2026-11-22T11:00:00
 simulate "$T/bad" 2026-11-22T11:05:09
 head -c 4096 /dev/urandom >"$T/bad/2026-11-22T11:00:00_sb05.hdf5" # damaged on disk
+# A subband file damaged where HDF5 1.10 itself crashes decoding it (found by fuzz_uvh5):
+# the coordinator's probe fails the task as corrupt input; before, every rank died.
+mkdir -p "$T/bad2"
+simulate "$T/bad2" 2026-11-22T11:10:18
+cp "$HERE/fuzz/hdf5-crashers/shared-message-crashes-hdf5.hdf5" "$T/bad2/2026-11-22T11:10:18_sb09.hdf5"
 ABSURD_RETRY_BACKOFF_BASE=3 "$CONTIMG" ingest "$T/bad" >/dev/null
+"$CONTIMG" ingest "$T/bad2" >/dev/null
 corrupt=$(q "SELECT task_id FROM absurd.tasks WHERE idempotency_key = '2026-11-22T11:00:00'")
+crasher=$(q "SELECT task_id FROM absurd.tasks WHERE idempotency_key = '2026-11-22T11:10:18'")
 dependent=$("$CONTIMG" task spawn --name imaging --no-check --depends-on "$corrupt" --params '{}')
 # A task whose outcome the database refuses at commit (a group id the products table's
 # check rejects; spawned unchecked, as any database client could): failed, permanent, with
@@ -157,6 +164,10 @@ check "corrupt input fails as corrupt_input on its first attempt, dead-lettered,
               FROM absurd.tasks WHERE task_id = '"'"'$corrupt'"'"'")" = "failed corrupt_input 1 dsa110-pipeline-dlq" ]'
 check "the error names the damaged file" \
     '[[ "$(q "SELECT error FROM absurd.tasks WHERE task_id = '"'"'$corrupt'"'"'")" == *sb05* ]]'
+check "a file that crashes HDF5 fails its task as corrupt_input, first attempt, naming it" \
+    '[ "$(q "SELECT status || '"'"' '"'"' || error_category || '"'"' '"'"' || attempt
+              FROM absurd.tasks WHERE task_id = '"'"'$crasher'"'"'")" = "failed corrupt_input 1" ] &&
+     [[ "$(q "SELECT error FROM absurd.tasks WHERE task_id = '"'"'$crasher'"'"'")" == *sb09*"crashed reading it"* ]]'
 check "a commit the database refuses fails the task, permanent, first attempt, with the reason" \
     '[ "$(q "SELECT status || '"'"' '"'"' || error_category || '"'"' '"'"' || attempt
               FROM absurd.tasks WHERE task_id = '"'"'$refused'"'"'")" = "failed permanent 1" ] &&

@@ -417,6 +417,35 @@ static void test_read_errors(void)
     CHECK(rc == CT_EINVAL && data == NULL, "not FITS: %s (%s)", ct_code_name(rc), err.msg);
     CHECK(strchr(err.msg, '\n') == NULL, "one line");
     unlink(path);
+
+    /* A header that declares far more pixels than the file holds: corrupt input, found
+     * before any room is made for them (it used to ask for 160 GB and fail as out of
+     * memory, which is retried). */
+    static float img[NX * NY];
+    fill(img);
+    ct_fits_image_desc d = sin_desc();
+    join(path, sizeof path, out_dir, "naxis.fits");
+    REQUIRE(ct_fits_write_image(path, &d, img, &err) == CT_OK, "write: %s", err.msg);
+    fp = fopen(path, "r+b");
+    REQUIRE(fp != NULL, "reopen");
+    char card[81];
+    for (long at = 0; fread(card, 1, 80, fp) == 80; at += 80) {
+        if (strncmp(card, "NAXIS1  =", 9) == 0 || strncmp(card, "NAXIS2  =", 9) == 0) {
+            char key[9];
+            memcpy(key, card, 8);
+            key[8] = '\0';
+            snprintf(card, sizeof card, "%-8s= %20d%50s", key, 200000, "");
+            fseek(fp, at, SEEK_SET);
+            fwrite(card, 1, 80, fp);
+            fseek(fp, at + 80, SEEK_SET);
+        }
+    }
+    fclose(fp);
+    rc = ct_fits_read_image(path, &info, &data, &err);
+    CHECK(rc == CT_EINVAL && err.category == CT_CAT_CORRUPT_INPUT && data == NULL &&
+              strstr(err.msg, "200000 x 200000") != NULL,
+          "a NAXIS past the file's end: %s (%s)", ct_code_name(rc), err.msg);
+    unlink(path);
 }
 
 int main(int argc, char **argv)

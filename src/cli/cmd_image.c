@@ -4,6 +4,8 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "imaging.h"
+#include "mpiutil.h"
+#include "uvh5.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -206,7 +208,13 @@ static int image_body(int argc, char **argv, const ct_config *cfg)
     ct_image_result r;
     ct_err err;
     ct_err_clear(&err);
-    ct_code rc = ct_image_observation(MPI_COMM_WORLD, argv[optind], &o, &r, &err);
+    /* Opened in a child first (ct_uvh5_probe): a file HDF5 cannot decode safely is corrupt
+     * input, exit 2, not a crash of every rank. */
+    const char *vis = argv[optind];
+    ct_code rc = rank == 0 ? ct_uvh5_probe(&vis, 1, &err) : CT_OK;
+    if ((rc = ct_mpi_agree(MPI_COMM_WORLD, rc, &err)) != CT_OK)
+        return cli_rank_report(rank, &err);
+    rc = ct_image_observation(MPI_COMM_WORLD, vis, &o, &r, &err);
     if (rc != CT_OK)
         return cli_rank_report(rank, &err);
     if (rank == 0) {

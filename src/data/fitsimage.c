@@ -479,6 +479,19 @@ ct_code ct_fits_read_image(const char *path, ct_fits_image_info *info, float **d
     if (data_out == NULL)
         goto done; /* the header is all the caller wants */
     size_t npix = (size_t)d->nx * (size_t)d->ny;
+    /* The pixels the header declares must be in the file before room is made for them: a
+     * damaged NAXIS would otherwise ask for gigabytes, and fail as out of memory -- retried
+     * as transient -- instead of as the corrupt input it is (found by fuzz_fits). */
+    LONGLONG head_at = 0, data_at = 0, data_end = 0;
+    struct stat st;
+    if (fits_get_hduaddrll(f, &head_at, &data_at, &data_end, &status) == 0 &&
+        stat(path, &st) == 0 && data_end > (LONGLONG)st.st_size) {
+        rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                        "corrupt input: %s: its header declares %d x %d pixels (%lld bytes) but "
+                        "the file holds %lld",
+                        path, d->nx, d->ny, (long long)(data_end - data_at), (long long)st.st_size);
+        goto done;
+    }
     if ((data = malloc(npix * sizeof *data)) == NULL) {
         rc = ct_fail(err, CT_ENOMEM, "out of memory for %d x %d pixels", d->nx, d->ny);
         goto done;

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Data chunks hold whole blts and aim at about 1 MiB of visdata: large enough that HDF5's
@@ -896,6 +899,27 @@ static bool storage_agrees(hid_t d, int n, const hsize_t dims[4], const hsize_t 
     return ok;
 }
 
+/* Whether a dataset's element type has a size its class can have: HDF5 sizes its
+ * conversion buffers by the stored type, so a numeric type that claims gigabytes made a
+ * read of one scalar allocate them (found by fuzz_uvh5). Strings may be long (a history). */
+static bool type_size_sane(hid_t d, size_t *size)
+{
+    hid_t t = H5Dget_type(d);
+    if (t < 0)
+        return false;
+    H5T_class_t c = H5Tget_class(t);
+    *size = H5Tget_size(t);
+    H5Tclose(t);
+    switch (c) {
+    case H5T_INTEGER:
+    case H5T_FLOAT:
+    case H5T_ENUM: return *size > 0 && *size <= 16;
+    case H5T_COMPOUND: return *size > 0 && *size <= 64;
+    case H5T_STRING: return *size > 0 && *size <= ((size_t)1 << 24);
+    default: return *size > 0 && *size <= 4096;
+    }
+}
+
 static ct_code r_shape(const rctx *r, const char *name, hid_t d, int *rank, hsize_t dims[4],
                        ct_err *err)
 {
@@ -909,6 +933,10 @@ static ct_code r_shape(const rctx *r, const char *name, hid_t d, int *rank, hsiz
         H5Sclose(s);
     if (n < 0 || n > 4)
         return CORRUPT(err, r->path, "%s/%s has an unreadable or unexpected shape", r->gname, name);
+    size_t tsize = 0;
+    if (!type_size_sane(d, &tsize))
+        return CORRUPT(err, r->path, "%s/%s has elements of %zu bytes, more than its type can be",
+                       r->gname, name, tsize);
     if (!storage_agrees(d, n, dims, maxdims))
         return CORRUPT(err, r->path, "%s/%s has storage that disagrees with its layout", r->gname,
                        name);
@@ -1468,6 +1496,125 @@ ct_code ct_uvh5_open(const char *path, ct_uvh5_file **out, ct_err *err)
     if (rc == CT_OK)
         *out = f;
     return rc;
+}
+
+/* The child's report, over a pipe: the index of each file as it starts on it, then, for a
+ * file that is refused, PROBE_REFUSED and the error. A child that dies leaves the index of
+ * the file it died on last. */
+enum { PROBE_REFUSED = 0xffffffffu };
+
+static void probe_child(int fd, const char *const *paths, size_t n)
+{
+    /* A crash here is the finding, reported by the parent: not a second report from the
+     * handlers the MPI library installed in the parent (a backtrace on stderr). */
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t k = 0; k < sizeof fatal / sizeof fatal[0]; k++)
+        signal(fatal[k], SIG_DFL);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t at = (uint32_t)i;
+        if (write(fd, &at, sizeof at) != (ssize_t)sizeof at)
+            _exit(3);
+        ct_uvh5_file *f = NULL;
+        ct_err e;
+        ct_err_clear(&e);
+        if (ct_uvh5_open(paths[i], &f, &e) != CT_OK) {
+            uint32_t mark = PROBE_REFUSED;
+            if (write(fd, &mark, sizeof mark) != (ssize_t)sizeof mark ||
+                write(fd, &e, sizeof e) != (ssize_t)sizeof e)
+                _exit(3);
+            _exit(1);
+        }
+        ct_uvh5_close(f, NULL);
+    }
+    _exit(0);
+}
+
+ct_code ct_uvh5_probe(const char *const *paths, size_t n, ct_err *err)
+{
+    if (n == 0)
+        return CT_OK;
+    int fds[2];
+    if (pipe(fds) != 0)
+        return ct_fail(err, CT_EIO, "uvh5 probe: pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return ct_fail(err, CT_EIO, "uvh5 probe: fork: %s", strerror(e));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        probe_child(fds[1], paths, n); /* never returns: _exit, no atexit handlers */
+    }
+    close(fds[1]);
+    /* The report is a few bytes per file and one ct_err: read it whole, then reap. */
+    uint32_t last = 0;
+    bool refused = false, started = false;
+    ct_err child_err;
+    ct_err_clear(&child_err);
+    bool hung = false;
+    for (;;) {
+        /* A header takes milliseconds; a child silent for a minute is stuck in a decoder
+         * (a loop in a damaged B-tree) and is stopped. */
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        int ready = poll(&pfd, 1, 60000);
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready == 0) {
+            hung = true;
+            kill(pid, SIGKILL);
+            break;
+        }
+        uint32_t v;
+        ssize_t got = read(fds[0], &v, sizeof v);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got != (ssize_t)sizeof v)
+            break;
+        if (v == PROBE_REFUSED) {
+            size_t have = 0;
+            while (have < sizeof child_err) {
+                ssize_t r = read(fds[0], (char *)&child_err + have, sizeof child_err - have);
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r <= 0)
+                    break;
+                have += (size_t)r;
+            }
+            refused = have == sizeof child_err;
+            break;
+        }
+        last = v;
+        started = true;
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return CT_OK;
+    if (refused) {
+        child_err.msg[sizeof child_err.msg - 1] = '\0';
+        return ct_fail_as(err, child_err.category, child_err.code, "%s", child_err.msg);
+    }
+    const char *path = started && last < n ? paths[last] : paths[0];
+    if (hung)
+        return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                          "corrupt input: %s: the HDF5 library did not finish reading its header "
+                          "in 60 s",
+                          path);
+    if (WIFSIGNALED(status))
+        return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                          "corrupt input: %s: the HDF5 library crashed reading it (signal %d)",
+                          path, WTERMSIG(status));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 3)
+        return ct_fail(err, CT_EIO, "uvh5 probe of %s: its report could not be written", path);
+    /* Any other end without a report: the child was stopped inside the library (a
+     * sanitizer's handler exits instead of dying of the signal). */
+    return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
+                      "corrupt input: %s: the HDF5 library failed reading it (exit %d)", path,
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 ct_code ct_uvh5_read_blts(ct_uvh5_file *f, size_t blt_start, size_t n_blt, float *vis, bool *flags,
