@@ -982,10 +982,30 @@ static bool shape_ok(enum shape sh, hsize_t n, int rank, const hsize_t *dims, bo
     return false;
 }
 
+static ct_code read_num_impl(const rctx *r, const char *name, hid_t mtype, enum shape sh, hsize_t n,
+                             void *buf, size_t elem, void **made, ct_err *err);
+
 /* Reads a numeric dataset of the given shape into buf (converted to mtype). With
  * SH_SCALAR_OR_N a stored scalar fills all n elements of a double buf. */
 static ct_code read_num(const rctx *r, const char *name, hid_t mtype, enum shape sh, hsize_t n,
                         void *buf, ct_err *err)
+{
+    return read_num_impl(r, name, mtype, sh, n, buf, 0, NULL, err);
+}
+
+/* The same into a new array of n (SH_ROWS3: 3 n) elements of elem bytes, made only once
+ * the dataset has been found to hold them: a count in the header is no promise, and
+ * room made for a damaged one (a billion antennas) failed as out of memory -- retried --
+ * instead of as the corrupt input it is (found by fuzz_uvh5). */
+static ct_code read_num_new(const rctx *r, const char *name, hid_t mtype, enum shape sh, hsize_t n,
+                            size_t elem, void **out, ct_err *err)
+{
+    *out = NULL;
+    return read_num_impl(r, name, mtype, sh, n, NULL, elem, out, err);
+}
+
+static ct_code read_num_impl(const rctx *r, const char *name, hid_t mtype, enum shape sh, hsize_t n,
+                             void *buf, size_t elem, void **made, ct_err *err)
 {
     hid_t d = H5I_INVALID_HID; /* set by r_open on success; GCC -O3 cannot see it */
     ct_code rc = r_open(r, name, &d, err);
@@ -1003,6 +1023,9 @@ static ct_code read_num(const rctx *r, const char *name, hid_t mtype, enum shape
         rc = CORRUPT(err, r->path, "%s/%s has rank %d shape (%llu, ...), expected %llu elements",
                      r->gname, name, rank, rank > 0 ? (unsigned long long)dims[0] : 0ULL,
                      (unsigned long long)(sh == SH_SCALAR ? 1 : n));
+    else if (made != NULL &&
+             (buf = *made = calloc((size_t)(sh == SH_ROWS3 ? 3 * n : n), elem)) == NULL)
+        rc = ct_fail(err, CT_ENOMEM, "out of memory reading %s/%s of %s", r->gname, name, r->path);
     else if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
         rc = CORRUPT(err, r->path, "%s/%s cannot be read", r->gname, name);
     H5Dclose(d);
@@ -1202,12 +1225,6 @@ static int cmp_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-#define ALLOC_N(p, n)                                                                              \
-    do {                                                                                           \
-        if (((p) = calloc((size_t)(n), sizeof *(p))) == NULL)                                      \
-            return ct_fail(err, CT_ENOMEM, "out of memory reading %s", path);                      \
-    } while (0)
-
 static ct_code read_header(ct_uvh5_file *f, hid_t g, ct_err *err)
 {
     const char *path = f->path;
@@ -1256,36 +1273,27 @@ static ct_code read_header(ct_uvh5_file *f, hid_t g, ct_err *err)
         (rc = read_str(&r, "object_name", true, &h->object_name, err)))
         return rc;
 
-    ALLOC_N(h->antenna_numbers, nant);
-    ALLOC_N(h->antenna_names, nant);
-    ALLOC_N(h->antenna_positions, nant * 3);
-    ALLOC_N(h->ant_1_array, nblts);
-    ALLOC_N(h->ant_2_array, nblts);
-    ALLOC_N(h->time_array, nblts);
-    ALLOC_N(h->integration_time, nblts);
-    ALLOC_N(h->uvw_array, nblts * 3);
-    ALLOC_N(h->freq_array, nf);
-    ALLOC_N(h->channel_width, nf);
-    ALLOC_N(h->spw_array, h->Nspws);
-    ALLOC_N(h->polarization_array, h->Npols);
-    if ((rc = read_num(&r, "antenna_numbers", H5T_NATIVE_INT, SH_VEC, nant, h->antenna_numbers,
-                       err)) ||
-        (rc = read_num(&r, "antenna_positions", H5T_NATIVE_DOUBLE, SH_ROWS3, nant,
-                       h->antenna_positions, err)) ||
-        (rc = read_num(&r, "ant_1_array", H5T_NATIVE_INT, SH_VEC, nblts, h->ant_1_array, err)) ||
-        (rc = read_num(&r, "ant_2_array", H5T_NATIVE_INT, SH_VEC, nblts, h->ant_2_array, err)) ||
-        (rc = read_num(&r, "time_array", H5T_NATIVE_DOUBLE, SH_VEC, nblts, h->time_array, err)) ||
-        (rc = read_num(&r, "integration_time", H5T_NATIVE_DOUBLE, SH_SCALAR_OR_N, nblts,
-                       h->integration_time, err)) ||
-        (rc = read_num(&r, "uvw_array", H5T_NATIVE_DOUBLE, SH_ROWS3, nblts, h->uvw_array, err)) ||
-        (rc = read_num(&r, "freq_array", H5T_NATIVE_DOUBLE, SH_FREQ, nf, h->freq_array, err)) ||
-        (rc = read_num(&r, "channel_width", H5T_NATIVE_DOUBLE, SH_SCALAR_OR_N, nf, h->channel_width,
-                       err)) ||
-        (rc = read_num(&r, "spw_array", H5T_NATIVE_INT, SH_VEC, (hsize_t)h->Nspws, h->spw_array,
-                       err)) ||
-        (rc = read_num(&r, "polarization_array", H5T_NATIVE_INT, SH_VEC, (hsize_t)h->Npols,
-                       h->polarization_array, err)))
+#define READ_NEW(name, mtype, sh, n, p)                                                            \
+    read_num_new(&r, name, mtype, sh, n, sizeof *(p), (void **)&(p), err)
+    /* Each array made as its dataset is found to hold it; an integration time or channel
+     * width stored once fills an array sized by a count that time_array or freq_array,
+     * read before it, has already borne out. */
+    if ((rc = READ_NEW("antenna_numbers", H5T_NATIVE_INT, SH_VEC, nant, h->antenna_numbers)) ||
+        (rc = READ_NEW("antenna_positions", H5T_NATIVE_DOUBLE, SH_ROWS3, nant,
+                       h->antenna_positions)) ||
+        (rc = READ_NEW("ant_1_array", H5T_NATIVE_INT, SH_VEC, nblts, h->ant_1_array)) ||
+        (rc = READ_NEW("ant_2_array", H5T_NATIVE_INT, SH_VEC, nblts, h->ant_2_array)) ||
+        (rc = READ_NEW("time_array", H5T_NATIVE_DOUBLE, SH_VEC, nblts, h->time_array)) ||
+        (rc = READ_NEW("integration_time", H5T_NATIVE_DOUBLE, SH_SCALAR_OR_N, nblts,
+                       h->integration_time)) ||
+        (rc = READ_NEW("uvw_array", H5T_NATIVE_DOUBLE, SH_ROWS3, nblts, h->uvw_array)) ||
+        (rc = READ_NEW("freq_array", H5T_NATIVE_DOUBLE, SH_FREQ, nf, h->freq_array)) ||
+        (rc = READ_NEW("channel_width", H5T_NATIVE_DOUBLE, SH_SCALAR_OR_N, nf, h->channel_width)) ||
+        (rc = READ_NEW("spw_array", H5T_NATIVE_INT, SH_VEC, (hsize_t)h->Nspws, h->spw_array)) ||
+        (rc = READ_NEW("polarization_array", H5T_NATIVE_INT, SH_VEC, (hsize_t)h->Npols,
+                       h->polarization_array)))
         return rc;
+#undef READ_NEW
 
     /* Every baseline's antennas must be in the antenna table. */
     int *sorted = malloc((size_t)nant * sizeof *sorted);
@@ -1319,6 +1327,8 @@ static ct_code read_header(ct_uvh5_file *f, hid_t g, ct_err *err)
                          "Header/antenna_names does not have Nants_telescope = %d "
                          "entries",
                          h->Nants_telescope);
+        else if ((h->antenna_names = calloc((size_t)nant, sizeof *h->antenna_names)) == NULL)
+            rc = ct_fail(err, CT_ENOMEM, "out of memory reading %s", path);
         else
             rc = read_strings_d(&r, "antenna_names", d, (size_t)nant, h->antenna_names, err);
     }
