@@ -481,15 +481,17 @@ ct_code ct_fits_read_image(const char *path, ct_fits_image_info *info, float **d
     size_t npix = (size_t)d->nx * (size_t)d->ny;
     /* The pixels the header declares must be in the file before room is made for them: a
      * damaged NAXIS would otherwise ask for gigabytes, and fail as out of memory -- retried
-     * as transient -- instead of as the corrupt input it is (found by fuzz_fits). */
+     * as transient -- instead of as the corrupt input it is (seen triaging fuzz_fits). */
     LONGLONG head_at = 0, data_at = 0, data_end = 0;
     struct stat st;
+    const long long need = (long long)npix * (bitpix < 0 ? -bitpix : bitpix) / 8;
     if (fits_get_hduaddrll(f, &head_at, &data_at, &data_end, &status) == 0 &&
-        stat(path, &st) == 0 && data_end > (LONGLONG)st.st_size) {
+        stat(path, &st) == 0 && (long long)data_at + need > (long long)st.st_size) {
+        /* (The pixels themselves, not the padding to 2880 bytes some writers leave off.) */
         rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
                         "corrupt input: %s: its header declares %d x %d pixels (%lld bytes) but "
                         "the file holds %lld",
-                        path, d->nx, d->ny, (long long)(data_end - data_at), (long long)st.st_size);
+                        path, d->nx, d->ny, need, (long long)st.st_size);
         goto done;
     }
     if ((data = malloc(npix * sizeof *data)) == NULL) {

@@ -157,9 +157,9 @@ run_trial() { # run_trial N KIND DELAY_MS
     esac
     [ -z "$pid" ] && case $kind in kill-* | term-rank0) what="$kind (the job had ended)" ;; esac
 
-    # The first run ends by itself (or is killed at 180 s: a hang is a finding).
+    # The first run ends by itself (or is killed at 60 s -- it takes a few: a hang is a finding).
     local waited=0
-    while kill -0 $engine 2>/dev/null && [ $waited -lt 1800 ]; do
+    while kill -0 $engine 2>/dev/null && [ $waited -lt 600 ]; do
         sleep 0.1
         waited=$((waited + 1))
     done
@@ -198,8 +198,12 @@ run_trial() { # run_trial N KIND DELAY_MS
     usr1-mpirun) # mpirun forwards USR1 only once it has started the job; before that the
         # signal's default action ends mpirun itself (exit 138), an Open MPI window of
         # about 200 ms before any rank runs the engine. After it, a drain: exit 0.
+        # The same at the other end: once the ranks have finished, mpirun tears down its
+        # forwarding before it exits.
         if [ $rc1 -eq 138 ] && ! grep -q " engine " "$dir/run1.log"; then
             what="$kind (before mpirun forwards)"
+        elif [ $rc1 -eq 138 ] && grep -q "^engine done" "$dir/run1.log"; then
+            what="$kind (mpirun tearing down)"
         elif [ $rc1 -ne 0 ]; then
             verdict="VIOLATION: the first run exited $rc1 after $kind; $verdict"
             ok=1
@@ -207,7 +211,16 @@ run_trial() { # run_trial N KIND DELAY_MS
         ;;
     *) [ $rc1 -ne 0 ] && { verdict="VIOLATION: the first run exited $rc1 after $kind; $verdict"; ok=1; } ;;
     esac
-    [ $hung -eq 1 ] && { verdict="VIOLATION: the first run hung after the fault; $verdict"; ok=1; }
+    if [ $hung -eq 1 ] && [[ $kind == kill-* ]] && ! grep -q " engine " "$dir/run1.log"; then
+        # A rank killed inside MPI_Init, before the engine ran a line: mpirun (Open MPI
+        # 4.1, PMIx "UNREACHABLE") waits for it for ever. Not contimg's to fix; counted
+        # apart, and the invariants still checked.
+        what="$kind (in MPI_Init: mpirun hung)"
+        windows=$((windows + 1))
+    elif [ $hung -eq 1 ]; then
+        verdict="VIOLATION: the first run hung after the fault; $verdict"
+        ok=1
+    fi
     [ $rc2 -ne 0 ] && { verdict="VIOLATION: the rerun exited $rc2: $(tail -3 "$dir/run2.log"); $verdict"; ok=1; }
     printf 'trial %3d  %-34s at %5d ms  run %3d  rerun %d  %s\n' "$n" "$what" "$delay" "$rc1" \
         "$rc2" "$(head -1 <<<"$verdict")"
@@ -235,6 +248,7 @@ run_trial 0 none 0 || die "the undisturbed trial did not hold its invariants"
 window=$((run1_ms > 500 ? run1_ms : 500))
 echo "faults: seed $SEED, $TRIALS trials, faults within ${window} ms of the start; $disk_note"
 status=0
+windows=0
 for n in $(seq 1 "$TRIALS"); do
     kind=${KINDS[$((RANDOM % ${#KINDS[@]}))]}
     delay=$(((RANDOM * 32768 + RANDOM) % window))
@@ -242,5 +256,6 @@ for n in $(seq 1 "$TRIALS"); do
 done
 summary=""
 for k in "${!count[@]}"; do summary+="$k ${count[$k]}, "; done
-echo "faults: $held of $TRIALS trials held every invariant (${summary%, }); $disk_note"
+echo "faults: $held of $TRIALS trials held every invariant (${summary%, }); $windows in Open MPI's" \
+    "own start-up hang; $disk_note"
 exit $status
