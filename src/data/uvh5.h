@@ -137,12 +137,12 @@ void ct_uvh5_abort(ct_uvh5_file *f);
  */
 ct_code ct_uvh5_open(const char *path, ct_uvh5_file **out, ct_err *err);
 
-/* Opens each of n files as ct_uvh5_open would -- header and Data datasets, no data read --
- * in a child process, and returns the first one's error (corrupt input: the HDF5 library
- * crashed on it, or the file is refused), or CT_OK. HDF5 1.10 trusts the files it decodes:
- * a damaged object header can make it read out of bounds or write through a failed
- * allocation (fuzz_uvh5 found both), which in the caller would take down an MPI job and
- * every task in it. The engine's coordinator probes a task's UVH5 inputs before it
+/* Opens each of n files as ct_uvh5_open would -- header and Data datasets, and the first
+ * and last baseline-time of the data -- in a child process, and returns the first one's error
+ * (corrupt input: the HDF5 library crashed on it, or the file is refused), or CT_OK. HDF5 1.10
+ * trusts the files it decodes: a damaged object header can make it read out of bounds or write
+ * through a failed allocation (fuzz_uvh5 found both), which in the caller would take down an MPI
+ * job and every task in it. The engine's coordinator probes a task's UVH5 inputs before it
  * dispatches the task (ct_stage_prepare). */
 ct_code ct_uvh5_probe(const char *const *paths, size_t n, ct_err *err);
 
