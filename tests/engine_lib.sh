@@ -29,14 +29,8 @@ check() { # check DESCRIPTION CONDITION...
 # Small observations: 48 antennas, 4 integrations, one channel per subband; one 10 Jy
 # source at the phase centre and thermal noise. Images of 256 pixels of 20 arcsec;
 # quicklook mosaics of 2 consecutive images overlapping by 1, in 128-px tiles.
-cat >"$T/chains.json" <<'EOF'
-{"quick": ["convert-uvh5-to-ms",
-           {"task": "imaging", "config": {"size": 256, "cell_arcsec": 20, "niter": 300,
-                                          "threshold_jy": 0.05}},
-           {"task": "create-mosaic", "config": {"images_per_mosaic": 2, "overlap": 1,
-                                                "tile": 128}}]}
-EOF
-export CONTIMG_CHAINS_FILE=$T/chains.json
+# (tests/chains_small.json, shared with the fault harness)
+export CONTIMG_CHAINS_FILE=$HERE/chains_small.json
 simulate() { # simulate DIR START
     "$CONTIMG" simulate --out "$1" --start "$2" --dec 55 --antennas 48 --times 4 \
         --channels-per-subband 1 --noise-jy 0.05 >/dev/null || bad "simulate $2"

@@ -899,18 +899,26 @@ static bool storage_agrees(hid_t d, int n, const hsize_t dims[4], const hsize_t 
     return ok;
 }
 
+static H5T_class_t type_class(hid_t d, size_t *size)
+{
+    hid_t t = H5Dget_type(d);
+    if (t < 0)
+        return H5T_NO_CLASS;
+    H5T_class_t c = H5Tget_class(t);
+    if (size != NULL)
+        *size = H5Tget_size(t);
+    H5Tclose(t);
+    return c;
+}
+
 /* Whether a dataset's element type has a size its class can have: HDF5 sizes its
  * conversion buffers by the stored type, so a numeric type that claims gigabytes made a
  * read of one scalar allocate them (found by fuzz_uvh5). Strings may be long (a history). */
 static bool type_size_sane(hid_t d, size_t *size)
 {
-    hid_t t = H5Dget_type(d);
-    if (t < 0)
-        return false;
-    H5T_class_t c = H5Tget_class(t);
-    *size = H5Tget_size(t);
-    H5Tclose(t);
+    H5T_class_t c = type_class(d, size);
     switch (c) {
+    case H5T_NO_CLASS: return false;
     case H5T_INTEGER:
     case H5T_FLOAT:
     case H5T_ENUM: return *size > 0 && *size <= 16;
@@ -942,18 +950,6 @@ static ct_code r_shape(const rctx *r, const char *name, hid_t d, int *rank, hsiz
                        name);
     *rank = n;
     return CT_OK;
-}
-
-static H5T_class_t type_class(hid_t d, size_t *size)
-{
-    hid_t t = H5Dget_type(d);
-    if (t < 0)
-        return H5T_NO_CLASS;
-    H5T_class_t c = H5Tget_class(t);
-    if (size != NULL)
-        *size = H5Tget_size(t);
-    H5Tclose(t);
-    return c;
 }
 
 enum shape {

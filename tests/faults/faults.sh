@@ -63,14 +63,9 @@ fi
 [ -n "${FAULTS_KINDS:-}" ] && read -ra KINDS <<<"$FAULTS_KINDS"
 
 # ---- the night and the database ------------------------------------------------------------
-cat >"$T/chains.json" <<'EOF'
-{"quick": ["convert-uvh5-to-ms",
-           {"task": "imaging", "config": {"size": 256, "cell_arcsec": 20, "niter": 300,
-                                          "threshold_jy": 0.05}},
-           {"task": "create-mosaic", "config": {"images_per_mosaic": 2, "overlap": 1,
-                                                "tile": 128}}]}
-EOF
-export CONTIMG_CHAINS_FILE=$T/chains.json
+# The engine tests' chain (tests/chains_small.json): images of 256 px of 20 arcsec,
+# quicklook mosaics of two images overlapping by one, in 128-px tiles.
+export CONTIMG_CHAINS_FILE=$HERE/../chains_small.json
 NGROUPS=3
 for start in 2026-11-22T10:00:00 2026-11-22T10:05:09 2026-11-22T10:10:18; do
     "$CONTIMG" simulate --out "$T/night" --start $start --dec 55 --antennas 24 --times 4 \
