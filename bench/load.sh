@@ -78,6 +78,9 @@ echo "  20,000 in one transaction on a fresh table: $(since "$t0") s"
 # ---- 2. draining them ----------------------------------------------------------------------
 echo
 echo "draining $ntasks no-op tasks: mpirun -np $ranks contimg run --drain (default ranks per task)"
+vacuums() { sql "SELECT autovacuum_count + vacuum_count FROM pg_stat_user_tables
+                  WHERE schemaname = 'absurd' AND relname = 'tasks'"; }
+vac0=$(vacuums)
 mpirun -q --allow-run-as-root --oversubscribe -np "$ranks" "$contimg" run --drain --quiet --json \
     >"$work/drain.json" 2>"$work/drain.err" &
 engine=$!
@@ -91,7 +94,7 @@ rank0_rss() { # resident kB of rank 0 of this job, or nothing
     done
 }
 printf "  %-8s %12s %12s %14s\n" "seconds" "completed" "tasks/s" "rank 0 RSS kB"
-t0=$(now) prev=0 prevt=0 rss_tenth="" rss_last="" rates=()
+t0=$(now) prev=0 prevt=0 rss_tenth="" rss_last="" ts=() cs=()
 while kill -0 "$engine" 2>/dev/null; do
     sleep 5
     kill -0 "$engine" 2>/dev/null || break
@@ -99,7 +102,7 @@ while kill -0 "$engine" 2>/dev/null; do
     c=$(sql "SELECT count(*) FROM absurd.tasks WHERE status = 'completed'")
     r=$(rank0_rss)
     rate=$(calc "%.0f" "($c - $prev) / ($t - $prevt)")
-    rates+=("$rate")
+    ts+=("$t") cs+=("$c")
     printf "  %-8s %12s %12s %14s\n" "$t" "$c" "$rate" "${r:--}"
     [ -z "$rss_tenth" ] && [ "$c" -ge $((ntasks / 10)) ] && rss_tenth=$r
     [ -n "$r" ] && rss_last=$r
@@ -112,6 +115,17 @@ secs=$(jget "$work/drain.json" seconds)
 peak=$(jget "$work/drain.json" peak_rss_kb)
 heap=$(jget "$work/drain.json" heap_bytes)
 echo "  drained $completed tasks in $secs s: $(calc "%.0f" "$completed / $secs") tasks/s"
+# The claim rate over the first and the last fifth of the samples: flat when the table's
+# growing tail of completed rows costs the claim nothing (single 5 s samples are noisy).
+n=${#ts[@]}
+if [ "$n" -ge 5 ]; then
+    k=$((n / 5)) a=$((n - 1 - n / 5))
+    first=$(calc "%.0f" "${cs[$((k - 1))]} / ${ts[$((k - 1))]}")
+    last=$(calc "%.0f" "(${cs[$((n - 1))]} - ${cs[$a]}) / (${ts[$((n - 1))]} - ${ts[$a]})")
+    echo "  claim rate, first fifth / last fifth of the drain: $first / $last tasks/s" \
+        "($(calc "%.0f" "100 * $last / $first") %)"
+fi
+echo "  vacuums of absurd.tasks during the drain: $(($(vacuums) - vac0))"
 echo "  rank 0: RSS $rss_tenth kB after the first tenth, $rss_last kB at the last sample," \
     "peak $peak kB; heap in use at the end $heap bytes"
 [ -n "$rss_tenth" ] && echo "  peak against the first tenth: $(calc "%+.1f" "100 * ($peak - $rss_tenth) / $rss_tenth") %"
