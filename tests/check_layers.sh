@@ -16,6 +16,7 @@
 #   src/flagging interference: planes, inputs, flagged copy -> data, core
 #   src/imaging  visibilities to images                   -> data, core
 #   src/mosaic   images to mosaics                        -> imaging, data, core
+#   src/sources  images to catalogues                     -> imaging, data, core
 #   src/api      HTTP server, REST API, metrics           -> db, core
 #   mpi          the engine, stages, chains               -> all but api and cli
 #   src/cli      the command line                         -> all
@@ -36,7 +37,7 @@ if [ "${1:-}" = --self-test ]; then
 fi
 src=${1:?usage: check_layers.sh [--self-test] SOURCE_DIR}
 
-layers=(src/core src/db src/data src/calibration src/flagging src/imaging src/mosaic src/api mpi
+layers=(src/core src/db src/data src/calibration src/flagging src/imaging src/mosaic src/sources src/api mpi
     src/cli)
 allowed() { # allowed LAYER: the layers whose headers LAYER may include
     case $1 in
@@ -47,8 +48,9 @@ allowed() { # allowed LAYER: the layers whose headers LAYER may include
     src/flagging) echo "src/flagging src/data src/core" ;;
     src/imaging) echo "src/imaging src/data src/core" ;;
     src/mosaic) echo "src/mosaic src/imaging src/data src/core" ;;
+    src/sources) echo "src/sources src/imaging src/data src/core" ;;
     src/api) echo "src/api src/db src/core" ;;
-    mpi) echo "mpi src/mosaic src/imaging src/calibration src/flagging src/data src/db src/core" ;;
+    mpi) echo "mpi src/mosaic src/sources src/imaging src/calibration src/flagging src/data src/db src/core" ;;
     src/cli) echo "${layers[*]}" ;;
     esac
 }

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,4 +320,14 @@ ct_code ct_path_check_output(const char *path, const char *root, ct_err *err)
         return ct_fail(err, CT_EINVAL, "output %s: outside the products directory %s%s", path,
                        croot, strcmp(rpath, path) != 0 ? " (a link leads out)" : "");
     return CT_OK;
+}
+
+bool ct_temp_name(char *out, size_t size, const char *path)
+{
+    /* The one counter of the process's temporary names: per writer they could repeat
+     * when two modules write the same path in one process. */
+    static atomic_ulong seq;
+    int n = snprintf(out, size, "%s.tmp-%ld-%lu", path, (long)getpid(),
+                     (unsigned long)atomic_fetch_add(&seq, 1));
+    return n >= 0 && (size_t)n < size;
 }

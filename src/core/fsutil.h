@@ -38,6 +38,11 @@ int ct_disk_usage(const char *path, double *total_bytes, double *free_bytes, dou
  * durable. Failures are ignored: the file is complete at its path either way. */
 void ct_fsync_parent(const char *path);
 
+/* The temporary name a writer makes path under before it renames it: "PATH.tmp-PID-N",
+ * N counting in this process (threads included), so two writers never share one. false
+ * when it does not fit in size bytes. */
+bool ct_temp_name(char *out, size_t size, const char *path);
+
 /* Removes the temporary files a killed writer left in dir: regular files
  * whose names start with name_prefix and contain ".tmp-" (every writer in
  * contimg names its temporary PATH.tmp-PID[-N] and renames it when done).

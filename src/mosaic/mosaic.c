@@ -8,6 +8,7 @@
 #include "fitsimage.h"
 #include "mpiutil.h"
 #include "sky.h"
+#include "skyframe.h"
 
 #include <errno.h>
 #include <float.h>
@@ -57,64 +58,19 @@ ct_code ct_mosaic_interp_parse(const char *name, ct_mosaic_interp *out)
 
 /* --- Geometry: every direction is a unit vector ------------------------------------ */
 
-/* A projection's reference direction p and its local east and north unit vectors:
- * a direction s has SIN coordinates (l, m) = (s.e, s.n) and TAN coordinates
- * (s.e, s.n) / (s.p), and the angle from p has cosine s.p. */
-typedef struct frame {
-    double p[3], e[3], n[3];
-} frame;
-
-static void frame_make(frame *f, double ra_deg, double dec_deg)
-{
-    double a = ra_deg * DEG, d = dec_deg * DEG;
-    f->p[0] = cos(d) * cos(a), f->p[1] = cos(d) * sin(a), f->p[2] = sin(d);
-    f->e[0] = -sin(a), f->e[1] = cos(a), f->e[2] = 0;
-    f->n[0] = -sin(d) * cos(a), f->n[1] = -sin(d) * sin(a), f->n[2] = cos(d);
-}
-
-static double dot(const double *a, const double *b)
-{
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
-}
-
 /* One input image: its header, projection and beam. */
 typedef struct input {
     const char *path;
     ct_fits_image_info info;
-    frame f;
-    bool tan; /* TAN (else SIN) */
-    double cell_rad;
+    ct_imgwcs wcs;          /* its projection */
     double sigma, w;        /* MAD noise and 1 / sigma^2 */
     int bx0, by0, bx1, by1; /* footprint on the mosaic grid, inclusive (bx0 > bx1: none) */
 } input;
 
-/* The direction of the centre of input pixel (fx, fy) (0-based); false off the sphere. */
-static bool input_pixel_dir(const input *in, double fx, double fy, double s[3])
-{
-    const ct_fits_image_desc *d = &in->info.desc;
-    double l = (d->crpix1 - 1 - fx) * in->cell_rad, m = (fy - d->crpix2 + 1) * in->cell_rad;
-    double c;
-    if (in->tan) {
-        c = 1 / sqrt(1 + l * l + m * m);
-        l *= c, m *= c;
-    } else {
-        const double xi = in->info.desc.pv2_1, eta = in->info.desc.pv2_2;
-        if ((xi != 0 || eta != 0) && !ct_slant_to_lm(l, m, xi, eta, &l, &m))
-            return false;
-        double r2 = l * l + m * m;
-        if (r2 >= 1)
-            return false;
-        c = sqrt(1 - r2);
-    }
-    for (int i = 0; i < 3; i++)
-        s[i] = c * in->f.p[i] + l * in->f.e[i] + m * in->f.n[i];
-    return true;
-}
-
 /* The mosaic grid: TAN about frame g, pixel (ix, iy) at standard coordinates
  * xi = -cell (ix + 1 - crpix1), eta = cell (iy + 1 - crpix2) (radians). */
 typedef struct grid {
-    frame g;
+    ct_skyframe g;
     double ra_deg, dec_deg, crpix1, crpix2, cell_rad;
     int nx, ny;
 } grid;
@@ -125,15 +81,15 @@ static ct_code plan_grid(input *in, int n, int tile, grid *gr, ct_err *err)
     double c[3] = {0, 0, 0};
     for (int k = 0; k < n; k++)
         for (int i = 0; i < 3; i++)
-            c[i] += in[k].f.p[i];
-    double r = sqrt(dot(c, c));
+            c[i] += in[k].wcs.f.p[i];
+    double r = sqrt(ct_dot3(c, c));
     if (!(r > 1e-6 * n))
         return ct_fail(err, CT_EINVAL, "mosaic: the inputs' pointings cancel out (all-sky set)");
     memset(gr, 0, sizeof *gr);
     gr->ra_deg = fmod(atan2(c[1], c[0]) / DEG + 360.0, 360.0);
     gr->dec_deg = asin(fmax(-1.0, fmin(1.0, c[2] / r))) / DEG;
-    frame_make(&gr->g, gr->ra_deg, gr->dec_deg);
-    gr->cell_rad = in[0].cell_rad;
+    ct_skyframe_make(&gr->g, gr->ra_deg, gr->dec_deg);
+    gr->cell_rad = in[0].wcs.cell_rad;
 
     /* Standard coordinates of every input's border, in cells: each input's extent
      * (its footprint, below) and all of theirs (the grid). */
@@ -150,9 +106,9 @@ static ct_code plan_grid(input *in, int n, int tile, grid *gr, ct_err *err)
                 double t = (double)j / BORDER_STEPS, fx, fy, s[3];
                 fx = edge < 2 ? t * (d->nx - 1) : (edge == 2 ? 0 : d->nx - 1);
                 fy = edge < 2 ? (edge == 0 ? 0 : d->ny - 1) : t * (d->ny - 1);
-                if (!input_pixel_dir(&in[k], fx, fy, s))
+                if (!ct_imgwcs_pixel_to_dir(&in[k].wcs, fx, fy, s))
                     continue; /* a SIN image reaching past its horizon: its corners */
-                double cs = dot(s, gr->g.p);
+                double cs = ct_dot3(s, gr->g.p);
                 if (cs <= 0.1) {
                     free(ext);
                     return ct_fail(err, CT_EINVAL,
@@ -160,8 +116,8 @@ static ct_code plan_grid(input *in, int n, int tile, grid *gr, ct_err *err)
                                    "mosaic cannot span that much sky",
                                    in[k].path, acos(fmax(-1, fmin(1, cs))) / DEG);
                 }
-                double xi = dot(s, gr->g.e) / cs / gr->cell_rad;
-                double eta = dot(s, gr->g.n) / cs / gr->cell_rad;
+                double xi = ct_dot3(s, gr->g.e) / cs / gr->cell_rad;
+                double eta = ct_dot3(s, gr->g.n) / cs / gr->cell_rad;
                 e[0] = fmin(e[0], xi), e[1] = fmax(e[1], xi);
                 e[2] = fmin(e[2], eta), e[3] = fmax(e[3], eta);
             }
@@ -320,11 +276,11 @@ static void accumulate(tile_acc *t, const grid *gr, const input *in, const float
     const ct_fits_image_desc *d = &in->info.desc;
     /* A mosaic pixel's direction is v / |v| with v = p + xi e + eta n (grid frame);
      * its dot products with the input's frame are linear in xi and eta. */
-    const frame *g = &gr->g, *f = &in->f;
-    double pp = dot(g->p, f->p), ep = dot(g->e, f->p), np_ = dot(g->n, f->p);
-    double pe = dot(g->p, f->e), ee = dot(g->e, f->e), ne = dot(g->n, f->e);
-    double pn = dot(g->p, f->n), en = dot(g->e, f->n), nn = dot(g->n, f->n);
-    double cx = d->crpix1 - 1, cy = d->crpix2 - 1, inv_cell = 1 / in->cell_rad;
+    const ct_skyframe *g = &gr->g, *f = &in->wcs.f;
+    double pp = ct_dot3(g->p, f->p), ep = ct_dot3(g->e, f->p), np_ = ct_dot3(g->n, f->p);
+    double pe = ct_dot3(g->p, f->e), ee = ct_dot3(g->e, f->e), ne = ct_dot3(g->n, f->e);
+    double pn = ct_dot3(g->p, f->n), en = ct_dot3(g->e, f->n), nn = ct_dot3(g->n, f->n);
+    double cx = d->crpix1 - 1, cy = d->crpix2 - 1, inv_cell = 1 / in->wcs.cell_rad;
     const double sxi = d->pv2_1, seta = d->pv2_2; /* the input's SIN slant, if any */
     /* For `area`, 4 x 4 sub-samples at offsets -3/8, -1/8, 1/8, 3/8 of a pixel. */
     int nsub = interp == CT_MOSAIC_AREA ? 4 : 1;
@@ -344,7 +300,7 @@ static void accumulate(tile_acc *t, const grid *gr, const input *in, const float
                 if (c <= 0)
                     continue;
                 double a = beam_at(bt, l * l + m * m);
-                if (in->tan)
+                if (in->wcs.tan)
                     l /= c, m /= c;
                 else
                     l += sxi * (1 - c), m += seta * (1 - c); /* a slant SIN (PV2_1, PV2_2) */
@@ -372,7 +328,7 @@ static void accumulate(tile_acc *t, const grid *gr, const input *in, const float
                     double m = (pn + xi * en + es * nn) * inv;
                     if (c <= 0)
                         continue;
-                    if (in->tan)
+                    if (in->wcs.tan)
                         l /= c, m /= c;
                     else
                         l += sxi * (1 - c), m += seta * (1 - c);
@@ -468,8 +424,12 @@ static ct_code read_headers(input *in, const char *const *paths, int n, ct_err *
         if (rc != CT_OK)
             return rc;
         const ct_fits_image_desc *d = &in[k].info.desc;
-        in[k].tan = strcmp(in[k].info.projection, "TAN") == 0;
-        in[k].cell_rad = d->cdelt_deg * DEG;
+        if (ct_imgwcs_make(&in[k].wcs, d, in[k].info.projection, err) != CT_OK) {
+            char why[CT_ERRMSG_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL, "corrupt_input: %s: %s",
+                              paths[k], why);
+        }
         if (!(d->freq_hz > 0))
             return ct_fail(err, CT_EINVAL,
                            "mosaic: %s has no frequency axis (CRVAL3): the beam needs it",
@@ -477,7 +437,6 @@ static ct_code read_headers(input *in, const char *const *paths, int n, ct_err *
         if (d->nx < 4 || d->ny < 4)
             return ct_fail(err, CT_EINVAL, "mosaic: %s is %d x %d px: too small to resample",
                            paths[k], d->nx, d->ny);
-        frame_make(&in[k].f, d->ra_deg, d->dec_deg);
         const ct_fits_image_desc *d0 = &in[0].info.desc;
         if (fabs(d->freq_hz - d0->freq_hz) > AGREE_RTOL * d0->freq_hz)
             return ct_fail(err, CT_EINVAL,
@@ -872,11 +831,13 @@ ct_code ct_mosaic_make(MPI_Comm comm, const char *const *images, int n_images,
         double max_sin = 0.01;
         for (int corner = 0; corner < 4; corner++) {
             double s[3];
-            if (!input_pixel_dir(&in[k], corner & 1 ? d->nx + 1 : -2, corner & 2 ? d->ny + 1 : -2,
-                                 s))
+            if (!ct_imgwcs_pixel_to_dir(&in[k].wcs, corner & 1 ? d->nx + 1 : -2,
+                                        corner & 2 ? d->ny + 1 : -2, s))
                 max_sin = 1;
             else
-                max_sin = fmax(max_sin, sqrt(fmax(0, 1 - dot(s, in[k].f.p) * dot(s, in[k].f.p))));
+                max_sin =
+                    fmax(max_sin,
+                         sqrt(fmax(0, 1 - ct_dot3(s, in[k].wcs.f.p) * ct_dot3(s, in[k].wcs.f.p))));
         }
         beam_table bt;
         if ((rc = beam_table_make(&bt, d->freq_hz, fmin(1, max_sin + 0.01), err)) == CT_OK) {

@@ -1,0 +1,11 @@
+# Source finding (issue 18): completeness, false detections, fluxes, positions and sizes
+# against simulated restored images whose sources are known; then `contimg sources` on
+# one written as FITS (JSON, CSV, exit codes).
+add_executable(test_sources test_sources.c)
+target_link_libraries(test_sources PRIVATE contimg_testutil contimg_sources)
+add_test(NAME test_sources COMMAND test_sources)
+set_tests_properties(test_sources PROPERTIES LABELS nompi TIMEOUT 300)
+add_test(NAME test_sources_cli
+         COMMAND ${BASH_PROGRAM} ${CMAKE_CURRENT_SOURCE_DIR}/test_sources_cli.sh
+                 $<TARGET_FILE:contimg> $<TARGET_FILE:test_sources>)
+set_tests_properties(test_sources_cli PROPERTIES LABELS nompi TIMEOUT 120)
