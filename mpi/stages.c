@@ -14,6 +14,7 @@
 #include "mpiutil.h"
 #include "products.h"
 #include "queue.h"
+#include "science.h"
 #include "uvh5.h"
 
 #include <errno.h>
@@ -47,7 +48,7 @@ static const char *str_at(const json_t *params, const char *section, const char 
     return json_string_value(json_object_get(json_object_get(params, section), key));
 }
 
-static ct_code require_str(const json_t *params, const char *section, const char *key,
+ct_code ct_stage_param_str(const json_t *params, const char *section, const char *key,
                            const char **out, ct_err *err)
 {
     *out = str_at(params, section, key);
@@ -103,7 +104,8 @@ json_t *ct_stage_next_params(const char *next, const json_t *params, const json_
 /* On comm's rank 0: the output's directory exists and holds no temporary file
  * a killed run of this task left behind (the caller holds the task's claim,
  * so no live writer owns one). Collective. */
-static ct_code prepare_output(MPI_Comm comm, const char *path, const char *name_suffix, ct_err *err)
+ct_code ct_stage_prepare_output(MPI_Comm comm, const char *path, const char *name_suffix,
+                                ct_err *err)
 {
     int rank;
     MPI_Comm_rank(comm, &rank);
@@ -132,7 +134,7 @@ static ct_code prepare_output(MPI_Comm comm, const char *path, const char *name_
     return ct_mpi_agree(comm, rc, err);
 }
 
-static json_t *result_new(const char *message, json_t *outputs, json_t *metrics)
+json_t *ct_stage_result_new(const char *message, json_t *outputs, json_t *metrics)
 {
     return json_pack("{s:s, s:o, s:s, s:[], s:o}", "status", "success", "outputs", outputs,
                      "message", message, "errors", "metrics", metrics);
@@ -145,8 +147,8 @@ static ct_code run_convert(MPI_Comm comm, const json_t *params, const ct_config 
 {
     const char *group, *vis;
     ct_code rc;
-    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
-        (rc = require_str(params, "outputs", "vis_path", &vis, err)))
+    if ((rc = ct_stage_param_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = ct_stage_param_str(params, "outputs", "vis_path", &vis, err)))
         return rc;
     const json_t *list = json_object_get(json_object_get(params, "inputs"), "files");
     const char *files[64];
@@ -157,7 +159,7 @@ static ct_code run_convert(MPI_Comm comm, const json_t *params, const ct_config 
         if ((files[i] = json_string_value(json_array_get(list, i))) == NULL)
             return ct_fail(err, CT_EINVAL, "params.inputs.files[%zu] is not a string", i);
     if ((rc = ct_config_check_paths(cfg, files, n, err)) ||
-        (rc = prepare_output(comm, vis, ".", err)))
+        (rc = ct_stage_prepare_output(comm, vis, ".", err)))
         return rc;
     ct_convert_result res;
     if ((rc = ct_convert(comm, files, n, vis, NULL, &res, err)) != CT_OK)
@@ -180,8 +182,8 @@ static ct_code run_convert(MPI_Comm comm, const json_t *params, const ct_config 
                                 (json_int_t)res.bytes_read, "bytes_written",
                                 (json_int_t)res.bytes_written, "ranks", res.n_ranks);
     json_object_set(metrics, "qa", qaj);
-    out->result = result_new(qa.passed ? "converted" : "converted; quality gate failed",
-                             json_pack("{s:s}", "vis_path", vis), metrics);
+    out->result = ct_stage_result_new(qa.passed ? "converted" : "converted; quality gate failed",
+                                      json_pack("{s:s}", "vis_path", vis), metrics);
     if (!qa.passed)
         json_object_set_new(out->result, "status", json_string("qa_failed"));
     out->products =
@@ -216,15 +218,15 @@ static ct_code run_imaging(MPI_Comm comm, const json_t *params, const ct_config 
     const char *group, *vis, *prefix;
     ct_code rc;
     ct_image_opts o;
-    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
-        (rc = require_str(params, "inputs", "vis_path", &vis, err)) ||
-        (rc = require_str(params, "outputs", "image_prefix", &prefix, err)) ||
+    if ((rc = ct_stage_param_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = ct_stage_param_str(params, "inputs", "vis_path", &vis, err)) ||
+        (rc = ct_stage_param_str(params, "outputs", "image_prefix", &prefix, err)) ||
         (rc = ct_image_opts_from_json(json_object_get(params, "config"), &o, err)))
         return rc;
     /* Inputs must lie in the data roots; outputs are planned by ingest and the engine
      * under CONTIMG_PRODUCTS_DIR and need not exist yet. */
     if ((rc = ct_config_check_paths(cfg, &vis, 1, err)) ||
-        (rc = prepare_output(comm, prefix, "-", err)))
+        (rc = ct_stage_prepare_output(comm, prefix, "-", err)))
         return rc;
     o.out_prefix = prefix;
     o.threads = cfg->threads;
@@ -243,7 +245,7 @@ static ct_code run_imaging(MPI_Comm comm, const json_t *params, const ct_config 
     json_t *qa = json_incref(json_object_get(metrics, "qa"));
     json_object_set_new(qa, "passed", json_boolean(passed));
     json_object_set_new(qa, "reason", json_string(reason));
-    out->result = result_new(
+    out->result = ct_stage_result_new(
         passed ? "imaged" : "imaged; quality gate failed",
         json_pack("{s:s, s:s, s:s}", "image_path", image, "pb_path", pb, "image_prefix", prefix),
         metrics);
@@ -278,8 +280,8 @@ static ct_code run_mosaic(MPI_Comm comm, const json_t *params, const ct_config *
     const char *id, *prefix;
     ct_code rc;
     ct_mosaic_opts o;
-    if ((rc = require_str(params, "inputs", "mosaic_id", &id, err)) ||
-        (rc = require_str(params, "outputs", "prefix", &prefix, err)) ||
+    if ((rc = ct_stage_param_str(params, "inputs", "mosaic_id", &id, err)) ||
+        (rc = ct_stage_param_str(params, "outputs", "prefix", &prefix, err)) ||
         (rc = ct_mosaic_opts_from_json(json_object_get(params, "config"), &o, err)))
         return rc;
     const json_t *inputs = json_object_get(params, "inputs");
@@ -294,7 +296,7 @@ static ct_code run_mosaic(MPI_Comm comm, const json_t *params, const ct_config *
         if (!(paths[i] = json_string_value(json_array_get(images, (size_t)i))))
             rc = ct_fail(err, CT_EINVAL, "params.inputs.images[%d] is not a path", i);
     if (rc == CT_OK)
-        rc = prepare_output(comm, prefix, "", err);
+        rc = ct_stage_prepare_output(comm, prefix, "", err);
     o.out_prefix = prefix;
     ct_mosaic_result res;
     if (rc == CT_OK)
@@ -335,10 +337,10 @@ static ct_code run_mosaic(MPI_Comm comm, const json_t *params, const ct_config *
                         json_pack("{s:f, s:I, s:o}", "max_weight", res.max_weight, "n_blank",
                                   (json_int_t)res.n_blank, "sigma_jy",
                                   json_incref(json_object_get(metrics, "sigma_jy"))));
-    out->result = result_new("mosaicked",
-                             json_pack("{s:s, s:s?, s:s}", "mosaic_id", id, "path",
-                                       res.assembled ? res.path : NULL, "prefix", prefix),
-                             metrics);
+    out->result = ct_stage_result_new("mosaicked",
+                                      json_pack("{s:s, s:s?, s:s}", "mosaic_id", id, "path",
+                                                res.assembled ? res.path : NULL, "prefix", prefix),
+                                      metrics);
     out->products = json_pack("{s:[o]}", "mosaics", row);
     out->continue_chain = true;
     ct_mosaic_result_free(&res);
@@ -398,8 +400,8 @@ static ct_code run_mosaic_plan(MPI_Comm comm, const json_t *params, const ct_con
         return ct_fail(err, CT_EINVAL,
                        "mosaic-plan: params.chain names no chain (its next step, create-mosaic, "
                        "does the planning)");
-    out->result =
-        result_new("the chain's next step plans the mosaics", json_object(), json_object());
+    out->result = ct_stage_result_new("the chain's next step plans the mosaics", json_object(),
+                                      json_object());
     out->continue_chain = true;
     return CT_OK;
 }
@@ -420,7 +422,7 @@ static ct_code run_noop(MPI_Comm comm, const json_t *params, const ct_config *cf
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
     }
-    out->result = result_new("nothing to do", json_object(), json_object());
+    out->result = ct_stage_result_new("nothing to do", json_object(), json_object());
     out->continue_chain = true;
     return CT_OK;
 }
@@ -463,9 +465,9 @@ static ct_code run_cal_solve(MPI_Comm comm, const json_t *params, const ct_confi
 {
     const char *group, *vis, *path;
     ct_code rc;
-    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
-        (rc = require_str(params, "inputs", "vis_path", &vis, err)) ||
-        (rc = require_str(params, "outputs", "caltable_path", &path, err)))
+    if ((rc = ct_stage_param_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = ct_stage_param_str(params, "inputs", "vis_path", &vis, err)) ||
+        (rc = ct_stage_param_str(params, "outputs", "caltable_path", &path, err)))
         return rc;
     const json_t *config = json_object_get(params, "config");
     ct_source model[64];
@@ -518,7 +520,7 @@ static ct_code run_cal_solve(MPI_Comm comm, const json_t *params, const ct_confi
                            key);
     }
     if ((rc = ct_config_check_paths(cfg, &vis, 1, err)) ||
-        (rc = prepare_output(comm, path, ".", err)))
+        (rc = ct_stage_prepare_output(comm, path, ".", err)))
         return rc;
     ct_caltable t;
     if ((rc = ct_cal_solve(comm, vis, &o, &t, err)) != CT_OK)
@@ -535,8 +537,8 @@ static ct_code run_cal_solve(MPI_Comm comm, const json_t *params, const ct_confi
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
     if (rc == CT_OK) {
         json_t *qa = json_object_get(row, "qa");
-        out->result =
-            result_new("solved", json_pack("{s:s}", "caltable_path", path), json_deep_copy(qa));
+        out->result = ct_stage_result_new("solved", json_pack("{s:s}", "caltable_path", path),
+                                          json_deep_copy(qa));
         out->products = json_pack("{s:[o]}", "caltables", row);
         out->continue_chain = true;
     }
@@ -549,15 +551,15 @@ static ct_code run_cal_apply(MPI_Comm comm, const json_t *params, const ct_confi
 {
     const char *group, *vis, *path, *calibrated;
     ct_code rc;
-    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
-        (rc = require_str(params, "inputs", "vis_path", &vis, err)) ||
-        (rc = require_str(params, "inputs", "caltable_path", &path, err)) ||
-        (rc = require_str(params, "outputs", "vis_path", &calibrated, err)))
+    if ((rc = ct_stage_param_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = ct_stage_param_str(params, "inputs", "vis_path", &vis, err)) ||
+        (rc = ct_stage_param_str(params, "inputs", "caltable_path", &path, err)) ||
+        (rc = ct_stage_param_str(params, "outputs", "vis_path", &calibrated, err)))
         return rc;
     if (strcmp(vis, calibrated) == 0)
         return ct_fail(err, CT_EINVAL, "calibration-apply: outputs.vis_path is the input");
     if ((rc = ct_config_check_paths(cfg, &vis, 1, err)) ||
-        (rc = prepare_output(comm, calibrated, ".", err)))
+        (rc = ct_stage_prepare_output(comm, calibrated, ".", err)))
         return rc;
     ct_caltable t;
     if ((rc = ct_caltable_read(path, &t, err)) != CT_OK)
@@ -574,7 +576,8 @@ static ct_code run_cal_apply(MPI_Comm comm, const json_t *params, const ct_confi
         json_pack("{s:s, s:I, s:I, s:f, s:O}", "caltable_path", path, "n_samples",
                   (json_int_t)r.n_samples, "n_flagged_by_cal", (json_int_t)r.n_flagged_by_cal,
                   "seconds", r.seconds, "calibration", chosen ? chosen : json_null());
-    out->result = result_new("calibrated", json_pack("{s:s}", "vis_path", calibrated), metrics);
+    out->result =
+        ct_stage_result_new("calibrated", json_pack("{s:s}", "vis_path", calibrated), metrics);
     out->continue_chain = true;
     return CT_OK;
 }
@@ -599,9 +602,9 @@ static ct_code run_flag(MPI_Comm comm, const json_t *params, const ct_config *cf
 {
     const char *group, *vis, *flagged;
     ct_code rc;
-    if ((rc = require_str(params, "inputs", "group_id", &group, err)) ||
-        (rc = require_str(params, "inputs", "vis_path", &vis, err)) ||
-        (rc = require_str(params, "outputs", "vis_path", &flagged, err)))
+    if ((rc = ct_stage_param_str(params, "inputs", "group_id", &group, err)) ||
+        (rc = ct_stage_param_str(params, "inputs", "vis_path", &vis, err)) ||
+        (rc = ct_stage_param_str(params, "outputs", "vis_path", &flagged, err)))
         return rc;
     if (strcmp(vis, flagged) == 0)
         return ct_fail(err, CT_EINVAL, "flag-rfi: outputs.vis_path is the input");
@@ -619,7 +622,7 @@ static ct_code run_flag(MPI_Comm comm, const json_t *params, const ct_config *cf
     if (bad)
         return ct_fail(err, CT_EINVAL, "flag-rfi: a config value is not a number");
     if ((rc = ct_flag_opts_check(&o, err)) || (rc = ct_config_check_paths(cfg, &vis, 1, err)) ||
-        (rc = prepare_output(comm, flagged, ".", err)))
+        (rc = ct_stage_prepare_output(comm, flagged, ".", err)))
         return rc;
     ct_flag_result r;
     rc = ct_flag_observation(comm, vis, flagged, &o, &r, err);
@@ -645,9 +648,9 @@ static ct_code run_flag(MPI_Comm comm, const json_t *params, const ct_config *cf
         (json_int_t)r.n_flagged, "fraction", r.fraction, "burst_cells", (json_int_t)r.n_burst_cells,
         "max_fraction", o.max_fraction, "gate_passed", r.gate_passed, "bad_antennas", ants,
         "subband_fraction", subs, "seconds", r.seconds, "ranks", r.ranks);
-    out->result =
-        result_new(gate_failed ? "flagged; quality gate failed" : "flagged",
-                   gate_failed ? json_object() : json_pack("{s:s}", "vis_path", flagged), metrics);
+    out->result = ct_stage_result_new(
+        gate_failed ? "flagged; quality gate failed" : "flagged",
+        gate_failed ? json_object() : json_pack("{s:s}", "vis_path", flagged), metrics);
     if (gate_failed) {
         json_object_set_new(out->result, "status", json_string("qa_failed"));
         json_object_set_new(metrics, "reason", json_string(err->msg));
@@ -830,6 +833,12 @@ static void imaging_outputs(json_t *outputs, const char *group, const char *prod
     ROW(CT_TASK_MOSAIC_PLAN, 1, run_mosaic_plan, NULL, NULL, NULL, "", NULL)                       \
     ROW(CT_TASK_HOUSEKEEPING, 1, ct_housekeeping_run, NULL, NULL, ct_housekeeping_resolve, "",     \
         ct_housekeeping_admit)                                                                     \
+    ROW(CT_TASK_VALIDATION, 1, ct_science_validation, ct_science_validation_outputs, NULL, NULL,   \
+        "inputs.group_id inputs.image_path outputs.catalog_path", NULL)                            \
+    ROW(CT_TASK_CROSSMATCH, 1, ct_science_crossmatch, NULL, NULL, NULL,                            \
+        "inputs.group_id inputs.image_path inputs.catalog_path", NULL)                             \
+    ROW(CT_TASK_PHOTOMETRY, 1, ct_science_photometry, NULL, NULL, NULL,                            \
+        "inputs.group_id inputs.image_path", NULL)                                                 \
     ROW(CT_TASK_NOOP, 1, run_noop, NULL, NULL, NULL, "", NULL)
 
 #define STAGE_ROW(name, ranks, run, outputs, follow, resolve, keys, admit)                         \

@@ -44,6 +44,8 @@
  *   mosaic-plan         the head of the "nightly" chain (params {chain}): nothing
  *                       to run; its commit spawns the next step's create-mosaic
  *                       windows (the nightly-mosaic schedule starts it).
+ *   validation, crossmatch, photometry
+ *                       the science after imaging: science.h.
  *   housekeeping        retention of products and logs, and rows whose files are
  *                       gone (housekeeping.h); one rank, its plan resolved on rank 0.
  *   noop                does nothing (config {sleep_sec}): the engine's own
@@ -124,6 +126,19 @@ typedef struct ct_stage {
  * category (CT_EINVAL, permanent, for a path). */
 ct_code ct_stage_prepare(cq_client *db, const ct_config *cfg, const char *task_name, json_t *params,
                          ct_err *err);
+
+/* What the stages' run functions share (stages.c, science.c). params.section.key as a
+ * non-empty string, or CT_EINVAL naming it. */
+ct_code ct_stage_param_str(const json_t *params, const char *section, const char *key,
+                           const char **out, ct_err *err);
+/* The result every stage returns: {"status": "success", "outputs", "message", "errors": [],
+ * "metrics"} (takes outputs and metrics). */
+json_t *ct_stage_result_new(const char *message, json_t *outputs, json_t *metrics);
+/* On comm's rank 0: path's directory made, and the temporary files named after it
+ * (basename + name_suffix ...) that a killed run of this task left removed (the caller
+ * holds the claim, so no live writer owns one). Collective. */
+ct_code ct_stage_prepare_output(MPI_Comm comm, const char *path, const char *name_suffix,
+                                ct_err *err);
 
 /* The row of a task kind; NULL for a kind no stage runs. */
 const ct_stage *ct_stage_find(const char *task_name);

@@ -9,3 +9,10 @@ add_test(NAME test_sources_cli
          COMMAND ${BASH_PROGRAM} ${CMAKE_CURRENT_SOURCE_DIR}/test_sources_cli.sh
                  $<TARGET_FILE:contimg> $<TARGET_FILE:test_sources>)
 set_tests_properties(test_sources_cli PROPERTIES LABELS nompi TIMEOUT 120)
+# The stages after imaging under the engine (validation, crossmatch, photometry and the
+# light curves' variability) on a night of twelve images; a database of its own.
+add_test(NAME test_science
+         COMMAND ${BASH_PROGRAM} ${CMAKE_CURRENT_SOURCE_DIR}/test_science.sh
+                 $<TARGET_FILE:contimg> $<TARGET_FILE:test_sources>)
+set_tests_properties(test_science PROPERTIES FIXTURES_REQUIRED postgres
+                                             ENVIRONMENT "${TEST_ENV}" LABELS mpi TIMEOUT 300)

@@ -17,7 +17,8 @@
  *   - two sources a beam apart fitted as two (a blend), three rms-deep dips in between;
  *   - the background: a slope and an offset added to the image come back in the map.
  * `test_sources --write DIR` writes the image and its truth (DIR/sky.fits, DIR/truth.csv)
- * for the command-line test and bench/sources.
+ * for the command-line test and bench/sources; `test_sources --night DIR` a night of
+ * images with variable sources and a reference catalogue for tests/test_science.sh.
  */
 #define _GNU_SOURCE
 #include "fitsimage.h"
@@ -447,8 +448,92 @@ static int write_sky(const char *dir, int n, int npoint)
     return 0;
 }
 
+/* A night of twelve images of one field (the strip DSA-110 sees again at each transit):
+ * DIR/img-K.fits (K = 00..11, 20 minutes apart), the reference catalogue DIR/refcat.csv
+ * (its sources at 20 to 200 sigma, at least three beams apart) and the truth DIR/night.csv
+ * (each source's name and whether it varies, and each image's flux-scale error). Ten of
+ * the sources vary sinusoidally with amplitude 0.3 (modulation index 0.21); every image
+ * carries a flux-scale error drawn with a 5 % rms (sources and noise alike, as a gain
+ * error would). */
+static int write_night(const char *dir, int nimg)
+{
+    enum { N = 384, NSRC = 90, NVAR = 10 };
+    rng r = {2026};
+    double beam_px = 5, scale[64];
+    truth t[NSRC];
+    double phase[NSRC];
+    int nt = 0;
+    sky base;
+    make_sky(&base, N, 0, 0, 1); /* the header */
+    ct_imgwcs w;
+    ct_err err;
+    ct_imgwcs_make(&w, &base.d, "SIN", &err);
+    while (nt < NSRC) {
+        double x = 14 + uniform(&r) * (N - 29), y = 14 + uniform(&r) * (N - 29);
+        bool clear = true;
+        for (int j = 0; j < nt && clear; j++)
+            clear = hypot(t[j].x - x, t[j].y - y) >= 3 * beam_px;
+        if (!clear)
+            continue;
+        t[nt].x = x, t[nt].y = y;
+        t[nt].peak = 1e-3 * (20 + 180 * uniform(&r));
+        phase[nt] = 2 * M_PI * uniform(&r);
+        double u[3];
+        ct_imgwcs_pixel_to_dir(&w, x, y, u);
+        ct_dir_to_radec(u, &t[nt].ra, &t[nt].dec);
+        nt++;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/refcat.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return 1;
+    fprintf(f, "name,ra_deg,dec_deg,flux_jy\n");
+    for (int k = 0; k < nt; k++)
+        fprintf(f, "SRC%03d,%.9f,%.9f,%.6g\n", k, t[k].ra, t[k].dec, t[k].peak);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/night.csv", dir);
+    f = fopen(path, "w");
+    if (!f)
+        return 1;
+    fprintf(f, "kind,name,value\n");
+    for (int k = 0; k < nt; k++)
+        fprintf(f, "source,SRC%03d,%d\n", k, k < NVAR);
+    for (int i = 0; i < nimg && i < 64; i++) {
+        scale[i] = 1 + 0.05 * gauss(&r);
+        fprintf(f, "scale,img-%02d,%.6f\n", i, scale[i]);
+    }
+    fclose(f);
+    for (int i = 0; i < nimg && i < 64; i++) {
+        sky s;
+        make_sky(&s, N, 0, 0, 100 + (uint64_t)i); /* fresh noise */
+        char date[32];
+        snprintf(date, sizeof date, "2026-12-07T%02d:%02d:00", 2 + i / 3, (i % 3) * 20);
+        s.d.date_obs = date;
+        for (int k = 0; k < nt; k++) {
+            double a = t[k].peak;
+            if (k < NVAR)
+                a *= 1 + 0.3 * sin(2 * M_PI * i / nimg + phase[k]);
+            add_gauss(s.img, N, t[k].x, t[k].y, a, beam_px, 3.5, 30);
+        }
+        for (size_t p = 0; p < (size_t)N * N; p++)
+            s.img[p] = (float)(s.img[p] * scale[i]);
+        snprintf(path, sizeof path, "%s/img-%02d.fits", dir, i);
+        int rc = ct_fits_write_image(path, &s.d, s.img, &err);
+        free_sky(&s);
+        if (rc != CT_OK) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+    }
+    free_sky(&base);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "--night") == 0)
+        return write_night(argv[2], argc >= 4 ? atoi(argv[3]) : 12);
     if (argc >= 3 && strcmp(argv[1], "--write") == 0)
         return write_sky(argv[2], argc >= 4 ? atoi(argv[3]) : 1024,
                          argc >= 5 ? atoi(argv[4]) : 260);

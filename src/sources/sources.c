@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -841,10 +842,12 @@ void ct_src_catalog_free(ct_src_catalog *c)
 #define SRC_COLUMNS(X)                                                                             \
     X(ra_deg, "%.9f")                                                                              \
     X(dec_deg, "%.9f")                                                                             \
-    X(ra_err_arcsec, "%.4g") X(dec_err_arcsec, "%.4g") X(x, "%.4f") X(y, "%.4f")                   \
-        X(peak_jy, "%.6g") X(peak_err_jy, "%.4g") X(int_jy, "%.6g") X(int_err_jy, "%.4g")          \
-            X(maj_arcsec, "%.4f") X(min_arcsec, "%.4f") X(pa_deg, "%.3f") X(rms_jy, "%.4g")        \
-                X(background_jy, "%.4g") X(snr, "%.3f")
+    X(ra_err_arcsec, "%.4g")                                                                       \
+    X(dec_err_arcsec, "%.4g")                                                                      \
+    X(x, "%.4f")                                                                                   \
+    X(y, "%.4f") X(peak_jy, "%.6g") X(peak_err_jy, "%.4g") X(int_jy, "%.6g") X(int_err_jy, "%.4g") \
+        X(maj_arcsec, "%.4f") X(min_arcsec, "%.4f") X(pa_deg, "%.3f") X(rms_jy, "%.4g")            \
+            X(background_jy, "%.4g") X(snr, "%.3f")
 
 /* JSON has no NaN: null for a value that is not finite. */
 static json_t *num(double v)
@@ -908,4 +911,110 @@ ct_code ct_src_catalog_write_csv(const ct_src_catalog *c, const char *path, ct_e
     }
     ct_fsync_parent(path);
     return CT_OK;
+}
+
+ct_code ct_src_opts_from_json(ct_src_opts *o, const json_t *config, ct_err *err)
+{
+    if (config != NULL && !json_is_null(config)) {
+        if (!json_is_object(config))
+            return ct_fail(err, CT_EINVAL, "source-finding config must be an object");
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)config, key, v)
+        {
+            bool whole = strcmp(key, "box") == 0 || strcmp(key, "max_components") == 0;
+            if (whole ? !json_is_integer(v) : !json_is_number(v))
+                return ct_fail(err, CT_EINVAL, "source-finding config %s must be %s", key,
+                               whole ? "a whole number" : "a number");
+            if (strcmp(key, "seed_sigma") == 0)
+                o->seed_sigma = json_number_value(v);
+            else if (strcmp(key, "island_sigma") == 0)
+                o->island_sigma = json_number_value(v);
+            else if (whole) {
+                json_int_t n = json_integer_value(v);
+                int x = n < 0 || n > 1000000 ? -1 : (int)n;
+                *(strcmp(key, "box") == 0 ? &o->box : &o->max_components) = x;
+            } else
+                return ct_fail(err, CT_EINVAL, "source-finding config: unknown key \"%s\"", key);
+        }
+    }
+    return ct_src_opts_check(o, err);
+}
+
+ct_code ct_src_catalog_read_csv(const char *path, ct_src_catalog *out, ct_err *err)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return ct_fail(err, errno == ENOENT ? CT_ENOTFOUND : CT_EIO, "%s: %s", path,
+                       strerror(errno));
+    static const struct {
+        const char *name;
+        size_t off;
+    } cols[] = {
+#define X(name, fmt) {#name, offsetof(ct_src, name)},
+        SRC_COLUMNS(X)
+#undef X
+    };
+    enum { NC = sizeof cols / sizeof cols[0] };
+    char *line = NULL;
+    size_t cap = 0, have = 0;
+    long lineno = 0;
+    ct_code rc = CT_OK;
+    while (rc == CT_OK && getline(&line, &cap, f) != -1) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (lineno == 1) { /* the header: ours, in our order */
+            char *save = NULL, *tok = strtok_r(line, ",", &save);
+            for (int i = 0; i < NC + 2 && rc == CT_OK; i++, tok = strtok_r(NULL, ",", &save)) {
+                const char *want = i < NC ? cols[i].name : i == NC ? "island" : "flags";
+                if (tok == NULL || strcmp(tok, want) != 0)
+                    rc = ct_fail(err, CT_EINVAL,
+                                 "%s: not a contimg source catalogue (column %d "
+                                 "is not %s)",
+                                 path, i + 1, want);
+            }
+            continue;
+        }
+        if (out->n == have) {
+            have = have ? 2 * have : 256;
+            ct_src *g = realloc(out->src, have * sizeof *g);
+            if (g == NULL) {
+                rc = ct_fail(err, CT_ENOMEM, "%s: out of memory", path);
+                break;
+            }
+            out->src = g;
+        }
+        ct_src *s = &out->src[out->n];
+        memset(s, 0, sizeof *s);
+        /* strtok_r would skip empty fields (a value that was not finite): split by hand. */
+        char *p = line;
+        for (int i = 0; i < NC + 2 && rc == CT_OK; i++) {
+            char *comma = strchr(p, ',');
+            if (comma)
+                *comma = '\0';
+            else if (i < NC + 1)
+                rc = ct_fail(err, CT_EINVAL, "%s: line %ld: %d fields, not %d", path, lineno, i + 1,
+                             NC + 2);
+            char *end;
+            double v = *p ? strtod(p, &end) : NAN;
+            if (*p && *end != '\0')
+                rc = ct_fail(err, CT_EINVAL, "%s: line %ld: '%s' is not a number", path, lineno, p);
+            if (i < NC)
+                *(double *)((char *)s + cols[i].off) = v;
+            else if (i == NC)
+                s->island = (int)v;
+            else
+                s->flags = (int)v;
+            p = comma ? comma + 1 : p + strlen(p);
+        }
+        out->n++;
+    }
+    if (rc == CT_OK && lineno == 0)
+        rc = ct_fail(err, CT_EINVAL, "%s: empty: not a contimg source catalogue", path);
+    free(line);
+    fclose(f);
+    if (rc != CT_OK)
+        ct_src_catalog_free(out);
+    return rc;
 }

@@ -99,6 +99,16 @@ void ct_src_catalog_free(ct_src_catalog *c);
  * memory. */
 json_t *ct_src_catalog_json(const ct_src_catalog *c);
 
+/* Reads the source-finding options present in config (a JSON object; NULL: none:
+ * seed_sigma, island_sigma, box, max_components) over *o, then checks them. CT_EINVAL for
+ * an unknown key or a value of the wrong type. */
+ct_code ct_src_opts_from_json(ct_src_opts *o, const json_t *config, ct_err *err);
+
+/* Reads back a catalogue ct_src_catalog_write_csv wrote (the sources, in its order: the
+ * n-th row is source n); the image-level figures (rms, beam) are not in it and stay 0.
+ * CT_ENOTFOUND, CT_EINVAL (not such a file: the line), CT_ENOMEM. */
+ct_code ct_src_catalog_read_csv(const char *path, ct_src_catalog *out, ct_err *err);
+
 /* Writes the catalogue as CSV (a header line, then one line per source, the JSON's
  * fields in its order), atomically: under a temporary name, fsync'd, renamed. CT_EIO. */
 ct_code ct_src_catalog_write_csv(const ct_src_catalog *c, const char *path, ct_err *err);
