@@ -537,8 +537,11 @@ static ct_code run_cal_solve(MPI_Comm comm, const json_t *params, const ct_confi
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
     if (rc == CT_OK) {
         json_t *qa = json_object_get(row, "qa");
-        out->result = ct_stage_result_new("solved", json_pack("{s:s}", "caltable_path", path),
-                                          json_deep_copy(qa));
+        /* The observation solved on goes on with the table: the standard chain applies
+         * the table to it next (calibration-apply reads inputs.vis_path). */
+        out->result = ct_stage_result_new(
+            "solved", json_pack("{s:s, s:s}", "caltable_path", path, "vis_path", vis),
+            json_deep_copy(qa));
         out->products = json_pack("{s:[o]}", "caltables", row);
         out->continue_chain = true;
     }

@@ -16,3 +16,10 @@ add_test(NAME test_science
                  $<TARGET_FILE:contimg> $<TARGET_FILE:test_sources>)
 set_tests_properties(test_science PROPERTIES FIXTURES_REQUIRED postgres
                                              ENVIRONMENT "${TEST_ENV}" LABELS mpi TIMEOUT 300)
+# The "standard" chain end to end on a small night of three simulated drift scans with a
+# fixed sky: every step completes, every product row is there once.
+add_test(NAME test_standard_chain
+         COMMAND ${BASH_PROGRAM} ${CMAKE_CURRENT_SOURCE_DIR}/test_standard_chain.sh
+                 $<TARGET_FILE:contimg>)
+set_tests_properties(test_standard_chain PROPERTIES FIXTURES_REQUIRED postgres
+                                                    ENVIRONMENT "${TEST_ENV}" LABELS mpi TIMEOUT 600)
