@@ -11,7 +11,7 @@ struct ct_chains {
 static const char builtin_chains[] =
     "{\"standard\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"calibration-solve\","
     "                \"calibration-apply\", \"imaging\", \"validation\", \"crossmatch\","
-    "                \"photometry\"],"
+    "                \"photometry\", \"publish\"],"
     " \"quick\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"imaging\", \"create-mosaic\"],"
     " \"calibrator\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"calibration-solve\"],"
     " \"target\": [\"convert-uvh5-to-ms\", \"flag-rfi\", \"calibration-apply\", \"imaging\"],"

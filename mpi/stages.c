@@ -13,6 +13,7 @@
 #include "mosaic.h"
 #include "mpiutil.h"
 #include "products.h"
+#include "publisher.h"
 #include "queue.h"
 #include "science.h"
 #include "uvh5.h"
@@ -841,6 +842,8 @@ static void imaging_outputs(json_t *outputs, const char *group, const char *prod
     ROW(CT_TASK_CROSSMATCH, 1, ct_science_crossmatch, NULL, NULL, NULL,                            \
         "inputs.group_id inputs.image_path inputs.catalog_path", NULL)                             \
     ROW(CT_TASK_PHOTOMETRY, 1, ct_science_photometry, NULL, NULL, NULL,                            \
+        "inputs.group_id inputs.image_path", NULL)                                                 \
+    ROW(CT_TASK_PUBLISH, 1, ct_publish_stage_run, NULL, NULL, ct_publish_resolve,                  \
         "inputs.group_id inputs.image_path", NULL)                                                 \
     ROW(CT_TASK_NOOP, 1, run_noop, NULL, NULL, NULL, "", NULL)
 

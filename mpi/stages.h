@@ -46,6 +46,7 @@
  *                       windows (the nightly-mosaic schedule starts it).
  *   validation, crossmatch, photometry
  *                       the science after imaging: science.h.
+ *   publish             a product's files moved to the archive: publisher.h.
  *   housekeeping        retention of products and logs, and rows whose files are
  *                       gone (housekeeping.h); one rank, its plan resolved on rank 0.
  *   noop                does nothing (config {sleep_sec}): the engine's own

@@ -23,3 +23,9 @@ add_test(NAME test_standard_chain
                  $<TARGET_FILE:contimg>)
 set_tests_properties(test_standard_chain PROPERTIES FIXTURES_REQUIRED postgres
                                                     ENVIRONMENT "${TEST_ENV}" LABELS mpi TIMEOUT 600)
+# Publishing to the archive: paths refused, retries with backoff and the error kept, two
+# publishers at once moving each file exactly once, a dead publisher's claim taken over.
+add_test(NAME test_publish
+         COMMAND ${BASH_PROGRAM} ${CMAKE_CURRENT_SOURCE_DIR}/test_publish.sh $<TARGET_FILE:contimg>)
+set_tests_properties(test_publish PROPERTIES FIXTURES_REQUIRED postgres
+                                             ENVIRONMENT "${TEST_ENV}" LABELS nompi TIMEOUT 300)

@@ -153,7 +153,7 @@ static void test_stage_rules(void)
     ct_fail(&e, CT_EIO, "write failed: no space left");
     CHECK(ct_stage_category(&e) == CT_CAT_TRANSIENT, "I/O: transient");
     CHECK(ct_stage_known("imaging") && ct_stage_known("calibration-solve") &&
-              !ct_stage_known("photometry"),
+              !ct_stage_known("organize-files") && ct_stage_known("photometry"),
           "the engine claims only what it can run");
 
     const char *files[16];
@@ -190,7 +190,8 @@ static void test_stage_rules(void)
     }
     CHECK(ct_stage_max_ranks("noop") == 1 && ct_stage_max_ranks("imaging") > 1 &&
               ct_stage_max_ranks("calibration-solve") > 1 &&
-              ct_stage_max_ranks("calibration-apply") > 1 && ct_stage_find("photometry") == NULL &&
+              ct_stage_max_ranks("calibration-apply") > 1 &&
+              ct_stage_find("organize-files") == NULL &&
               ct_stage_find("calibration-apply")->resolve != NULL,
           "ranks per kind; no row for a kind no stage runs");
     ct_stage_follow f = {"imaging", "quick", "11111111-1111-1111-1111-111111111111", p, result,
@@ -220,7 +221,7 @@ static void test_stage_rules(void)
     json_object_set_new(mcfg, "tier", json_string("bogus"));
     CHECK(ct_stage_follow_spawns(&f, &e) == NULL && e.code == CT_EINVAL,
           "a step config the planner refuses: %s", e.msg);
-    f.next = "photometry";
+    f.next = "organize-files";
     CHECK(ct_stage_follow_spawns(&f, &e) == NULL && e.code == CT_EINVAL, "a kind no stage runs: %s",
           e.msg);
     json_decref(mcfg);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_standard_chain.sh CONTIMG -- the "standard" chain end to end on a small night under
 # mpirun (issue 18): convert, flag-rfi, calibration-solve, calibration-apply, imaging,
-# validation, crossmatch, photometry, on a database of its own.
+# validation, crossmatch, photometry, publish, on a database of its own.
 #
 # The sky is fixed (ICRS): twelve point sources of 1.5-6 Jy along the strip three drift
 # scans of DSA-110 cover (309 s apart: 1.29 deg of RA each), with per-antenna gains the
@@ -9,7 +9,7 @@
 # and the calibration model. After `contimg ingest` (CONTIMG_CHAIN=standard) and
 # `mpirun -np 3 contimg run --drain`: every task completed, and every product row there
 # once -- visibilities, caltables, images, catalogues, validations (passed), the sources
-# crossmatched, photometry points -- with no temporary file left.
+# crossmatched, photometry points, the published files -- with no temporary file left.
 set -u
 CONTIMG=${1:?usage: test_standard_chain.sh CONTIMG}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -63,19 +63,20 @@ chains = {"standard": [
                                    "threshold_jy": 0.1}},
     {"task": "validation", "config": {"thresholds": {"min_matches": 2}}},
     "crossmatch",
-    {"task": "photometry", "config": {"min_refs": 2}}]}
+    {"task": "photometry", "config": {"min_refs": 2}},
+    "publish"]}
 json.dump(chains, open(f"{t}/chains.json", "w"))
 PY
-export CONTIMG_REFCAT=$T/refcat.csv CONTIMG_CHAINS_FILE=$T/chains.json
+export CONTIMG_REFCAT=$T/refcat.csv CONTIMG_CHAINS_FILE=$T/chains.json CONTIMG_ARCHIVE_DIR=$T/archive
 for s in "${STARTS[@]}"; do
     run "simulate $s" "$CONTIMG" simulate --out "$T/night" --start "$s" "${SIM[@]}" \
         --sources "$T/sky.txt" >/dev/null
 done
 run "ingest the night (standard chain)" "$CONTIMG" ingest "$T/night"
 drain "$T/drain.log" CONTIMG_DATABASE_URL ABSURD_QUEUE_NAME CONTIMG_PRODUCTS_DIR CONTIMG_REFCAT \
-    CONTIMG_CHAINS_FILE
+    CONTIMG_CHAINS_FILE CONTIMG_ARCHIVE_DIR
 same "every step of the chain completed for each of the three observations" \
-    "calibration-apply completed 3,calibration-solve completed 3,convert-uvh5-to-ms completed 3,crossmatch completed 3,flag-rfi completed 3,imaging completed 3,photometry completed 3,validation completed 3" \
+    "calibration-apply completed 3,calibration-solve completed 3,convert-uvh5-to-ms completed 3,crossmatch completed 3,flag-rfi completed 3,imaging completed 3,photometry completed 3,publish completed 3,validation completed 3" \
     "$(task_counts std)"
 q "SELECT task_name, status, error FROM absurd.tasks WHERE status <> 'completed'" | sed 's/^/    /'
 same "one row per product: visibilities, caltables, images, catalogues, validations, photometry" \
@@ -105,5 +106,10 @@ same "crossmatch: as many sources matched per image as validation counted, all i
                 USING (image_path)")"
 same "photometry: each catalogue source in an image measured once there" "t" \
     "$(q "SELECT count(*) > 0 AND count(*) = count(DISTINCT (ref_id, image_path)) FROM products.photometry")"
-same "no temporary file left" "" "$(find "$T/products" -name '*.tmp-*')"
+same "published: each image, its primary-beam twin and its catalogue, once, in the archive" \
+    "9|9|1|9|9" \
+    "$(q "SELECT count(*), count(*) FILTER (WHERE status = 'published'), max(attempts),
+                 count(DISTINCT dest_path) FROM products.publications")|$(
+        find "$T/archive" -type f \( -name '*-image.fits' -o -name '*-image-pb.fits' -o -name '*-sources.csv' \) | wc -l)"
+same "no temporary file left" "" "$(find "$T/products" "$T/archive" -name '*.tmp-*')"
 [ "$failed" -eq 0 ] || exit 1

@@ -19,6 +19,7 @@ int cmd_ingest(int argc, char **argv, const ct_config *cfg);
 int cmd_products(int argc, char **argv, const ct_config *cfg);
 int cmd_mosaic(int argc, char **argv, const ct_config *cfg);
 int cmd_sources(int argc, char **argv, const ct_config *cfg);
+int cmd_publish(int argc, char **argv, const ct_config *cfg);
 int cmd_calibrate(int argc, char **argv, const ct_config *cfg);
 int cmd_flag(int argc, char **argv, const ct_config *cfg);
 int cmd_serve(int argc, char **argv, const ct_config *cfg);

@@ -46,6 +46,7 @@ static const cli_command commands[] = {
     {"schedule", "tasks on cron schedules: add, list, remove, tick", cmd_schedule},
     {"mosaic", "primary-beam-weighted mosaics of images, and the mosaic planner (MPI)", cmd_mosaic},
     {"sources", "find the sources of a restored image: Gaussian fits, a catalogue", cmd_sources},
+    {"publish", "copy finished products to the archive, each once, with retries", cmd_publish},
     {"demo", "simulate an observation and take it through the engine to an image", cmd_demo},
     {"version", "print the version", cmd_version},
     {NULL, NULL, NULL},

@@ -85,6 +85,8 @@ ct_code ct_config_load(ct_config *cfg, ct_err *err)
         (rc = get_string("CONTIMG_CHAINS_FILE", "", cfg->chains_file, sizeof cfg->chains_file,
                          err)) ||
         (rc = get_string("CONTIMG_REFCAT", "", cfg->refcat, sizeof cfg->refcat, err)) ||
+        (rc = get_string("CONTIMG_ARCHIVE_DIR", "", cfg->archive_dir, sizeof cfg->archive_dir,
+                         err)) ||
         (rc = get_string("CONTIMG_CHAIN", "quick", cfg->chain, sizeof cfg->chain, err)) ||
         (rc = get_double("CONTIMG_DRAIN_GRACE_SEC", 240, 0, 86400, &cfg->drain_grace_sec, err)) ||
         (rc = get_int("CONTIMG_THREADS", 0, 0, 4096, &cfg->threads, err)) ||

@@ -137,3 +137,57 @@ ct_code ct_products_find_caltable(cq_client *c, const char *time_iso, double sta
                          "'null'::jsonb)",
                          2, params, true, out, err);
 }
+
+ct_code ct_products_stage_publication(cq_client *c, const char *src, const char *dest,
+                                      const char *kind, const char *group, int max_attempts,
+                                      json_t **out, ct_err *err)
+{
+    char attempts[32];
+    snprintf(attempts, sizeof attempts, "%d", max_attempts);
+    const char *params[5] = {src, dest, kind, group, attempts};
+    return cq_query_json(c, "products.stage_publication",
+                         "SELECT to_jsonb(products.stage_publication($1, $2, $3, $4, $5::int))", 5,
+                         params, true, out, err);
+}
+
+ct_code ct_products_claim_publications(cq_client *c, const char *worker, long limit,
+                                       const json_t *srcs, double stale_sec, json_t **rows,
+                                       ct_err *err)
+{
+    char lim[32], stale[64];
+    snprintf(lim, sizeof lim, "%ld", limit);
+    snprintf(stale, sizeof stale, "%.17g", stale_sec);
+    char *list = srcs ? json_dumps(srcs, JSON_COMPACT) : NULL;
+    if (srcs && list == NULL)
+        return ct_fail(err, CT_ENOMEM, "products.claim_publications: out of memory");
+    const char *params[4] = {worker, lim, list, stale};
+    /* Not retry-safe: a claim whose answer was lost is taken over once it is stale. */
+    ct_code rc = cq_query_json(
+        c, "products.claim_publications",
+        "SELECT coalesce(jsonb_agg(to_jsonb(p)), '[]') FROM products.claim_publications("
+        "$1, $2::int, CASE WHEN $3::jsonb IS NOT NULL THEN "
+        "ARRAY(SELECT jsonb_array_elements_text($3::jsonb)) END, $4::float8) p",
+        4, params, false, rows, err);
+    free(list);
+    return rc;
+}
+
+ct_code ct_products_finish_publication(cq_client *c, const char *src, const char *worker,
+                                       const char *error, long long bytes, double backoff_sec,
+                                       bool final, char *status, size_t size, ct_err *err)
+{
+    char b[32], backoff[64];
+    snprintf(b, sizeof b, "%lld", bytes);
+    snprintf(backoff, sizeof backoff, "%.17g", backoff_sec);
+    const char *params[6] = {
+        src, worker, error, bytes >= 0 ? b : NULL, backoff, final ? "true" : "false"};
+    json_t *out = NULL;
+    ct_code rc = cq_query_json(c, "products.finish_publication",
+                               "SELECT to_jsonb(coalesce(products.finish_publication($1, $2, $3, "
+                               "$4::bigint, $5::float8, $6::boolean), ''))",
+                               6, params, true, &out, err);
+    if (rc == CT_OK)
+        snprintf(status, size, "%s", json_string_value(out) ? json_string_value(out) : "");
+    json_decref(out);
+    return rc;
+}

@@ -16,6 +16,7 @@
 #include "queue.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 
 /* The products tables. */
 typedef enum ct_products_kind {
@@ -72,5 +73,27 @@ ct_code ct_products_plan_mosaics(cq_client *c, const char *tier, long per_mosaic
 ct_code ct_products_spawn_mosaics(cq_client *c, const char *tier, long per_mosaic, long overlap,
                                   const char *queue, const char *out_dir, json_t **rows,
                                   ct_err *err);
+
+/* Publishing (sql/0014_publish.sql). Stages the file src for dest (an upsert: a file
+ * already staged, publishing or published is left as it is; a failed one starts over):
+ * *out the row. CT_EINVAL for a path that is not absolute or has "." or "..". */
+ct_code ct_products_stage_publication(cq_client *c, const char *src, const char *dest,
+                                      const char *kind, const char *group, int max_attempts,
+                                      json_t **out, ct_err *err);
+
+/* Claims up to limit files due (of srcs only, a JSON array of paths, when not NULL), and
+ * those whose claim is older than stale_sec: *rows, a JSON array of the claimed rows. */
+ct_code ct_products_claim_publications(cq_client *c, const char *worker, long limit,
+                                       const json_t *srcs, double stale_sec, json_t **rows,
+                                       ct_err *err);
+
+/* Records a claimed file's outcome (error NULL: published, bytes its size), the error
+ * kept and a retry after backoff_sec x 2^(attempts - 1) otherwise (final: failed at once,
+ * for a refusal no retry can change): status (size bytes)
+ * gets the row's status after -- "published", "staged" (to retry), "failed" -- or "" when
+ * the claim was no longer worker's. */
+ct_code ct_products_finish_publication(cq_client *c, const char *src, const char *worker,
+                                       const char *error, long long bytes, double backoff_sec,
+                                       bool final, char *status, size_t size, ct_err *err);
 
 #endif
