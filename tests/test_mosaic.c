@@ -127,9 +127,12 @@ static void add_noise(float *img, double sigma, uint64_t seed)
     free(b);
 }
 
+/* The restoring beam write_field gives its field (FWHM in pixels). */
+static double fwhm_px = FWHM_PX;
+
 static double beam_gauss(double dx, double dy)
 {
-    double s = FWHM_PX / 2.354820045;
+    double s = fwhm_px / 2.354820045;
     return exp(-0.5 * (dx * dx + dy * dy) / (s * s));
 }
 
@@ -165,8 +168,8 @@ static void write_field(const char *path, double ra0, double freq, double cell_d
                             .projection = "SIN",
                             .freq_hz = freq,
                             .bandwidth_hz = 1.875e8,
-                            .bmaj_deg = FWHM_PX * CELL,
-                            .bmin_deg = FWHM_PX * CELL,
+                            .bmaj_deg = fwhm_px * CELL,
+                            .bmin_deg = fwhm_px * CELL,
                             .date_obs = "2026-11-22T10:00:00"};
     ct_err err;
     if (ct_fits_write_image(path, &d, img, &err) != CT_OK) {
@@ -473,6 +476,69 @@ static void test_failed_write_leaves_nothing(void)
     }
 }
 
+/* Inputs restored with different beams (5 and 7 px): the mosaic convolves the first to
+ * the second's (the common beam, the largest), says so in its header, and a source in the
+ * overlap keeps its flux in Jy per the common beam. */
+static void test_common_beam(void)
+{
+    char fa[4200], fb[4200], out[4200];
+    path_of(fa, sizeof fa, "cb-a.fits");
+    path_of(fb, sizeof fb, "cb-b.fits");
+    path_of(out, sizeof out, "cb");
+    const char *inputs[2] = {fa, fb};
+    double mid_ra = 0.5 * (RA_A + RA_B);
+    source src[2] = {{mid_ra, DEC0 + 0.25, 1.0}, {mid_ra - 0.2, DEC0 - 0.3, 0.6}};
+    if (rank == 0) {
+        fwhm_px = 5.0;
+        write_field(fa, RA_A, FREQ, CELL, 0.002, 21, src, 2, 0, 0, 0, false);
+        fwhm_px = 7.0;
+        write_field(fb, RA_B, FREQ, CELL, 0.002, 22, src, 2, 0, 0, 0, false);
+        fwhm_px = FWHM_PX;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    ct_mosaic_opts o;
+    ct_mosaic_opts_default(&o);
+    o.out_prefix = out;
+    o.tile = TILE;
+    ct_mosaic_result r;
+    ct_err err;
+    REQUIRE_OK(ct_mosaic_make(MPI_COMM_WORLD, inputs, 2, &o, &r, &err), err);
+    bool common = r.common_beam;
+    double bmaj = r.beam_maj_arcsec;
+    ct_mosaic_result_free(&r);
+    if (rank != 0)
+        return;
+    CHECK(common && fabs(bmaj - 7.0 * CELL * 3600) < 1e-6, "common beam %g arcsec (want %g)", bmaj,
+          7.0 * CELL * 3600);
+    char path[4300];
+    snprintf(path, sizeof path, "%s.fits", out);
+    ct_fits_image_info info;
+    float *m = NULL;
+    REQUIRE_OK(ct_fits_read_image(path, &info, &m, &err), err);
+    CHECK(fabs(info.desc.bmaj_deg / (7.0 * CELL) - 1) < 1e-6 &&
+              fabs(info.desc.bmin_deg / (7.0 * CELL) - 1) < 1e-6,
+          "header beam %g x %g deg", info.desc.bmaj_deg, info.desc.bmin_deg);
+    bool said = false;
+    for (int i = 0; i < CT_FITS_EXTRA_MAX; i++)
+        said |= strcmp(info.extra_names[i], "BEAMCONV") == 0 && info.extra[i].value == 1;
+    CHECK(said, "BEAMCONV = 1 in the header");
+    for (int k = 0; k < 2; k++) {
+        double ex, ey, peak, px, py;
+        tan_pixel(&info.desc, src[k].ra, src[k].dec, &ex, &ey);
+        measure(m, info.desc.nx, info.desc.ny, ex, ey, &peak, &px, &py);
+        CHECK(fabs(peak / src[k].flux - 1) < 0.02, "source %d: %.4f Jy of %.4f per common beam", k,
+              peak, src[k].flux);
+        /* Its width: the common beam's (7 px of the inputs' cell, the mosaic's too). */
+        int ix = (int)lround(px), iy = (int)lround(py);
+        double side = m[(size_t)iy * info.desc.nx + ix + 3] / peak;
+        double dx = ix + 3 - px, dy = iy - py;
+        double want = exp(-0.5 * (dx * dx + dy * dy) / pow(7.0 / 2.354820045, 2));
+        CHECK(fabs(side / want - 1) < 0.1, "source %d: 3 px east at %.3f of its peak (want %.3f)",
+              k, side, want);
+    }
+    free(m);
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -484,6 +550,7 @@ int main(int argc, char **argv)
     }
     dir = argv[1];
     RUN(test_mosaic);
+    RUN(test_common_beam);
     RUN(test_bad_input);
     RUN(test_failed_write_leaves_nothing);
     int failed = tu_failed, any = 0;

@@ -62,7 +62,11 @@ ct_code ct_mosaic_interp_parse(const char *name, ct_mosaic_interp *out)
 typedef struct input {
     const char *path;
     ct_fits_image_info info;
-    ct_imgwcs wcs;          /* its projection */
+    ct_imgwcs wcs; /* its projection */
+    /* To the common beam (plan_common_beam): convolve with the Gaussian of covariance
+     * [kxx kxy; kxy kyy] (pixels^2) and scale by kscale; conv false: as it is. */
+    bool conv;
+    double kxx, kxy, kyy, kscale;
     double sigma, w;        /* MAD noise and 1 / sigma^2 */
     int bx0, by0, bx1, by1; /* footprint on the mosaic grid, inclusive (bx0 > bx1: none) */
 } input;
@@ -453,6 +457,55 @@ static ct_code read_headers(input *in, const char *const *paths, int n, ct_err *
 }
 
 /* Reads input k's pixels. */
+/* data (nx x ny) convolved in place with input in's kernel to the common beam: each
+ * pixel the kernel-weighted mean of its finite neighbours (blank pixels stay blank and
+ * count for nothing: the weights are renormalized), times kscale. */
+static ct_code convolve_to_common(const input *in, float *data, int nx, int ny, ct_err *err)
+{
+    /* The kernel's inverse covariance, and its reach: 4 sigma of its widest axis. */
+    double det = in->kxx * in->kyy - in->kxy * in->kxy;
+    double ixx = in->kyy / det, ixy = -in->kxy / det, iyy = in->kxx / det;
+    double tr = in->kxx + in->kyy;
+    double lmax = tr / 2 + sqrt(fmax(0, tr * tr / 4 - det));
+    int r = (int)ceil(4 * sqrt(lmax));
+    int w = 2 * r + 1;
+    double *k = malloc((size_t)w * w * sizeof *k);
+    float *out = malloc((size_t)nx * ny * sizeof *out);
+    if (k == NULL || out == NULL) {
+        free(k), free(out);
+        return ct_fail(err, CT_ENOMEM, "mosaic: out of memory convolving %s", in->path);
+    }
+    for (int j = -r; j <= r; j++)
+        for (int i = -r; i <= r; i++)
+            k[(j + r) * w + i + r] = exp(-0.5 * (ixx * i * i + 2 * ixy * i * j + iyy * j * j));
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < ny; y++)
+        for (int x = 0; x < nx; x++) {
+            if (!isfinite(data[(size_t)y * nx + x])) {
+                out[(size_t)y * nx + x] = NAN;
+                continue;
+            }
+            double s = 0, sw = 0;
+            for (int j = -r; j <= r; j++) {
+                int yy = y + j;
+                if (yy < 0 || yy >= ny)
+                    continue;
+                const float *row = data + (size_t)yy * nx;
+                const double *kr = k + (j + r) * w + r;
+                for (int i = -r; i <= r; i++) {
+                    int xx = x + i;
+                    if (xx < 0 || xx >= nx || !isfinite(row[xx]))
+                        continue;
+                    s += kr[i] * row[xx], sw += kr[i];
+                }
+            }
+            out[(size_t)y * nx + x] = (float)(in->kscale * s / sw);
+        }
+    memcpy(data, out, (size_t)nx * ny * sizeof *out);
+    free(k), free(out);
+    return CT_OK;
+}
+
 static ct_code read_pixels(const input *in, float **data, ct_err *err)
 {
     ct_fits_image_info info;
@@ -462,7 +515,63 @@ static ct_code read_pixels(const input *in, float **data, ct_err *err)
         *data = NULL;
         rc = ct_fail(err, CT_EIO, "mosaic: %s changed while the mosaic was made", in->path);
     }
+    if (rc == CT_OK && in->conv &&
+        (rc = convolve_to_common(in, *data, info.desc.nx, info.desc.ny, err)) != CT_OK) {
+        free(*data);
+        *data = NULL;
+    }
     return rc;
+}
+
+/* The beam's covariance in pixels^2 (x along -RA, y along Dec; PA east of north). */
+static void beam_cov(double maj_px, double min_px, double pa_deg, double *xx, double *xy,
+                     double *yy)
+{
+    double a = maj_px / 2.3548200450309493, b = min_px / 2.3548200450309493;
+    double ux = -sin(pa_deg * DEG), uy = cos(pa_deg * DEG); /* the major axis */
+    double vx = uy, vy = -ux;
+    *xx = a * a * ux * ux + b * b * vx * vx;
+    *xy = a * a * ux * uy + b * b * vx * vy;
+    *yy = a * a * uy * uy + b * b * vy * vy;
+}
+
+/* Inputs whose restoring beams differ (by more than 1 % in an axis, or 1 degree in the PA
+ * of an elongated one) are brought to one common beam before they are combined: a
+ * mosaic of pixels in different beams has no beam, and its fluxes none. The common beam
+ * is round, of the largest major axis among them (it contains every input's beam, so each
+ * needs a positive-definite kernel: the common covariance less its own); each input is
+ * convolved with that kernel and scaled by the ratio of the beams' areas (Jy/beam stays
+ * Jy per the new beam). res gets the common beam; the mosaic's headers say so. */
+static void plan_common_beam(input *in, int n, ct_mosaic_result *res)
+{
+    bool all = true, differ = false;
+    const ct_fits_image_desc *d0 = &in[0].info.desc;
+    double big = 0;
+    for (int k = 0; k < n; k++) {
+        const ct_fits_image_desc *d = &in[k].info.desc;
+        all &= d->bmaj_deg > 0 && d->bmin_deg > 0;
+        big = fmax(big, d->bmaj_deg);
+        bool round = d->bmaj_deg - d->bmin_deg < 0.01 * d->bmaj_deg;
+        double dpa = fabs(fmod(d->bpa_deg - d0->bpa_deg + 540.0, 180.0) - 90.0);
+        differ |= fabs(d->bmaj_deg / d0->bmaj_deg - 1) > 0.01 ||
+                  fabs(d->bmin_deg / d0->bmin_deg - 1) > 0.01 || (!round && 90.0 - dpa > 1.0);
+    }
+    if (!all || !differ)
+        return;
+    res->common_beam = true;
+    res->beam_maj_arcsec = res->beam_min_arcsec = big * 3600;
+    res->beam_pa_deg = 0;
+    for (int k = 0; k < n; k++) {
+        const ct_fits_image_desc *d = &in[k].info.desc;
+        double cell = d->cdelt_deg, s = big / cell / 2.3548200450309493;
+        double xx, xy, yy;
+        beam_cov(d->bmaj_deg / cell, d->bmin_deg / cell, d->bpa_deg, &xx, &xy, &yy);
+        /* A floor of 0.01 px^2 keeps the kernel of the input with the common major axis
+         * (a line, along its minor axis) invertible. */
+        in[k].kxx = s * s - xx + 0.01, in[k].kxy = -xy, in[k].kyy = s * s - yy + 0.01;
+        in[k].kscale = (big * big) / (d->bmaj_deg * d->bmin_deg);
+        in[k].conv = !(d->bmaj_deg == big && d->bmin_deg == big);
+    }
 }
 
 /* Each input's noise, measured by rank k % size and shared with all. */
@@ -580,14 +689,19 @@ static void map_desc(ct_fits_image_desc *d, ct_fits_keyword *kw, const grid *gr,
         }
     if (nb == n_in)
         d->bmaj_deg = bmaj / nb, d->bmin_deg = bmin / nb, d->bpa_deg = bpa / nb;
+    if (res->common_beam) /* every input convolved to it */
+        d->bmaj_deg = res->beam_maj_arcsec / 3600, d->bmin_deg = res->beam_min_arcsec / 3600,
+        d->bpa_deg = res->beam_pa_deg;
     d->bunit = map == 2 ? "(JY/BEAM)**-2" : "JY/BEAM";
     d->date_obs = res->date_start[0] ? res->date_start : NULL;
     d->object = map == 0 ? "mosaic" : map == 1 ? "mosaic noise" : "mosaic weight";
     kw[0] = (ct_fits_keyword){"NIMAGES", n_in, "images combined"};
     kw[1] = (ct_fits_keyword){"CUTOFF", res->cutoff, "blank below CUTOFF^2 x max weight"};
     kw[2] = (ct_fits_keyword){"MAXWT", res->max_weight, "max sum A^2/sigma^2 [(Jy/beam)^-2]"};
+    kw[3] = (ct_fits_keyword){"BEAMCONV", res->common_beam ? 1 : 0,
+                              "1: inputs convolved to BMAJ/BMIN/BPA"};
     d->extra = kw;
-    d->n_extra = 3;
+    d->n_extra = 4;
 }
 
 /* Mosaic, noise and weight of one tile from its sums (in place: num becomes M). */
@@ -676,7 +790,7 @@ static ct_code assemble(MPI_Comm comm, const grid *gr, const input *in, int n_in
             }
         }
         ct_fits_image_desc d;
-        ct_fits_keyword kw[3];
+        ct_fits_keyword kw[4];
         map_desc(&d, kw, gr, in, n_in, res, map, 0, 0, gr->nx, gr->ny);
         char path[4096 + 32];
         snprintf(path, sizeof path, "%s%s.fits", prefix, map_suffix[map]);
@@ -772,6 +886,7 @@ ct_code ct_mosaic_make(MPI_Comm comm, const char *const *images, int n_images,
         goto out;
     if ((rc = plan_grid(in, n_images, o->tile, &gr, err)) != CT_OK)
         goto out; /* deterministic: the same on every rank */
+    plan_common_beam(in, n_images, res);
 
     double t0 = now_sec();
     if ((rc = measure_noise(comm, in, n_images, err)) != CT_OK)
@@ -907,7 +1022,7 @@ ct_code ct_mosaic_make(MPI_Comm comm, const char *const *images, int n_images,
         acc[t].num = acc[t].den = NULL;
         for (int map = 0; map < 3 && rc == CT_OK; map++) {
             ct_fits_image_desc d;
-            ct_fits_keyword kw[3];
+            ct_fits_keyword kw[4];
             map_desc(&d, kw, &gr, in, n_images, res, map, acc[t].x0, acc[t].y0, acc[t].nx,
                      acc[t].ny);
             char path[4096 + 32];
@@ -995,6 +1110,11 @@ json_t *ct_mosaic_result_json(const ct_mosaic_result *r)
         isfinite(r->noise_med_jy) ? json_real(r->noise_med_jy) : json_null(), "n_blank",
         (json_int_t)r->n_blank, "date_start", r->date_start, "date_end", r->date_end, "tiles",
         tiles, "sigma_jy", sig, "assembled", r->assembled);
+    json_object_set_new(o, "common_beam",
+                        r->common_beam
+                            ? json_pack("{s:f, s:f, s:f}", "maj_arcsec", r->beam_maj_arcsec,
+                                        "min_arcsec", r->beam_min_arcsec, "pa_deg", r->beam_pa_deg)
+                            : json_null());
     json_object_set_new(o, "seconds", json_real(r->seconds));
     json_object_set_new(o, "timings",
                         json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "stats", r->t_stats, "read",

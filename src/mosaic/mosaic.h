@@ -102,6 +102,8 @@ typedef struct ct_mosaic_result {
     double ra_deg, dec_deg, crpix1, crpix2; /* the TAN grid (FITS 1-based CRPIX) */
     double cell_arcsec, freq_hz, bandwidth_hz, cutoff;
     const char *interp;
+    bool common_beam; /* the inputs' beams differed: each convolved to this one */
+    double beam_maj_arcsec, beam_min_arcsec, beam_pa_deg;
     double max_weight;   /* max of sum A^2 w (1/Jy^2) */
     double noise_min_jy; /* the deepest unblanked pixel's noise */
     double noise_med_jy; /* median noise over unblanked pixels (NaN when not assembled) */
