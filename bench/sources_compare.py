@@ -83,3 +83,24 @@ for name, s, t in rows:
           f"| {s['ratio']:.4f} | {s['off']:.3f} | {t:.2f} |")
 if tb is not None:
     print(f"\ncontimg (1 thread) is {tb / t1:.0f} x PyBDSF's speed")
+    # Agreement between the two catalogues themselves: of each one's detections at >= 7
+    # sigma, how many the other has within half a beam, and their peak fluxes' ratio.
+    a = [s for s in load_contimg(f"{work}/contimg1.json") if s["snr"] >= 7]
+    b = [s for s in load_bdsf(f"{work}/bdsf.csv") if s["snr"] >= 7]
+    for s in a + b:
+        s["u"] = unit(s["ra"], s["dec"])
+    b_by_dec = sorted(b, key=lambda s: s["dec"])
+    decs = [s["dec"] for s in b_by_dec]
+    import bisect
+    both, ratios = 0, []
+    for s in a:
+        lo = bisect.bisect_left(decs, s["dec"] - 0.5 * BEAM / 3600)
+        hi = bisect.bisect_right(decs, s["dec"] + 0.5 * BEAM / 3600)
+        best = min(b_by_dec[lo:hi], key=lambda t: sep(s["u"], t["u"]), default=None)
+        if best is not None and sep(s["u"], best["u"]) < 0.5 * BEAM:
+            both += 1
+            ratios.append(s["peak"] / best["peak"])
+    ratios.sort()
+    print(f"agreement: {both} of contimg's {len(a)} and PyBDSF's {len(b)} detections at >= 7 "
+          f"sigma are in both; peak ratio contimg / PyBDSF median "
+          f"{ratios[len(ratios) // 2] if ratios else float('nan'):.4f}")

@@ -22,15 +22,18 @@
  */
 #define _GNU_SOURCE
 #include "fitsimage.h"
+#include "refcat.h"
 #include "skyframe.h"
 #include "sources.h"
 #include "testutil.h"
 
+#include <fitsio.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEG    (M_PI / 180.0)
 #define FWHM_S 2.3548200450309493
@@ -423,6 +426,187 @@ static void test_refusals(void)
     free(img);
 }
 
+/* n random sources over the sphere (uniform on it), fluxes 1..100 mJy. */
+static ct_refsrc *random_sky(size_t n, uint64_t seed)
+{
+    rng r = {seed};
+    ct_refsrc *a = calloc(n, sizeof *a);
+    for (size_t i = 0; i < n; i++) {
+        a[i].ra_deg = 360 * uniform(&r);
+        a[i].dec_deg = asin(2 * uniform(&r) - 1) / DEG;
+        a[i].flux_jy = 1e-3 * (1 + 99 * uniform(&r));
+    }
+    return a;
+}
+
+static int by_index(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The cone search against a scan of every source: the same sources, at the equator, at RA
+ * 0 (both sides), near and at the poles, for small and large radii. */
+static void test_cone_search(void)
+{
+    size_t n = 200000;
+    ct_refsrc *a = random_sky(n, 5);
+    ct_refcat *c;
+    ct_err err;
+    REQUIRE_OK(ct_refcat_from_array(a, n, &c, &err), err);
+    const double centres[][3] = {{10, 0, 1},     {0.05, 30, 2},  {359.9, -45, 3}, {180, 89.5, 1},
+                                 {45, -89.9, 2}, {200, 90, 0.5}, {90, 60, 10},    {300, -10, 45}};
+    for (size_t k = 0; k < sizeof centres / sizeof centres[0]; k++) {
+        size_t *idx, m;
+        REQUIRE_OK(ct_refcat_cone(c, centres[k][0], centres[k][1], centres[k][2], &idx, &m, &err),
+                   err);
+        double u[3], w[3];
+        ct_radec_to_dir(centres[k][0], centres[k][1], u);
+        size_t want = 0;
+        for (size_t i = 0; i < ct_refcat_size(c); i++) {
+            const ct_refsrc *s = ct_refcat_get(c, i);
+            ct_radec_to_dir(s->ra_deg, s->dec_deg, w);
+            want += ct_dot3(u, w) >= cos(centres[k][2] * DEG);
+        }
+        qsort(idx, m, sizeof *idx, by_index);
+        bool dup = false;
+        for (size_t i = 1; i < m; i++)
+            dup |= idx[i] == idx[i - 1];
+        CHECK(m == want && !dup, "cone (%g, %g) r %g: %zu found, %zu by scan%s", centres[k][0],
+              centres[k][1], centres[k][2], m, want, dup ? ", duplicates" : "");
+        free(idx);
+    }
+    ct_refcat_destroy(c);
+    free(a);
+}
+
+/* The text and FITS forms, NVSS's columns as VizieR gives them, and refusals. */
+static void test_refcat_files(void)
+{
+    char dir[] = "/tmp/refcat-XXXXXX", path[256];
+    REQUIRE(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(path, sizeof path, "%s/nvss.tsv", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "# VizieR-like NVSS\nRAJ2000\tDEJ2000\tS1.4\te_S1.4\tMajAxis\tNVSS\n"
+               "12 30 49.42\t+12 23 28.0\t 220.5\t6.6\t50.0\t123049+122328\n"
+               "00 00 01.00\t-00 30 00.0\t3.1\t0.5\t\t000001-003000\n");
+    fclose(f);
+    ct_refcat *c;
+    ct_err err;
+    REQUIRE_OK(ct_refcat_open(path, &c, &err), err);
+    CHECK(ct_refcat_size(c) == 2, "%zu rows", ct_refcat_size(c));
+    for (size_t i = 0; i < ct_refcat_size(c); i++) {
+        const ct_refsrc *s = ct_refcat_get(c, i);
+        if (strcmp(s->id, "123049+122328") == 0)
+            CHECK(fabs(s->ra_deg - 187.7059167) < 1e-6 && fabs(s->dec_deg - 12.3911111) < 1e-6 &&
+                      fabs(s->flux_jy - 0.2205) < 1e-9 && fabs(s->flux_err_jy - 0.0066) < 1e-9 &&
+                      s->maj_arcsec == 50,
+                  "M87 row: %.7f %.7f %g", s->ra_deg, s->dec_deg, s->flux_jy);
+        else
+            CHECK(strcmp(s->id, "000001-003000") == 0 && fabs(s->dec_deg + 0.5) < 1e-9 &&
+                      fabs(s->ra_deg - 15.0 / 3600) < 1e-9,
+                  "second row %s %.9f %.9f", s->id, s->ra_deg, s->dec_deg);
+    }
+    ct_refcat_destroy(c);
+    /* Decimal degrees, no names: named by position. */
+    snprintf(path, sizeof path, "%s/plain.csv", dir);
+    f = fopen(path, "w");
+    fprintf(f, "ra_deg,dec_deg,flux_jy\n187.7059167,12.3911111,0.22\n");
+    fclose(f);
+    REQUIRE_OK(ct_refcat_open(path, &c, &err), err);
+    CHECK(strcmp(ct_refcat_get(c, 0)->id, "J123049.42+122328.0") == 0, "named %s",
+          ct_refcat_get(c, 0)->id);
+    ct_refcat_destroy(c);
+    /* Refusals, with the line. */
+    const char *bad[] = {"ra,dec\n1,2\n", "ra,dec,flux_jy\n400,2,1\n", "ra,dec,flux_jy\n1,2,x\n",
+                         "ra,dec,flux_jy\n1,2,-1\n", "ra,dec,flux_jy\n1,2\n"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        f = fopen(path, "w");
+        fputs(bad[k], f);
+        fclose(f);
+        CHECK(ct_refcat_open(path, &c, &err) == CT_EINVAL && (k == 0 || strstr(err.msg, "line 2")),
+              "bad catalogue %zu: %s", k, err.msg);
+    }
+    snprintf(path, sizeof path, "%s/none.csv", dir);
+    CHECK(ct_refcat_open(path, &c, &err) == CT_ENOTFOUND, "missing: %s", err.msg);
+    /* A FITS binary table: RA/Dec as numbers, the name as text, S1.4 in mJy. */
+    snprintf(path, sizeof path, "%s/cat.fits", dir);
+    fitsfile *ff;
+    int st = 0;
+    char *ttype[] = {"NVSS", "RAJ2000", "DEJ2000", "S1.4"}, *tform[] = {"14A", "D", "D", "E"};
+    char *tunit[] = {"", "deg", "deg", "mJy"};
+    fits_create_file(&ff, path, &st);
+    fits_create_tbl(ff, BINARY_TBL, 0, 4, ttype, tform, tunit, "NVSS", &st);
+    char *names[] = {"A", "B", "C"};
+    double ra[] = {10.5, 359.99, 0.01}, de[] = {-20, 45, 45};
+    float s14[] = {12.5f, 3.0f, 1000.0f};
+    fits_write_col(ff, TSTRING, 1, 1, 1, 3, names, &st);
+    fits_write_col(ff, TDOUBLE, 2, 1, 1, 3, ra, &st);
+    fits_write_col(ff, TDOUBLE, 3, 1, 1, 3, de, &st);
+    fits_write_col(ff, TFLOAT, 4, 1, 1, 3, s14, &st);
+    fits_close_file(ff, &st);
+    REQUIRE(st == 0, "writing the FITS table: cfitsio %d", st);
+    REQUIRE_OK(ct_refcat_open(path, &c, &err), err);
+    CHECK(ct_refcat_size(c) == 3, "%zu FITS rows", ct_refcat_size(c));
+    size_t *idx, m;
+    REQUIRE_OK(ct_refcat_cone(c, 0, 45, 0.05, &idx, &m, &err), err);
+    CHECK(m == 2, "the two sources either side of RA 0: %zu", m);
+    bool flux_ok = false;
+    for (size_t i = 0; i < ct_refcat_size(c); i++)
+        flux_ok |= strcmp(ct_refcat_get(c, i)->id, "C") == 0 &&
+                   fabs(ct_refcat_get(c, i)->flux_jy - 1.0) < 1e-9;
+    CHECK(flux_ok, "S1.4 in mJy read as Jy");
+    free(idx);
+    ct_refcat_destroy(c);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
+/* `test_sources --cone-bench N`: a zone-indexed cone search against a scan of every
+ * source, over N random sources, 3 degree cones (bench/README.md, "bench/sources"). */
+static int cone_bench(size_t n)
+{
+    ct_refsrc *a = random_sky(n, 9);
+    ct_refcat *c;
+    ct_err err;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (ct_refcat_from_array(a, n, &c, &err) != CT_OK)
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double build = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    rng r = {3};
+    int q = 200;
+    size_t found = 0, scanned = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int k = 0; k < q; k++) {
+        size_t *idx, m;
+        ct_refcat_cone(c, 360 * uniform(&r), asin(2 * uniform(&r) - 1) / DEG, 3, &idx, &m, &err);
+        found += m;
+        free(idx);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double cone = ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)) / q;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int k = 0; k < 20; k++) {
+        double u[3], w[3];
+        ct_radec_to_dir(360 * uniform(&r), asin(2 * uniform(&r) - 1) / DEG, u);
+        for (size_t i = 0; i < n; i++) {
+            ct_radec_to_dir(a[i].ra_deg, a[i].dec_deg, w);
+            scanned += ct_dot3(u, w) >= cos(3 * DEG);
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double scan = ((double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec)) / 20;
+    printf("%zu sources: index built in %.3f s; 3-degree cone %.3f ms (%.0f sources each), a "
+           "scan %.1f ms (%.0f x)\n",
+           n, build, 1e3 * cone, (double)found / q, 1e3 * scan, scan / cone);
+    ct_refcat_destroy(c);
+    free(a);
+    return 0;
+}
+
 /* DIR/sky.fits and DIR/truth.csv for the command-line test and the benchmark. */
 static int write_sky(const char *dir, int n, int npoint)
 {
@@ -532,12 +716,16 @@ static int write_night(const char *dir, int nimg)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "--cone-bench") == 0)
+        return cone_bench((size_t)atol(argv[2]));
     if (argc >= 3 && strcmp(argv[1], "--night") == 0)
         return write_night(argv[2], argc >= 4 ? atoi(argv[3]) : 12);
     if (argc >= 3 && strcmp(argv[1], "--write") == 0)
         return write_sky(argv[2], argc >= 4 ? atoi(argv[3]) : 1024,
                          argc >= 5 ? atoi(argv[4]) : 260);
     RUN(test_refusals);
+    RUN(test_cone_search);
+    RUN(test_refcat_files);
     RUN(test_point_sources);
     RUN(test_resolved);
     RUN(test_blend_and_background);

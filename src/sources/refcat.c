@@ -5,11 +5,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fitsio.h>
+#include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define ZONE_DEG 0.2
 #define NZONES   900 /* 180 / ZONE_DEG */
@@ -224,7 +228,7 @@ static double parse_angle(const char *s, bool hours)
     return neg ? -v : v;
 }
 
-ct_code ct_refcat_open(const char *path, ct_refcat **out, ct_err *err)
+static ct_code read_text(const char *path, ct_refcat **out, ct_err *err)
 {
     *out = NULL;
     FILE *f = fopen(path, "r");
@@ -342,6 +346,155 @@ ct_code ct_refcat_open(const char *path, ct_refcat **out, ct_err *err)
     build(c, err);
     *out = c;
     return CT_OK;
+}
+
+/* A FITS binary or ASCII table (the first table HDU): the same column names as the text
+ * form (TTYPEn); positions as numbers (degrees) or strings (sexagesimal, as VizieR writes
+ * NVSS's RAJ2000/DEJ2000), other columns numbers. */
+static ct_code read_fits(const char *path, ct_refcat **out, ct_err *err)
+{
+    *out = NULL;
+    fitsfile *f = NULL;
+    int status = 0;
+    char name[FLEN_VALUE], msg[FLEN_STATUS];
+    /* "name[...]" would be cfitsio's extended syntax: the file is taken as it is. */
+    char disk[PATH_MAX + 16];
+    snprintf(disk, sizeof disk, "file://%s", path);
+    if (fits_open_table(&f, disk, READONLY, &status)) {
+        fits_get_errstatus(status, msg);
+        return ct_fail(err, access(path, F_OK) == 0 ? CT_EINVAL : CT_ENOTFOUND,
+                       "%s: not a FITS table (cfitsio %d: %s)", path, status, msg);
+    }
+    long nrows = 0;
+    int ncols = 0;
+    fits_get_num_rows(f, &nrows, &status);
+    fits_get_num_cols(f, &ncols, &status);
+    int col[NCOL];
+    double scale[NCOL] = {1, 1, 1, 1, 1, 1, 1};
+    bool text[NCOL] = {false};
+    for (int i = 0; i < NCOL; i++)
+        col[i] = -1;
+    for (int c = 1; c <= ncols && status == 0; c++) {
+        char key[FLEN_KEYWORD];
+        snprintf(key, sizeof key, "TTYPE%d", c);
+        int st = 0;
+        if (fits_read_key(f, TSTRING, key, name, NULL, &st))
+            continue;
+        double sc = 1;
+        int role = column_role(trim(name), &sc);
+        if (role >= 0 && col[role] < 0) {
+            int type = 0;
+            long repeat = 0, width = 0;
+            fits_get_coltype(f, c, &type, &repeat, &width, &status);
+            col[role] = c, scale[role] = sc, text[role] = type == TSTRING;
+        }
+    }
+    ct_code rc = CT_OK;
+    if (status == 0 && (col[COL_RA] < 0 || col[COL_DEC] < 0 || col[COL_FLUX] < 0))
+        rc = ct_fail(err, CT_EINVAL, "%s: the table has no %s column (see refcat.h)", path,
+                     col[COL_RA] < 0    ? "RA"
+                     : col[COL_DEC] < 0 ? "Dec"
+                                        : "flux");
+    ct_refcat *c = calloc(1, sizeof *c);
+    if (rc == CT_OK &&
+        (c == NULL || (nrows > 0 && (c->src = calloc((size_t)nrows, sizeof *c->src)) == NULL)))
+        rc = ct_fail(err, CT_ENOMEM, "%s: out of memory for %ld rows", path, nrows);
+    double *v = rc == CT_OK ? malloc((size_t)(nrows > 0 ? nrows : 1) * sizeof *v) : NULL;
+    char **strs = NULL;
+    if (rc == CT_OK && v == NULL)
+        rc = ct_fail(err, CT_ENOMEM, "%s: out of memory", path);
+    for (int r = 0; r < NCOL && rc == CT_OK && status == 0 && nrows > 0; r++) {
+        if (col[r] < 0)
+            continue;
+        if (text[r]) {
+            int type = 0;
+            long repeat = 0, width = 0;
+            fits_get_coltype(f, col[r], &type, &repeat, &width, &status);
+            strs = calloc((size_t)nrows, sizeof *strs);
+            for (long i = 0; strs && i < nrows; i++)
+                if ((strs[i] = calloc((size_t)repeat + 1, 1)) == NULL)
+                    break;
+            if (strs == NULL || strs[nrows - 1] == NULL) {
+                rc = ct_fail(err, CT_ENOMEM, "%s: out of memory", path);
+            } else {
+                fits_read_col(f, TSTRING, col[r], 1, 1, nrows, NULL, strs, NULL, &status);
+                for (long i = 0; i < nrows && status == 0 && rc == CT_OK; i++) {
+                    ct_refsrc *src = &c->src[i];
+                    char *t = trim(strs[i]);
+                    if (r == COL_ID)
+                        snprintf(src->id, sizeof src->id, "%s", t);
+                    else if (r == COL_RA || r == COL_DEC)
+                        *(r == COL_RA ? &src->ra_deg : &src->dec_deg) =
+                            parse_angle(t, r == COL_RA && (strchr(t, ' ') || strchr(t, ':')));
+                    else
+                        rc = ct_fail(err, CT_EINVAL, "%s: column %d holds text, not numbers", path,
+                                     col[r]);
+                }
+            }
+            for (long i = 0; strs && i < nrows; i++)
+                free(strs[i]);
+            free(strs);
+            strs = NULL;
+            continue;
+        }
+        double nul = NAN;
+        int anynul = 0;
+        fits_read_col(f, TDOUBLE, col[r], 1, 1, nrows, &nul, v, &anynul, &status);
+        for (long i = 0; i < nrows && status == 0; i++) {
+            ct_refsrc *src = &c->src[i];
+            double x = v[i] * (r == COL_RA || r == COL_DEC ? 1 : scale[r]);
+            switch (r) {
+            case COL_ID: snprintf(src->id, sizeof src->id, "%.0f", v[i]); break;
+            case COL_RA: src->ra_deg = x; break;
+            case COL_DEC: src->dec_deg = x; break;
+            case COL_FLUX: src->flux_jy = x; break;
+            case COL_FLUX_ERR: src->flux_err_jy = isfinite(x) ? x : 0; break;
+            case COL_MAJ: src->maj_arcsec = isfinite(x) ? x : 0; break;
+            default: src->min_arcsec = isfinite(x) ? x : 0;
+            }
+        }
+    }
+    if (rc == CT_OK && status != 0) {
+        fits_get_errstatus(status, msg);
+        rc = ct_fail(err, CT_EINVAL, "%s: reading the table: cfitsio %d: %s", path, status, msg);
+    }
+    for (long i = 0; rc == CT_OK && i < nrows; i++) {
+        ct_refsrc *src = &c->src[i];
+        if (isfinite(src->ra_deg) && src->ra_deg >= 360 && src->ra_deg < 360 + 1e-9)
+            src->ra_deg = 0;
+        if (!position_ok(src))
+            rc = ct_fail(err, CT_EINVAL, "%s: row %ld: position (%g, %g) out of range", path, i + 1,
+                         src->ra_deg, src->dec_deg);
+        else if (!(src->flux_jy > 0) || !isfinite(src->flux_jy))
+            rc = ct_fail(err, CT_EINVAL, "%s: row %ld: flux %g is not positive", path, i + 1,
+                         src->flux_jy);
+    }
+    free(v);
+    int st = 0;
+    fits_close_file(f, &st);
+    if (rc != CT_OK || status != 0) {
+        ct_refcat_destroy(c);
+        return rc != CT_OK ? rc : ct_fail(err, CT_EINVAL, "%s: not a readable table", path);
+    }
+    c->n = (size_t)nrows;
+    build(c, err);
+    *out = c;
+    return CT_OK;
+}
+
+ct_code ct_refcat_open(const char *path, ct_refcat **out, ct_err *err)
+{
+    /* FITS by its first bytes, whatever the name: "SIMPLE  =". */
+    char magic[10] = {0};
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return ct_fail(err, errno == ENOENT ? CT_ENOTFOUND : CT_EIO, "%s: %s", path,
+                       strerror(errno));
+    size_t got = fread(magic, 1, 9, f);
+    fclose(f);
+    if (got == 9 && strncmp(magic, "SIMPLE  =", 9) == 0)
+        return read_fits(path, out, err);
+    return read_text(path, out, err);
 }
 
 /* --- Cone search -------------------------------------------------------------------------- */

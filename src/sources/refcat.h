@@ -2,8 +2,10 @@
  * refcat.h -- a reference catalogue (NVSS or one like it) in memory, with a zone index
  * for cone searches.
  *
- * Read from a delimited text file (comma, semicolon, tab or '|'; lines starting with '#'
- * skipped) whose first line names the columns, matched without regard to case:
+ * Read from a FITS table (the first table extension; known by its first bytes) or a
+ * delimited text file (comma, semicolon, tab or '|'; lines starting with '#' skipped)
+ * whose first line names the columns -- the table's TTYPEn -- matched without regard to
+ * case:
  *   position  ra_deg / ra / raj2000 / _raj2000 and dec_deg / dec / dej2000 / _dej2000, in
  *             decimal degrees or sexagesimal ("hh mm ss.s", "hh:mm:ss.s"; "+dd mm ss");
  *   flux      flux_jy / int_jy / peak_jy / flux (Jy), or s1.4 / flux_mjy (mJy: NVSS's
@@ -17,8 +19,8 @@
  *
  * The index: the sky cut into declination zones of 0.2 degrees, sources sorted by RA in
  * each; a cone search binary-searches the RA range in each zone it touches (both sides of
- * RA 0 where it wraps; whole zones near a pole), then checks the true separation. 1.8
- * million NVSS sources and a 3 degree cone: about 0.2 ms (bench/README.md).
+ * RA 0 where it wraps; whole zones near a pole), then checks the true separation
+ * (bench/README.md, "bench/sources": the time against a scan).
  */
 #ifndef CONTIMG_REFCAT_H
 #define CONTIMG_REFCAT_H
