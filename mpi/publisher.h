@@ -2,8 +2,8 @@
  * publisher.h -- publishing: a finished product's files staged for the archive
  * (CONTIMG_ARCHIVE_DIR) and copied there, each exactly once, with up to max_attempts tries
  * and a backoff between them (sql/0014_publish.sql keeps the state; core/publish.h copies
- * a file; the staged file stays for retention). Used by the `publish` stage -- the last step of the standard chain -- and by
- * `contimg publish`.
+ * a file; the staged file stays for retention). Used by the `publish` stage -- the last
+ * step of the standard chain -- and by `contimg publish`.
  *
  * A file PRODUCTS_DIR/REL is published to ARCHIVE_DIR/REL. Two publishers never publish one
  * file: each claims its rows with FOR UPDATE SKIP LOCKED and marks them with its name; a

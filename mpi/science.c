@@ -182,9 +182,9 @@ static ct_code validation_body(const json_t *params, const ct_config *cfg, ct_st
         rc = ct_fail(err, CT_ENOMEM, "out of memory");
         goto done;
     }
-    json_t *srcs = json_object_get(catj, "sources"), *s;
-    size_t i;
-    json_array_foreach(srcs, i, s) json_object_set_new(s, "idx", json_integer((json_int_t)i));
+    json_t *srcs = json_object_get(catj, "sources");
+    for (size_t i = 0; i < json_array_size(srcs); i++) /* idx: its place, the rows' key */
+        json_object_set_new(json_array_get(srcs, i), "idx", json_integer((json_int_t)i));
     json_t *crow = json_pack(
         "{s:s, s:s, s:s, s:I, s:I, s:O, s:O, s:O, s:O, s:O, s:{s:f, s:f, "
         "s:i, s:i}}",

@@ -33,10 +33,11 @@ typedef struct ct_config {
     char products_dir[CT_PATH_MAX]; /* CONTIMG_PRODUCTS_DIR, default STATE_DIR/products */
     char chains_file[CT_PATH_MAX];  /* CONTIMG_CHAINS_FILE; "" = the built-in chains */
     char refcat[CT_PATH_MAX];       /* CONTIMG_REFCAT: the reference catalogue; "" = none */
-    char archive_dir[CT_PATH_MAX];  /* CONTIMG_ARCHIVE_DIR: where products are published; "" = none */
-    char chain[CT_NAME_MAX];        /* CONTIMG_CHAIN: what ingest starts, default quick */
-    double drain_grace_sec;         /* CONTIMG_DRAIN_GRACE_SEC, default 240 */
-    int threads;                    /* CONTIMG_THREADS: per rank; 0 = the cores shared out */
+    char
+        archive_dir[CT_PATH_MAX]; /* CONTIMG_ARCHIVE_DIR: where products are published; "" = none */
+    char chain[CT_NAME_MAX];      /* CONTIMG_CHAIN: what ingest starts, default quick */
+    double drain_grace_sec;       /* CONTIMG_DRAIN_GRACE_SEC, default 240 */
+    int threads;                  /* CONTIMG_THREADS: per rank; 0 = the cores shared out */
     double calibrator_staleness_hours; /* CONTIMG_CALIBRATOR_STALENESS_HOURS, default 6 */
     double calibrator_radius_deg;      /* CONTIMG_CALIBRATOR_RADIUS_DEG, default 1 */
     char api_listen[CT_NAME_MAX];      /* CONTIMG_API_LISTEN, default 127.0.0.1:8000 */

@@ -839,15 +839,13 @@ void ct_src_catalog_free(ct_src_catalog *c)
 /* --- Output -------------------------------------------------------------------------------- */
 
 /* The catalogue's columns, in the JSON's and the CSV's order. */
+/* clang-format off */
 #define SRC_COLUMNS(X)                                                                             \
-    X(ra_deg, "%.9f")                                                                              \
-    X(dec_deg, "%.9f")                                                                             \
-    X(ra_err_arcsec, "%.4g")                                                                       \
-    X(dec_err_arcsec, "%.4g")                                                                      \
-    X(x, "%.4f")                                                                                   \
-    X(y, "%.4f") X(peak_jy, "%.6g") X(peak_err_jy, "%.4g") X(int_jy, "%.6g") X(int_err_jy, "%.4g") \
-        X(maj_arcsec, "%.4f") X(min_arcsec, "%.4f") X(pa_deg, "%.3f") X(rms_jy, "%.4g")            \
-            X(background_jy, "%.4g") X(snr, "%.3f")
+    X(ra_deg, "%.9f") X(dec_deg, "%.9f") X(ra_err_arcsec, "%.4g") X(dec_err_arcsec, "%.4g")       \
+    X(x, "%.4f") X(y, "%.4f") X(peak_jy, "%.6g") X(peak_err_jy, "%.4g") X(int_jy, "%.6g")         \
+    X(int_err_jy, "%.4g") X(maj_arcsec, "%.4f") X(min_arcsec, "%.4f") X(pa_deg, "%.3f")           \
+    X(rms_jy, "%.4g") X(background_jy, "%.4g") X(snr, "%.3f")
+/* clang-format on */
 
 /* JSON has no NaN: null for a value that is not finite. */
 static json_t *num(double v)
@@ -948,11 +946,8 @@ ct_code ct_src_catalog_read_csv(const char *path, ct_src_catalog *out, ct_err *e
     if (f == NULL)
         return ct_fail(err, errno == ENOENT ? CT_ENOTFOUND : CT_EIO, "%s: %s", path,
                        strerror(errno));
-    static const struct {
-        const char *name;
-        size_t off;
-    } cols[] = {
-#define X(name, fmt) {#name, offsetof(ct_src, name)},
+    static const char *const cols[] = {
+#define X(name, fmt) #name,
         SRC_COLUMNS(X)
 #undef X
     };
@@ -967,7 +962,7 @@ ct_code ct_src_catalog_read_csv(const char *path, ct_src_catalog *out, ct_err *e
         if (lineno == 1) { /* the header: ours, in our order */
             char *save = NULL, *tok = strtok_r(line, ",", &save);
             for (int i = 0; i < NC + 2 && rc == CT_OK; i++, tok = strtok_r(NULL, ",", &save)) {
-                const char *want = i < NC ? cols[i].name : i == NC ? "island" : "flags";
+                const char *want = i < NC ? cols[i] : i == NC ? "island" : "flags";
                 if (tok == NULL || strcmp(tok, want) != 0)
                     rc = ct_fail(err, CT_EINVAL,
                                  "%s: not a contimg source catalogue (column %d "
@@ -987,6 +982,11 @@ ct_code ct_src_catalog_read_csv(const char *path, ct_src_catalog *out, ct_err *e
         }
         ct_src *s = &out->src[out->n];
         memset(s, 0, sizeof *s);
+        double *field[] = {
+#define X(name, fmt) &s->name,
+            SRC_COLUMNS(X)
+#undef X
+        };
         /* strtok_r would skip empty fields (a value that was not finite): split by hand. */
         char *p = line;
         for (int i = 0; i < NC + 2 && rc == CT_OK; i++) {
@@ -1001,7 +1001,7 @@ ct_code ct_src_catalog_read_csv(const char *path, ct_src_catalog *out, ct_err *e
             if (*p && *end != '\0')
                 rc = ct_fail(err, CT_EINVAL, "%s: line %ld: '%s' is not a number", path, lineno, p);
             if (i < NC)
-                *(double *)((char *)s + cols[i].off) = v;
+                *field[i] = v;
             else if (i == NC)
                 s->island = (int)v;
             else

@@ -51,18 +51,12 @@ ct_code ct_val_opts_from_json(ct_val_opts *o, const json_t *config, ct_err *err)
         return CT_OK;
     if (!json_is_object(config))
         return ct_fail(err, CT_EINVAL, "validation config must be an object");
-    static const struct {
-        const char *key;
-        size_t off;
-    } keys[] = {
-        {"match_radius_arcsec", offsetof(ct_val_opts, match_radius_arcsec)},
-        {"min_snr", offsetof(ct_val_opts, min_snr)},
-        {"completeness_snr", offsetof(ct_val_opts, completeness_snr)},
-        {"max_offset_arcsec", offsetof(ct_val_opts, max_offset_arcsec)},
-        {"flux_ratio_min", offsetof(ct_val_opts, flux_ratio_min)},
-        {"flux_ratio_max", offsetof(ct_val_opts, flux_ratio_max)},
-        {"min_completeness", offsetof(ct_val_opts, min_completeness)},
-    };
+    const char *const names[] = {"match_radius_arcsec", "min_snr",        "completeness_snr",
+                                 "max_offset_arcsec",   "flux_ratio_min", "flux_ratio_max",
+                                 "min_completeness"};
+    double *fields[] = {&o->match_radius_arcsec, &o->min_snr,        &o->completeness_snr,
+                        &o->max_offset_arcsec,   &o->flux_ratio_min, &o->flux_ratio_max,
+                        &o->min_completeness};
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)config, key, v)
@@ -75,11 +69,11 @@ ct_code ct_val_opts_from_json(ct_val_opts *o, const json_t *config, ct_err *err)
             o->min_matches = n > 1000000 || n < 0 ? -1 : (int)n;
             continue;
         }
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-            if (strcmp(key, keys[i].key) == 0) {
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strcmp(key, names[i]) == 0) {
                 if (!json_is_number(v))
                     return ct_fail(err, CT_EINVAL, "validation config %s must be a number", key);
-                *(double *)((char *)o + keys[i].off) = json_number_value(v);
+                *fields[i] = json_number_value(v);
                 known = true;
             }
         if (!known)
@@ -340,7 +334,7 @@ json_t *ct_validation_json(const ct_validation *v, const ct_val_opts *o, const c
         o->min_snr, "completeness_snr", o->completeness_snr, "flux_ratio_min", o->flux_ratio_min,
         "flux_ratio_max", o->flux_ratio_max, "min_completeness", o->min_completeness, "min_matches",
         o->min_matches);
-    if (j == NULL || !matches)
+    if (j == NULL || !matches || ref == NULL)
         return j;
     json_t *list = json_array();
     for (size_t i = 0; list && i < v->n_matches; i++) {
