@@ -247,6 +247,7 @@ static ct_code crossmatch_body(const json_t *params, const ct_config *cfg, ct_st
     if ((rc = ct_stage_param_str(params, "inputs", "group_id", &group, err)) ||
         (rc = ct_stage_param_str(params, "inputs", "image_path", &image_path, err)) ||
         (rc = ct_stage_param_str(params, "inputs", "catalog_path", &catalog_path, err)) ||
+        (rc = ct_config_check_paths(cfg, &image_path, 1, err)) ||
         (rc = ct_config_check_paths(cfg, &catalog_path, 1, err)))
         return rc;
     const json_t *config = json_object_get(params, "config");

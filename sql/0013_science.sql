@@ -315,6 +315,13 @@ BEGIN
            (e->>'pb')::float8, (e->>'flux_jy')::float8, (e->>'flux_err_jy')::float8,
            (e->>'norm_flux_jy')::float8, (e->>'norm_err_jy')::float8, (e->>'snr')::float8
       FROM jsonb_array_elements(coalesce(p->'points', '[]')) e;
+    -- Two engines committing images of one field at once: under READ COMMITTED each would
+    -- recompute a source's statistics without the other's uncommitted points, and the last
+    -- to write would lose the other's image. One transaction at a time per source instead:
+    -- a lock per source, taken in sorted order (no deadlock) and held to commit, before the
+    -- statement that recomputes (it starts after the other committed: it sees its points).
+    PERFORM pg_advisory_xact_lock(hashtextextended('contimg.variability:' || x.r, 0))
+       FROM (SELECT r FROM unnest(coalesce(refs, '{}')) r ORDER BY r) x;
     PERFORM products.refresh_variability(coalesce(refs, '{}'));
 END $$;
 

@@ -517,6 +517,15 @@ static void test_refcat_files(void)
     CHECK(strcmp(ct_refcat_get(c, 0)->id, "J123049.42+122328.0") == 0, "named %s",
           ct_refcat_get(c, 0)->id);
     ct_refcat_destroy(c);
+    /* Every field quoted, as spreadsheets write CSV. */
+    f = fopen(path, "w");
+    fprintf(f, "\"id\",\"ra_deg\",\"dec_deg\",\"flux_jy\"\n\"Q1\",\"10.5\",\"-20\",\"0.25\"\n");
+    fclose(f);
+    REQUIRE_OK(ct_refcat_open(path, &c, &err), err);
+    CHECK(strcmp(ct_refcat_get(c, 0)->id, "Q1") == 0 && ct_refcat_get(c, 0)->flux_jy == 0.25 &&
+              ct_refcat_get(c, 0)->dec_deg == -20,
+          "quoted fields: %s %g", ct_refcat_get(c, 0)->id, ct_refcat_get(c, 0)->flux_jy);
+    ct_refcat_destroy(c);
     /* Refusals, with the line. */
     const char *bad[] = {"ra,dec\n1,2\n", "ra,dec,flux_jy\n400,2,1\n", "ra,dec,flux_jy\n1,2,x\n",
                          "ra,dec,flux_jy\n1,2,-1\n", "ra,dec,flux_jy\n1,2\n"};

@@ -16,28 +16,37 @@ ct_code ct_publish_file(const char *src, const char *dest, const char *staging_r
 {
     *bytes = -1;
     char why[CT_ERRMSG_MAX];
-    if (ct_path_check_output(dest, archive_root, err) != CT_OK) {
-        snprintf(why, sizeof why, "%s", err->msg);
-        return ct_fail(err, CT_EINVAL, "publish: destination: %s", why);
-    }
+    /* Both roots reachable first: a disk that is away (EIO, a stale NFS handle) is worth
+     * another try, while a path refused below never is (CT_EINVAL is final). */
     struct stat st;
+    ct_code rc = ct_mkdir_p(archive_root, 0755, err);
+    if (rc != CT_OK || stat(staging_root, &st) != 0) {
+        snprintf(why, sizeof why, "%s", rc != CT_OK ? err->msg : strerror(errno));
+        return ct_fail(err, CT_EIO, "publish: %s: %s", rc != CT_OK ? archive_root : staging_root,
+                       why);
+    }
+    if ((rc = ct_path_check_output(dest, archive_root, err)) != CT_OK) {
+        snprintf(why, sizeof why, "%s", err->msg);
+        return ct_fail(err, rc == CT_EINVAL ? CT_EINVAL : CT_EIO, "publish: destination: %s", why);
+    }
     if (lstat(src, &st) != 0) {
-        if (errno == ENOENT && stat(dest, &st) == 0 && S_ISREG(st.st_mode)) {
-            *bytes = (long long)st.st_size; /* moved before a crash: done */
+        int e = errno;
+        if (e == ENOENT && stat(dest, &st) == 0 && S_ISREG(st.st_mode)) {
+            *bytes = (long long)st.st_size; /* published before a crash: done */
             return CT_OK;
         }
-        return ct_fail(err, errno == ENOENT ? CT_ENOTFOUND : CT_EIO,
-                       "publish: %s: %s (and not at %s)", src, strerror(errno), dest);
+        return ct_fail(err, e == ENOENT ? CT_ENOTFOUND : CT_EIO, "publish: %s: %s (and not at %s)",
+                       src, strerror(e), dest);
     }
     if (!S_ISREG(st.st_mode))
         return ct_fail(err, CT_EINVAL, "publish: %s is not a regular file", src);
-    if (ct_path_check_roots(src, &staging_root, 1, err) != CT_OK) {
+    if ((rc = ct_path_check_roots(src, &staging_root, 1, err)) != CT_OK) {
         snprintf(why, sizeof why, "%s", err->msg);
-        return ct_fail(err, CT_EINVAL, "publish: source: %s", why);
+        return ct_fail(err, rc == CT_EINVAL ? CT_EINVAL : CT_EIO, "publish: source: %s", why);
     }
     char dir[PATH_MAX], tmp[PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s", dest);
-    ct_code rc = ct_mkdir_p(dirname(dir), 0755, err);
+    rc = ct_mkdir_p(dirname(dir), 0755, err);
     if (rc != CT_OK) {
         snprintf(why, sizeof why, "%s", err->msg);
         return ct_fail(err, CT_EIO, "publish: %s", why);

@@ -103,3 +103,18 @@ bool ct_imgwcs_dir_to_pixel(const ct_imgwcs *w, const double s[3], double *fx, d
     *fy = w->crpix2 - 1 + y / w->cell_rad;
     return true;
 }
+
+void ct_imgwcs_field(const ct_imgwcs *w, int nx, int ny, double *ra_deg, double *dec_deg,
+                     double *radius_deg)
+{
+    double c[3], s[3], r = 0;
+    if (!ct_imgwcs_pixel_to_dir(w, 0.5 * (nx - 1), 0.5 * (ny - 1), c))
+        for (int i = 0; i < 3; i++)
+            c[i] = w->f.p[i];
+    ct_dir_to_radec(c, ra_deg, dec_deg);
+    for (int k = 0; k < 4; k++) {
+        double fx = k & 1 ? nx - 0.5 : -0.5, fy = k & 2 ? ny - 0.5 : -0.5;
+        r = ct_imgwcs_pixel_to_dir(w, fx, fy, s) ? fmax(r, ct_dir_sep_deg(c, s)) : 89;
+    }
+    *radius_deg = fmin(89, r + w->cell_rad / DEG);
+}

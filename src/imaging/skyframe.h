@@ -52,4 +52,11 @@ bool ct_imgwcs_pixel_to_dir(const ct_imgwcs *w, double fx, double fy, double s[3
  * 90 degrees or more from p; SIN: past the horizon). */
 bool ct_imgwcs_dir_to_pixel(const ct_imgwcs *w, const double s[3], double *fx, double *fy);
 
+/* The cone holding an nx x ny image: the direction of its centre pixel and the largest
+ * separation from it to a pixel's corner, plus one pixel (degrees; at most 89); where the
+ * image reaches past a SIN horizon, 89. Catalogue searches over an image start here, not
+ * at CRPIX (a mosaic's or a cut-out's reference pixel need not be its centre). */
+void ct_imgwcs_field(const ct_imgwcs *w, int nx, int ny, double *ra_deg, double *dec_deg,
+                     double *radius_deg);
+
 #endif

@@ -284,7 +284,7 @@ static void accumulate(tile_acc *t, const grid *gr, const input *in, const float
     double pp = ct_dot3(g->p, f->p), ep = ct_dot3(g->e, f->p), np_ = ct_dot3(g->n, f->p);
     double pe = ct_dot3(g->p, f->e), ee = ct_dot3(g->e, f->e), ne = ct_dot3(g->n, f->e);
     double pn = ct_dot3(g->p, f->n), en = ct_dot3(g->e, f->n), nn = ct_dot3(g->n, f->n);
-    double cx = d->crpix1 - 1, cy = d->crpix2 - 1, inv_cell = 1 / in->wcs.cell_rad;
+    double cx = in->wcs.crpix1 - 1, cy = in->wcs.crpix2 - 1, inv_cell = 1 / in->wcs.cell_rad;
     const double sxi = d->pv2_1, seta = d->pv2_2; /* the input's SIN slant, if any */
     /* For `area`, 4 x 4 sub-samples at offsets -3/8, -1/8, 1/8, 3/8 of a pixel. */
     int nsub = interp == CT_MOSAIC_AREA ? 4 : 1;

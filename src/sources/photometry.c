@@ -62,16 +62,20 @@ ct_code ct_phot_opts_from_json(ct_phot_opts *o, const json_t *config, ct_err *er
  * exp(-d^2 / 4 sigma^2) along each axis of the beam; the least-squares amplitude
  * sum g v / sum g^2 then has variance sigma^2 sum_ij g_i g_j rho_ij / (sum g^2)^2 -- about
  * 1.2 sigma, against sigma / sqrt(n) were the pixels independent. NaN when no pixel is
- * finite. */
+ * finite (or out of memory). */
 static double fit_amplitude(const ct_phot_image *im, double x, double y, double sa, double sb,
                             double th, double *noise_gain)
 {
     const ct_fits_image_desc *d = im->d;
     int r = (int)ceil(FWHM_SIGMA * sa);
     double c = cos(th), s = sin(th), num = 0, den = 0;
-    enum { MAXP = 4096 };
-    double px[MAXP][3]; /* u, v, g of each pixel used */
-    int n = 0;
+    size_t cap = (size_t)(2 * r + 2) * (size_t)(2 * r + 2);
+    double(*px)[3] = malloc(cap * sizeof *px); /* u, v, g of each pixel used */
+    size_t n = 0;
+    if (px == NULL) {
+        *noise_gain = NAN;
+        return NAN;
+    }
     for (int j = (int)floor(y) - r; j <= (int)ceil(y) + r; j++)
         for (int i = (int)floor(x) - r; i <= (int)ceil(x) + r; i++) {
             if (i < 0 || j < 0 || i >= d->nx || j >= d->ny)
@@ -87,15 +91,16 @@ static double fit_amplitude(const ct_phot_image *im, double x, double y, double 
                 continue;
             double g = exp(-0.5 * q);
             num += g * val, den += g * g;
-            if (n < MAXP)
+            if (n < cap)
                 px[n][0] = u, px[n][1] = v, px[n][2] = g, n++;
         }
     double cov = 0;
-    for (int a = 0; a < n; a++)
-        for (int b = 0; b < n; b++) {
+    for (size_t a = 0; a < n; a++)
+        for (size_t b = 0; b < n; b++) {
             double du = px[a][0] - px[b][0], dv = px[a][1] - px[b][1];
             cov += px[a][2] * px[b][2] * exp(-0.25 * (du * du / (sa * sa) + dv * dv / (sb * sb)));
         }
+    free(px);
     *noise_gain = den > 0 ? sqrt(cov) / den : NAN;
     return den > 0 ? num / den : NAN;
 }
@@ -119,10 +124,10 @@ ct_code ct_phot_measure(const ct_phot_image *im, const ct_refcat *ref, const dou
     double sb = (has_beam ? d->bmin_deg / cell : 3) / FWHM_SIGMA;
     double bpa = has_beam ? d->bpa_deg * DEG : 0;
     double th = atan2(cos(bpa), -sin(bpa));
-    double half_diag = hypot(d->nx, d->ny) / 2 * cell * 1.05;
+    double fra, fdec, frad;
+    ct_imgwcs_field(&w, d->nx, d->ny, &fra, &fdec, &frad);
     size_t *idx, k;
-    if ((rc = ct_refcat_cone(ref, d->ra_deg, d->dec_deg, fmin(half_diag, 89), &idx, &k, err)) !=
-        CT_OK)
+    if ((rc = ct_refcat_cone(ref, fra, fdec, frad, &idx, &k, err)) != CT_OK)
         return rc;
     out->p = malloc((k ? k : 1) * sizeof *out->p);
     double *ratio = malloc((k ? k : 1) * sizeof *ratio),

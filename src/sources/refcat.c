@@ -160,7 +160,18 @@ static int column_role(const char *name, double *scale)
     return -1;
 }
 
-/* Trims spaces and one pair of double quotes, in place. */
+/* Trims spaces, in place. */
+static char *trim_space(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Trims spaces and one pair of double quotes (a field's), in place. */
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -252,7 +263,7 @@ static ct_code read_text(const char *path, ct_refcat **out, ct_err *err)
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
-        char *t = trim(line);
+        char *t = trim_space(line); /* quotes are each field's (split) */
         if (*t == '\0' || *t == '#')
             continue;
         if (delim == 0) { /* the header */
@@ -410,9 +421,11 @@ static ct_code read_fits(const char *path, ct_refcat **out, ct_err *err)
             int type = 0;
             long repeat = 0, width = 0;
             fits_get_coltype(f, col[r], &type, &repeat, &width, &status);
+            /* An ASCII table's column says its width in width (repeat is 1). */
+            long chars = repeat > width ? repeat : width;
             strs = calloc((size_t)nrows, sizeof *strs);
             for (long i = 0; strs && i < nrows; i++)
-                if ((strs[i] = calloc((size_t)repeat + 1, 1)) == NULL)
+                if ((strs[i] = calloc((size_t)chars + 1, 1)) == NULL)
                     break;
             if (strs == NULL || strs[nrows - 1] == NULL) {
                 rc = ct_fail(err, CT_ENOMEM, "%s: out of memory", path);

@@ -718,19 +718,20 @@ static double now_sec(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* The median of the finite values of a (n of them; reordering a copy). */
-static double finite_median(const float *a, size_t n)
+/* The median of the finite values of a (n of them; reordering a copy); NaN when there are
+ * none. CT_ENOMEM. */
+static ct_code finite_median(const float *a, size_t n, double *out, ct_err *err)
 {
     double *v = malloc(n * sizeof *v);
     if (v == NULL)
-        return NAN;
+        return ct_fail(err, CT_ENOMEM, "sources: out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (isfinite(a[i]))
             v[k++] = a[i];
-    double m = k ? ct_median_inplace(v, k) : NAN;
+    *out = k ? ct_median_inplace(v, k) : NAN;
     free(v);
-    return m;
+    return CT_OK;
 }
 
 ct_code ct_src_find(const float *data, const ct_fits_image_desc *d, const char *projection,
@@ -776,7 +777,8 @@ ct_code ct_src_find(const float *data, const ct_fits_image_desc *d, const char *
     }
     if ((rc = ct_src_background(data, d->nx, d->ny, box, bkg, rms, err)) != CT_OK)
         goto done;
-    out->rms_jy = finite_median(rms, npix);
+    if ((rc = finite_median(rms, npix, &out->rms_jy, err)) != CT_OK)
+        goto done;
     if (!(out->rms_jy > 0)) {
         rc = ct_fail_as(err, CT_CAT_CORRUPT_INPUT, CT_EINVAL,
                         "corrupt_input: the image has no noise (rms %g): nothing to measure a "
@@ -1002,6 +1004,9 @@ ct_code ct_src_catalog_read_csv(const char *path, ct_src_catalog *out, ct_err *e
                 rc = ct_fail(err, CT_EINVAL, "%s: line %ld: '%s' is not a number", path, lineno, p);
             if (i < NC)
                 *field[i] = v;
+            else if (!(v >= 0 && v <= 1e9 && v == floor(v)))
+                rc = ct_fail(err, CT_EINVAL, "%s: line %ld: %s '%s' is not a whole number", path,
+                             lineno, i == NC ? "island" : "flags", p);
             else if (i == NC)
                 s->island = (int)v;
             else

@@ -240,10 +240,10 @@ ct_code ct_validate(const ct_val_image *im, const ct_src_catalog *cat, const ct_
     free(ra), free(de), free(fr);
 
     /* Completeness: the catalogue sources inside the image, expected bright enough. */
-    double half_diag = hypot(d->nx, d->ny) / 2 * d->cdelt_deg * 1.05;
+    double fra, fdec, frad;
+    ct_imgwcs_field(&w, d->nx, d->ny, &fra, &fdec, &frad);
     size_t *idx, k;
-    if ((rc = ct_refcat_cone(ref, d->ra_deg, d->dec_deg, fmin(half_diag, 89), &idx, &k, err)) !=
-        CT_OK) {
+    if ((rc = ct_refcat_cone(ref, fra, fdec, frad, &idx, &k, err)) != CT_OK) {
         ct_validation_free(out);
         return rc;
     }
