@@ -1,6 +1,7 @@
 /* housekeeping.c -- see housekeeping.h. */
 #define _GNU_SOURCE
 #include "housekeeping.h"
+#include "science.h"
 
 #include "imaging.h"
 #include "products.h"
@@ -80,7 +81,7 @@ ct_code ct_housekeeping_resolve(cq_client *db, const ct_config *cfg, json_t *par
 }
 
 /* Every file of a row past its retention: a visibility file and the copies a chain plans
- * beside it; an image and the files imaging wrote with it. */
+ * beside it; an image, the files imaging wrote with it and validation's catalogue. */
 static json_t *row_files(const json_t *row, const ct_config *cfg)
 {
     const char *kind = json_string_value(json_object_get(row, "kind"));
@@ -98,6 +99,10 @@ static json_t *row_files(const json_t *row, const ct_config *cfg)
                 json_array_append_new(files, json_string(f));
             free(f);
         }
+        char *cat = NULL; /* validation's catalogue beside it (science.h), when there */
+        if (asprintf(&cat, "%.*s" CT_SCIENCE_CATALOG_SUFFIX, (int)(n - ns), path) >= 0)
+            json_array_append_new(files, json_string(cat));
+        free(cat);
     }
     return files;
 }

@@ -18,7 +18,7 @@
 void ct_science_validation_outputs(json_t *outputs, const char *group, const char *products_dir)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/images/%s-sources.csv", products_dir, group);
+    snprintf(path, sizeof path, "%s/images/%s" CT_SCIENCE_CATALOG_SUFFIX, products_dir, group);
     json_object_set_new(outputs, "catalog_path", json_string(path));
 }
 

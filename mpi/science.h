@@ -35,6 +35,10 @@
 #define CT_TASK_CROSSMATCH "crossmatch"
 #define CT_TASK_PHOTOMETRY "photometry"
 
+/* The catalogue beside an image PREFIX-image.fits: PREFIX + this (housekeeping removes it
+ * with the image). */
+#define CT_SCIENCE_CATALOG_SUFFIX "-sources.csv"
+
 ct_code ct_science_validation(MPI_Comm comm, const json_t *params, const ct_config *cfg,
                               ct_stage_outcome *out, ct_err *err);
 ct_code ct_science_crossmatch(MPI_Comm comm, const json_t *params, const ct_config *cfg,

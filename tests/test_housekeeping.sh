@@ -54,9 +54,10 @@ image_row() { # image_row PREFIX GROUP DAYS
        VALUES ('$1-image.fits', '$2', '$1-image-pb.fits', true, now() - interval '$3 days',
                now() - interval '$3 days')"
 }
-image_files() { # image_files PREFIX DAYS: every file imaging writes
+image_files() { # image_files PREFIX DAYS: every file imaging writes, and the catalogue beside
     local s
-    for s in dirty.fits psf.fits model.fits residual.fits image.fits image-pb.fits image.png; do
+    for s in dirty.fits psf.fits model.fits residual.fits image.fits image-pb.fits image.png \
+        sources.csv; do
         age "$1-$s" "$2"
     done
 }
@@ -105,7 +106,7 @@ run "spawn a housekeeping task" spawn --name housekeeping
 drain "$T/drain1.log" CONTIMG_DATABASE_URL ABSURD_QUEUE_NAME CONTIMG_PRODUCTS_DIR CONTIMG_LOGS_DIR
 same "the task completed" "housekeeping completed 1" "$(task_counts hk)"
 snapshot "$T/after"
-same "removed: exactly the old visibility file and its copies, the old image's 7 files, the old log" \
+same "removed: exactly the old visibility file and its copies, the old image's 7 files and its catalogue, the old log" \
     "logs/old.log
 products/images/2026-01-01T00:00:00-dirty.fits
 products/images/2026-01-01T00:00:00-image-pb.fits
@@ -114,6 +115,7 @@ products/images/2026-01-01T00:00:00-image.png
 products/images/2026-01-01T00:00:00-model.fits
 products/images/2026-01-01T00:00:00-psf.fits
 products/images/2026-01-01T00:00:00-residual.fits
+products/images/2026-01-01T00:00:00-sources.csv
 products/vis/2026-01-01T00:00:00.cal.hdf5
 products/vis/2026-01-01T00:00:00.flagged.hdf5
 products/vis/2026-01-01T00:00:00.hdf5" "$(comm -23 "$T/before" "$T/after")"
@@ -132,7 +134,7 @@ same "the caltable row whose file is gone removed; the mosaic kept" "0|1" \
 result() { q "SELECT result->'metrics'->$1 FROM absurd.tasks WHERE idempotency_key = '$2'"; }
 q "UPDATE absurd.tasks SET idempotency_key = 'first' WHERE queue_name = 'hk'"
 same "the result says so: expired, forgotten, files and logs removed, files kept" \
-    '{"images": 1, "visibilities": 1}|{"images": 1, "caltables": 1}|10|1|2' \
+    '{"images": 1, "visibilities": 1}|{"images": 1, "caltables": 1}|11|1|2' \
     "$(result "'expired'" first)|$(result "'forgotten'" first)|$(result "'files_removed'" first)|$(result "'logs_removed'" first)|$(q "SELECT jsonb_array_length(result->'metrics'->'kept') FROM absurd.tasks WHERE idempotency_key = 'first'")"
 kept=$(result "'kept'" first)
 python3 - "$kept" "$T" <<'PY' && ok "the kept files say why: modified since, outside the products directory" || bad "kept: $kept"
