@@ -489,12 +489,14 @@ static void test_refcat_files(void)
     FILE *f = fopen(path, "w");
     fprintf(f, "# VizieR-like NVSS\nRAJ2000\tDEJ2000\tS1.4\te_S1.4\tMajAxis\tNVSS\n"
                "12 30 49.42\t+12 23 28.0\t 220.5\t6.6\t50.0\t123049+122328\n"
-               "00 00 01.00\t-00 30 00.0\t3.1\t0.5\t\t000001-003000\n");
+               "00 00 01.00\t-00 30 00.0\t3.1\t0.5\t\t000001-003000\n"
+               "06 46 19.31\t-22 41 60.0\t2.5\t0.5\t\t064619-224200\n");
     fclose(f);
     ct_refcat *c;
     ct_err err;
     REQUIRE_OK(ct_refcat_open(path, &c, &err), err);
-    CHECK(ct_refcat_size(c) == 2, "%zu rows", ct_refcat_size(c));
+    CHECK(ct_refcat_size(c) == 3, "%zu rows (seconds of 60.0, a rounding, read)",
+          ct_refcat_size(c));
     for (size_t i = 0; i < ct_refcat_size(c); i++) {
         const ct_refsrc *s = ct_refcat_get(c, i);
         if (strcmp(s->id, "123049+122328") == 0)
@@ -502,6 +504,8 @@ static void test_refcat_files(void)
                       fabs(s->flux_jy - 0.2205) < 1e-9 && fabs(s->flux_err_jy - 0.0066) < 1e-9 &&
                       s->maj_arcsec == 50,
                   "M87 row: %.7f %.7f %g", s->ra_deg, s->dec_deg, s->flux_jy);
+        else if (strcmp(s->id, "064619-224200") == 0)
+            CHECK(fabs(s->dec_deg + 22.7) < 1e-9, "-22 41 60.0 is %.9f", s->dec_deg);
         else
             CHECK(strcmp(s->id, "000001-003000") == 0 && fabs(s->dec_deg + 0.5) < 1e-9 &&
                       fabs(s->ra_deg - 15.0 / 3600) < 1e-9,

@@ -232,7 +232,8 @@ static double parse_angle(const char *s, bool hours)
     }
     while (*p == ' ')
         p++;
-    if (k == 0 || *p != '\0' || (k > 1 && part[1] >= 60) || (k > 2 && part[2] >= 60))
+    /* Seconds of 60.0 are a rounding of 59.95 and more, as catalogues print them. */
+    if (k == 0 || *p != '\0' || (k > 1 && part[1] >= 60) || (k > 2 && part[2] > 60))
         return NAN;
     double v = part[0] + part[1] / 60 + part[2] / 3600;
     v *= hours ? 15 : 1;
