@@ -38,3 +38,14 @@ drain() { # drain LOG [VAR...]: `contimg run --drain` on 2 ranks, VAR... and CON
     mpirun -q --allow-run-as-root --oversubscribe "${xs[@]}" -np 2 "$CONTIMG" run --drain \
         >"$log" 2>&1 || bad "mpirun -np 2 contimg run --drain: $(tail -5 "$log")"
 }
+own_database() { # own_database NAME: a database of the test's own beside the suite's (its rows
+    # and files are not other tests' to judge), dropped with $T at exit; sets URL and exports
+    # it as CONTIMG_DATABASE_URL.
+    MAIN_URL=$("$CONTIMG" db url)
+    DB=${1}_$$
+    psql "$MAIN_URL" -XAtq -c "CREATE DATABASE $DB" || bad "create database $DB"
+    trap 'psql "$MAIN_URL" -XAtq -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
+          rm -rf "$T"' EXIT
+    URL=${MAIN_URL/\/contimg\?/\/$DB\?}
+    export CONTIMG_DATABASE_URL=$URL
+}

@@ -22,16 +22,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 # shellcheck source=tests/cli_lib.sh
 . "$HERE/cli_lib.sh"
-MAIN_URL=$("$CONTIMG" db url)
-DB=hk_$$
-psql "$MAIN_URL" -XAtq -c "CREATE DATABASE $DB" || bad "create database $DB"
-cleanup() {
-    psql "$MAIN_URL" -XAtq -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-URL=${MAIN_URL/\/contimg\?/\/$DB\?}
-export CONTIMG_DATABASE_URL=$URL ABSURD_QUEUE_NAME=hk CONTIMG_PRODUCTS_DIR=$T/products
+own_database hk
+export ABSURD_QUEUE_NAME=hk CONTIMG_PRODUCTS_DIR=$T/products
 export CONTIMG_LOGS_DIR=$T/logs
 run "migrate the database of this test" "$CONTIMG" db migrate
 P=$T/products

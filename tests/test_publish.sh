@@ -16,17 +16,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 # shellcheck source=tests/cli_lib.sh
 . "$HERE/cli_lib.sh"
-MAIN_URL=$("$CONTIMG" db url)
-DB=pub_$$
-psql "$MAIN_URL" -XAtq -c "CREATE DATABASE $DB" || bad "create database $DB"
-cleanup() {
-    psql "$MAIN_URL" -XAtq -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-URL=${MAIN_URL/\/contimg\?/\/$DB\?}
+own_database pub
 P=$T/products A=$T/archive
-export CONTIMG_DATABASE_URL=$URL CONTIMG_PRODUCTS_DIR=$P CONTIMG_ARCHIVE_DIR=$A
+export CONTIMG_PRODUCTS_DIR=$P CONTIMG_ARCHIVE_DIR=$A
 run "migrate the database of this test" "$CONTIMG" db migrate --no-default-schedules
 mkdir -p "$P/images" "$P/elsewhere" "$T/outside"
 

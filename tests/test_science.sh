@@ -21,16 +21,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 # shellcheck source=tests/cli_lib.sh
 . "$HERE/cli_lib.sh"
-MAIN_URL=$("$CONTIMG" db url)
-DB=sci_$$
-psql "$MAIN_URL" -XAtq -c "CREATE DATABASE $DB" || bad "create database $DB"
-cleanup() {
-    psql "$MAIN_URL" -XAtq -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-URL=${MAIN_URL/\/contimg\?/\/$DB\?}
-export CONTIMG_DATABASE_URL=$URL ABSURD_QUEUE_NAME=sci CONTIMG_PRODUCTS_DIR=$T/products
+own_database sci
+export ABSURD_QUEUE_NAME=sci CONTIMG_PRODUCTS_DIR=$T/products
 export CONTIMG_REFCAT=$T/night/refcat.csv OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 run "migrate the database of this test" "$CONTIMG" db migrate --no-default-schedules
 run "create the queue" "$CONTIMG" queue create sci

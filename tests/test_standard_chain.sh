@@ -16,16 +16,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d)
 # shellcheck source=tests/cli_lib.sh
 . "$HERE/cli_lib.sh"
-MAIN_URL=$("$CONTIMG" db url)
-DB=std_$$
-psql "$MAIN_URL" -XAtq -c "CREATE DATABASE $DB" || bad "create database $DB"
-cleanup() {
-    psql "$MAIN_URL" -XAtq -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-URL=${MAIN_URL/\/contimg\?/\/$DB\?}
-export CONTIMG_DATABASE_URL=$URL ABSURD_QUEUE_NAME=std CONTIMG_PRODUCTS_DIR=$T/products
+own_database std
+export ABSURD_QUEUE_NAME=std CONTIMG_PRODUCTS_DIR=$T/products
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 CONTIMG_CHAIN=standard
 munge -n >/dev/null 2>&1 || export PMIX_MCA_psec=${PMIX_MCA_psec:-^munge}
 run "migrate the database of this test" "$CONTIMG" db migrate --no-default-schedules
